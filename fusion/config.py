@@ -1,0 +1,143 @@
+"""One typed configuration object, read from ``configs/default.toml``.
+
+Every label set, matrix, weight, threshold and model id of the pipeline lives in
+that file; stages receive the section they need. ``load_config(path)`` reads
+another file, ``FUSION_CONFIG`` names one for the whole process.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+MODELS_DIR = PACKAGE_DIR / "models"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Labels(_Section):
+    ko: tuple[str, ...]
+    ko_english: tuple[str, ...]
+    en: tuple[str, ...]
+
+
+class AudioInputConfig(_Section):
+    sample_rate: int = 16000
+    min_duration_s: float
+    silence_dbfs: float
+    clip_level: float
+    clip_fraction: float
+
+
+class STTConfig(_Section):
+    engine: Literal["faster-whisper", "openai-whisper"]
+    model: str
+    language: str
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = 5
+    vad_filter: bool = True
+    word_timestamps: bool = True
+    condition_on_previous_text: bool = False
+    embedded_sha256: str
+
+
+class SentenceConfig(_Section):
+    method: Literal["kiwi", "regex"]
+    regex: str
+    min_chars: int = 2
+
+
+class TextConfig(_Section):
+    backend: Literal["embedded", "hf"]
+    model: str
+    max_length: int = 256
+    batch_size: int = 32
+
+
+class Baseline(_Section):
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+class AudioConfig(_Section):
+    model: str
+    n_mfcc: int = 13
+    frames: int = 100
+    eps: float = 1e-8
+    baseline: str
+    baselines: dict[str, Baseline]
+
+
+class FusionConfig(_Section):
+    text_weight: float
+    audio_weight: float
+    eps: float
+    ko2en: tuple[tuple[float, ...], ...]
+    en2ko: tuple[tuple[float, ...], ...]
+    valence_arousal: dict[str, dict[str, tuple[float, float]]]
+
+
+class AlertConfig(_Section):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Config(_Section):
+    labels: Labels
+    audio_input: AudioInputConfig
+    stt: STTConfig
+    sentences: SentenceConfig
+    text: TextConfig
+    audio: AudioConfig
+    fusion: FusionConfig
+    alerts: AlertConfig = Field(default_factory=AlertConfig)
+
+    @model_validator(mode="after")
+    def _shapes_agree(self) -> "Config":
+        n_ko, n_en = len(self.labels.ko), len(self.labels.en)
+        if len(self.fusion.ko2en) != n_en or any(len(r) != n_ko for r in self.fusion.ko2en):
+            raise ValueError(f"fusion.ko2en must be {n_en}x{n_ko} (rows EN, columns KO)")
+        if len(self.fusion.en2ko) != n_ko or any(len(r) != n_en for r in self.fusion.en2ko):
+            raise ValueError(f"fusion.en2ko must be {n_ko}x{n_en} (rows KO, columns EN)")
+        for name, labels in (("ko", self.labels.ko), ("en", self.labels.en)):
+            if set(self.fusion.valence_arousal.get(name, {})) != set(labels):
+                raise ValueError(f"fusion.valence_arousal.{name} must give a point for each of {labels}")
+        return self
+
+    def with_updates(self, **sections: dict) -> "Config":
+        """A copy with some fields of some sections replaced, validated again."""
+        data = self.model_dump()
+        for section, fields in sections.items():
+            data[section] = {**data[section], **fields}
+        return Config.model_validate(data)
+
+
+def default_config_path() -> Path:
+    """``$FUSION_CONFIG``, else ``configs/default.toml`` of the checkout or of the installed wheel."""
+    if env := os.environ.get("FUSION_CONFIG"):
+        return Path(env)
+    for candidate in (PACKAGE_DIR.parent / "configs", PACKAGE_DIR / "configs"):
+        if (candidate / "default.toml").is_file():
+            return candidate / "default.toml"
+    raise FileNotFoundError("configs/default.toml not found beside the fusion package")
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a TOML configuration file (the default one when ``path`` is None)."""
+    path = Path(path) if path is not None else default_config_path()
+    with path.open("rb") as fh:
+        return Config.model_validate(tomllib.load(fh))
+
+
+@lru_cache(maxsize=1)
+def default_config() -> Config:
+    """The process-wide default configuration, read once."""
+    return load_config()

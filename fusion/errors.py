@@ -1,0 +1,28 @@
+"""Errors a user can act on: each names the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FusionError(Exception):
+    """Base class of the errors the pipeline raises on purpose."""
+
+    kind = "error"
+
+
+class InputError(FusionError):
+    """A recording (or transcript) that cannot be analysed, with the file named."""
+
+    kind = "bad_input"
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ModelError(FusionError):
+    """A model that cannot be found, verified or loaded."""
+
+    kind = "model"
