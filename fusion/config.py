@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE_DIR / "models"
@@ -35,6 +35,8 @@ class AudioInputConfig(_Section):
     silence_dbfs: float
     clip_level: float
     clip_fraction: float
+    top_db: float = 35.0
+    speech_floor_dbfs: float = -50.0
 
 
 class STTConfig(_Section):
@@ -47,6 +49,11 @@ class STTConfig(_Section):
     vad_filter: bool = True
     word_timestamps: bool = True
     condition_on_previous_text: bool = False
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    speech_floor_dbfs: float = -50.0
+    cpu_threads: int = 0
     embedded_sha256: str
 
 
@@ -66,6 +73,9 @@ class TextConfig(_Section):
 class Baseline(_Section):
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    pitch_hz: float | None = None      # prosody reference: median F0 of neutral speech
+    energy_db: float | None = None     # RMS level of active frames, dBFS
+    rate_per_s: float | None = None    # voiced segments per second
 
 
 class AudioConfig(_Section):
@@ -87,7 +97,18 @@ class FusionConfig(_Section):
 
 
 class AlertConfig(_Section):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    positive_words_valence: float
+    depressed_voice_sad: float
+    depressed_voice_sad_with_prosody: float
+    depressed_pitch_semitones: float
+    depressed_energy_db: float
+    prosody_severity_bonus: float
+    negative_words_valence: float
+    upbeat_voice_valence: float
+    upbeat_voice_arousal: float
+    calm_words_arousal: float
+    agitated_voice_arousal: float
+    severity_gaps: tuple[float, float, float]
 
 
 class Config(_Section):
@@ -98,7 +119,7 @@ class Config(_Section):
     text: TextConfig
     audio: AudioConfig
     fusion: FusionConfig
-    alerts: AlertConfig = Field(default_factory=AlertConfig)
+    alerts: AlertConfig
 
     @model_validator(mode="after")
     def _shapes_agree(self) -> "Config":

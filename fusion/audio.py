@@ -1,0 +1,228 @@
+"""Decode a recording once into 16 kHz mono float32, and describe what is in it.
+
+Every later stage (STT, the voice branch, the report's warnings) reads the one
+``Audio`` value made here; nothing decodes the file again and nothing is written
+beside it. Decoding goes through PyAV (FFmpeg bundled in the wheel), so WAV,
+FLAC, MP3, M4A/AAC, OGG/Opus and WebM at any rate and channel count work without
+a system FFmpeg.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import librosa
+import numpy as np
+
+from fusion.config import AudioInputConfig, default_config
+from fusion.errors import InputError
+
+SAMPLE_RATE = default_config().audio_input.sample_rate
+# Formats whose header states the exact length, so a shorter decode means a cut file.
+_EXACT_LENGTH_FORMATS = {"wav", "w64", "aiff", "flac", "caf"}
+_TRUNCATION_TOLERANCE_S = 0.05
+
+
+@dataclass(frozen=True)
+class Audio:
+    """A decoded recording: mono float32 samples at ``SAMPLE_RATE`` and where they came from."""
+
+    samples: np.ndarray
+    source: str
+    original_sample_rate: int
+    channels: int
+    sample_rate: int = SAMPLE_RATE
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.samples) / self.sample_rate
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
+    """Decode any audio file PyAV can read into mono float32 at ``sample_rate``.
+
+    Raises ``InputError`` naming the file for a missing, unreadable, empty,
+    non-audio, truncated or zero-length input.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise InputError(path, "no audio stream in the file (is it a video without sound or an image?)")
+            stream = container.streams.audio[0]
+            original_rate = stream.codec_context.sample_rate or stream.rate or 0
+            channels = stream.codec_context.channels or 0
+            declared = _declared_duration(container, stream)
+            samples, bad_frames = _decode_stream(container, stream, sample_rate)
+            fmt = container.format.name.split(",")
+    except InputError:
+        raise
+    except PermissionError as exc:
+        raise InputError(path, f"cannot read the file: permission denied ({exc.strerror})") from exc
+    except av.error.PermissionError as exc:
+        raise InputError(path, "cannot read the file: permission denied") from exc
+    except (av.error.InvalidDataError, av.error.EOFError) as exc:
+        raise InputError(path, "not a readable audio file (unknown format or corrupt data)") from exc
+    except av.error.FFmpegError as exc:
+        raise InputError(path, f"cannot decode the audio: {exc}") from exc
+
+    if samples.size == 0:
+        problem = "corrupt audio: no frame could be decoded" if bad_frames else "contains no audio samples (zero length)"
+        raise InputError(path, problem)
+    decoded = samples.size / sample_rate
+    if declared is not None and set(fmt) & _EXACT_LENGTH_FORMATS and decoded < declared - _TRUNCATION_TOLERANCE_S:
+        raise InputError(path, f"truncated: the header declares {declared:.2f} s but only {decoded:.2f} s could be decoded")
+    if "wav" in fmt and (missing := _riff_missing_bytes(path)):
+        raise InputError(path, f"truncated: the WAV header declares {missing} more bytes of audio than the file holds")
+    warnings = [f"{bad_frames} corrupt audio frame(s) were skipped while decoding"] if bad_frames else []
+    samples, nonfinite = _finite(samples)
+    warnings += nonfinite
+    return Audio(samples, str(path), int(original_rate), int(channels), sample_rate, tuple(warnings))
+
+
+def audio_from_array(samples: np.ndarray, sample_rate: int, source: str = "<array>") -> Audio:
+    """Wrap samples a caller already holds: mixed to mono, resampled to ``SAMPLE_RATE``.
+
+    ``samples`` is 1-D, or 2-D as (samples, channels); integer PCM is scaled to [-1, 1].
+    """
+    x = np.asarray(samples)
+    if x.ndim not in (1, 2) or x.size == 0:
+        raise InputError(source, f"expected a non-empty 1-D or (samples, channels) array, got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
+    x = x.astype(np.float32, copy=False)
+    channels = 1 if x.ndim == 1 else x.shape[1]
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    x, warnings = _finite(x)
+    if sample_rate != SAMPLE_RATE:
+        x = librosa.resample(x, orig_sr=sample_rate, target_sr=SAMPLE_RATE, res_type="soxr_hq").astype(np.float32)
+    return Audio(np.ascontiguousarray(x), source, int(sample_rate), int(channels), SAMPLE_RATE, tuple(warnings))
+
+
+def audio_warnings(audio: Audio, cfg: AudioInputConfig | None = None) -> list[str]:
+    """Plain-language warnings for a report: very short, silent or clipped input, repaired samples."""
+    cfg = cfg or default_config().audio_input
+    warnings = list(audio.warnings)
+    if audio.duration < cfg.min_duration_s:
+        warnings.append(f"very short recording: {audio.duration:.2f} s (less than {cfg.min_duration_s:g} s)")
+    level = rms_dbfs(audio.samples)
+    if level < cfg.silence_dbfs:
+        warnings.append(f"silence: the recording is nearly silent ({level:.1f} dBFS RMS), no speech to analyse")
+    clipped = float(np.mean(np.abs(audio.samples) >= cfg.clip_level)) if audio.samples.size else 0.0
+    if clipped > cfg.clip_fraction:
+        warnings.append(f"clipped audio: {clipped:.2%} of samples at full scale; emotion from the voice may be unreliable")
+    return warnings
+
+
+def rms_dbfs(samples: np.ndarray) -> float:
+    """RMS level relative to full scale (1.0 = 0 dBFS); -inf-safe, floored at -200."""
+    if samples.size == 0:
+        return -200.0
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return max(20.0 * np.log10(rms) if rms > 0 else -200.0, -200.0)
+
+
+def voiced_spans(
+    audio: Audio, top_db: float | None = None, floor_dbfs: float | None = None
+) -> list[tuple[float, float]]:
+    """Intervals (seconds) that hold sound: within ``top_db`` of the loudest part and above ``floor_dbfs``.
+
+    ``librosa.effects.split`` alone is relative to the loudest frame, so pure
+    silence or faint hiss would count as "voiced"; frames whose own level is
+    below the absolute floor are dropped.
+    """
+    cfg = default_config().audio_input
+    top_db = cfg.top_db if top_db is None else top_db
+    floor_dbfs = cfg.speech_floor_dbfs if floor_dbfs is None else floor_dbfs
+    y = audio.samples
+    if y.size == 0 or rms_dbfs(y) <= -200.0:
+        return []
+    frame, hop = 1024, 256
+    spans = librosa.effects.split(y, top_db=top_db, frame_length=frame, hop_length=hop)
+    rms = librosa.feature.rms(y=y, frame_length=frame, hop_length=hop, center=True)[0]
+    loud = 20.0 * np.log10(np.maximum(rms, 1e-10)) >= floor_dbfs
+    out = []
+    for start, end in spans:
+        frames = loud[start // hop : max(end // hop, start // hop + 1)]
+        if frames.any():
+            out.append((start / audio.sample_rate, end / audio.sample_rate))
+    return out
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not an audio file")
+    if not path.is_file():
+        raise InputError(path, "not a regular file")
+    if not os.access(path, os.R_OK):
+        raise InputError(path, "cannot read the file: permission denied")
+    if path.stat().st_size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+
+
+def _declared_duration(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _riff_missing_bytes(path: Path) -> int:
+    """Bytes the WAV ``data`` chunk claims beyond the end of the file (FFmpeg silently decodes what is there)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        if fh.read(12)[:4] != b"RIFF":
+            return 0
+        while len(header := fh.read(8)) == 8:
+            chunk, length = header[:4], int.from_bytes(header[4:], "little")
+            if chunk == b"data":
+                streaming = length in (0, 0xFFFFFFFF)
+                return 0 if streaming else max(0, fh.tell() + length - size)
+            fh.seek(length + (length & 1), os.SEEK_CUR)
+    return 0
+
+
+def _decode_stream(container, stream, sample_rate: int) -> tuple[np.ndarray, int]:
+    """Decode and resample the whole stream; frames FFmpeg rejects are counted and skipped."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    chunks: list[np.ndarray] = []
+    bad = 0
+    frames = container.decode(stream)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            break
+        except av.error.InvalidDataError:
+            bad += 1
+            if bad > 1000:
+                break
+            continue
+        frame.pts = None
+        for out in resampler.resample(frame):
+            chunks.append(out.to_ndarray().reshape(-1))
+    for out in resampler.resample(None):
+        chunks.append(out.to_ndarray().reshape(-1))
+    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    return samples, bad
+
+
+def _finite(samples: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    bad = ~np.isfinite(samples)
+    if not bad.any():
+        return samples, []
+    fixed = np.where(bad, 0.0, samples).astype(np.float32)
+    return fixed, [f"{int(bad.sum())} NaN/infinite sample(s) replaced by silence"]
+
+
+__all__ = ["SAMPLE_RATE", "Audio", "load_audio", "audio_from_array", "audio_warnings", "voiced_spans", "rms_dbfs"]

@@ -1,0 +1,176 @@
+"""One recording in, one DiaryReport out: decode → stt → sentences → text / voice → combine.
+
+:class:`Pipeline` holds the loaded models and is reused across recordings;
+:func:`analyze` is the one function most users call.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from fusion import audio_branch, combine, sentences as sentence_stage
+from fusion.audio import Audio, audio_warnings, load_audio, voiced_spans
+from fusion.config import Config, default_config
+from fusion.report import (
+    DiaryReport,
+    FusedSummary,
+    Models,
+    Prosody,
+    SentenceReport,
+    TextSummary,
+    VoiceSummary,
+)
+from fusion.stt import load_engine
+from fusion.text_branch import diary_text_scores, load_text_model
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        t0 = time.perf_counter()
+        yield
+        self.stages[name] = round(self.stages.get(name, 0.0) + time.perf_counter() - t0, 4)
+
+
+def _dist(labels: tuple[str, ...], p: np.ndarray, digits: int = 4) -> dict[str, float]:
+    return dict(zip(labels, np.round(np.asarray(p, dtype=float), digits).tolist()))
+
+
+def _top(labels: tuple[str, ...], p: np.ndarray) -> str:
+    return labels[int(np.argmax(p))]
+
+
+class Pipeline:
+    """The loaded models of one configuration; ``analyze`` may be called any number of times."""
+
+    def __init__(self, config: Config | None = None):
+        self.config = config or default_config()
+        self.stt = load_engine(self.config.stt)
+        self.text_model = load_text_model(self.config.text, self.config.labels.ko)
+        self.audio_model = audio_branch.load_audio_model(self.config.audio, self.config.labels.en)
+
+    def analyze(
+        self,
+        source: str | Path | Audio,
+        *,
+        transcript: str | None = None,
+        baseline: str | None = None,
+    ) -> DiaryReport:
+        """Analyse one recording (a path, or an already decoded :class:`~fusion.audio.Audio`).
+
+        ``transcript`` skips speech-to-text: its sentences are spread over the
+        speech in the recording. ``baseline`` is ``male``, ``female`` or the path
+        of a personal baseline JSON (``fusion baseline``); default from config.
+        """
+        cfg = self.config
+        timer = _Timer()
+        with timer.stage("decode"):
+            audio = source if isinstance(source, Audio) else load_audio(source, cfg.audio_input.sample_rate)
+            warnings = audio_warnings(audio, cfg.audio_input)
+            speech = voiced_spans(audio, cfg.audio_input)
+        if transcript is not None:
+            language = cfg.stt.language
+            with timer.stage("sentences"):
+                sents = sentence_stage.sentences_from_text(transcript, speech, audio.duration, cfg.sentences)
+        else:
+            with timer.stage("stt"):
+                heard = self.stt.transcribe(audio.samples)
+            language = heard.language
+            transcript = heard.text
+            with timer.stage("sentences"):
+                sents = sentence_stage.sentences_from_transcript(heard, cfg.sentences)
+        if not sents:
+            warnings.append("no speech was recognised: the report rests on the voice alone")
+
+        with timer.stage("text"):
+            text_probs = self.text_model.predict_proba([s.text for s in sents])
+            percent, mean_probs = diary_text_scores(text_probs)
+        with timer.stage("audio"):
+            base = audio_branch.resolve_baseline(baseline or cfg.audio.baseline, cfg.audio)
+            spans = [(s.start, s.end) for s in sents]
+            voice_probs = self.audio_model.predict_spans(audio.samples, spans, base)
+            voice_diary = self.audio_model.predict_diary(audio.samples, base, speech)
+            diary_prosody = self._prosody(audio, base, None)
+            sentence_prosody = [self._prosody(audio, base, span) for span in spans]
+        with timer.stage("combine"):
+            report = self._assemble(audio, language, transcript, sents, text_probs, percent, mean_probs,
+                                    voice_probs, voice_diary, diary_prosody, sentence_prosody, base.name, warnings)
+        return report.model_copy(update={"timings": timer.stages})
+
+    def _prosody(self, audio: Audio, base: audio_branch.NeutralBaseline, span) -> Prosody:
+        measured = audio_branch.prosody(audio.samples, audio_branch.SAMPLE_RATE, span)
+        return Prosody(**measured.as_dict(), **measured.relative_to(base))
+
+    def _assemble(self, audio, language, transcript, sents, text_probs, percent, mean_probs,
+                  voice_probs, voice_diary, diary_prosody, sentence_prosody, baseline_name, warnings) -> DiaryReport:
+        cfg = self.config
+        ko, en, points = cfg.labels.ko, cfg.labels.en, cfg.fusion.valence_arousal
+        text_diary = mean_probs if sents else None
+        fused = combine.fuse(text_diary, voice_diary, cfg)
+        observations = [
+            combine.Observation(text_probs[i], voice_probs[i], sentence_prosody[i], sentence=i) for i in range(len(sents))
+        ]
+        alerts = (
+            combine.mismatch_alerts(combine.Observation(mean_probs, voice_diary, diary_prosody), observations, cfg)
+            if sents
+            else []
+        )
+        sentence_reports = [
+            SentenceReport(
+                index=i, text=s.text, start=round(s.start, 3), end=round(s.end, 3), timing=s.source,
+                text_probs=_dist(ko, text_probs[i]), text_top=_top(ko, text_probs[i]),
+                voice_probs=_dist(en, voice_probs[i]), voice_top=_top(en, voice_probs[i]),
+                words_va=combine.valence_arousal(text_probs[i], ko, points["ko"]),
+                voice_va=combine.valence_arousal(voice_probs[i], en, points["en"]),
+            )
+            for i, s in enumerate(sents)
+        ]
+        return DiaryReport(
+            source=audio.source,
+            duration_s=round(audio.duration, 3),
+            language=language,
+            models=Models(stt_engine=self.stt.name, stt_model=self.stt.model_id,
+                          text_model=self.text_model.model_id, audio_model=self.audio_model.model_id),
+            transcript=transcript,
+            transcript_source="stt" if sents and sents[0].source == "stt" else "given",
+            sentences=sentence_reports,
+            text=TextSummary(percent=_dist(ko, percent, 2), mean_probs=_dist(ko, mean_probs),
+                             top=_top(ko, mean_probs) if sents else None),
+            voice=VoiceSummary(probs=_dist(en, voice_diary), top=_top(en, voice_diary),
+                               baseline=baseline_name, prosody=diary_prosody),
+            fused=FusedSummary(en=_dist(en, fused.en), ko=_dist(ko, fused.ko),
+                               top_en=_top(en, fused.en), top_ko=_top(ko, fused.ko)),
+            words_va=combine.valence_arousal(mean_probs, ko, points["ko"]),
+            voice_va=combine.valence_arousal(voice_diary, en, points["en"]),
+            alerts=alerts,
+            timings={},
+            warnings=warnings,
+        )
+
+
+@lru_cache(maxsize=4)
+def _pipeline(config: Config) -> Pipeline:
+    return Pipeline(config)
+
+
+def analyze(
+    source: str | Path | Audio,
+    *,
+    transcript: str | None = None,
+    baseline: str | None = None,
+    config: Config | None = None,
+) -> DiaryReport:
+    """Analyse one diary recording with models loaded once per process.
+
+    >>> report = analyze("diary.wav", transcript="오늘 정말 즐거웠어. 친구를 만났거든.")  # doctest: +SKIP
+    >>> [a.kind for a in report.alerts]                                              # doctest: +SKIP
+    """
+    return _pipeline(config or default_config()).analyze(source, transcript=transcript, baseline=baseline)

@@ -1,0 +1,80 @@
+"""Readable terminal rendering of a DiaryReport: alerts first, then a bar per label."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from fusion.report import Alert, DiaryReport
+
+ALERT_WORDS = {
+    "positive_words_depressed_tone": "The words sound positive, but the voice sounds low and sad.",
+    "negative_words_upbeat_tone": "The words are negative, but the voice sounds upbeat.",
+    "calm_words_agitated_tone": "The words are calm, but the voice sounds agitated.",
+}
+SEVERITY_STYLE = {"low": "yellow", "medium": "dark_orange", "high": "bold red"}
+BAR_WIDTH = 30
+
+
+def _bars(title: str, dist: dict[str, float], scale: float = 1.0, suffix: str = "") -> Table:
+    table = Table(title=title, show_header=False, box=None, pad_edge=False, title_justify="left")
+    table.add_column(justify="right")
+    table.add_column()
+    table.add_column(justify="right")
+    top = max(dist, key=dist.get) if dist else None
+    for label, value in dist.items():
+        share = value / scale
+        bar = "█" * round(share * BAR_WIDTH)
+        table.add_row(label, Text(bar.ljust(BAR_WIDTH, "·"), style="cyan" if label == top else "dim"), f"{value:.1f}{suffix}" if suffix else f"{value:.2f}")
+    return table
+
+
+def _alert(alert: Alert, report: DiaryReport) -> Text:
+    where = "the diary as a whole" if alert.diary_level else ""
+    if alert.sentences:
+        times = ", ".join(f"{report.sentences[i].start:.1f}–{report.sentences[i].end:.1f}s" for i in alert.sentences)
+        where = f"{where}{' and ' if where else ''}sentence(s) at {times}"
+    text = Text(f"[{alert.severity}] ", style=SEVERITY_STYLE[alert.severity])
+    text.append(ALERT_WORDS[alert.kind], style="bold")
+    text.append(f"\n  in {where}.")
+    prosody = next((e.prosody for e in alert.evidence if e.prosody is not None), None)
+    if prosody is not None and prosody.pitch_semitones is not None and prosody.energy_db_delta is not None:
+        text.append(f"\n  Voice vs neutral baseline: pitch {prosody.pitch_semitones:+.1f} semitones, energy {prosody.energy_db_delta:+.1f} dB")
+        if prosody.rate_ratio is not None:
+            text.append(f", speaking rate ×{prosody.rate_ratio:.2f}")
+    return text
+
+
+def render(report: DiaryReport, console: Console | None = None) -> None:
+    """Print the report: alerts, warnings, diary-level bars, then sentence by sentence."""
+    console = console or Console()
+    head = f"{report.source} · {report.duration_s:.1f} s · {report.language} · {len(report.sentences)} sentences"
+    if report.alerts:
+        console.print(Panel(Group(*(_alert(a, report) for a in report.alerts)), title="Alerts", border_style="red"))
+    else:
+        console.print(Panel("Words and voice agree: no mismatch.", title="Alerts", border_style="green"))
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"[bold]{head}[/]")
+    grid = Table.grid(padding=(0, 4))
+    grid.add_row(
+        _bars("Words (share of sentences)", report.text.percent, 100.0, "%"),
+        _bars(f"Voice (baseline: {report.voice.baseline})", report.voice.probs),
+    )
+    grid.add_row(_bars("Fused (KO)", report.fused.ko), _bars("Fused (EN)", report.fused.en))
+    console.print(grid)
+    console.print(
+        f"Words valence {report.words_va.valence:+.2f} arousal {report.words_va.arousal:+.2f} · "
+        f"voice valence {report.voice_va.valence:+.2f} arousal {report.voice_va.arousal:+.2f}"
+    )
+    flagged = {i for a in report.alerts for i in a.sentences}
+    table = Table(title="Sentences", title_justify="left")
+    for column in ("#", "time", "text", "words", "voice"):
+        table.add_column(column)
+    for s in report.sentences:
+        style = "red" if s.index in flagged else None
+        table.add_row(str(s.index), f"{s.start:.1f}–{s.end:.1f}", s.text, s.text_top, s.voice_top, style=style)
+    console.print(table)
+    console.print(f"[dim]models: {report.models.stt_model} · {report.models.text_model} · {report.models.audio_model}[/]")

