@@ -26,9 +26,12 @@ _EXACT_LENGTH_FORMATS = {"wav", "w64", "aiff", "flac", "caf"}
 _TRUNCATION_TOLERANCE_S = 0.05
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Audio:
-    """A decoded recording: mono float32 samples at ``SAMPLE_RATE`` and where they came from."""
+    """A decoded recording: mono float32 samples at ``SAMPLE_RATE`` and where they came from.
+
+    ``warnings`` holds what decoding repaired (NaN samples, skipped corrupt frames).
+    """
 
     samples: np.ndarray
     source: str
@@ -65,12 +68,12 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
         raise
     except PermissionError as exc:
         raise InputError(path, f"cannot read the file: permission denied ({exc.strerror})") from exc
-    except av.error.PermissionError as exc:
-        raise InputError(path, "cannot read the file: permission denied") from exc
     except (av.error.InvalidDataError, av.error.EOFError) as exc:
         raise InputError(path, "not a readable audio file (unknown format or corrupt data)") from exc
     except av.error.FFmpegError as exc:
         raise InputError(path, f"cannot decode the audio: {exc}") from exc
+    except OSError as exc:
+        raise InputError(path, f"cannot read the file: {exc.strerror or exc}") from exc
 
     if samples.size == 0:
         problem = "corrupt audio: no frame could be decoded" if bad_frames else "contains no audio samples (zero length)"
@@ -130,15 +133,15 @@ def rms_dbfs(samples: np.ndarray) -> float:
 
 
 def voiced_spans(
-    audio: Audio, top_db: float | None = None, floor_dbfs: float | None = None
+    audio: Audio, cfg: AudioInputConfig | None = None, *, top_db: float | None = None, floor_dbfs: float | None = None
 ) -> list[tuple[float, float]]:
     """Intervals (seconds) that hold sound: within ``top_db`` of the loudest part and above ``floor_dbfs``.
 
     ``librosa.effects.split`` alone is relative to the loudest frame, so pure
     silence or faint hiss would count as "voiced"; frames whose own level is
-    below the absolute floor are dropped.
+    below the absolute floor are dropped. Defaults come from ``cfg`` (``[audio_input]``).
     """
-    cfg = default_config().audio_input
+    cfg = cfg or default_config().audio_input
     top_db = cfg.top_db if top_db is None else top_db
     floor_dbfs = cfg.speech_floor_dbfs if floor_dbfs is None else floor_dbfs
     y = audio.samples
@@ -152,7 +155,7 @@ def voiced_spans(
     for start, end in spans:
         frames = loud[start // hop : max(end // hop, start // hop + 1)]
         if frames.any():
-            out.append((start / audio.sample_rate, end / audio.sample_rate))
+            out.append((float(start / audio.sample_rate), float(end / audio.sample_rate)))
     return out
 
 

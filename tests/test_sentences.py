@@ -1,0 +1,126 @@
+"""fusion.sentences: Korean sentence splitting, timing from word timestamps, spreading a given transcript."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import numpy as np
+import pytest
+
+from fusion.audio import audio_from_array, load_audio, voiced_spans
+from fusion.sentences import Sentence, sentences_from_text, sentences_from_transcript, split_text
+from fusion.stt import Segment, Transcript, Word, load_engine
+
+DIARY = (
+    "오늘은 아침부터 기분이 좋았다 친구랑 맛있는 점심을 먹었고 오후에는 공원에서 산책을 했다 "
+    "그런데 저녁에 회사에서 전화가 와서 조금 불안해졌다 내일은 잘 되었으면 좋겠다"
+)
+PUNCTUATED = "오늘은 기분이 좋았다. 친구를 만났니? 정말 반가웠어!\n내일도 만나고 싶다"
+# One speaker, three clips joined with pauses: each sentence must land inside its own clip.
+CLIPS = ["pfa/pfa00004.flac", "pfa/pfa00002.flac", "pfa/pfa00012.flac"]
+GAP_S = 1.0
+TOLERANCE_S = 0.4
+
+
+@pytest.fixture(scope="module")
+def kiwi_cfg(config):
+    return config.sentences
+
+
+@pytest.fixture(scope="module")
+def regex_cfg(config):
+    return config.sentences.model_copy(update={"method": "regex"})
+
+
+@pytest.fixture(scope="module")
+def joined(shared_data, tmp_path_factory, config):
+    """Three real clips joined with 1 s of silence, transcribed once by the embedded base model."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSION_CACHE_DIR", str(tmp_path_factory.mktemp("fusion-cache")))
+        engine = load_engine(config.stt)
+    gap = np.zeros(int(GAP_S * 16000), np.float32)
+    parts, bounds, t = [], [], 0.0
+    for clip in CLIPS:
+        audio = load_audio(shared_data / "speech/ko_transcribed" / clip)
+        parts += [audio.samples, gap]
+        bounds.append((t, t + audio.duration))
+        t += audio.duration + GAP_S
+    audio = audio_from_array(np.concatenate(parts), 16000, source="joined")
+    return audio, bounds, engine.transcribe(audio.samples)
+
+
+def test_kiwi_splits_an_unpunctuated_diary_line(kiwi_cfg):
+    sentences = split_text(DIARY, kiwi_cfg)
+    assert len(sentences) >= 3
+    assert sentences[0] == "오늘은 아침부터 기분이 좋았다"
+    assert re.sub(r"\s", "", "".join(sentences)) == re.sub(r"\s", "", DIARY)
+
+
+def test_regex_method_splits_like_the_original(regex_cfg):
+    original = [s.strip() for s in re.split(r"[.?!\n]", PUNCTUATED) if s.strip()]
+    assert split_text(PUNCTUATED, regex_cfg) == original
+    assert split_text(DIARY, regex_cfg) == [DIARY], "the original's weakness: unpunctuated text stays one sentence"
+
+
+def test_fragments_shorter_than_min_chars_are_merged(regex_cfg):
+    cfg = regex_cfg.model_copy(update={"min_chars": 3})
+    assert split_text("응. 오늘은 좋았다. 네. 끝났다", cfg) == ["응. 오늘은 좋았다. 네", "끝났다"]
+    assert split_text("  \n . ", cfg) == []
+
+
+def test_sentences_from_stt_are_timed_inside_their_clips(joined, kiwi_cfg, shared_data):
+    audio, bounds, transcript = joined
+    sentences = sentences_from_transcript(transcript, kiwi_cfg)
+    words = transcript.words
+    assert len(sentences) >= len(CLIPS)
+    assert all(isinstance(s, Sentence) and s.source == "stt" for s in sentences)
+    assert all(s.start < s.end for s in sentences)
+    assert all(a.end <= b.start for a, b in zip(sentences, sentences[1:])), "monotonic and non-overlapping"
+    assert words[0].start <= sentences[0].start and sentences[-1].end <= words[-1].end
+    covered = set()
+    for s in sentences:
+        inside = [i for i, (a, b) in enumerate(bounds) if a - TOLERANCE_S <= s.start and s.end <= b + TOLERANCE_S]
+        assert inside, (s, bounds)
+        covered.add(inside[0])
+    assert covered == set(range(len(CLIPS)))
+    with (shared_data / "speech/ko_transcribed/labels.csv").open(encoding="utf-8") as fh:
+        first = next(r["transcript"] for r in csv.DictReader(fh) if r["path"] == CLIPS[0])
+    assert sentences[0].text.startswith(first[:4])
+
+
+def test_a_sentence_boundary_inside_a_word_splits_its_time(regex_cfg):
+    words = (Word(" 오늘", 0.0, 1.0, 0.9), Word(" 좋았다.그런데", 1.0, 3.0, 0.9), Word(" 피곤했다", 3.5, 4.5, 0.9))
+    transcript = Transcript((Segment(" 오늘 좋았다.그런데 피곤했다", 0.0, 4.5, words),), "ko", "test", "test")
+    sentences = sentences_from_transcript(transcript, regex_cfg)
+    assert [s.text for s in sentences] == ["오늘 좋았다", "그런데 피곤했다"]
+    assert sentences[0].start == 0.0 and sentences[-1].end == 4.5
+    assert 1.0 < sentences[0].end <= sentences[1].start < 3.0
+
+
+def test_segments_without_words_fall_back_to_segment_times(kiwi_cfg):
+    segments = (Segment(" 오늘은 기분이 좋았다", 0.5, 2.0), Segment(" 내일은 비가 온대", 3.0, 4.2))
+    sentences = sentences_from_transcript(Transcript(segments, "ko", "test", "test"), kiwi_cfg)
+    assert [(s.text, s.start, s.end) for s in sentences] == [("오늘은 기분이 좋았다", 0.5, 2.0), ("내일은 비가 온대", 3.0, 4.2)]
+    assert sentences_from_transcript(Transcript((), "ko", "test", "test"), kiwi_cfg) == []
+
+
+def test_given_transcript_is_spread_over_voiced_speech(regex_cfg):
+    sentences = sentences_from_text("가나다라마바. 사아자차카타", [(1.0, 3.0), (5.0, 9.0)], 10.0, regex_cfg)
+    assert [(s.start, s.end) for s in sentences] == [(1.0, 6.0), (6.0, 9.0)]
+    assert {s.source for s in sentences} == {"transcript"}
+    unvoiced = sentences_from_text("가나다. 라마바", [], 6.0, regex_cfg)
+    assert [(s.start, s.end) for s in unvoiced] == [(0.0, 3.0), (3.0, 6.0)]
+    assert sentences_from_text("  ", [(0.0, 1.0)], 1.0, regex_cfg) == []
+
+
+def test_given_transcript_on_real_audio_stays_inside_the_speech(joined, kiwi_cfg, shared_data):
+    audio, bounds, _ = joined
+    with (shared_data / "speech/ko_transcribed/labels.csv").open(encoding="utf-8") as fh:
+        texts = {r["path"]: r["transcript"] for r in csv.DictReader(fh)}
+    spans = voiced_spans(audio)
+    sentences = sentences_from_text(" ".join(texts[c] for c in CLIPS), spans, audio.duration, kiwi_cfg)
+    assert len(sentences) >= len(CLIPS)
+    assert sentences[0].start == pytest.approx(spans[0][0]) and sentences[-1].end == pytest.approx(spans[-1][1])
+    assert all(a.end <= b.start for a, b in zip(sentences, sentences[1:]))
+    assert all(any(a - 1e-9 <= s.start <= b for a, b in spans) for s in sentences), "each sentence starts in speech"

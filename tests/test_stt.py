@@ -1,0 +1,158 @@
+"""fusion.stt: the embedded base model reassembled and verified, both engines giving one Transcript type."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from fusion.audio import load_audio
+from fusion.errors import ModelError
+from fusion.stt import (
+    STTEngine,
+    Transcript,
+    Word,
+    embedded_model_dir,
+    has_speech,
+    load_engine,
+)
+
+CLIPS = ["pfa/pfa00004.flac", "pma/pma00010.flac", "pfl/pfl00006.flac"]
+# Measured: corpus CER 0.04-0.1 per clip on these (spaces and punctuation removed); 0.35 leaves room
+# for CPU/int8 differences while still failing if the model, language or decoding breaks.
+MAX_CER = 0.35
+
+
+def norm(text: str) -> str:
+    return re.sub(r"[\s\W_]+", "", text)
+
+
+def cer(hyp: str, ref: str) -> float:
+    hyp, ref = norm(hyp), norm(ref)
+    prev = list(range(len(ref) + 1))
+    for i, h in enumerate(hyp, 1):
+        cur = [i]
+        for j, r in enumerate(ref, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (h != r)))
+        prev = cur
+    return prev[-1] / max(len(ref), 1)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory, monkeypatch_module):
+    root = tmp_path_factory.mktemp("fusion-cache")
+    monkeypatch_module.setenv("FUSION_CACHE_DIR", str(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="module")
+def engine(cache, config) -> STTEngine:
+    return load_engine(config.stt)
+
+
+@pytest.fixture(scope="module")
+def transcripts(shared_data):
+    with (shared_data / "speech/ko_transcribed/labels.csv").open(encoding="utf-8") as fh:
+        return {row["path"]: row["transcript"] for row in csv.DictReader(fh)}
+
+
+def test_embedded_model_is_reassembled_once_and_verified(cache, config):
+    sha = config.stt.embedded_sha256
+    model_dir = embedded_model_dir(sha)
+    assert model_dir == cache / "whisper-base"
+    names = sorted(p.name for p in model_dir.iterdir())
+    assert names == ["config.json", "model.bin", "model.bin.verified.json", "tokenizer.json", "vocabulary.txt"]
+    marker = json.loads((model_dir / "model.bin.verified.json").read_text())
+    assert marker["sha256"] == sha and marker["size"] == (model_dir / "model.bin").stat().st_size
+    mtime = (model_dir / "model.bin").stat().st_mtime_ns
+    assert embedded_model_dir(sha) == model_dir
+    assert (model_dir / "model.bin").stat().st_mtime_ns == mtime, "a verified model must be reused, not rebuilt"
+
+
+def test_wrong_hash_is_a_model_error_naming_the_file(tmp_path):
+    with pytest.raises(ModelError, match=r"model\.bin.*sha256"):
+        embedded_model_dir("0" * 64, root=tmp_path)
+    assert not (tmp_path / "whisper-base" / "model.bin").exists()
+    assert not list((tmp_path / "whisper-base").glob("*.tmp")), "no partial file may be left behind"
+
+
+def test_a_damaged_cached_model_is_rebuilt(tmp_path, config):
+    sha = config.stt.embedded_sha256
+    model = embedded_model_dir(sha, root=tmp_path) / "model.bin"
+    model.write_bytes(b"damaged")
+    assert embedded_model_dir(sha, root=tmp_path) / "model.bin" == model
+    assert model.stat().st_size > 100_000_000
+
+
+def test_engine_is_loaded_once_per_configuration(engine, config):
+    assert load_engine(config.stt) is engine
+    assert isinstance(engine, STTEngine) and engine.name == "faster-whisper" and engine.model_id == "embedded:base"
+
+
+def test_faster_whisper_base_transcribes_korean(engine, shared_data, transcripts):
+    for clip in CLIPS:
+        audio = load_audio(shared_data / "speech/ko_transcribed" / clip)
+        result = engine.transcribe(audio.samples)
+        assert isinstance(result, Transcript) and result.language == "ko"
+        assert cer(result.text, transcripts[clip]) < MAX_CER, (clip, result.text)
+        words = result.words
+        assert words and all(isinstance(w, Word) for w in words)
+        assert "".join(w.text for w in words).strip() == result.text
+        assert all(0 <= w.start <= w.end <= audio.duration + 0.05 for w in words)
+        assert all(a.start <= b.start for a, b in zip(words, words[1:]))
+
+
+def test_silence_gives_an_empty_transcript(engine):
+    for samples in (np.zeros(16000 * 5, np.float32), np.random.default_rng(1).normal(0, 1e-4, 16000 * 5)):
+        assert not has_speech(samples, -50.0)
+        result = engine.transcribe(samples.astype(np.float32))
+        assert result.segments == () and result.text == "" and result.words == ()
+
+
+def test_openai_whisper_engine_returns_a_transcript(tmp_path, config, shared_data):
+    """A 1-layer, 64-wide Whisper with random weights, built here: its text is garbage by design.
+
+    What is pinned is the engine's plumbing (checkpoint loading with weights_only,
+    decoding an array, word timestamps, mapping into ``Transcript``), not accuracy;
+    openai-whisper has no offline weights on this machine.
+    """
+    torch = pytest.importorskip("torch")
+    from whisper.model import ModelDimensions, Whisper
+
+    dims = ModelDimensions(
+        n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
+        n_vocab=51865, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1,
+    )
+    torch.manual_seed(0)
+    model = Whisper(dims)
+    with torch.no_grad():  # some of Whisper's parameters start as torch.empty: give every one a value
+        for param in model.parameters():
+            torch.nn.init.normal_(param, std=0.02)
+    torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, tmp_path / "tiny.pt")
+    cfg = config.stt.model_copy(
+        update={"engine": "openai-whisper", "model": str(tmp_path / "tiny.pt"), "beam_size": 1, "temperature": (0.0,)}
+    )
+    engine = load_engine(cfg)
+    assert engine.name == "openai-whisper"
+    audio = load_audio(shared_data / "speech/ko_transcribed" / CLIPS[0])
+    result = engine.transcribe(audio.samples[: 16000 * 3])
+    assert isinstance(result, Transcript) and result.engine == "openai-whisper" and result.language == "ko"
+    assert all(isinstance(w, Word) and 0 <= w.start <= w.end <= 3.0 for w in result.words)
+    assert all(0 <= s.start <= s.end <= 3.0 for s in result.segments)
+
+
+def test_unknown_model_is_a_model_error(config, tmp_path):
+    with pytest.raises(ModelError, match="cannot load openai-whisper model"):
+        load_engine(config.stt.model_copy(update={"engine": "openai-whisper", "model": str(tmp_path / "none.pt")}))
+    with pytest.raises(ModelError, match="cannot load faster-whisper model"):
+        load_engine(config.stt.model_copy(update={"model": str(tmp_path)}))
