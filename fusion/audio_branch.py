@@ -34,6 +34,10 @@ EMBEDDED_DIR = MODELS_DIR / "audio"
 Span = tuple[float, float]
 
 
+class BaselineError(ModelError, ValueError):
+    """A neutral baseline that cannot be built or read (too few clips, bad JSON)."""
+
+
 class AudioEmotionNet(nn.Module):
     """The original CNN-BiLSTM; attribute names match its state dict. Input (B, 13, 100)."""
 
@@ -221,7 +225,7 @@ class NeutralBaseline:
             data = json.loads(Path(path).read_text())
             return cls(**{"name": Path(path).stem, **data})
         except (OSError, ValueError, TypeError) as exc:
-            raise ModelError(f"{path}: not a readable baseline JSON ({exc})") from exc
+            raise BaselineError(f"{path}: not a readable baseline JSON ({exc})") from exc
 
 
 def clip_mean(samples: np.ndarray, cfg: AudioConfig) -> np.ndarray:
@@ -234,7 +238,7 @@ def build_baseline(clips: list[np.ndarray], name: str = "personal", cfg: AudioCo
     """A personal baseline from ≥ 2 neutral clips: mean and std across the per-file means, plus median prosody."""
     cfg = cfg or default_config().audio
     if len(clips) < 2:
-        raise ValueError(f"a baseline needs at least 2 neutral clips (std across clips), got {len(clips)}")
+        raise BaselineError(f"a baseline needs at least 2 neutral clips (std across clips), got {len(clips)}")
     means = np.stack([clip_mean(c, cfg) for c in clips])
     pros = [prosody(c, sr) for c in clips]
     return NeutralBaseline(means.mean(axis=0), means.std(axis=0), name,
@@ -316,12 +320,12 @@ class AudioEmotionModel:
             for a in range(0, len(windows), BATCH_WINDOWS):
                 x = torch.from_numpy(np.ascontiguousarray(windows[a:a + BATCH_WINDOWS].transpose(0, 2, 1)))
                 out.append(torch.softmax(self.net(x.float()), dim=1).numpy())
-        p = np.concatenate(out)[:, self._order] if out else np.zeros((0, len(self.labels)), np.float32)
+        p = np.concatenate(out)[:, self._order]
         return p / p.sum(axis=1, keepdims=True)
 
     def _score(self, feats: np.ndarray, frame_spans: list[tuple[int, int]], baseline: NeutralBaseline) -> np.ndarray:
         """Mean window probabilities per frame span; windows built lazily, chunk by chunk."""
-        n_frames, frames = len(feats), self.cfg.frames
+        frames = self.cfg.frames
         owners, starts, ends = [], [], []
         for i, (a, b) in enumerate(frame_spans):
             for s in window_starts(b - a, frames):
@@ -332,8 +336,7 @@ class AudioEmotionModel:
         counts = np.zeros(len(frame_spans))
         for c in range(0, len(owners), BATCH_WINDOWS):
             sl = slice(c, c + BATCH_WINDOWS)
-            chunk = np.stack([pad_or_cut(feats[s:e], frames) for s, e in zip(starts[sl], ends[sl])]) if n_frames else \
-                np.zeros((len(owners[sl]), frames, feats.shape[1]), np.float32)
+            chunk = np.stack([pad_or_cut(feats[s:e], frames) for s, e in zip(starts[sl], ends[sl])])
             p = self._probs(baseline.normalise(chunk, self.cfg.eps).astype(np.float32))
             np.add.at(sums, owners[sl], p)
             np.add.at(counts, owners[sl], 1)
@@ -343,7 +346,8 @@ class AudioEmotionModel:
                       feats: np.ndarray | None = None) -> np.ndarray:
         """(n_spans, n_labels) probabilities, each span scored by windows of its own frames.
 
-        ``feats`` is the recording's ``mfcc`` when the caller already has it.
+        ``feats`` is the recording's ``mfcc`` when the caller already has it. A span with no
+        frames inside the recording is scored as one all-padding window.
         """
         feats = mfcc(samples, n_mfcc=self.cfg.n_mfcc) if feats is None else feats
         if not spans:
