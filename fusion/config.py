@@ -49,6 +49,7 @@ class STTConfig(_Section):
     vad_filter: bool = True
     word_timestamps: bool = True
     condition_on_previous_text: bool = False
+    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
@@ -107,6 +108,7 @@ class AlertConfig(_Section):
     upbeat_voice_valence: float
     upbeat_voice_arousal: float
     calm_words_arousal: float
+    calm_words_valence: float
     agitated_voice_arousal: float
     severity_gaps: tuple[float, float, float]
 

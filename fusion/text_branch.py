@@ -1,0 +1,219 @@
+"""Text emotion stage: Korean sentences in, probabilities over ``config.labels.ko`` out.
+
+Two backends share one protocol. ``EmbeddedTextModel`` is the offline default: hashed
+character / morpheme n-gram TF-IDF and a multinomial logistic regression, trained by
+``python -m fusion.train_text`` and stored as numpy arrays plus JSON (no pickle).
+``HFTextModel`` runs any ``AutoModelForSequenceClassification`` (the original
+``HyukII/text-emotion-model`` or a local directory). Both predict whole batches at once
+and return columns in the configured label order, whatever order the model uses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.preprocessing import normalize
+
+from fusion.config import MODELS_DIR, TextConfig
+from fusion.errors import ModelError
+
+EMBEDDED_DIR = MODELS_DIR / "text"
+WEIGHTS_FILE = "weights.npz"
+CONFIG_FILE = "config.json"
+
+
+class TextEmotionModel(Protocol):
+    """A sentence emotion classifier whose output columns follow ``labels``."""
+
+    labels: tuple[str, ...]
+    model_id: str
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities of shape ``(len(texts), len(labels))``, each row summing to 1."""
+        ...
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _column_order(model_labels: Sequence[str], labels: tuple[str, ...], where: str) -> np.ndarray:
+    """Indices that reorder a model's output columns into ``labels`` order."""
+    missing = [label for label in labels if label not in model_labels]
+    extra = [label for label in model_labels if label not in labels]
+    if missing or extra:
+        raise ModelError(
+            f"{where}: model labels {list(model_labels)} do not match the configured labels "
+            f"{list(labels)} (missing {missing}, unexpected {extra})"
+        )
+    return np.array([list(model_labels).index(label) for label in labels])
+
+
+@lru_cache(maxsize=1)
+def _kiwi():
+    from kiwipiepy import Kiwi
+
+    return Kiwi()
+
+
+def morphemes(texts: Sequence[str]) -> list[str]:
+    """Each text as space-separated ``form/TAG`` morphemes (kiwipiepy), for word n-grams."""
+    return [" ".join(f"{t.form}/{t.tag}" for t in tokens) for tokens in _kiwi().tokenize(list(texts))]
+
+
+def hashing_vectorizer(spec: dict) -> HashingVectorizer:
+    """The stateless n-gram hasher a feature block's JSON ``spec`` describes."""
+    params = {**spec["hashing"], "ngram_range": tuple(spec["hashing"]["ngram_range"])}
+    return HashingVectorizer(**params, alternate_sign=False, norm=None, dtype=np.float32)
+
+
+class FeatureBlock:
+    """One hashed n-gram TF-IDF block: ``input`` is ``"text"`` or ``"morphemes"``.
+
+    ``columns`` keeps only the hash buckets seen in training, ``idf`` is their weight; rows
+    are sublinear tf (``1 + log count``) × idf, l2-normalised.
+    """
+
+    def __init__(self, spec: dict, columns: np.ndarray, idf: np.ndarray):
+        self.spec = spec
+        self.vectorizer = hashing_vectorizer(spec)
+        self.columns = columns
+        self.idf = idf.astype(np.float32)
+
+    def transform(self, texts: Sequence[str], morphs: Sequence[str] | None) -> sparse.csr_matrix:
+        source = morphs if self.spec["input"] == "morphemes" else texts
+        x = self.vectorizer.transform(source).tocsr()[:, self.columns]
+        np.log(x.data, out=x.data)
+        x.data += 1.0
+        return normalize(x @ sparse.diags(self.idf))
+
+
+def featurize(
+    blocks: Sequence[FeatureBlock], texts: Sequence[str], morphs: Sequence[str] | None = None
+) -> sparse.csr_matrix:
+    """Concatenate the blocks' features and l2-normalise each row (``morphs`` computed if needed)."""
+    if morphs is None and any(b.spec["input"] == "morphemes" for b in blocks):
+        morphs = morphemes(texts)
+    return normalize(sparse.hstack([b.transform(texts, morphs) for b in blocks]).tocsr())
+
+
+class EmbeddedTextModel:
+    """The shipped n-gram logistic regression, read from ``config.json`` + ``weights.npz``.
+
+    Logits are divided by the ``temperature`` fitted on dev so probabilities are calibrated.
+    """
+
+    def __init__(self, directory: str | Path, labels: tuple[str, ...]):
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+            with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{directory}: cannot load the embedded text model ({exc})") from exc
+        self.blocks = [
+            FeatureBlock(spec, arrays[f"columns_{i}"], arrays[f"idf_{i}"])
+            for i, spec in enumerate(meta["features"])
+        ]
+        order = _column_order(meta["labels"], labels, str(directory))
+        self.coef = arrays["coef"].astype(np.float32)[order]
+        self.intercept = arrays["intercept"].astype(np.float32)[order]
+        self.temperature = float(meta.get("temperature", 1.0))
+        self.labels = labels
+        self.model_id = meta.get("model_id", f"embedded:{directory.name}")
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)))
+        x = featurize(self.blocks, [str(t) for t in texts])
+        return softmax((np.asarray(x @ self.coef.T, dtype=np.float64) + self.intercept) / self.temperature)
+
+
+def _read_id2label(directory: Path | None, config_id2label: dict) -> list[str]:
+    """Model labels in id order, from ``label_map.json`` beside the model or its config.json."""
+    mapping = config_id2label
+    if directory is not None and (directory / "label_map.json").is_file():
+        raw = json.loads((directory / "label_map.json").read_text(encoding="utf-8"))
+        if all(isinstance(v, int) for v in raw.values()):
+            mapping = {v: k for k, v in raw.items()}
+        else:
+            mapping = raw
+    by_id = {int(k): str(v) for k, v in mapping.items()}
+    return [by_id[i] for i in sorted(by_id)]
+
+
+class HFTextModel:
+    """A transformers sequence classifier (hub id or local directory), batched and truncated."""
+
+    def __init__(self, name: str, labels: tuple[str, ...], max_length: int = 256, batch_size: int = 32):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        path = Path(name).expanduser()
+        local = path.is_dir()
+        if not local and (path.is_absolute() or name.startswith((".", "~")) or path.exists()):
+            raise ModelError(f"{name}: text model directory not found")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path) if local else name, local_files_only=local)
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                str(path) if local else name, local_files_only=local
+            ).eval()
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{name}: cannot load the text model ({exc})") from exc
+        model_labels = _read_id2label(path if local else None, self.model.config.id2label)
+        self.order = torch.as_tensor(_column_order(model_labels, labels, name))
+        self.labels = labels
+        self.model_id = name
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        out = [np.zeros((0, len(self.labels)))]
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                batch = [str(t) for t in texts[start : start + self.batch_size]]
+                enc = self.tokenizer(
+                    batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                )
+                logits = self.model(**enc).logits.float()
+                out.append(torch.softmax(logits, dim=-1)[:, self.order].numpy().astype(np.float64))
+        return np.concatenate(out)
+
+
+@lru_cache(maxsize=4)
+def load_text_model(cfg: TextConfig, labels: tuple[str, ...]) -> TextEmotionModel:
+    """The configured text model, loaded once per process per configuration.
+
+    ``backend = "embedded"`` reads ``model = "embedded:default"`` (the shipped weights) or a
+    directory written by ``fusion.train_text``; ``backend = "hf"`` loads a hub id or directory.
+    """
+    if cfg.backend == "hf":
+        return HFTextModel(cfg.model, labels, cfg.max_length, cfg.batch_size)
+    directory = EMBEDDED_DIR if cfg.model == "embedded:default" else Path(cfg.model).expanduser()
+    if not directory.is_dir():
+        raise ModelError(f"{directory}: embedded text model directory not found")
+    return EmbeddedTextModel(directory, labels)
+
+
+def diary_text_scores(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Diary-level text scores from per-sentence probabilities ``(n, k)``.
+
+    Returns the original system's sentence-count ratio (percent of sentences whose top label
+    is each label, summing to 100) and the mean probability per label; zeros for no sentences.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    n, k = probs.shape
+    if n == 0:
+        return np.zeros(k), np.zeros(k)
+    percent = np.bincount(probs.argmax(axis=1), minlength=k) * (100.0 / n)
+    return percent, probs.mean(axis=0)

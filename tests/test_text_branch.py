@@ -1,0 +1,158 @@
+"""The text emotion stage: the shipped embedded model and the transformers backend."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import f1_score
+from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+from fusion.config import TextConfig
+from fusion.errors import ModelError
+from fusion.text_branch import EmbeddedTextModel, HFTextModel, diary_text_scores, load_text_model
+
+EMBEDDED = TextConfig(backend="embedded", model="embedded:default")
+
+
+@pytest.fixture(scope="module")
+def embedded(config):
+    return load_text_model(EMBEDDED, config.labels.ko)
+
+
+def test_embedded_model_is_loaded_once_and_uses_config_labels(embedded, config):
+    assert isinstance(embedded, EmbeddedTextModel)
+    assert embedded.labels == config.labels.ko
+    assert load_text_model(EMBEDDED, config.labels.ko) is embedded
+    assert embedded.model_id.startswith("embedded:")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("오늘 정말 행복하고 즐거웠어. 친구들이랑 웃으면서 맛있는 것도 먹었어.", {"기쁨"}),
+        ("엄마가 돌아가셔서 너무 슬프고 눈물이 나.", {"슬픔", "상처"}),
+        ("회사에서 부장님이 또 나한테만 소리를 질러서 진짜 화가 나.", {"분노"}),
+        ("내일 시험인데 떨어질까 봐 걱정돼서 잠이 안 와.", {"불안"}),
+    ],
+)
+def test_embedded_model_top_label_on_clear_sentences(embedded, text, expected):
+    probs = embedded.predict_proba([text])
+    assert embedded.labels[int(probs.argmax())] in expected
+
+
+def test_embedded_batch_shape_and_normalisation(embedded):
+    texts = ["오늘 정말 행복해", "너무 속상하고 서운해", "", "ㅋㅋ", "a" * 3000]
+    probs = embedded.predict_proba(texts)
+    assert probs.shape == (5, 6)
+    assert np.all(probs >= 0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(embedded.predict_proba(texts[:1]), probs[:1], atol=1e-6)
+
+
+def test_embedded_empty_input(embedded):
+    assert embedded.predict_proba([]).shape == (0, 6)
+
+
+def test_embedded_macro_f1_on_real_test_slice(embedded, shared_data):
+    with (shared_data / "text" / "ko_emotion_dialogue.csv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"][:200]
+    pred = [embedded.labels[i] for i in embedded.predict_proba([r["text"] for r in rows]).argmax(axis=1)]
+    assert f1_score([r["label"] for r in rows], pred, average="macro") > 0.50
+
+
+def test_missing_embedded_directory_is_a_model_error(tmp_path, config):
+    with pytest.raises(ModelError, match="missing"):
+        load_text_model(TextConfig(backend="embedded", model=str(tmp_path / "missing")), config.labels.ko)
+
+
+def test_diary_text_scores_count_ratio_and_mean():
+    probs = np.array([[0.6, 0.1, 0.1, 0.1, 0.05, 0.05], [0.1, 0.1, 0.1, 0.1, 0.1, 0.5], [0.7, 0, 0, 0.3, 0, 0]])
+    percent, mean = diary_text_scores(probs)
+    np.testing.assert_allclose(percent, [200 / 3, 0, 0, 0, 0, 100 / 3])
+    assert percent.sum() == pytest.approx(100.0)
+    np.testing.assert_allclose(mean, probs.mean(axis=0))
+    percent, mean = diary_text_scores(np.zeros((0, 6)))
+    assert not percent.any() and not mean.any() and percent.shape == (6,)
+
+
+SHUFFLED = ["슬픔", "기쁨", "불안", "당황", "상처", "분노"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"오늘정말행복하고즐거웠어슬퍼화나", "##어", "##요"]
+
+
+def build_tiny_model(directory, id2label=None):
+    """A random one-layer BERT classifier with a tiny WordPiece tokenizer, saved to ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(directory / "vocab.txt")).save_pretrained(directory)
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=37, max_position_embeddings=32, num_labels=6,
+        **({"id2label": dict(enumerate(id2label)), "label2id": {l: i for i, l in enumerate(id2label)}} if id2label else {}),
+    )
+    BertForSequenceClassification(cfg).eval().save_pretrained(directory)
+    return directory
+
+
+def raw_probs(directory, texts):
+    tok = BertTokenizerFast.from_pretrained(directory)
+    model = AutoModelForSequenceClassification.from_pretrained(directory).eval()
+    with torch.no_grad():
+        logits = model(**tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")).logits
+    return torch.softmax(logits, -1).numpy()
+
+
+TEXTS = ["오늘 정말 행복하고 즐거웠어", "슬퍼", "화나", "정말 정말"]
+
+
+def test_hf_model_reorders_columns_into_config_order(tmp_path, config):
+    directory = build_tiny_model(tmp_path / "tiny", SHUFFLED)
+    model = HFTextModel(str(directory), config.labels.ko, max_length=32, batch_size=3)
+    probs = model.predict_proba(TEXTS)
+    assert probs.shape == (4, 6) and model.labels == config.labels.ko
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    raw = raw_probs(directory, TEXTS)
+    for j, label in enumerate(config.labels.ko):
+        np.testing.assert_allclose(probs[:, j], raw[:, SHUFFLED.index(label)], atol=1e-5)
+    assert model.predict_proba([]).shape == (0, 6)
+
+
+@pytest.mark.parametrize("shape", ["id_to_label", "label_to_id"])
+def test_hf_model_reads_label_map_json(tmp_path, config, shape):
+    directory = build_tiny_model(tmp_path / "tiny")
+    mapping = {str(i): l for i, l in enumerate(SHUFFLED)} if shape == "id_to_label" else {l: i for i, l in enumerate(SHUFFLED)}
+    (directory / "label_map.json").write_text(json.dumps(mapping, ensure_ascii=False), encoding="utf-8")
+    probs = HFTextModel(str(directory), config.labels.ko, max_length=32).predict_proba(TEXTS)
+    raw = raw_probs(directory, TEXTS)
+    np.testing.assert_allclose(probs[:, config.labels.ko.index("슬픔")], raw[:, 0], atol=1e-5)
+    np.testing.assert_allclose(probs[:, config.labels.ko.index("분노")], raw[:, 5], atol=1e-5)
+
+
+def test_hf_model_truncates_long_text_to_max_length(tmp_path, config):
+    directory = build_tiny_model(tmp_path / "tiny", SHUFFLED)
+    model = HFTextModel(str(directory), config.labels.ko, max_length=32)
+    probs = model.predict_proba(["오늘 정말 행복하고 즐거웠어 " * 500, "슬퍼"])
+    assert probs.shape == (2, 6) and np.isfinite(probs).all()
+
+
+def test_hf_backend_through_load_text_model(tmp_path, config):
+    directory = build_tiny_model(tmp_path / "tiny", SHUFFLED)
+    cfg = TextConfig(backend="hf", model=str(directory), max_length=32, batch_size=2)
+    model = load_text_model(cfg, config.labels.ko)
+    assert isinstance(model, HFTextModel) and load_text_model(cfg, config.labels.ko) is model
+    assert model.predict_proba(TEXTS).shape == (4, 6)
+
+
+def test_hf_missing_directory_is_a_model_error(tmp_path, config):
+    with pytest.raises(ModelError, match="not found"):
+        HFTextModel(str(tmp_path / "no-such-model"), config.labels.ko)
+
+
+def test_hf_label_set_mismatch_names_the_directory(tmp_path, config):
+    directory = build_tiny_model(tmp_path / "tiny", ["기쁨", "당황", "분노", "불안", "상처", "중립"])
+    with pytest.raises(ModelError, match="tiny.*슬픔"):
+        HFTextModel(str(directory), config.labels.ko)
