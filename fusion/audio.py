@@ -137,6 +137,9 @@ def voiced_spans(
 ) -> list[tuple[float, float]]:
     """Intervals (seconds) that hold sound: within ``top_db`` of the loudest part and above ``floor_dbfs``.
 
+    Pauses shorter than ``merge_gap_s`` (config) join their neighbours, so a span is an
+    utterance rather than a syllable.
+
     ``librosa.effects.split`` alone is relative to the loudest frame, so pure
     silence or faint hiss would count as "voiced"; frames whose own level is
     below the absolute floor are dropped. Defaults come from ``cfg`` (``[audio_input]``).
@@ -151,11 +154,15 @@ def voiced_spans(
     spans = librosa.effects.split(y, top_db=top_db, frame_length=frame, hop_length=hop)
     rms = librosa.feature.rms(y=y, frame_length=frame, hop_length=hop, center=True)[0]
     loud = 20.0 * np.log10(np.maximum(rms, 1e-10)) >= floor_dbfs
-    out = []
+    out: list[tuple[float, float]] = []
     for start, end in spans:
-        frames = loud[start // hop : max(end // hop, start // hop + 1)]
-        if frames.any():
-            out.append((float(start / audio.sample_rate), float(end / audio.sample_rate)))
+        if not loud[start // hop : max(end // hop, start // hop + 1)].any():
+            continue
+        a, b = float(start / audio.sample_rate), float(end / audio.sample_rate)
+        if out and a - out[-1][1] < cfg.merge_gap_s:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
     return out
 
 

@@ -18,6 +18,7 @@ import scipy.fft
 import torch
 from torch import nn
 
+from fusion.audio import audio_from_array, voiced_spans as audio_voiced_spans
 from fusion.config import MODELS_DIR, AudioConfig, Config, default_config
 from fusion.errors import ModelError
 
@@ -93,11 +94,19 @@ def pad_or_cut(seq: np.ndarray, frames: int = 100) -> np.ndarray:
     return np.pad(seq, ((0, frames - len(seq)), (0, 0)))
 
 
-def span_frames(span: Span, n_frames: int, sr: int = SAMPLE_RATE) -> tuple[int, int]:
-    """MFCC frame range [first, last) covering a (start_s, end_s) span, clipped to the recording."""
+def span_frames(span: Span, n_frames: int, sr: int = SAMPLE_RATE, min_frames: int = 0) -> tuple[int, int]:
+    """MFCC frame range [first, last) covering a (start_s, end_s) span, clipped to the recording.
+
+    A span shorter than ``min_frames`` grows evenly on both sides (as far as the recording
+    allows), so a short sentence is heard in its own context rather than padded with zeros.
+    """
     start, end = span
     first = min(max(int(math.floor(start * sr / HOP_LENGTH)), 0), n_frames)
     last = min(max(int(math.ceil(end * sr / HOP_LENGTH)), first), n_frames)
+    missing = min_frames - (last - first)
+    if missing > 0 and first < n_frames:
+        first = max(0, min(first - missing // 2, n_frames - min_frames))
+        last = min(n_frames, first + min_frames)
     return first, last
 
 
@@ -247,9 +256,18 @@ def build_baseline(clips: list[np.ndarray], name: str = "personal", cfg: AudioCo
                            float(np.median([p.rate_per_s for p in pros])))
 
 
-def resolve_baseline(spec: str, cfg: Config | None = None) -> NeutralBaseline:
-    """``"male"`` / ``"female"`` (any name in [audio.baselines]) or a path to a baseline JSON."""
+def resolve_baseline(spec: str, cfg: Config | None = None, pitch_hz: float | None = None) -> NeutralBaseline:
+    """``"male"`` / ``"female"`` (any name in [audio.baselines]), a path to a baseline JSON, or ``"auto"``.
+
+    ``"auto"`` takes the configured baseline whose reference pitch is nearest (in semitones)
+    to ``pitch_hz``, the speaker's measured median pitch; without one, the first configured.
+    """
     cfg = cfg or default_config()
+    if spec == "auto":
+        named = {k: b for k, b in cfg.audio.baselines.items() if b.pitch_hz}
+        spec = next(iter(cfg.audio.baselines))
+        if pitch_hz and math.isfinite(pitch_hz) and named:
+            spec = min(named, key=lambda k: abs(math.log2(pitch_hz / named[k].pitch_hz)))
     if spec in cfg.audio.baselines:
         return NeutralBaseline.from_config(spec, cfg.audio)
     if Path(spec).is_file():
@@ -346,40 +364,28 @@ class AudioEmotionModel:
                       feats: np.ndarray | None = None) -> np.ndarray:
         """(n_spans, n_labels) probabilities, each span scored by windows of its own frames.
 
+        A span shorter than one window is centred in a window of the surrounding audio.
         ``feats`` is the recording's ``mfcc`` when the caller already has it. A span with no
         frames inside the recording is scored as one all-padding window.
         """
         feats = mfcc(samples, n_mfcc=self.cfg.n_mfcc) if feats is None else feats
         if not spans:
             return np.zeros((0, len(self.labels)), np.float32)
-        return self._score(feats, [span_frames(s, len(feats)) for s in spans], baseline)
+        frame_spans = [span_frames(s, len(feats), min_frames=self.cfg.frames) for s in spans]
+        return self._score(feats, frame_spans, baseline)
 
     def predict_diary(self, samples: np.ndarray, baseline: NeutralBaseline, voiced_spans: list[Span] | None = None,
                       feats: np.ndarray | None = None) -> np.ndarray:
-        """(n_labels,) mean window probability over the voiced audio of the whole diary."""
+        """(n_labels,) mean window probability over the voiced spans of the diary (``fusion.audio.voiced_spans``)."""
         feats = mfcc(samples, n_mfcc=self.cfg.n_mfcc) if feats is None else feats
         if voiced_spans is None:
-            voiced_spans = voiced_intervals(samples)
+            voiced_spans = audio_voiced_spans(audio_from_array(samples, SAMPLE_RATE))
         if not voiced_spans:
             voiced_spans = [(0.0, len(samples) / SAMPLE_RATE)]
         frame_spans = [span_frames(s, len(feats)) for s in voiced_spans]
         weights = np.array([len(window_starts(b - a, self.cfg.frames)) for a, b in frame_spans], float)
         probs = self._score(feats, frame_spans, baseline)
         return (weights @ probs / weights.sum()).astype(np.float32)
-
-
-def voiced_intervals(samples: np.ndarray, top_db: float = 35.0, min_gap_s: float = 0.5) -> list[Span]:
-    """Non-silent stretches (``librosa.effects.split``), gaps shorter than ``min_gap_s`` merged."""
-    if len(samples) == 0:
-        return []
-    merged: list[list[float]] = []
-    for a, b in librosa.effects.split(np.asarray(samples, np.float32), top_db=top_db,
-                                      frame_length=N_FFT, hop_length=HOP_LENGTH) / SAMPLE_RATE:
-        if merged and a - merged[-1][1] < min_gap_s:
-            merged[-1][1] = b
-        else:
-            merged.append([a, b])
-    return [(float(a), float(b)) for a, b in merged]
 
 
 def load_net(weights: Path, labels: list[str], source: str) -> AudioEmotionNet:

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fusion.errors import FusionError, InputError
 
@@ -16,7 +17,7 @@ err = Console(stderr=True)
 
 
 def _fail(error: Exception) -> None:
-    err.print(f"[bold red]error:[/] {error}")
+    err.print("[bold red]error:[/]", escape(str(error)), soft_wrap=True)
     raise typer.Exit(code=2)
 
 

@@ -67,26 +67,32 @@ class Observation:
     sentence: int | None = None
 
 
-def _severity(gap: float, steps: tuple[float, ...]) -> str:
+def _severity(score: float, steps: tuple[float, ...]) -> str:
     """``low`` below ``steps[1]``, ``medium`` below ``steps[2]``, else ``high``."""
-    return SEVERITIES[int(np.clip(np.searchsorted(steps, gap, side="right") - 1, 0, len(SEVERITIES) - 1))]
+    return SEVERITIES[int(np.clip(np.searchsorted(steps, score, side="right") - 1, 0, len(SEVERITIES) - 1))]
+
+
+def depressed_score(voice_en: np.ndarray, prosody: Prosody | None, cfg: Config) -> float:
+    """P(SAD) plus a weight per semitone of pitch below the neutral baseline (no pitch, no bonus)."""
+    drop = -prosody.pitch_semitones if prosody is not None and prosody.pitch_semitones is not None else 0.0
+    return float(voice_en[cfg.labels.en.index("SAD")]) + cfg.alerts.depressed_pitch_weight * max(drop, 0.0)
 
 
 def _rules(obs: Observation, cfg: Config) -> list[tuple[str, float]]:
-    """The alert kinds one observation triggers, each with its gap on the compared axis."""
+    """The alert kinds one observation triggers, each with the score its severity is read from."""
     a = cfg.alerts
     va_points = cfg.fusion.valence_arousal
     words = valence_arousal(obs.text_ko, cfg.labels.ko, va_points["ko"])
     voice = valence_arousal(obs.voice_en, cfg.labels.en, va_points["en"])
-    p_sad = float(obs.voice_en[cfg.labels.en.index("SAD")])
-    low_prosody = obs.prosody is not None and obs.prosody.is_low(a.depressed_pitch_semitones, a.depressed_energy_db)
     fired = []
-    depressed = p_sad >= a.depressed_voice_sad or (p_sad >= a.depressed_voice_sad_with_prosody and low_prosody)
-    if words.valence >= a.positive_words_valence and depressed:
-        fired.append(("positive_words_depressed_tone", words.valence - voice.valence + (a.prosody_severity_bonus if low_prosody else 0.0)))
+    depressed = depressed_score(obs.voice_en, obs.prosody, cfg)
+    depressed_min = a.depressed_score if obs.sentence is None else a.depressed_score_sentence
+    if words.valence >= a.positive_words_valence and depressed >= depressed_min:
+        fired.append(("positive_words_depressed_tone", depressed))
     if words.valence <= a.negative_words_valence and voice.valence >= a.upbeat_voice_valence and voice.arousal >= a.upbeat_voice_arousal:
         fired.append(("negative_words_upbeat_tone", voice.valence - words.valence))
-    if words.arousal <= a.calm_words_arousal and voice.arousal >= a.agitated_voice_arousal:
+    calm_words = words.arousal <= a.calm_words_arousal and abs(words.valence) <= a.calm_words_valence
+    if calm_words and voice.arousal >= a.agitated_voice_arousal:
         fired.append(("calm_words_agitated_tone", voice.arousal - words.arousal))
     return fired
 
@@ -109,19 +115,18 @@ def mismatch_alerts(diary: Observation, sentences: list[Observation], cfg: Confi
     An alert lists the sentences that triggered it and the evidence for each
     (and for the whole diary when the diary as a whole triggers it).
     """
-    steps = tuple(cfg.alerts.severity_gaps)
     found: dict[str, list[tuple[float, Observation]]] = {}
     for obs in [diary, *sentences]:
-        for kind, gap in _rules(obs, cfg):
-            found.setdefault(kind, []).append((gap, obs))
+        for kind, score in _rules(obs, cfg):
+            found.setdefault(kind, []).append((score, obs))
     alerts = []
     for kind, hits in found.items():
-        gap = max(g for g, _ in hits)
+        score = max(s for s, _ in hits)
         alerts.append(
             Alert(
                 kind=kind,
-                severity=_severity(gap, steps),
-                score=round(gap, 4),
+                severity=_severity(score, cfg.alerts.severity[kind]),
+                score=round(score, 4),
                 diary_level=any(obs.sentence is None for _, obs in hits),
                 sentences=sorted(obs.sentence for _, obs in hits if obs.sentence is not None),
                 evidence=[_evidence(obs, cfg) for _, obs in hits],

@@ -37,6 +37,7 @@ class AudioInputConfig(_Section):
     clip_fraction: float
     top_db: float = 35.0
     speech_floor_dbfs: float = -50.0
+    merge_gap_s: float = 0.5
 
 
 class STTConfig(_Section):
@@ -99,18 +100,16 @@ class FusionConfig(_Section):
 
 class AlertConfig(_Section):
     positive_words_valence: float
-    depressed_voice_sad: float
-    depressed_voice_sad_with_prosody: float
-    depressed_pitch_semitones: float
-    depressed_energy_db: float
-    prosody_severity_bonus: float
+    depressed_pitch_weight: float
+    depressed_score: float
+    depressed_score_sentence: float
     negative_words_valence: float
     upbeat_voice_valence: float
     upbeat_voice_arousal: float
     calm_words_arousal: float
     calm_words_valence: float
     agitated_voice_arousal: float
-    severity_gaps: tuple[float, float, float]
+    severity: dict[str, tuple[float, float, float]]
 
 
 class Config(_Section):

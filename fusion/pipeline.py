@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,19 @@ def _dist(labels: tuple[str, ...], p: np.ndarray, digits: int = 4) -> dict[str, 
     return dict(zip(labels, np.round(np.asarray(p, dtype=float), digits).tolist()))
 
 
+def _finite(x: float, digits: int = 3) -> float | None:
+    return round(float(x), digits) if x is not None and np.isfinite(x) else None
+
+
+def _prosody(measured: audio_branch.Prosody, base: audio_branch.NeutralBaseline) -> Prosody:
+    rel = measured.relative_to(base)
+    return Prosody(
+        pitch_hz=_finite(measured.pitch_hz), energy_db=_finite(measured.energy_db),
+        speaking_rate=_finite(measured.rate_per_s), pitch_semitones=_finite(rel["pitch_semitones"]),
+        energy_db_delta=_finite(rel["energy_delta_db"]), rate_ratio=_finite(rel["rate_ratio"]),
+    )
+
+
 def _top(labels: tuple[str, ...], p: np.ndarray) -> str:
     return labels[int(np.argmax(p))]
 
@@ -55,7 +67,7 @@ class Pipeline:
         self.config = config or default_config()
         self.stt = load_engine(self.config.stt)
         self.text_model = load_text_model(self.config.text, self.config.labels.ko)
-        self.audio_model = audio_branch.load_audio_model(self.config.audio, self.config.labels.en)
+        self.audio_model = audio_branch.load_audio_model(self.config)
 
     def analyze(
         self,
@@ -94,20 +106,18 @@ class Pipeline:
             text_probs = self.text_model.predict_proba([s.text for s in sents])
             percent, mean_probs = diary_text_scores(text_probs)
         with timer.stage("audio"):
-            base = audio_branch.resolve_baseline(baseline or cfg.audio.baseline, cfg.audio)
+            measured = audio_branch.prosody(audio.samples, audio.sample_rate)
+            base = audio_branch.resolve_baseline(baseline or cfg.audio.baseline, cfg, pitch_hz=measured.pitch_hz)
             spans = [(s.start, s.end) for s in sents]
-            voice_probs = self.audio_model.predict_spans(audio.samples, spans, base)
-            voice_diary = self.audio_model.predict_diary(audio.samples, base, speech)
-            diary_prosody = self._prosody(audio, base, None)
-            sentence_prosody = [self._prosody(audio, base, span) for span in spans]
+            feats = audio_branch.mfcc(audio.samples, n_mfcc=cfg.audio.n_mfcc)
+            voice_probs = self.audio_model.predict_spans(audio.samples, spans, base, feats=feats)
+            voice_diary = self.audio_model.predict_diary(audio.samples, base, speech, feats=feats)
+            diary_prosody = _prosody(measured, base)
+            sentence_prosody = [_prosody(audio_branch.prosody(audio.samples, audio.sample_rate, span), base) for span in spans]
         with timer.stage("combine"):
             report = self._assemble(audio, language, transcript, sents, text_probs, percent, mean_probs,
                                     voice_probs, voice_diary, diary_prosody, sentence_prosody, base.name, warnings)
         return report.model_copy(update={"timings": timer.stages})
-
-    def _prosody(self, audio: Audio, base: audio_branch.NeutralBaseline, span) -> Prosody:
-        measured = audio_branch.prosody(audio.samples, audio_branch.SAMPLE_RATE, span)
-        return Prosody(**measured.as_dict(), **measured.relative_to(base))
 
     def _assemble(self, audio, language, transcript, sents, text_probs, percent, mean_probs,
                   voice_probs, voice_diary, diary_prosody, sentence_prosody, baseline_name, warnings) -> DiaryReport:
@@ -130,6 +140,7 @@ class Pipeline:
                 voice_probs=_dist(en, voice_probs[i]), voice_top=_top(en, voice_probs[i]),
                 words_va=combine.valence_arousal(text_probs[i], ko, points["ko"]),
                 voice_va=combine.valence_arousal(voice_probs[i], en, points["en"]),
+                prosody=sentence_prosody[i],
             )
             for i, s in enumerate(sents)
         ]
@@ -156,9 +167,15 @@ class Pipeline:
         )
 
 
-@lru_cache(maxsize=4)
+_PIPELINES: dict[str, Pipeline] = {}
+
+
 def _pipeline(config: Config) -> Pipeline:
-    return Pipeline(config)
+    """The process-wide pipeline of a configuration (models load on first use, then stay)."""
+    key = config.model_dump_json()
+    if key not in _PIPELINES:
+        _PIPELINES[key] = Pipeline(config)
+    return _PIPELINES[key]
 
 
 def analyze(

@@ -15,14 +15,14 @@ ALERT_WORDS = {
     "calm_words_agitated_tone": "The words are calm, but the voice sounds agitated.",
 }
 SEVERITY_STYLE = {"low": "yellow", "medium": "dark_orange", "high": "bold red"}
-BAR_WIDTH = 30
+BAR_WIDTH = 20
 
 
 def _bars(title: str, dist: dict[str, float], scale: float = 1.0, suffix: str = "") -> Table:
     table = Table(title=title, show_header=False, box=None, pad_edge=False, title_justify="left")
-    table.add_column(justify="right")
-    table.add_column()
-    table.add_column(justify="right")
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(no_wrap=True, min_width=BAR_WIDTH)
+    table.add_column(justify="right", no_wrap=True)
     top = max(dist, key=dist.get) if dist else None
     for label, value in dist.items():
         share = value / scale

@@ -33,20 +33,11 @@ class Prosody(_Model):
     """Plain voice measurements over a stretch of audio, and the same against the neutral baseline."""
 
     pitch_hz: float | None = Field(description="median F0 of voiced frames")
-    energy_db: float = Field(description="RMS energy, dBFS")
-    speaking_rate: float | None = Field(description="syllable-like onsets per second of speech")
+    energy_db: float | None = Field(description="RMS energy of the active frames, dBFS")
+    speaking_rate: float | None = Field(description="voiced segments (roughly syllables) per second of speech")
     pitch_semitones: float | None = Field(None, description="pitch against the baseline's, semitones")
     energy_db_delta: float | None = Field(None, description="energy against the baseline's, dB")
     rate_ratio: float | None = Field(None, description="speaking rate over the baseline's")
-
-    def is_low(self, pitch_semitones: float, energy_db: float) -> bool:
-        """True when the voice is both lower-pitched and quieter than the baseline by these margins."""
-        return (
-            self.pitch_semitones is not None
-            and self.energy_db_delta is not None
-            and self.pitch_semitones <= pitch_semitones
-            and self.energy_db_delta <= energy_db
-        )
 
 
 class AlertEvidence(_Model):
@@ -65,7 +56,7 @@ class Alert(_Model):
 
     kind: AlertKind
     severity: Severity
-    score: float = Field(description="gap between words and voice on the compared axis")
+    score: float = Field(description="depressed-voice score, or the valence / arousal gap between words and voice")
     diary_level: bool = Field(description="the diary as a whole triggers it, not only single sentences")
     sentences: list[int]
     evidence: list[AlertEvidence]
@@ -83,6 +74,7 @@ class SentenceReport(_Model):
     voice_top: str
     words_va: ValenceArousal
     voice_va: ValenceArousal
+    prosody: Prosody | None = Field(description="the voice over this sentence's span against the baseline")
 
 
 class TextSummary(_Model):

@@ -30,9 +30,9 @@ from sklearn.metrics import recall_score, roc_auc_score
 from torch import nn
 
 import fusion
+from fusion.audio import audio_from_array, voiced_spans
 from fusion.audio_branch import (EMBEDDED_DIR, SAMPLE_RATE, AudioEmotionModel, AudioEmotionNet, NeutralBaseline,
-                                 build_baseline, load_audio_model_from, mfcc, pad_or_cut, prosody, span_frames,
-                                 voiced_intervals)
+                                 build_baseline, load_audio_model_from, mfcc, pad_or_cut, prosody, span_frames)
 from fusion.config import Config, default_config
 
 DATA_DIR = Path(fusion.__file__).resolve().parents[1].parent / "shared/data/speech"
@@ -75,7 +75,7 @@ def _features(args: tuple[str, bool, int]) -> tuple[np.ndarray, list, list]:
     path, augment, seed = args
     y = read_audio(path)
     feats = mfcc(y)
-    spans = [span_frames(s, len(feats)) for s in voiced_intervals(y)] or [(0, len(feats))]
+    spans = [span_frames(s, len(feats)) for s in voiced_spans(audio_from_array(y, SAMPLE_RATE))] or [(0, len(feats))]
     aug = []
     if augment:
         rng = np.random.default_rng(seed)

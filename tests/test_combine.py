@@ -60,51 +60,69 @@ def test_valence_arousal_is_the_expected_point(config):
     assert va.arousal == pytest.approx((points["기쁨"][1] + points["슬픔"][1]) / 2)
 
 
+def voice_pitch(semitones: float) -> Prosody:
+    """Prosody whose pitch lies ``semitones`` from the neutral baseline's."""
+    return Prosody(pitch_hz=200.0, energy_db=-20.0, speaking_rate=2.5,
+                   pitch_semitones=semitones, energy_db_delta=-1.0, rate_ratio=0.9)
+
+
 @pytest.mark.parametrize(
-    "words, voice, expected",
+    "words, voice, semitones, expected",
     [
-        ({"joy": 0.9, "flustered": 0.1}, {"SAD": 0.8, "HAPPY": 0.2}, {"positive_words_depressed_tone"}),
-        ({"joy": 0.9, "flustered": 0.1}, {"HAPPY": 0.8, "SURPRISE": 0.2}, set()),
-        ({"joy": 0.9, "flustered": 0.1}, {"SAD": 0.3, "HAPPY": 0.7}, set()),
-        ({"sadness": 0.9, "hurt": 0.1}, {"SAD": 0.9, "FEAR": 0.1}, set()),
-        ({"sadness": 0.9, "hurt": 0.1}, {"HAPPY": 0.9, "SURPRISE": 0.1}, {"negative_words_upbeat_tone"}),
-        ({"sadness": 0.6, "hurt": 0.4}, {"ANGRY": 0.8, "FEAR": 0.2}, {"calm_words_agitated_tone"}),
-        ({"anger": 0.9, "anxiety": 0.1}, {"ANGRY": 0.9, "FEAR": 0.1}, set()),
+        # a sad voice, pitch well under the baseline, under joyful words
+        ({"joy": 0.9, "flustered": 0.1}, {"SAD": 0.8, "HAPPY": 0.2}, -3.0, {"positive_words_depressed_tone"}),
+        # the same network output at the speaker's usual pitch: P(SAD) alone does not alert
+        ({"joy": 0.9, "flustered": 0.1}, {"SAD": 0.8, "HAPPY": 0.2}, 0.0, set()),
+        # a low-pitched voice the network hears as neutral-ish still alerts when far enough under the baseline
+        ({"joy": 1.0}, {"SAD": 0.3, "HAPPY": 0.7}, -2.5, {"positive_words_depressed_tone"}),
+        ({"joy": 1.0}, {"SAD": 0.3, "HAPPY": 0.7}, -1.0, set()),
+        ({"joy": 0.9, "flustered": 0.1}, {"HAPPY": 0.8, "SURPRISE": 0.2}, 1.0, set()),
+        # sad words in a sad voice agree
+        ({"sadness": 0.9, "hurt": 0.1}, {"SAD": 0.9, "FEAR": 0.1}, -3.0, set()),
+        ({"sadness": 0.9, "hurt": 0.1}, {"HAPPY": 0.9, "SURPRISE": 0.1}, 2.0, {"negative_words_upbeat_tone"}),
+        ({"joy": 0.35, "hurt": 0.35, "sadness": 0.3}, {"ANGRY": 0.8, "FEAR": 0.2}, 1.0, {"calm_words_agitated_tone"}),
+        ({"sadness": 0.9, "hurt": 0.1}, {"ANGRY": 0.8, "FEAR": 0.2}, 1.0, set()),
+        ({"anger": 0.9, "anxiety": 0.1}, {"ANGRY": 0.9, "FEAR": 0.1}, 1.0, set()),
     ],
 )
-def test_mismatch_rules(config, words, voice, expected):
-    obs = Observation(ko(config, **words), en(config, **voice))
+def test_mismatch_rules(config, words, voice, semitones, expected):
+    obs = Observation(ko(config, **words), en(config, **voice), voice_pitch(semitones))
     assert kinds(mismatch_alerts(obs, [], config)) == expected
 
 
-def low_voice(semitones: float, energy_db: float) -> Prosody:
-    return Prosody(pitch_hz=110.0, energy_db=-30.0, speaking_rate=3.0,
-                   pitch_semitones=semitones, energy_db_delta=energy_db, rate_ratio=0.8)
-
-
-def test_low_prosody_tips_a_moderately_sad_voice(config):
-    words, voice = ko(config, joy=1.0), en(config, SAD=0.3, HAPPY=0.7)
-    assert not mismatch_alerts(Observation(words, voice, low_voice(0.0, 0.0)), [], config)
-    alerts = mismatch_alerts(Observation(words, voice, low_voice(-3.0, -6.0)), [], config)
-    assert kinds(alerts) == {"positive_words_depressed_tone"}
-    assert alerts[0].evidence[0].prosody.pitch_semitones == -3.0
+def test_depressed_voice_needs_a_pitch_measurement_for_the_pitch_term(config):
+    words, voice = ko(config, joy=1.0), en(config, SAD=0.9, HAPPY=0.1)
+    assert not mismatch_alerts(Observation(words, voice, None), [], config)
+    unvoiced = Prosody(pitch_hz=None, energy_db=-40.0, speaking_rate=None)
+    assert not mismatch_alerts(Observation(words, voice, unvoiced), [], config)
 
 
 def test_alert_lists_the_sentences_and_evidence(config):
     happy, sad_voice, happy_voice = ko(config, joy=1.0), en(config, SAD=0.9, HAPPY=0.1), en(config, HAPPY=1.0)
-    diary = Observation(happy, happy_voice)
-    sentences = [Observation(happy, happy_voice, sentence=0), Observation(happy, sad_voice, sentence=1)]
+    diary = Observation(happy, happy_voice, voice_pitch(0.0))
+    sentences = [Observation(happy, happy_voice, voice_pitch(0.5), sentence=0),
+                 Observation(happy, sad_voice, voice_pitch(-3.0), sentence=1)]
     (alert,) = mismatch_alerts(diary, sentences, config)
     assert alert.kind == "positive_words_depressed_tone"
     assert alert.sentences == [1] and not alert.diary_level
-    assert alert.evidence[0].voice["SAD"] == pytest.approx(0.9)
-    assert alert.evidence[0].words_va.valence > 0 > alert.evidence[0].voice_va.valence
+    evidence = alert.evidence[0]
+    assert evidence.voice["SAD"] == pytest.approx(0.9) and evidence.prosody.pitch_semitones == -3.0
+    assert evidence.words_va.valence > 0 > evidence.voice_va.valence
 
 
-def test_severity_grows_with_the_gap(config):
-    words = ko(config, joy=1.0)
-    mild = mismatch_alerts(Observation(words, en(config, SAD=0.5, HAPPY=0.5)), [], config)[0]
-    strong = mismatch_alerts(Observation(words, en(config, SAD=1.0)), [], config)[0]
-    order = ("low", "medium", "high")
+def test_a_single_sentence_needs_stronger_evidence_than_the_diary(config):
+    words, voice = ko(config, joy=1.0), en(config, SAD=0.5, HAPPY=0.5)
+    moderate = voice_pitch(-2.0)  # score 1.5: enough for the whole diary, not for one sentence
+    assert kinds(mismatch_alerts(Observation(words, voice, moderate), [], config)) == {"positive_words_depressed_tone"}
+    neutral_diary = Observation(words, en(config, HAPPY=1.0), voice_pitch(0.0))
+    assert not mismatch_alerts(neutral_diary, [Observation(words, voice, moderate, sentence=0)], config)
+    strong = Observation(words, voice, voice_pitch(-3.5), sentence=0)
+    assert mismatch_alerts(neutral_diary, [strong], config)[0].sentences == [0]
+
+
+def test_severity_grows_with_the_depressed_score(config):
+    words, voice = ko(config, joy=1.0), en(config, SAD=0.6, HAPPY=0.4)
+    mild = mismatch_alerts(Observation(words, voice, voice_pitch(-1.5)), [], config)[0]
+    strong = mismatch_alerts(Observation(words, voice, voice_pitch(-4.0)), [], config)[0]
+    assert (mild.severity, strong.severity) == ("low", "high")
     assert strong.score > mild.score
-    assert order.index(strong.severity) > order.index(mild.severity)

@@ -1,0 +1,81 @@
+"""``fusion analyze`` and ``fusion baseline`` through the real command-line app."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from fusion.cli import app
+from fusion.report import DiaryReport
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "diary_ko.flac"
+runner = CliRunner()
+
+
+def test_analyze_writes_json_and_prints_the_report(tmp_path):
+    transcript = tmp_path / "diary.txt"
+    transcript.write_text("오늘 정말 즐거웠어. 친구를 만났거든.", encoding="utf-8")
+    out = tmp_path / "out.json"
+    result = runner.invoke(app, ["analyze", str(SAMPLE), "--json", str(out), "--transcript", str(transcript), "--gender", "female"])
+    assert result.exit_code == 0, result.output
+    assert "Alerts" in result.output and "Sentences" in result.output
+    report = DiaryReport.model_validate_json(out.read_text(encoding="utf-8"))
+    assert report.transcript == "오늘 정말 즐거웠어. 친구를 만났거든."
+    assert report.voice.baseline == "female"
+
+
+def test_analyze_json_to_stdout_is_only_json(tmp_path):
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("기분이 좋아.", encoding="utf-8")
+    result = runner.invoke(app, ["analyze", str(SAMPLE), "--json", "-", "--transcript", str(transcript)])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["schema_version"]
+
+
+def test_bad_recording_names_the_file_and_exits_2(tmp_path):
+    fake = tmp_path / "notes.wav"
+    fake.write_text("this is not audio", encoding="utf-8")
+    result = runner.invoke(app, ["analyze", str(fake)])
+    assert result.exit_code == 2
+    assert "notes.wav" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.wav"], "nothing written beside the input"
+
+
+def test_missing_transcript_file_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["analyze", str(SAMPLE), "--transcript", str(tmp_path / "none.txt")])
+    assert result.exit_code == 2 and "none.txt" in result.output
+
+
+def test_personal_baseline_round_trip(shared_data, tmp_path):
+    calm = sorted((shared_data / "speech" / "ko_emotional" / "ned").glob("ned0000*.flac"))
+    out = tmp_path / "me.json"
+    result = runner.invoke(app, ["baseline", *map(str, calm), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    stored = json.loads(out.read_text(encoding="utf-8"))
+    assert len(stored["mean"]) == len(stored["std"]) == 13
+    result = runner.invoke(app, ["analyze", str(calm[0]), "--gender", str(out), "--json", "-", "--transcript", str(_text(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["voice"]["baseline"] == "me"
+
+
+def test_baseline_needs_two_recordings(shared_data, tmp_path):
+    one = shared_data / "speech" / "ko_emotional" / "ned" / "ned00001.flac"
+    result = runner.invoke(app, ["baseline", str(one), "--out", str(tmp_path / "me.json")])
+    assert result.exit_code == 2
+    assert not (tmp_path / "me.json").exists()
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "fusion.cli", "--help"], capture_output=True, text=True, check=True)
+    assert "analyze" in result.stdout and "baseline" in result.stdout
+
+
+def _text(tmp_path: Path) -> Path:
+    path = tmp_path / "words.txt"
+    path.write_text("아침에 밥을 먹었다.", encoding="utf-8")
+    return path

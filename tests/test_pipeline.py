@@ -1,0 +1,139 @@
+"""The whole pipeline on real recordings with the embedded default models.
+
+The flagship case, "positive words, depressed tone", is checked on real voices:
+clearly happy Korean words laid over the sad-, happy- and neutral-voiced clips
+of every test-split speaker of ko_emotional, and through Whisper on a real
+happy clip made low, slow and quiet with librosa.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fusion import analyze
+from fusion.audio import SAMPLE_RATE, load_audio
+from fusion.audio_branch import build_baseline
+from fusion.report import SCHEMA_VERSION, DiaryReport
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "diary_ko.flac"
+HAPPY_WORDS = "오늘 정말 즐거웠어. 친구를 만나서 너무 행복했어. 맛있는 것도 먹고 기분 최고야."
+FLAGSHIP = "positive_words_depressed_tone"
+
+
+def test_sample_report_is_complete_and_versioned():
+    report = analyze(SAMPLE)
+    assert report.schema_version == SCHEMA_VERSION
+    assert report.transcript_source == "stt" and report.language == "ko"
+    assert 25.0 < report.duration_s < 26.5
+    assert len(report.sentences) >= 4, "kiwi should split the five spoken sentences"
+    starts = [s.start for s in report.sentences]
+    assert starts == sorted(starts) and report.sentences[-1].end <= report.duration_s + 0.1
+    assert sum(report.text.percent.values()) == pytest.approx(100.0, abs=0.1)
+    assert report.text.top == "기쁨", "three of the five sentences are plainly joyful"
+    for dist in (report.voice.probs, report.fused.en, report.fused.ko, report.sentences[0].text_probs):
+        assert sum(dist.values()) == pytest.approx(1.0, abs=1e-3)
+    assert {"decode", "stt", "sentences", "text", "audio", "combine"} <= set(report.timings)
+    assert report.voice.prosody is not None and 120 < report.voice.prosody.pitch_hz < 400
+    again = DiaryReport.model_validate_json(report.to_json())
+    assert again == report
+
+
+def test_given_transcript_is_spread_over_the_speech():
+    report = analyze(SAMPLE, transcript=HAPPY_WORDS, baseline="female")
+    assert report.transcript_source == "given"
+    assert [s.timing for s in report.sentences] == ["transcript"] * 3
+    assert report.sentences[0].start >= 0 and report.sentences[-1].end <= report.duration_s
+    assert report.voice.baseline == "female"
+
+
+def ko_emotional_test_clips(shared_data: Path) -> dict[str, dict[str, list[Path]]]:
+    """{speaker: {label: [clip paths]}} for the test-split speakers of ko_emotional."""
+    root = shared_data / "speech" / "ko_emotional"
+    clips: dict[str, dict[str, list[Path]]] = {}
+    with open(root / "labels.csv", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["split"] == "test":
+                clips.setdefault(row["speaker"], {}).setdefault(row["label"], []).append(root / row["path"])
+    return clips
+
+
+def gender_of(shared_data: Path, speaker: str) -> str:
+    with open(shared_data / "speech" / "ko_emotional" / "labels.csv", encoding="utf-8") as fh:
+        return next(row["gender"] for row in csv.DictReader(fh) if row["speaker"] == speaker)
+
+
+def personal_baseline(neutral: list[Path], leave_out: Path, out: Path) -> str:
+    """The speaker's baseline from their neutral clips, never from the clip under test."""
+    clips = [load_audio(p).samples for p in neutral if p != leave_out]
+    build_baseline(clips, name="personal").save_json(out)
+    return str(out)
+
+
+def flagship_counts(shared_data: Path, tmp_path: Path, personal: bool) -> dict[str, dict[str, int]]:
+    """Per test speaker: how many sad-voiced clips alert (hits) and how many happy/neutral ones do (false alarms)."""
+    counts = {}
+    for speaker, by_label in ko_emotional_test_clips(shared_data).items():
+        fired = {}
+        for label in ("sad", "happy", "neutral"):
+            fired[label] = []
+            for clip in by_label[label]:
+                baseline = (personal_baseline(by_label["neutral"], clip, tmp_path / f"{clip.stem}.json")
+                            if personal else gender_of(shared_data, speaker))
+                report = analyze(clip, transcript=HAPPY_WORDS, baseline=baseline)
+                fired[label].append(FLAGSHIP in {a.kind for a in report.alerts})
+        counts[speaker] = {"hits": sum(fired["sad"]), "sad": len(fired["sad"]),
+                           "false_alarms": sum(fired["happy"]) + sum(fired["neutral"]),
+                           "happy_or_neutral": len(fired["happy"]) + len(fired["neutral"])}
+    return counts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("personal", [True, False], ids=["personal-baseline", "male-female-baseline"])
+def test_happy_words_over_a_sad_voice_alert_for_every_test_speaker(shared_data, tmp_path, capsys, personal):
+    """Real voices, real alert: sad-voiced clips alert, happy and neutral ones of the same speaker don't.
+
+    With a personal baseline (the product's recommended use) every test speaker must be caught with at
+    most one miss and one false alarm; with only the male/female baseline the bar is lower, and the
+    counts are printed for the record.
+    """
+    counts = flagship_counts(shared_data, tmp_path, personal)
+    assert set(counts) == {"emg", "ned"}
+    with capsys.disabled():
+        print(f"\nflagship alert, {'personal' if personal else 'male/female'} baseline: {json.dumps(counts)}")
+    misses, false_alarms = (1, 1) if personal else (2, 3)
+    for speaker, c in counts.items():
+        assert c["hits"] >= c["sad"] - misses, f"{speaker}: only {c['hits']}/{c['sad']} sad-voiced clips alerted"
+        assert c["false_alarms"] <= false_alarms, f"{speaker}: {c['false_alarms']}/{c['happy_or_neutral']} alerted"
+
+
+def low_slow_quiet(samples: np.ndarray, semitones: float = 4.0, gain_db: float = -6.0) -> np.ndarray:
+    """The same voice, depressed-sounding: played slower (tape-style resampling, like ``sox speed``),
+    so 4 semitones lower and 21% slower, and 6 dB quieter. Resampling keeps it clean enough for Whisper."""
+    slowed = librosa.resample(samples, orig_sr=SAMPLE_RATE, target_sr=round(SAMPLE_RATE * 2 ** (semitones / 12)))
+    return (slowed * 10 ** (gain_db / 20)).astype(np.float32)
+
+
+@pytest.mark.slow
+def test_flagship_through_whisper(shared_data, tmp_path):
+    """Happy words spoken happily, then the same clip low, slow and quiet: only the latter alerts."""
+    happy = shared_data / "speech" / "ko_emotional" / "ned" / "ned00102.flac"  # 경치 좋고, 음식도 맛있고, 이번 여행은 대만족이야.
+    samples, rate = sf.read(happy, dtype="float32")
+    normal_twin, low_twin = tmp_path / "normal.wav", tmp_path / "low.wav"
+    sf.write(normal_twin, samples, rate)
+    sf.write(low_twin, low_slow_quiet(samples), rate)
+    normal = analyze(normal_twin, baseline="female")
+    low = analyze(low_twin, baseline="female")
+    for report in (normal, low):
+        assert "대만족" in report.transcript.replace(" ", ""), report.transcript
+        assert report.text.top == "기쁨" and report.transcript_source == "stt"
+    assert FLAGSHIP not in {a.kind for a in normal.alerts}
+    alert = next(a for a in low.alerts if a.kind == FLAGSHIP)
+    assert alert.evidence[0].prosody.pitch_semitones < -2.0
