@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,22 @@ def _top(labels: tuple[str, ...], p: np.ndarray) -> str:
     return labels[int(np.argmax(p))]
 
 
+@dataclass(frozen=True)
+class _Words:
+    probs: np.ndarray    # (sentences, KO labels)
+    percent: np.ndarray  # share of sentences per top label
+    mean: np.ndarray     # mean probabilities
+
+
+@dataclass(frozen=True)
+class _Voice:
+    probs: np.ndarray    # (sentences, EN labels), each sentence's own span
+    diary: np.ndarray    # the whole diary
+    prosody: list[Prosody]
+    diary_prosody: Prosody
+    baseline: str
+
+
 class Pipeline:
     """The loaded models of one configuration; ``analyze`` may be called any number of times."""
 
@@ -68,6 +85,7 @@ class Pipeline:
         self.stt = load_engine(self.config.stt)
         self.text_model = load_text_model(self.config.text, self.config.labels.ko)
         self.audio_model = audio_branch.load_audio_model(self.config)
+        sentence_stage.kiwi()  # the Korean analyser both the splitter and the text model use
 
     def analyze(
         self,
@@ -88,6 +106,7 @@ class Pipeline:
             audio = source if isinstance(source, Audio) else load_audio(source, cfg.audio_input.sample_rate)
             warnings = audio_warnings(audio, cfg.audio_input)
             speech = voiced_spans(audio, cfg.audio_input)
+        heard = None
         if transcript is not None:
             language = cfg.stt.language
             with timer.stage("sentences"):
@@ -103,44 +122,50 @@ class Pipeline:
             warnings.append("no speech was recognised: the report rests on the voice alone")
 
         with timer.stage("text"):
-            text_probs = self.text_model.predict_proba([s.text for s in sents])
-            percent, mean_probs = diary_text_scores(text_probs)
+            text = self._words([s.text for s in sents])
         with timer.stage("audio"):
-            measured = audio_branch.prosody(audio.samples, audio.sample_rate)
-            base = audio_branch.resolve_baseline(baseline or cfg.audio.baseline, cfg, pitch_hz=measured.pitch_hz)
-            spans = [(s.start, s.end) for s in sents]
-            feats = audio_branch.mfcc(audio.samples, n_mfcc=cfg.audio.n_mfcc)
-            voice_probs = self.audio_model.predict_spans(audio.samples, spans, base, feats=feats)
-            voice_diary = self.audio_model.predict_diary(audio.samples, base, speech, feats=feats)
-            diary_prosody = _prosody(measured, base)
-            sentence_prosody = [_prosody(audio_branch.prosody(audio.samples, audio.sample_rate, span), base) for span in spans]
+            voice = self._voice(audio, [(s.start, s.end) for s in sents], speech, baseline)
         with timer.stage("combine"):
-            report = self._assemble(audio, language, transcript, sents, text_probs, percent, mean_probs,
-                                    voice_probs, voice_diary, diary_prosody, sentence_prosody, base.name, warnings)
+            report = self._assemble(audio, language, transcript, "given" if heard is None else "stt", sents, text, voice, warnings)
         return report.model_copy(update={"timings": timer.stages})
 
-    def _assemble(self, audio, language, transcript, sents, text_probs, percent, mean_probs,
-                  voice_probs, voice_diary, diary_prosody, sentence_prosody, baseline_name, warnings) -> DiaryReport:
+    def _words(self, sentences: list[str]) -> _Words:
+        probs = self.text_model.predict_proba(sentences)
+        percent, mean = diary_text_scores(probs)
+        return _Words(probs, percent, mean)
+
+    def _voice(self, audio: Audio, spans: list[tuple[float, float]], speech, baseline: str | None) -> _Voice:
+        """Voice emotion and prosody of the whole diary and of each span, against the neutral baseline."""
+        cfg = self.config
+        measured = audio_branch.prosody(audio.samples, audio.sample_rate)
+        base = audio_branch.resolve_baseline(baseline or cfg.audio.baseline, cfg, pitch_hz=measured.pitch_hz)
+        feats = audio_branch.mfcc(audio.samples, n_mfcc=cfg.audio.n_mfcc)
+        return _Voice(
+            probs=self.audio_model.predict_spans(audio.samples, spans, base, feats=feats),
+            diary=self.audio_model.predict_diary(audio.samples, base, speech, feats=feats),
+            prosody=[_prosody(audio_branch.prosody(audio.samples, audio.sample_rate, span), base) for span in spans],
+            diary_prosody=_prosody(measured, base),
+            baseline=base.name,
+        )
+
+    def _assemble(self, audio: Audio, language: str, transcript: str, transcript_source: str, sents,
+                  text: _Words, voice: _Voice, warnings: list[str]) -> DiaryReport:
         cfg = self.config
         ko, en, points = cfg.labels.ko, cfg.labels.en, cfg.fusion.valence_arousal
-        text_diary = mean_probs if sents else None
-        fused = combine.fuse(text_diary, voice_diary, cfg)
+        fused = combine.fuse(text.mean if sents else None, voice.diary, cfg)
         observations = [
-            combine.Observation(text_probs[i], voice_probs[i], sentence_prosody[i], sentence=i) for i in range(len(sents))
+            combine.Observation(text.probs[i], voice.probs[i], voice.prosody[i], sentence=i) for i in range(len(sents))
         ]
-        alerts = (
-            combine.mismatch_alerts(combine.Observation(mean_probs, voice_diary, diary_prosody), observations, cfg)
-            if sents
-            else []
-        )
+        diary = combine.Observation(text.mean, voice.diary, voice.diary_prosody)
+        alerts = combine.mismatch_alerts(diary, observations, cfg) if sents else []
         sentence_reports = [
             SentenceReport(
                 index=i, text=s.text, start=round(s.start, 3), end=round(s.end, 3), timing=s.source,
-                text_probs=_dist(ko, text_probs[i]), text_top=_top(ko, text_probs[i]),
-                voice_probs=_dist(en, voice_probs[i]), voice_top=_top(en, voice_probs[i]),
-                words_va=combine.valence_arousal(text_probs[i], ko, points["ko"]),
-                voice_va=combine.valence_arousal(voice_probs[i], en, points["en"]),
-                prosody=sentence_prosody[i],
+                text_probs=_dist(ko, text.probs[i]), text_top=_top(ko, text.probs[i]),
+                voice_probs=_dist(en, voice.probs[i]), voice_top=_top(en, voice.probs[i]),
+                words_va=combine.valence_arousal(text.probs[i], ko, points["ko"]),
+                voice_va=combine.valence_arousal(voice.probs[i], en, points["en"]),
+                prosody=voice.prosody[i],
             )
             for i, s in enumerate(sents)
         ]
@@ -151,16 +176,16 @@ class Pipeline:
             models=Models(stt_engine=self.stt.name, stt_model=self.stt.model_id,
                           text_model=self.text_model.model_id, audio_model=self.audio_model.model_id),
             transcript=transcript,
-            transcript_source="stt" if sents and sents[0].source == "stt" else "given",
+            transcript_source=transcript_source,
             sentences=sentence_reports,
-            text=TextSummary(percent=_dist(ko, percent, 2), mean_probs=_dist(ko, mean_probs),
-                             top=_top(ko, mean_probs) if sents else None),
-            voice=VoiceSummary(probs=_dist(en, voice_diary), top=_top(en, voice_diary),
-                               baseline=baseline_name, prosody=diary_prosody),
+            text=TextSummary(percent=_dist(ko, text.percent, 2), mean_probs=_dist(ko, text.mean),
+                             top=_top(ko, text.mean) if sents else None),
+            voice=VoiceSummary(probs=_dist(en, voice.diary), top=_top(en, voice.diary),
+                               baseline=voice.baseline, prosody=voice.diary_prosody),
             fused=FusedSummary(en=_dist(en, fused.en), ko=_dist(ko, fused.ko),
                                top_en=_top(en, fused.en), top_ko=_top(ko, fused.ko)),
-            words_va=combine.valence_arousal(mean_probs, ko, points["ko"]),
-            voice_va=combine.valence_arousal(voice_diary, en, points["en"]),
+            words_va=combine.valence_arousal(text.mean, ko, points["ko"]),
+            voice_va=combine.valence_arousal(voice.diary, en, points["en"]),
             alerts=alerts,
             timings={},
             warnings=warnings,

@@ -35,7 +35,7 @@ def split_text(text: str, cfg: SentenceConfig) -> list[str]:
 def split_spans(text: str, cfg: SentenceConfig) -> list[tuple[int, int]]:
     """Character spans ``[start, end)`` of the sentences of ``text`` (what ``split_text`` returns)."""
     if cfg.method == "kiwi":
-        spans = [(s.start, s.end) for s in _kiwi().split_into_sents(text)]
+        spans = [(s.start, s.end) for s in kiwi().split_into_sents(text)]
     else:
         spans, pos = [], 0
         for m in re.finditer(cfg.regex, text):
@@ -91,7 +91,8 @@ def sentences_from_text(
 
 
 @lru_cache(maxsize=1)
-def _kiwi():
+def kiwi():
+    """The process's one Korean analyser (building it takes seconds); the text branch shares it."""
     from kiwipiepy import Kiwi
 
     return Kiwi()

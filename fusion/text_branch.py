@@ -23,6 +23,7 @@ from sklearn.preprocessing import normalize
 
 from fusion.config import MODELS_DIR, TextConfig
 from fusion.errors import ModelError
+from fusion.sentences import kiwi
 
 EMBEDDED_DIR = MODELS_DIR / "text"
 WEIGHTS_FILE = "weights.npz"
@@ -57,16 +58,9 @@ def _column_order(model_labels: Sequence[str], labels: tuple[str, ...], where: s
     return np.array([list(model_labels).index(label) for label in labels])
 
 
-@lru_cache(maxsize=1)
-def _kiwi():
-    from kiwipiepy import Kiwi
-
-    return Kiwi()
-
-
 def morphemes(texts: Sequence[str]) -> list[str]:
     """Each text as space-separated ``form/TAG`` morphemes (kiwipiepy), for word n-grams."""
-    return [" ".join(f"{t.form}/{t.tag}" for t in tokens) for tokens in _kiwi().tokenize(list(texts))]
+    return [" ".join(f"{t.form}/{t.tag}" for t in tokens) for tokens in kiwi().tokenize(list(texts))]
 
 
 def hashing_vectorizer(spec: dict) -> HashingVectorizer:

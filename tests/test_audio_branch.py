@@ -159,16 +159,29 @@ def test_predict_spans_batched_equals_one_by_one(model, ko_speaker, config):
     np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_span_shorter_than_window_is_padded_like_the_original(model, ko_speaker, config):
-    y = ko_speaker["neutral"][0]
-    base = ab.resolve_baseline("female", config)
-    first, last = ab.span_frames((0.0, 2.0), len(ab.mfcc(y)))
-    assert (first, last) == (0, 63)
-    x = base.normalise(ab.pad_or_cut(ab.mfcc(y)[first:last], 100))
+def _window_probs(model, base, window: np.ndarray) -> np.ndarray:
+    x = base.normalise(ab.pad_or_cut(window, 100))
     with torch.inference_mode():
-        expected = torch.softmax(model.net(torch.from_numpy(x.T[None].astype(np.float32))), 1).numpy()[0]
+        return torch.softmax(model.net(torch.from_numpy(x.T[None].astype(np.float32))), 1).numpy()[0]
+
+
+def test_recording_shorter_than_a_window_is_padded_like_the_original(model, ko_speaker, config):
+    y = ko_speaker["neutral"][0][: 2 * 16000]
+    base = ab.resolve_baseline("female", config)
+    feats = ab.mfcc(y)
+    assert ab.span_frames((0.0, 2.0), len(feats), min_frames=100) == (0, len(feats)) and len(feats) < 100
     got = model.predict_spans(y, [(0.0, 2.0)], base)[0]
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_allclose(got, _window_probs(model, base, feats), atol=1e-4)
+
+
+def test_short_span_is_heard_in_a_window_of_its_context(model, ko_speaker, config):
+    y = np.concatenate(ko_speaker["neutral"][:2])
+    base = ab.resolve_baseline("female", config)
+    feats = ab.mfcc(y)
+    first, last = ab.span_frames((2.0, 3.0), len(feats), min_frames=100)
+    assert last - first == 100 and first < 2.0 * 16000 / 512 and last > 3.0 * 16000 / 512
+    got = model.predict_spans(y, [(2.0, 3.0)], base)[0]
+    np.testing.assert_allclose(got, _window_probs(model, base, feats[first:last]), atol=1e-4)
 
 
 def test_ten_minute_input_is_processed(model, ko_speaker, config):
