@@ -75,6 +75,7 @@ class _Voice:
     prosody: list[Prosody]
     diary_prosody: Prosody
     baseline: str
+    heard: bool          # any voiced audio at all; without it ``diary`` is uniform
 
 
 class Pipeline:
@@ -118,8 +119,10 @@ class Pipeline:
             transcript = heard.text
             with timer.stage("sentences"):
                 sents = sentence_stage.sentences_from_transcript(heard, cfg.sentences)
-        if not sents:
-            warnings.append("no speech was recognised: the report rests on the voice alone")
+        if not speech:
+            warnings.append("no speech found: the report holds neither words nor a voice emotion")
+        elif not sents:
+            warnings.append("no words were recognised: the report rests on the voice alone")
 
         with timer.stage("text"):
             text = self._words([s.text for s in sents])
@@ -142,10 +145,12 @@ class Pipeline:
         feats = audio_branch.mfcc(audio.samples, n_mfcc=cfg.audio.n_mfcc)
         return _Voice(
             probs=self.audio_model.predict_spans(audio.samples, spans, base, feats=feats),
-            diary=self.audio_model.predict_diary(audio.samples, base, speech, feats=feats),
+            diary=(self.audio_model.predict_diary(audio.samples, base, speech, feats=feats) if speech
+                   else np.full(len(cfg.labels.en), 1.0 / len(cfg.labels.en))),
             prosody=[_prosody(audio_branch.prosody(audio.samples, audio.sample_rate, span), base) for span in spans],
             diary_prosody=_prosody(measured, base),
             baseline=base.name,
+            heard=bool(speech),
         )
 
     def _assemble(self, audio: Audio, language: str, transcript: str, transcript_source: str, sents,
@@ -180,7 +185,7 @@ class Pipeline:
             sentences=sentence_reports,
             text=TextSummary(percent=_dist(ko, text.percent, 2), mean_probs=_dist(ko, text.mean),
                              top=_top(ko, text.mean) if sents else None),
-            voice=VoiceSummary(probs=_dist(en, voice.diary), top=_top(en, voice.diary),
+            voice=VoiceSummary(probs=_dist(en, voice.diary), top=_top(en, voice.diary) if voice.heard else None,
                                baseline=voice.baseline, prosody=voice.diary_prosody),
             fused=FusedSummary(en=_dist(en, fused.en), ko=_dist(ko, fused.ko),
                                top_en=_top(en, fused.en), top_ko=_top(ko, fused.ko)),

@@ -84,8 +84,8 @@ class TextSummary(_Model):
 
 
 class VoiceSummary(_Model):
-    probs: dict[str, float]
-    top: str
+    probs: dict[str, float] = Field(description="uniform when the recording holds no voiced audio")
+    top: str | None
     baseline: str
     prosody: Prosody | None
 

@@ -54,6 +54,16 @@ def test_given_transcript_is_spread_over_the_speech():
     assert report.voice.baseline == "female"
 
 
+def test_silent_recording_reports_warnings_not_emotions(tmp_path):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(3 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    report = analyze(silent)
+    assert report.sentences == [] and report.alerts == [] and report.transcript == ""
+    assert report.voice.top is None and report.text.top is None
+    assert any("silent" in w for w in report.warnings) and any("no speech" in w for w in report.warnings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["silent.wav"]
+
+
 def ko_emotional_test_clips(shared_data: Path) -> dict[str, dict[str, list[Path]]]:
     """{speaker: {label: [clip paths]}} for the test-split speakers of ko_emotional."""
     root = shared_data / "speech" / "ko_emotional"
