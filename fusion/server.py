@@ -1,0 +1,293 @@
+"""``fusion serve``: the HTTP service an app backend uploads diary recordings to.
+
+``create_app(config)`` builds the FastAPI app. An upload is checked on the request
+path (size, format sniffed from its first bytes, declared duration), stored under a
+generated name in ``[server].storage_dir`` and queued; worker threads sharing one set
+of loaded models (``fusion.pipeline.analyze``) run it and keep the DiaryReport in the
+database (``fusion.store``). Nothing a client sends ever becomes part of a file path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Callable, Literal
+
+import av
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from fusion.config import Config, ServerConfig, default_config
+from fusion.errors import FusionError, InputError
+from fusion.report import DiaryReport
+from fusion.store import DONE, Analysis, Store, User
+
+log = logging.getLogger("fusion.server")
+
+CHUNK = 1 << 20
+# Multipart framing and the small form fields around the file.
+_FORM_OVERHEAD = 64 * 1024
+# First bytes of each accepted container → the FFmpeg demuxer forced when probing it.
+_FORMATS_HELP = "WAV, FLAC, MP3, AAC, M4A/MP4, OGG/Opus, WebM/Matroska, AIFF or CAF"
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The FFmpeg demuxer for a recording's first bytes, or None when it is no audio container we accept.
+
+    Deciding from the bytes (never the file name) and forcing that demuxer keeps
+    FFmpeg's own probing, which also opens playlists and other files, out of reach.
+    """
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[4:8] == b"ftyp":
+        return "mov"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "matroska"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[:4] == b"caff":
+        return "caf"
+    if head[:3] == b"ID3":
+        return "mp3"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "aac" if head[1] & 0x06 == 0 else "mp3"  # ADTS has layer bits 00, MPEG audio does not
+    return None
+
+
+def probe_duration(path: Path, fmt: str) -> float:
+    """Seconds of audio the file declares (from its header, else by summing packets), via the forced demuxer."""
+    try:
+        with av.open(str(path), format=fmt, metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise InputError("upload", "no audio stream in the file")
+            stream = container.streams.audio[0]
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                return container.duration / av.time_base
+            return float(sum(p.duration or 0 for p in container.demux(stream)) * (stream.time_base or 0))
+    except av.error.FFmpegError as exc:
+        raise InputError("upload", f"not a readable {_FORMATS_HELP} file ({exc.strerror or exc})") from exc
+
+
+class _BodyLimit:
+    """ASGI wrapper: refuse a POST body over ``limit`` bytes before it is spooled anywhere."""
+
+    def __init__(self, app, limit: int, message: str):
+        self.app, self.limit, self.message = app, limit, message
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await JSONResponse({"detail": self.message}, status_code=413)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, self.message)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large(limit: int) -> str:
+    return f"upload too large: the limit is {limit / 1e6:.1f} MB"
+
+
+class Workers:
+    """A queue of analysis ids run on worker threads; the models load once and are shared."""
+
+    def __init__(self, store: Store, config: Config, uploads: Path, analyze: Callable[..., DiaryReport]):
+        self.store, self.config, self.uploads, self.analyze = store, config, uploads, analyze
+        self.pool = ThreadPoolExecutor(config.server.workers, thread_name_prefix="fusion-worker")
+        self._first = threading.Lock()  # the first job loads the models; the others wait instead of loading twice
+        self._warm = False
+
+    def submit(self, analysis_id: str) -> None:
+        self.pool.submit(self._run, analysis_id)
+
+    def recover(self) -> None:
+        """Jobs a previous process left unfinished run again, unless they already failed it too often."""
+        for row in self.store.unfinished():
+            if not (self.uploads / row.id).is_file():
+                self.store.fail(row.id, "the recording was lost while the server restarted; please upload it again")
+            elif row.attempts >= self.config.server.max_attempts:
+                self.store.fail(row.id, f"the server stopped during this analysis {row.attempts} times; giving up")
+            else:
+                log.info("re-queueing analysis %s left %s by a previous server", row.id, row.status)
+                self.store.requeue(row.id)
+                self.submit(row.id)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, analysis_id: str) -> None:
+        claim = self.store.claim(analysis_id)
+        row = self.store.get(analysis_id) if claim else None
+        if row is None:
+            return  # deleted, or already taken
+        if self._warm:
+            self._analyse(row, claim)
+            return
+        with self._first:
+            self._analyse(row, claim)
+            self._warm = True
+
+    def _analyse(self, row: Analysis, claim: str) -> None:
+        config = self.config
+        if row.language and row.language != config.stt.language:
+            config = config.with_updates(stt={"language": row.language})
+        try:
+            report = self.analyze(self.uploads / row.id, transcript=row.transcript, baseline=row.gender, config=config)
+        except InputError as exc:
+            self.store.finish(row.id, claim, error=f"bad recording: {exc.problem}")
+        except FusionError as exc:
+            self.store.finish(row.id, claim, error=f"{exc.kind}: {exc}")
+        except Exception:
+            log.exception("analysis %s failed", row.id)
+            self.store.finish(row.id, claim, error="internal error while analysing (details are in the server log)")
+        else:
+            self.store.finish(row.id, claim, report_json=report.model_copy(update={"source": row.filename}).to_json(None))
+
+
+def _status(row: Analysis) -> dict:
+    return {
+        "id": row.id, "status": row.status, "filename": row.filename, "error": row.error,
+        "created": row.created.isoformat() + "Z", "updated": row.updated.isoformat() + "Z",
+        "report": json.loads(row.report_json) if row.report_json else None,
+    }
+
+
+def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport] | None = None) -> FastAPI:
+    """The service for ``config`` (default: configs/default.toml); ``analyze`` defaults to the pipeline's."""
+    config = config or default_config()
+    server: ServerConfig = config.server
+    root = server.storage_path()
+    uploads, incoming = root / "uploads", root / "incoming"
+    for folder in (uploads, incoming):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = Store(server.database())
+    if analyze is None:
+        from fusion.pipeline import analyze
+    workers = Workers(store, config, uploads, analyze)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        for name, token in server.tokens.items():
+            store.add_user(name, token)
+        workers.recover()
+        yield
+        workers.close()
+
+    app = FastAPI(title="fusion", summary="Words and voice of a spoken diary, fused.", lifespan=lifespan)
+    app.state.store, app.state.workers = store, workers
+    bearer = HTTPBearer(auto_error=False)
+
+    def current_user(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> User:
+        user = store.user_for_token(credentials.credentials) if credentials else None
+        if user is None:
+            raise HTTPException(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
+        return user
+
+    def own(analysis_id: str, user: User = Depends(current_user)) -> Analysis:
+        row = store.get(analysis_id, user.id)
+        if row is None:
+            raise HTTPException(404, "no such analysis")
+        return row
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/v1/analyses", status_code=202)
+    def create(
+        request: Request,
+        file: UploadFile = File(..., description=f"the recording: {_FORMATS_HELP}"),
+        gender: Literal["male", "female"] | None = Form(None, description="neutral voice baseline (default: by pitch)"),
+        transcript: str | None = Form(None, description="the diary's words: skips speech-to-text"),
+        language: str | None = Form(None, description=f"speech-to-text language, one of {list(server.languages)}"),
+        user: User = Depends(current_user),
+    ) -> JSONResponse:
+        if language is not None and language not in server.languages:
+            raise HTTPException(422, f"language must be one of {list(server.languages)}")
+        transcript = (transcript or "").strip() or None
+        if transcript is not None and len(transcript) > server.max_transcript_chars:
+            raise HTTPException(413, f"transcript too long: the limit is {server.max_transcript_chars} characters")
+        part = incoming / f"{uuid.uuid4().hex}.part"
+        try:
+            fmt = _receive(file, part, server.max_upload_bytes)
+            try:
+                seconds = probe_duration(part, fmt)
+            except InputError as exc:
+                raise HTTPException(415, f"not a usable recording: {exc.problem}") from exc
+            if seconds > server.max_duration_s:
+                raise HTTPException(413, f"recording too long: {seconds:.0f} s, the limit is {server.max_duration_s:.0f} s")
+            row = store.create(user.id, (file.filename or "upload")[-200:], gender, language, transcript)
+            part.replace(uploads / row.id)
+        finally:
+            part.unlink(missing_ok=True)
+        workers.submit(row.id)
+        url = str(request.url_for("status", analysis_id=row.id))
+        return JSONResponse({"id": row.id, "status": row.status, "url": url}, status_code=202, headers={"Location": url})
+
+    @app.get("/v1/analyses/{analysis_id}", name="status")
+    def status(row: Analysis = Depends(own)) -> dict:
+        return _status(row)
+
+    @app.get("/v1/analyses/{analysis_id}/report.html", response_class=HTMLResponse)
+    def report_html(row: Analysis = Depends(own)) -> HTMLResponse:
+        from fusion.html_report import render_html
+
+        if row.status != DONE:
+            raise HTTPException(409, f"the analysis is {row.status}" + (f": {row.error}" if row.error else ""))
+        return HTMLResponse(render_html(DiaryReport.model_validate_json(row.report_json)))
+
+    @app.delete("/v1/analyses/{analysis_id}", status_code=204)
+    def remove(row: Analysis = Depends(own)) -> Response:
+        store.delete(row.id)
+        (uploads / row.id).unlink(missing_ok=True)
+        return Response(status_code=204)
+
+    app.add_middleware(_BodyLimit, limit=server.max_upload_bytes + 4 * server.max_transcript_chars + _FORM_OVERHEAD,
+                       message=_too_large(server.max_upload_bytes))
+    return app
+
+
+def _receive(file: UploadFile, dest: Path, limit: int) -> str:
+    """Copy the upload to ``dest`` within ``limit`` bytes; returns the demuxer its first bytes name."""
+    size = 0
+    with dest.open("wb") as out:
+        while chunk := file.file.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, _too_large(limit))
+            out.write(chunk)
+    if size == 0:
+        raise HTTPException(422, "the uploaded file is empty")
+    with dest.open("rb") as fh:
+        fmt = sniff_format(fh.read(16))
+    if fmt is None:
+        raise HTTPException(415, f"not an audio recording: the content is none of {_FORMATS_HELP}")
+    return fmt
+
+
+def serve(config: Config | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the service with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info")

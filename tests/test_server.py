@@ -1,0 +1,272 @@
+"""``fusion serve``: the HTTP API against the app in-process, and once as a real uvicorn process."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from fusion.config import default_config
+from fusion.report import DiaryReport
+from fusion.server import create_app, sniff_format
+from fusion.store import RUNNING, Analysis, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "diary_ko.flac"
+WORDS = "오늘 정말 즐거웠어. 친구를 만났거든."
+
+
+def _config(tmp_path: Path, **server):
+    return default_config().with_updates(server={"storage_dir": str(tmp_path / "store"), "max_duration_s": 60.0, **server})
+
+
+def _auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _post(client, token, content: bytes | None = None, name: str = "diary.flac", **form):
+    data = SAMPLE.read_bytes() if content is None else content
+    return client.post("/v1/analyses", files={"file": (name, data, "application/octet-stream")}, data=form,
+                       headers=_auth(token))
+
+
+def _wait(client, token, analysis_id: str, until=("done", "failed"), timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/analyses/{analysis_id}", headers=_auth(token)).json()
+        if body["status"] in until:
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"analysis {analysis_id} still {body['status']} after {timeout} s")
+
+
+@pytest.fixture()
+def service(tmp_path):
+    """A running app with two users; yields (client, alice's token, bob's token, config)."""
+    config = _config(tmp_path)
+    app = create_app(config)
+    alice, bob = app.state.store.add_user("alice"), app.state.store.add_user("bob")
+    with TestClient(app) as client:
+        yield client, alice, bob, config
+
+
+def test_healthz_needs_no_token(service):
+    client, *_ = service
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/docs").status_code == 200
+
+
+def test_missing_or_unknown_token_is_401(service):
+    client, *_ = service
+    assert client.get("/v1/analyses/" + "0" * 32).status_code == 401
+    response = _post(client, "not-a-token", transcript=WORDS)
+    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+
+
+def test_upload_is_queued_then_gives_the_report_and_its_page(service):
+    client, alice, _, _ = service
+    response = _post(client, alice, transcript=WORDS, gender="female")
+    assert response.status_code == 202
+    created = response.json()
+    assert created["status"] == "queued" and response.headers["location"].endswith(created["id"])
+    body = _wait(client, alice, created["id"])
+    assert body["status"] == "done", body["error"]
+    report = DiaryReport.model_validate(body["report"])
+    assert report.transcript == WORDS and report.voice.baseline == "female" and report.source == "diary.flac"
+    page = client.get(f"/v1/analyses/{created['id']}/report.html", headers=_auth(alice))
+    assert page.status_code == 200 and page.text.startswith("<!DOCTYPE html>")
+    assert "즐거웠어" in page.text
+
+
+def test_another_users_analysis_is_404(service):
+    client, alice, bob, _ = service
+    analysis_id = _post(client, alice, transcript=WORDS).json()["id"]
+    _wait(client, alice, analysis_id)
+    for method, suffix in (("GET", ""), ("GET", "/report.html"), ("DELETE", "")):
+        assert client.request(method, f"/v1/analyses/{analysis_id}{suffix}", headers=_auth(bob)).status_code == 404
+    assert client.get(f"/v1/analyses/{analysis_id}", headers=_auth(alice)).json()["status"] == "done"
+
+
+@pytest.mark.parametrize("limit, chunked", [(100_000, False), (300_000, False), (100_000, True)],
+                         ids=["declared-length", "file-over-limit", "chunked-body"])
+def test_upload_over_the_size_limit_is_413(tmp_path, limit, chunked):
+    app = create_app(_config(tmp_path, max_upload_bytes=limit))
+    token = app.state.store.add_user("alice")
+    with TestClient(app) as client:
+        if chunked:
+            body = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.flac\"\r\n\r\n" + SAMPLE.read_bytes()
+            response = client.post("/v1/analyses", content=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
+                                   headers={**_auth(token), "Content-Type": "multipart/form-data; boundary=b"})
+        else:
+            response = _post(client, token, transcript=WORDS)
+    assert response.status_code == 413
+    assert response.json()["detail"] == f"upload too large: the limit is {limit / 1e6:.1f} MB"
+    store = tmp_path / "store"
+    assert not any((store / "uploads").iterdir()) and not any((store / "incoming").iterdir())
+
+
+def test_recording_over_the_duration_limit_is_413(tmp_path):
+    app = create_app(_config(tmp_path, max_duration_s=10.0))
+    token = app.state.store.add_user("alice")
+    with TestClient(app) as client:
+        response = _post(client, token, transcript=WORDS)
+    assert response.status_code == 413
+    assert response.json()["detail"] == "recording too long: 26 s, the limit is 10 s"
+
+
+@pytest.mark.parametrize("name, content", [
+    ("diary.wav", "오늘 일기는 글로 씁니다".encode()),
+    ("diary.flac", b"\x89PNG\r\n\x1a\n" + bytes(200)),
+    ("diary.mp3", b"#EXTM3U\n#EXTINF:10,\nfile:///etc/passwd\n"),
+    ("diary.wav", b"RIFF\x24\x00\x00\x00WAVEjunkjunkjunkjunk"),
+])
+def test_content_that_is_not_audio_is_415_whatever_its_name(service, name, content):
+    client, alice, _, config = service
+    response = _post(client, alice, content, name=name, transcript=WORDS)
+    assert response.status_code == 415, response.text
+    assert "not" in response.json()["detail"]
+    assert not any((config.server.storage_path() / "uploads").iterdir())
+
+
+def test_sniffing_reads_the_bytes_not_the_name():
+    assert sniff_format(SAMPLE.read_bytes()[:16]) == "flac"
+    assert sniff_format(b"RIFF\x00\x00\x00\x00WAVEfmt ") == "wav"
+    assert sniff_format(b"\x00\x00\x00\x20ftypM4A ") == "mov"
+    assert sniff_format(b"#EXTM3U\n") is None
+
+
+def test_bad_form_fields_are_refused(service):
+    client, alice, _, _ = service
+    assert _post(client, alice, gender="robot").status_code == 422
+    assert "language must be one of" in _post(client, alice, language="xx").json()["detail"]
+    assert _post(client, alice, b"", transcript=WORDS).status_code == 422
+    assert _post(client, alice, transcript="가" * 20_001).status_code == 413
+
+
+def test_file_name_never_reaches_the_storage_path(service):
+    client, alice, _, config = service
+    response = _post(client, alice, name="../../../etc/evil.flac", transcript=WORDS)
+    analysis_id = response.json()["id"]
+    assert [p.name for p in (config.server.storage_path() / "uploads").iterdir()] == [analysis_id]
+    assert _wait(client, alice, analysis_id)["filename"] == "../../../etc/evil.flac"
+
+
+def test_concurrent_uploads_queue_and_keep_their_own_results(service):
+    client, alice, bob, _ = service
+    diaries = [("오늘 정말 즐거웠어.", alice), ("너무 화가 나서 참을 수가 없었다.", bob),
+               ("시험이 걱정돼서 잠이 안 와.", alice), ("친구가 떠나서 슬펐다.", bob)]
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(len(diaries)) as pool:
+        responses = list(pool.map(lambda d: _post(client, d[1], transcript=d[0]), diaries))
+    assert all(r.status_code == 202 for r in responses)
+    assert time.monotonic() - t0 < 10, "uploads must not wait for each other's analyses"
+    for (words, token), response in zip(diaries, responses):
+        body = _wait(client, token, response.json()["id"])
+        assert body["status"] == "done" and body["report"]["transcript"] == words
+
+
+def test_delete_removes_recording_report_and_temporary_files(service):
+    client, alice, _, config = service
+    analysis_id = _post(client, alice, transcript=WORDS).json()["id"]
+    _wait(client, alice, analysis_id)
+    assert client.delete(f"/v1/analyses/{analysis_id}", headers=_auth(alice)).status_code == 204
+    assert client.get(f"/v1/analyses/{analysis_id}", headers=_auth(alice)).status_code == 404
+    root = config.server.storage_path()
+    assert not any((root / "uploads").iterdir()) and not any((root / "incoming").iterdir())
+    assert Store(config.server.database()).get(analysis_id) is None
+
+
+def test_a_job_interrupted_by_a_restart_runs_again(tmp_path):
+    config, release = _config(tmp_path), threading.Event()
+
+    def stuck(*args, **kwargs):
+        release.wait(30)
+        raise RuntimeError("the old server's worker must not overwrite the new result")
+
+    first = create_app(config, analyze=stuck)
+    token = first.state.store.add_user("alice")
+    with TestClient(first) as client:
+        analysis_id = _post(client, token, transcript=WORDS).json()["id"]
+        assert _wait(client, token, analysis_id, until=("running",))["status"] == "running"
+    try:
+        with TestClient(create_app(config)) as client:
+            body = _wait(client, token, analysis_id)
+            assert body["status"] == "done" and body["report"]["transcript"] == WORDS
+            release.set()
+            time.sleep(0.3)
+            assert client.get(f"/v1/analyses/{analysis_id}", headers=_auth(token)).json()["status"] == "done"
+    finally:
+        release.set()
+
+
+def test_unrecoverable_jobs_are_failed_with_a_reason_on_startup(tmp_path):
+    config = _config(tmp_path)
+    (config.server.storage_path() / "uploads").mkdir(parents=True)
+    store = Store(config.server.database())
+    token = store.add_user("alice")
+    user = store.user_for_token(token)
+    lost = store.create(user.id, "lost.flac", None, None, WORDS)
+    crashing = store.create(user.id, "crash.flac", None, None, WORDS)
+    (config.server.storage_path() / "uploads" / crashing.id).write_bytes(SAMPLE.read_bytes())
+    with store.session() as s, s.begin():
+        s.get(Analysis, crashing.id).attempts = config.server.max_attempts
+        s.get(Analysis, crashing.id).status = RUNNING
+    with TestClient(create_app(config)) as client:
+        assert "upload it again" in client.get(f"/v1/analyses/{lost.id}", headers=_auth(token)).json()["error"]
+        assert "giving up" in client.get(f"/v1/analyses/{crashing.id}", headers=_auth(token)).json()["error"]
+
+
+def test_a_recording_that_fails_to_analyse_reports_why(service):
+    client, alice, _, _ = service
+    header_only = SAMPLE.read_bytes()[:4096]  # a flac cut short: sniffed and probed fine, fails to decode fully
+    body = _wait(client, alice, _post(client, alice, header_only, transcript=WORDS).json()["id"])
+    assert body["status"] == "failed" and body["error"].startswith("bad recording: truncated")
+    assert str(ROOT) not in body["error"] and "uploads" not in body["error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_server_process_analyses_a_real_recording(tmp_path):
+    toml = (ROOT / "configs" / "default.toml").read_text(encoding="utf-8")
+    toml = re.sub(r'(?m)^storage_dir = .*$', f'storage_dir = "{tmp_path / "store"}"', toml)
+    config = tmp_path / "config.toml"
+    config.write_text(toml, encoding="utf-8")
+    cli = [sys.executable, "-m", "fusion.cli", "serve", "--config", str(config)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    token = subprocess.run([*cli, "add-user", "alice"], capture_output=True, text=True, check=True, env=env).stdout.strip()
+    port = _free_port()
+    server = subprocess.Popen([*cli, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(300):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            response = _post(client, token)
+            assert response.status_code == 202, response.text
+            body = _wait(client, token, response.json()["id"], timeout=150)
+            assert body["status"] == "done", body["error"]
+            report = DiaryReport.model_validate(body["report"])
+            assert report.transcript_source == "stt" and report.sentences and report.duration_s == pytest.approx(25.6, abs=0.2)
+            assert client.get(f"/v1/analyses/{response.json()['id']}/report.html", headers=_auth(token)).status_code == 200
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=60)[0].decode(errors="replace")
+    assert "Uvicorn running" in output or "Application startup complete" in output
