@@ -21,7 +21,10 @@ from typing import Callable, Literal
 import av
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from fusion.config import Config, ServerConfig, default_config
 from fusion.errors import FusionError, InputError
@@ -194,8 +197,18 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
         yield
         workers.close()
 
-    app = FastAPI(title="fusion", summary="Words and voice of a spoken diary, fused.", lifespan=lifespan)
+    app = FastAPI(title="fusion", summary="Words and voice of a spoken diary, fused.", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
     app.state.store, app.state.workers = store, workers
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI served from the installed bundle: the docs page works on a closed network."""
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="fusion API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
     bearer = HTTPBearer(auto_error=False)
 
     def current_user(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> User:

@@ -63,7 +63,15 @@ def service(tmp_path):
 def test_healthz_needs_no_token(service):
     client, *_ = service
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/docs").status_code == 200
+
+
+def test_docs_page_needs_no_network(service):
+    client, *_ = service
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert "/v1/analyses" in client.get("/openapi.json").json()["paths"]
 
 
 def test_missing_or_unknown_token_is_401(service):
