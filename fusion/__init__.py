@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "__version__"]
+__all__ = ["analyze", "analyze_many", "__version__"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from fusion.pipeline import analyze
 
         return analyze
+    if name == "analyze_many":
+        from fusion.batch import analyze_many
+
+        return analyze_many
     raise AttributeError(name)

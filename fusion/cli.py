@@ -41,6 +41,7 @@ def _read_transcript(path: Path) -> str:
 def analyze(
     recording: Path = typer.Argument(..., help="audio file: wav, flac, mp3, m4a, ogg, opus, webm …"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON here ('-' for stdout)"),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="write the report as one self-contained HTML page here"),
     gender: Optional[str] = typer.Option(None, "--gender", "--baseline", help="neutral baseline: male, female or a personal baseline JSON"),
     transcript: Optional[Path] = typer.Option(None, "--transcript", help="UTF-8 text file: skip speech-to-text and use these words"),
     config: Optional[Path] = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
@@ -60,6 +61,10 @@ def analyze(
             sys.stdout.write(report.to_json() + "\n")
         else:
             report.save_json(json_out)
+    if html_out is not None:
+        from fusion.html_report import save_html
+
+        save_html(report, html_out, _config(config))
     if not quiet and str(json_out) != "-":
         render(report)
 
@@ -81,6 +86,207 @@ def baseline(
         _fail(exc)
     built.save_json(out)
     err.print(f"baseline from {len(clips)} recordings written to {out}")
+
+
+@app.command()
+def batch(
+    inputs: str = typer.Argument(..., help="a folder (recursive), a glob, or a list file (.txt: one path a line)"),
+    out: Path = typer.Option(..., "--out", help="JSONL results, one line per input; a rerun resumes it"),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="also write a one-row-per-file CSV summary here"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes (default: workers in the config's batch section)"),
+    engine: str = typer.Option("local", "--engine", help="local or ray"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address ('auto' for a running one); default: a local Ray"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="analyse again the inputs whose earlier line is an error"),
+    gender: Optional[str] = typer.Option(None, "--gender", "--baseline", help="neutral baseline for every file: male, female or a baseline JSON"),
+    config: Optional[Path] = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Analyse many recordings into a JSONL file (resumable); exit 1 if any input failed."""
+    from fusion.batch import run_batch
+
+    try:
+        summary = run_batch(inputs, out, csv_path=csv_out, baseline=gender, config=_config(config), workers=workers,
+                            engine=engine, address=address, retry_failed=retry_failed, progress=not quiet)
+    except (FusionError, ValueError, OSError) as exc:
+        _fail(exc)
+    err.print(summary.line(), soft_wrap=True)
+    if summary.any_failed:
+        raise typer.Exit(code=1)
+
+
+serve_app = typer.Typer(add_completion=False, help="The HTTP service for app backends (see /docs when it runs).")
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.callback(invoke_without_command=True)
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
+    port: int = typer.Option(8000, "--port", help="port to listen on"),
+    config: Optional[Path] = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
+) -> None:
+    """Run the service (uploads → queued analyses → JSON and HTML reports)."""
+    ctx.obj = config
+    if ctx.invoked_subcommand is None:
+        from fusion.server import serve as run
+
+        run(_config(config), host=host, port=port)
+
+
+@serve_app.command("add-user")
+def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user's name (unique)")) -> None:
+    """Create a user and print their bearer token (shown once; only its hash is stored)."""
+    from fusion.store import Store
+
+    server = _config(ctx.obj).server
+    server.storage_path().mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        token = Store(server.database()).add_user(name)
+    except ValueError as exc:
+        _fail(exc)
+    sys.stdout.write(token + "\n")
+    err.print(f"user {escape(name)} created; send the token as 'Authorization: Bearer <token>'")
+
+
+eval_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure the text, voice and speech-to-text models on a labelled CSV.")
+app.add_typer(eval_app, name="eval")
+_SPLIT = typer.Option(None, "--split", help="only rows whose 'split' column is this (train, dev, test)")
+_EVAL_JSON = typer.Option(None, "--json", help="write the full result as JSON here ('-' for stdout)")
+_EVAL_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml")
+_EVAL_QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar")
+
+
+def _eval_output(run, json_out: Optional[Path]) -> None:
+    import json
+
+    from fusion.evaluate import summary
+
+    try:
+        result = run()
+    except (FusionError, ValueError) as exc:
+        _fail(exc)
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    if str(json_out) == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        if json_out is not None:
+            json_out.write_text(text + "\n", encoding="utf-8")
+        typer.echo(summary(result))
+
+
+def _stt_settings(pairs: list[str]) -> dict:
+    """KEY=VALUE pairs (VALUE in TOML syntax, bare words as strings) → [stt] field overrides."""
+    import tomllib
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+@eval_app.command("text")
+def eval_text_cmd(
+    data: Path = typer.Argument(..., help="CSV with columns text,label"),
+    model: Optional[str] = typer.Option(None, "--model", help="text model directory (default: the configured one)"),
+    split: Optional[str] = _SPLIT, json_out: Optional[Path] = _EVAL_JSON,
+    config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
+) -> None:
+    """Accuracy, macro-F1, per-label scores and confusion matrix of the text model."""
+    from fusion.evaluate import eval_text
+
+    _eval_output(lambda: eval_text(data, model, split, _config(config), progress=not quiet), json_out)
+
+
+@eval_app.command("audio")
+def eval_audio_cmd(
+    data: Path = typer.Argument(..., help="CSV with columns path,label[,speaker,gender]"),
+    model: Optional[str] = typer.Option(None, "--model", help="audio model directory or weights (default: the configured one)"),
+    personal_baseline: bool = typer.Option(False, "--personal-baseline", help="baseline per speaker from their neutral rows (not scored)"),
+    split: Optional[str] = _SPLIT, json_out: Optional[Path] = _EVAL_JSON,
+    config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
+) -> None:
+    """Accuracy, macro-F1, UAR, per-label scores and confusion matrix of the voice model."""
+    from fusion.evaluate import eval_audio
+
+    _eval_output(lambda: eval_audio(data, model, split, personal_baseline, _config(config), progress=not quiet), json_out)
+
+
+@eval_app.command("stt")
+def eval_stt_cmd(
+    data: Path = typer.Argument(..., help="CSV with columns path,transcript"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="faster-whisper or openai-whisper"),
+    model: Optional[str] = typer.Option(None, "--model", help="STT model (default: the configured one)"),
+    settings: list[str] = typer.Option([], "--set", help="override a field of the config's stt section, e.g. --set beam_size=1 --set vad_filter=false"),
+    split: Optional[str] = _SPLIT, json_out: Optional[Path] = _EVAL_JSON,
+    config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
+) -> None:
+    """CER, WER (punctuation and spacing normalised) and real-time factor of speech to text."""
+    from fusion.evaluate import eval_stt
+
+    extra = _stt_settings(settings)
+    _eval_output(lambda: eval_stt(data, engine, model, split, _config(config), progress=not quiet, **extra), json_out)
+
+
+train_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train the text or voice emotion model into a model directory.")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("text")
+def train_text(
+    out: Optional[Path] = typer.Option(None, "--out", help="model directory to write (default: the shipped fusion/models/text for --recipe embedded)"),
+    recipe: str = typer.Option("embedded", "--recipe", help="embedded (n-gram logistic regression + neutral head) or hf (fine-tune a transformers model)"),
+    base: Optional[str] = typer.Option(None, "--base", help="hf: the model to fine-tune, a hub id or a local directory"),
+    data: Optional[Path] = typer.Option(None, "--data", help="folder holding the text CSVs (default: shared/data/text)"),
+    seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same weights"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="hf: maximum epochs (default 6, early stopping on dev)"),
+    max_length: int = typer.Option(256, "--max-length", help="hf: tokens per sentence (truncated)"),
+    limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only the first N rows of each label of every split (quick runs)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Train the text emotion model; prints dev/test figures. Use the directory with \\[text] model = DIR."""
+    from fusion import train_text as tt
+
+    command = "fusion train text " + " ".join(sys.argv[3:])
+    if recipe == "hf":
+        if not base or out is None:
+            _fail(InputError("--recipe hf", "needs --base MODEL and --out DIR"))
+        from fusion.train_text_hf import RECIPE, train_hf
+
+        metrics = train_hf(base, out, data or tt.DATA_DIR, seed=seed, epochs=epochs or RECIPE["epochs"],
+                           max_length=max_length, limit_per_class=limit_per_class, progress=not quiet)
+    elif recipe == "embedded":
+        metrics = tt.train(data or tt.DATA_DIR, out or tt.EMBEDDED_DIR, seed, limit_per_class=limit_per_class,
+                           progress=not quiet, command=command.strip())
+    else:
+        _fail(InputError("--recipe", f"unknown recipe {recipe!r} (embedded or hf)"))
+    tt.print_metrics(metrics)
+    err.print(f"model written to {out or tt.EMBEDDED_DIR}")
+
+
+@train_app.command("audio")
+def train_audio(
+    out: Path = typer.Option(..., "--out", help="model directory to write (model.pt state dict, read with weights_only=True; labels.json; config.json)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="folder holding the speech datasets (default: shared/data/speech)"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="folder for cached features (default: /tmp/fusion_audio_cache)"),
+    seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same weights"),
+    epochs: int = typer.Option(40, "--epochs", help="maximum epochs (early stopping on the speaker-independent dev split)"),
+    limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only N clips per label and split in each dataset (quick runs)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Train the CNN-BiLSTM voice emotion model; prints dev/test figures. Use the directory with \\[audio] model = DIR."""
+    from fusion import train_audio as ta
+
+    metrics = ta.train_model(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, seed=seed, epochs=epochs,
+                             limit_per_class=limit_per_class, progress=not quiet)
+    ta.print_figures("dev", metrics["dev"])
+    ta.print_figures("test", metrics["test"])
+    err.print(f"model written to {out}")
 
 
 if __name__ == "__main__":

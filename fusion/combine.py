@@ -57,14 +57,36 @@ def valence_arousal(probs: np.ndarray, labels: tuple[str, ...], points: dict[str
     return ValenceArousal(valence=round(float(va[0]), 4), arousal=round(float(va[1]), 4))
 
 
+def words_point(text_ko: np.ndarray, neutral: bool, cfg: Config) -> ValenceArousal:
+    """Where a sentence's words sit: the neutral point when the text model marks it neutral."""
+    if neutral:
+        valence, arousal = cfg.fusion.neutral_point
+        return ValenceArousal(valence=valence, arousal=arousal)
+    return valence_arousal(text_ko, cfg.labels.ko, cfg.fusion.valence_arousal["ko"])
+
+
+def mean_point(points: list[ValenceArousal]) -> ValenceArousal:
+    """The centre of several points (the diary's words, from its sentences')."""
+    return ValenceArousal(valence=round(float(np.mean([p.valence for p in points])), 4),
+                          arousal=round(float(np.mean([p.arousal for p in points])), 4))
+
+
 @dataclass(frozen=True)
 class Observation:
-    """Words and voice over one stretch of the diary (a sentence, or all of it)."""
+    """Words and voice over one stretch of the diary (a sentence, or all of it).
+
+    ``words_va`` overrides the point read from ``text_ko`` (a neutral sentence, or a
+    diary whose words are the mean of its sentences').
+    """
 
     text_ko: np.ndarray
     voice_en: np.ndarray
     prosody: Prosody | None = None
     sentence: int | None = None
+    words_va: ValenceArousal | None = None
+
+    def words(self, cfg: Config) -> ValenceArousal:
+        return self.words_va or words_point(self.text_ko, False, cfg)
 
 
 def _severity(score: float, steps: tuple[float, ...]) -> str:
@@ -82,7 +104,7 @@ def _rules(obs: Observation, cfg: Config) -> list[tuple[str, float]]:
     """The alert kinds one observation triggers, each with the score its severity is read from."""
     a = cfg.alerts
     va_points = cfg.fusion.valence_arousal
-    words = valence_arousal(obs.text_ko, cfg.labels.ko, va_points["ko"])
+    words = obs.words(cfg)
     voice = valence_arousal(obs.voice_en, cfg.labels.en, va_points["en"])
     fired = []
     depressed = depressed_score(obs.voice_en, obs.prosody, cfg)
@@ -103,7 +125,7 @@ def _evidence(obs: Observation, cfg: Config) -> AlertEvidence:
         sentence=obs.sentence,
         words=dict(zip(cfg.labels.ko, np.round(obs.text_ko, 4).tolist())),
         voice=dict(zip(cfg.labels.en, np.round(obs.voice_en, 4).tolist())),
-        words_va=valence_arousal(obs.text_ko, cfg.labels.ko, va_points["ko"]),
+        words_va=obs.words(cfg),
         voice_va=valence_arousal(obs.voice_en, cfg.labels.en, va_points["en"]),
         prosody=obs.prosody,
     )

@@ -56,6 +56,7 @@ class STTConfig(_Section):
     compression_ratio_threshold: float = 2.4
     speech_floor_dbfs: float = -50.0
     cpu_threads: int = 0
+    initial_prompt: str = ""           # text Whisper sees as the previous window ("" = none)
     embedded_sha256: str
 
 
@@ -70,6 +71,7 @@ class TextConfig(_Section):
     model: str
     max_length: int = 256
     batch_size: int = 32
+    neutral_threshold: float = 0.5     # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral
 
 
 class Baseline(_Section):
@@ -96,6 +98,7 @@ class FusionConfig(_Section):
     ko2en: tuple[tuple[float, ...], ...]
     en2ko: tuple[tuple[float, ...], ...]
     valence_arousal: dict[str, dict[str, tuple[float, float]]]
+    neutral_point: tuple[float, float] = (0.0, 0.0)
 
 
 class AlertConfig(_Section):
@@ -112,6 +115,48 @@ class AlertConfig(_Section):
     severity: dict[str, tuple[float, float, float]]
 
 
+class BatchConfig(_Section):
+    """``fusion batch`` / ``analyze_many``: how files are scheduled, never what is computed."""
+
+    workers: int = 1                   # local engine: processes, each with its own models
+    files_per_chunk: int = 4           # recordings whose sentences share one text-model call
+    chunk_audio_s: float = 600.0       # ... or fewer, once their audio reaches this many seconds
+    prefetch: int = 2                  # recordings decoded ahead while the models work
+    extensions: tuple[str, ...] = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".webm", ".mp4")
+    fsync: bool = True                 # flush every written line to disk
+    malloc_arenas: int = 2             # glibc malloc arenas per worker (0 = glibc default): bounds RSS
+    ray_actors: int = 0                # 0: as many as the cluster's CPUs allow
+    ray_actor_cpus: float = 1.0
+
+
+class ServerConfig(_Section):
+    """``fusion serve``: where uploads and the database live, and what an upload may be."""
+
+    database_url: str = ""                # any SQLAlchemy URL; "" = SQLite file fusion.db in storage_dir
+    storage_dir: str = "~/.local/share/fusion-server"
+    max_upload_bytes: int = 50_000_000
+    max_duration_s: float = 900.0
+    max_transcript_chars: int = 20_000
+    languages: tuple[str, ...] = ("ko", "auto")
+    workers: int = 1
+    max_attempts: int = 2
+    tokens: dict[str, str] = {}
+
+    def storage_path(self) -> Path:
+        return Path(os.path.expanduser(self.storage_dir)).resolve()
+
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.storage_path() / 'fusion.db'}"
+
+
+class EvalConfig(_Section):
+    """``fusion eval``: dataset label words → model labels, and the label that builds personal baselines."""
+
+    audio_labels: dict[str, str] = {}  # lower-case dataset word → audio model label (e.g. fearful → FEAR)
+    text_labels: dict[str, str] = {}   # lower-case dataset word → text model label
+    neutral_label: str = "neutral"      # rows that build a speaker's personal baseline
+
+
 class Config(_Section):
     labels: Labels
     audio_input: AudioInputConfig
@@ -121,6 +166,9 @@ class Config(_Section):
     audio: AudioConfig
     fusion: FusionConfig
     alerts: AlertConfig
+    batch: BatchConfig = BatchConfig()
+    server: ServerConfig = ServerConfig()
+    eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="after")
     def _shapes_agree(self) -> "Config":

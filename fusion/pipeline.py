@@ -21,6 +21,7 @@ from fusion.report import (
     FusedSummary,
     Models,
     Prosody,
+    ValenceArousal,
     SentenceReport,
     TextSummary,
     VoiceSummary,
@@ -66,6 +67,8 @@ class _Words:
     probs: np.ndarray    # (sentences, KO labels)
     percent: np.ndarray  # share of sentences per top label
     mean: np.ndarray     # mean probabilities
+    neutral: np.ndarray  # (sentences,) probability that a sentence carries no emotion
+    points: list[ValenceArousal]  # each sentence's words on the valence/arousal plane (neutral-aware)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,20 @@ class _Voice:
     diary_prosody: Prosody
     baseline: str
     heard: bool          # any voiced audio at all; without it ``diary`` is uniform
+
+
+@dataclass
+class Heard:
+    """One recording after decode, STT and sentence split: what the emotion stages need."""
+
+    audio: Audio
+    speech: list[tuple[float, float]]
+    language: str
+    transcript: str
+    transcript_source: str
+    sents: list
+    warnings: list[str]
+    timer: _Timer
 
 
 class Pipeline:
@@ -101,6 +118,10 @@ class Pipeline:
         speech in the recording. ``baseline`` is ``male``, ``female`` or the path
         of a personal baseline JSON (``fusion baseline``); default from config.
         """
+        return self.analyze_batch([self.hear(source, transcript=transcript)], baseline=baseline)[0]
+
+    def hear(self, source: str | Path | Audio, *, transcript: str | None = None) -> Heard:
+        """The stages before the models of emotion: decode → stt → sentences (or the given transcript split)."""
         cfg = self.config
         timer = _Timer()
         with timer.stage("decode"):
@@ -123,19 +144,37 @@ class Pipeline:
             warnings.append("no speech found: the report holds neither words nor a voice emotion")
         elif not sents:
             warnings.append("no words were recognised: the report rests on the voice alone")
+        return Heard(audio, speech, language, transcript, "given" if heard is None else "stt", sents, warnings, timer)
 
-        with timer.stage("text"):
-            text = self._words([s.text for s in sents])
-        with timer.stage("audio"):
-            voice = self._voice(audio, [(s.start, s.end) for s in sents], speech, baseline)
-        with timer.stage("combine"):
-            report = self._assemble(audio, language, transcript, "given" if heard is None else "stt", sents, text, voice, warnings)
-        return report.model_copy(update={"timings": timer.stages})
+    def analyze_batch(self, heard: list[Heard], *, baseline: str | None = None) -> list[DiaryReport]:
+        """Finish several heard recordings: one text-model call for all their sentences, then voice and combine.
 
-    def _words(self, sentences: list[str]) -> _Words:
-        probs = self.text_model.predict_proba(sentences)
+        The text stage's time is shared among the recordings in proportion to their sentences.
+        """
+        t0 = time.perf_counter()
+        texts = [s.text for h in heard for s in h.sents]
+        probs = self.text_model.predict_proba(texts)
+        neutral = self.text_model.predict_neutral(texts)
+        share = (time.perf_counter() - t0) / max(len(texts), 1)
+        reports, at = [], 0
+        for h in heard:
+            n = len(h.sents)
+            text = self._words_from(probs[at : at + n], neutral[at : at + n])
+            at += n
+            h.timer.stages["text"] = round(share * n, 4)
+            with h.timer.stage("audio"):
+                voice = self._voice(h.audio, [(s.start, s.end) for s in h.sents], h.speech, baseline)
+            with h.timer.stage("combine"):
+                report = self._assemble(h.audio, h.language, h.transcript, h.transcript_source, h.sents, text, voice,
+                                        h.warnings)
+            reports.append(report.model_copy(update={"timings": h.timer.stages}))
+        return reports
+
+    def _words_from(self, probs: np.ndarray, neutral: np.ndarray) -> _Words:
         percent, mean = diary_text_scores(probs)
-        return _Words(probs, percent, mean)
+        marked = neutral >= self.config.text.neutral_threshold
+        points = [combine.words_point(p, bool(m), self.config) for p, m in zip(probs, marked)]
+        return _Words(probs, percent, mean, neutral, points)
 
     def _voice(self, audio: Audio, spans: list[tuple[float, float]], speech, baseline: str | None) -> _Voice:
         """Voice emotion and prosody of the whole diary and of each span, against the neutral baseline."""
@@ -159,16 +198,20 @@ class Pipeline:
         ko, en, points = cfg.labels.ko, cfg.labels.en, cfg.fusion.valence_arousal
         fused = combine.fuse(text.mean if sents else None, voice.diary, cfg)
         observations = [
-            combine.Observation(text.probs[i], voice.probs[i], voice.prosody[i], sentence=i) for i in range(len(sents))
+            combine.Observation(text.probs[i], voice.probs[i], voice.prosody[i], sentence=i, words_va=text.points[i])
+            for i in range(len(sents))
         ]
-        diary = combine.Observation(text.mean, voice.diary, voice.diary_prosody)
+        words_va = combine.mean_point(text.points) if sents else combine.valence_arousal(text.mean, ko, points["ko"])
+        diary = combine.Observation(text.mean, voice.diary, voice.diary_prosody, words_va=words_va)
         alerts = combine.mismatch_alerts(diary, observations, cfg) if sents else []
         sentence_reports = [
             SentenceReport(
                 index=i, text=s.text, start=round(s.start, 3), end=round(s.end, 3), timing=s.source,
                 text_probs=_dist(ko, text.probs[i]), text_top=_top(ko, text.probs[i]),
                 voice_probs=_dist(en, voice.probs[i]), voice_top=_top(en, voice.probs[i]),
-                words_va=combine.valence_arousal(text.probs[i], ko, points["ko"]),
+                neutral=bool(text.neutral[i] >= cfg.text.neutral_threshold),
+                neutral_prob=round(float(text.neutral[i]), 4),
+                words_va=text.points[i],
                 voice_va=combine.valence_arousal(voice.probs[i], en, points["en"]),
                 prosody=voice.prosody[i],
             )
@@ -184,12 +227,14 @@ class Pipeline:
             transcript_source=transcript_source,
             sentences=sentence_reports,
             text=TextSummary(percent=_dist(ko, text.percent, 2), mean_probs=_dist(ko, text.mean),
-                             top=_top(ko, text.mean) if sents else None),
+                             top=_top(ko, text.mean) if sents else None,
+                             neutral_percent=round(100.0 * float(np.mean(
+                                 text.neutral >= cfg.text.neutral_threshold)) if sents else 0.0, 2)),
             voice=VoiceSummary(probs=_dist(en, voice.diary), top=_top(en, voice.diary) if voice.heard else None,
                                baseline=voice.baseline, prosody=voice.diary_prosody),
             fused=FusedSummary(en=_dist(en, fused.en), ko=_dist(ko, fused.ko),
                                top_en=_top(en, fused.en), top_ko=_top(ko, fused.ko)),
-            words_va=combine.valence_arousal(text.mean, ko, points["ko"]),
+            words_va=words_va,
             voice_va=combine.valence_arousal(voice.diary, en, points["en"]),
             alerts=alerts,
             timings={},
@@ -201,8 +246,8 @@ _PIPELINES: dict[str, Pipeline] = {}
 
 
 def _pipeline(config: Config) -> Pipeline:
-    """The process-wide pipeline of a configuration (models load on first use, then stay)."""
-    key = config.model_dump_json()
+    """The process-wide pipeline of a configuration (models load on first use, then stay); [batch] is not part of it."""
+    key = config.model_dump_json(exclude={"batch"})
     if key not in _PIPELINES:
         _PIPELINES[key] = Pipeline(config)
     return _PIPELINES[key]

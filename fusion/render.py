@@ -75,6 +75,7 @@ def render(report: DiaryReport, console: Console | None = None) -> None:
         table.add_column(column)
     for s in report.sentences:
         style = "red" if s.index in flagged else None
-        table.add_row(str(s.index), f"{s.start:.1f}–{s.end:.1f}", s.text, s.text_top, s.voice_top, style=style)
+        words = "neutral" if s.neutral else s.text_top
+        table.add_row(str(s.index), f"{s.start:.1f}–{s.end:.1f}", s.text, words, s.voice_top, style=style)
     console.print(table)
     console.print(f"[dim]models: {report.models.stt_model} · {report.models.text_model} · {report.models.audio_model}[/]")

@@ -70,6 +70,10 @@ class SentenceReport(_Model):
     timing: Literal["stt", "transcript"] = Field(description="from word timestamps, or spread over the speech")
     text_probs: dict[str, float]
     text_top: str
+    neutral: bool = Field(False, description="the words carry no emotion (neutral_prob ≥ [text] neutral_threshold); "
+                                             "they then sit at the neutral point and drive no words-vs-voice alert "
+                                             "of positive or negative words")
+    neutral_prob: float = 0.0
     voice_probs: dict[str, float]
     voice_top: str
     words_va: ValenceArousal
@@ -81,6 +85,7 @@ class TextSummary(_Model):
     percent: dict[str, float] = Field(description="share of sentences per top label, percent (the original's score)")
     mean_probs: dict[str, float]
     top: str | None
+    neutral_percent: float = Field(0.0, description="share of sentences marked neutral, percent")
 
 
 class VoiceSummary(_Model):

@@ -28,6 +28,7 @@ from fusion.sentences import kiwi
 EMBEDDED_DIR = MODELS_DIR / "text"
 WEIGHTS_FILE = "weights.npz"
 CONFIG_FILE = "config.json"
+NEUTRAL_LABELS = ("중립", "neutral")
 
 
 class TextEmotionModel(Protocol):
@@ -38,6 +39,10 @@ class TextEmotionModel(Protocol):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities of shape ``(len(texts), len(labels))``, each row summing to 1."""
+        ...
+
+    def predict_neutral(self, texts: Sequence[str]) -> np.ndarray:
+        """P(sentence is emotionally neutral), shape ``(len(texts),)``; compare with ``[text] neutral_threshold``."""
         ...
 
 
@@ -123,12 +128,26 @@ class EmbeddedTextModel:
         self.temperature = float(meta.get("temperature", 1.0))
         self.labels = labels
         self.model_id = meta.get("model_id", f"embedded:{directory.name}")
+        self.neutral_coef = arrays["neutral_coef"].astype(np.float32) if "neutral_coef" in arrays else None
+        self.neutral_intercept = float(arrays["neutral_intercept"][0]) if "neutral_coef" in arrays else 0.0
+        self.neutral_threshold = float((meta.get("neutral") or {}).get("threshold", 0.5))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)))
         x = featurize(self.blocks, [str(t) for t in texts])
         return softmax((np.asarray(x @ self.coef.T, dtype=np.float64) + self.intercept) / self.temperature)
+
+    def predict_neutral(self, texts: Sequence[str]) -> np.ndarray:
+        """P(the sentence is emotionally neutral), shape ``(len(texts),)``; zeros without a neutral head.
+
+        Compare with ``[text] neutral_threshold`` (chosen on dev; also ``self.neutral_threshold``).
+        """
+        if len(texts) == 0 or self.neutral_coef is None:
+            return np.zeros(len(texts))
+        x = featurize(self.blocks, [str(t) for t in texts])
+        z = np.asarray(x @ self.neutral_coef, dtype=np.float64) + self.neutral_intercept
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def _read_id2label(directory: Path | None, config_id2label: dict) -> list[str]:
@@ -163,16 +182,19 @@ class HFTextModel:
         except (OSError, ValueError) as exc:
             raise ModelError(f"{name}: cannot load the text model ({exc})") from exc
         model_labels = _read_id2label(path if local else None, self.model.config.id2label)
-        self.order = torch.as_tensor(_column_order(model_labels, labels, name))
+        neutral = [i for i, label in enumerate(model_labels) if label.lower() in NEUTRAL_LABELS]
+        self.neutral_index = neutral[0] if neutral else None
+        emotional = [label for i, label in enumerate(model_labels) if i != self.neutral_index]
+        self.order = torch.as_tensor([model_labels.index(emotional[i]) for i in _column_order(emotional, labels, name)])
         self.labels = labels
         self.model_id = name
         self.max_length = max_length
         self.batch_size = batch_size
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def _softmax(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        out = [np.zeros((0, len(self.labels)))]
+        out = [np.zeros((0, self.model.config.num_labels))]
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 batch = [str(t) for t in texts[start : start + self.batch_size]]
@@ -180,8 +202,19 @@ class HFTextModel:
                     batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
                 )
                 logits = self.model(**enc).logits.float()
-                out.append(torch.softmax(logits, dim=-1)[:, self.order].numpy().astype(np.float64))
+                out.append(torch.softmax(logits, dim=-1).numpy().astype(np.float64))
         return np.concatenate(out)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities over ``labels`` (a neutral output, if the model has one, is left out and renormalised)."""
+        probs = self._softmax(texts)[:, self.order.numpy()]
+        return probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
+
+    def predict_neutral(self, texts: Sequence[str]) -> np.ndarray:
+        """P(neutral) from the model's neutral output (``중립``/``neutral``), zeros when it has none."""
+        if self.neutral_index is None or len(texts) == 0:
+            return np.zeros(len(texts))
+        return self._softmax(texts)[:, self.neutral_index]
 
 
 @lru_cache(maxsize=4)

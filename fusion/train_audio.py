@@ -1,5 +1,6 @@
 """Train the CNN-BiLSTM voice emotion model on shared/data/speech and report dev/test figures.
 
+    fusion train audio --out DIR [--seed N] [--epochs N] [--limit-per-class N] [--cache DIR]
     python -m fusion.train_audio [--out DIR] [--seed N] [--epochs N] [--data DIR] [--eval-only]
 
 Train split of ravdess, emodb and ko_emotional (speaker-independent splits from labels.csv);
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import time
 from collections import defaultdict
@@ -36,6 +38,7 @@ from fusion.audio_branch import (EMBEDDED_DIR, SAMPLE_RATE, AudioEmotionModel, A
 from fusion.config import Config, default_config
 
 DATA_DIR = Path(fusion.__file__).resolve().parents[1].parent / "shared/data/speech"
+CACHE_DIR = Path("/tmp/fusion_audio_cache")
 DATASETS = ("ravdess", "emodb", "ko_emotional")
 LABEL_MAP = {"angry": "ANGRY", "sad": "SAD", "disgust": "DISGUST", "happy": "HAPPY",
              "fear": "FEAR", "fearful": "FEAR", "surprised": "SURPRISE"}
@@ -88,10 +91,35 @@ def _features(args: tuple[str, bool, int]) -> tuple[np.ndarray, list, list]:
     return feats, spans, aug
 
 
-def load_clips(data: Path, cache: Path) -> list[Clip]:
-    """Every clip of the three datasets with its features, computed once and cached."""
-    rows = [r for ds in DATASETS for r in read_rows(data, ds)]
+def limit_rows(rows: list[dict], per_class: int | None) -> list[dict]:
+    """The first ``per_class`` emotional clips per (dataset, split, label), plus two neutral clips of each
+    speaker kept (for their personal baseline); speakers without two neutral clips are dropped."""
+    if per_class is None:
+        return rows
+    seen: dict = defaultdict(int)
+    keep = []
+    for r in rows:
+        if r["label"] in LABEL_MAP:
+            seen[(r["dataset"], r["split"], r["label"])] += 1
+            if seen[(r["dataset"], r["split"], r["label"])] <= per_class:
+                keep.append(r)
+    speakers = {r["speaker"] for r in keep}
+    neutral = defaultdict(list)
+    for r in rows:
+        if r["speaker"] in speakers and r["label"] in NEUTRAL[r["dataset"]] and len(neutral[r["speaker"]]) < 2:
+            neutral[r["speaker"]].append(r)
+    ok = {s for s, n in neutral.items() if len(n) == 2}
+    chosen = {id(r) for r in keep if r["speaker"] in ok} | {id(r) for s in ok for r in neutral[s]}
+    return [r for r in rows if id(r) in chosen]
+
+
+def load_clips(data: Path, cache: Path, limit_per_class: int | None = None) -> list[Clip]:
+    """Every clip of the three datasets (or a per-class subset) with its features, computed once and cached."""
+    rows = limit_rows([r for ds in DATASETS for r in read_rows(data, ds)], limit_per_class)
     key = cache / f"speech_feats_aug{N_AUG}_{len(rows)}.npz"
+    if limit_per_class is not None:
+        digest = hashlib.sha1("\n".join(r["path"] for r in rows).encode()).hexdigest()[:12]
+        key = cache / f"speech_feats_aug{N_AUG}_{len(rows)}_{digest}.npz"
     if key.is_file():
         stored = np.load(key, allow_pickle=True)["items"]
     else:
@@ -168,7 +196,7 @@ def dev_score(metrics: dict) -> float:
     return float(np.mean([v for k, v in metrics.items() if k.endswith("/uar")]))
 
 
-def train(clips, cfg, seed, epochs, p_personal, patience=8):
+def train(clips, cfg, seed, epochs, p_personal, patience=8, progress=None):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     labels = list(cfg.labels.en)
@@ -197,7 +225,12 @@ def train(clips, cfg, seed, epochs, p_personal, patience=8):
         net.eval()
         dev = evaluate(model, clips, "dev", personal, gendered)
         score = dev_score(dev)
-        print(f"epoch {epoch:2d} loss {total / len(tr):.3f} dev {score:.3f} ({time.time() - t0:.1f}s)", flush=True)
+        line = f"epoch {epoch:2d} loss {total / len(tr):.3f} dev {score:.3f} ({time.time() - t0:.1f}s)"
+        if progress is None:
+            print(line, flush=True)
+        else:
+            progress[0].console.log(line)
+            progress[0].advance(progress[1])
         if score > best:
             best, best_epoch, bad = score, epoch, 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -264,11 +297,66 @@ def print_figures(name: str, metrics: dict) -> None:
         print(f"  {k:38s} {metrics[k]:.3f}")
 
 
+def save_model(out: Path, model: AudioEmotionModel, meta: dict) -> None:
+    """``model.pt`` (a plain state dict, loaded with ``weights_only=True``), ``labels.json``, ``config.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.net.state_dict(), out / "model.pt")
+    (out / "labels.json").write_text(json.dumps(list(model.labels)))
+    (out / "config.json").write_text(json.dumps(meta, indent=2))
+
+
+def _meta(cfg, seed, epochs, p_personal, best_epoch, n_train, counts, dev, test, command, seconds, limit=None):
+    return {
+        "architecture": "CNN-BiLSTM (DESIGN.md §2), input (B, 13, 100) MFCC-delta",
+        "labels": list(cfg.labels.en),
+        "data": {ds: f"shared/data/speech/{ds}/labels.csv" for ds in DATASETS},
+        "split": "labels.csv split column: train for fitting, dev for early stopping, test only reported",
+        "limit_per_class": limit,
+        "train_clips_per_label": dict(zip(cfg.labels.en, counts)), "train_clips": n_train,
+        "recipe": {"seed": seed, "max_epochs": epochs, "best_epoch": best_epoch, "optimizer": "AdamW",
+                   "lr": 2e-3, "weight_decay": 1e-2, "schedule": "OneCycle", "batch": 64,
+                   "loss": "CrossEntropy, class weights, label smoothing 0.05", "aug_copies": N_AUG,
+                   "tempo": TEMPO, "semitones": SEMITONES, "gain_db": GAIN_DB, "p_personal": p_personal,
+                   "crop": "random 100-frame crop of the silence-trimmed clip"},
+        "metrics": {"dev": dev, "test": test},
+        "eval": "clip = mean of 100-frame window probabilities over voiced audio (predict_diary); "
+                "personal baseline = that speaker's neutral clips; gender = config male/female",
+        "command": command,
+        "train_seconds": seconds,
+    }
+
+
+def train_model(out: Path, data: Path = DATA_DIR, cache: Path = CACHE_DIR, seed: int = 0, epochs: int = 40,
+                p_personal: float = 0.5, limit_per_class: int | None = None, progress: bool = True,
+                command: str | None = None) -> dict:
+    """Train on the train split (early stopping on dev), save to ``out``; returns dev and test figures."""
+    from fusion.train_text import progress_bar
+
+    torch.set_num_threads(2)
+    cfg = default_config()
+    t0 = time.time()
+    with progress_bar(progress) as bar:
+        task = bar.add_task("audio: features", total=None)
+        clips = load_clips(Path(data), Path(cache), limit_per_class)
+        bar.update(task, description=f"audio: epochs ({len(clips)} clips)", total=epochs, completed=0)
+        net, best_epoch, n_train, counts = train(clips, cfg, seed, epochs, p_personal, progress=(bar, task))
+        bar.update(task, description="audio: evaluating")
+        model = AudioEmotionModel(net, list(cfg.labels.en), cfg.labels.en, "embedded:audio-cnn-bilstm", cfg.audio)
+        personal, gendered = speaker_baselines(clips, cfg), gender_baselines(cfg)
+        dev = evaluate(model, clips, "dev", personal, gendered)
+        test = evaluate(model, clips, "test", personal, gendered)
+    command = command or f"fusion train audio --out {out} --seed {seed} --epochs {epochs}" + (
+        f" --limit-per-class {limit_per_class}" if limit_per_class is not None else "")
+    save_model(Path(out), model, _meta(cfg, seed, epochs, p_personal, best_epoch, n_train, counts, dev, test,
+                                       command, round(time.time() - t0), limit_per_class))
+    return {"dev": dev, "test": test}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=EMBEDDED_DIR)
     ap.add_argument("--data", type=Path, default=DATA_DIR)
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/fusion_audio_cache"))
+    ap.add_argument("--cache", type=Path, default=CACHE_DIR)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--p-personal", type=float, default=0.5, help="share of training windows normalised by "
@@ -302,27 +390,8 @@ def main(argv: list[str] | None = None) -> None:
         args.speaker_report.write_text(json.dumps(report, indent=2))
     if args.eval_only:
         return
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.net.state_dict(), args.out / "model.pt")
-    (args.out / "labels.json").write_text(json.dumps(list(cfg.labels.en)))
-    meta = {
-        "architecture": "CNN-BiLSTM (DESIGN.md §2), input (B, 13, 100) MFCC-delta",
-        "labels": list(cfg.labels.en),
-        "data": {ds: f"shared/data/speech/{ds}/labels.csv" for ds in DATASETS},
-        "split": "labels.csv split column: train for fitting, dev for early stopping, test only reported",
-        "train_clips_per_label": dict(zip(cfg.labels.en, counts)), "train_clips": n_train,
-        "recipe": {"seed": args.seed, "max_epochs": args.epochs, "best_epoch": best_epoch, "optimizer": "AdamW",
-                   "lr": 2e-3, "weight_decay": 1e-2, "schedule": "OneCycle", "batch": 64,
-                   "loss": "CrossEntropy, class weights, label smoothing 0.05", "aug_copies": N_AUG,
-                   "tempo": TEMPO, "semitones": SEMITONES, "gain_db": GAIN_DB, "p_personal": args.p_personal,
-                   "crop": "random 100-frame crop of the silence-trimmed clip"},
-        "metrics": {"dev": dev, "test": test},
-        "eval": "clip = mean of 100-frame window probabilities over voiced audio (predict_diary); "
-                "personal baseline = that speaker's neutral clips; gender = config male/female",
-        "command": "python -m fusion.train_audio",
-        "train_seconds": round(time.time() - t0),
-    }
-    (args.out / "config.json").write_text(json.dumps(meta, indent=2))
+    save_model(args.out, model, _meta(cfg, args.seed, args.epochs, args.p_personal, best_epoch, n_train, counts,
+                                      dev, test, "python -m fusion.train_audio", round(time.time() - t0)))
     print(f"saved {args.out} in {time.time() - t0:.0f}s")
 
 

@@ -1,9 +1,11 @@
 """Train the embedded text emotion model (``fusion/models/text/``) on ``shared/data/text``.
 
-Fits each candidate recipe on the train split, keeps the best by dev macro-F1, writes
+Fits each candidate recipe on the train split, keeps the best by dev macro-F1, fits a
+neutral-vs-emotional head on the same features (threshold chosen on dev), writes
 ``weights.npz`` + ``config.json`` and reports dev and test figures. Test is never used to
 train or choose.
 
+    fusion train text [--out DIR] [--seed N]            # the same as:
     python -m fusion.train_text [--data DIR] [--out DIR] [--seed N]
     python -m fusion.train_text --eval-only [--out DIR]
 """
@@ -15,11 +17,13 @@ import csv
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.naive_bayes import ComplementNB
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 import fusion
@@ -40,25 +44,49 @@ from fusion.text_branch import (
 DATA_DIR = Path(fusion.__file__).resolve().parents[1].parent / "shared" / "data" / "text"
 DIALOGUE = "ko_emotion_dialogue.csv"
 ELDERLY = "ko_emotion_elderly_extra.csv"
+SINGLE7 = "ko_single_turn_7.csv"
+NEUTRAL7 = "중립"
+# ko_single_turn_7 labels → the six; 혐오 (disgust) and 중립 (neutral) have no counterpart.
+MAP7 = {"행복": "기쁨", "슬픔": "슬픔", "분노": "분노", "공포": "불안", "놀람": "당황"}
 
 CHAR = {"input": "text", "hashing": {"analyzer": "char_wb", "ngram_range": [1, 4], "n_features": 2**20}}
 MORPH = {
     "input": "morphemes",
     "hashing": {"analyzer": "word", "token_pattern": r"\S+", "lowercase": False, "ngram_range": [1, 2], "n_features": 2**20},
 }
-# name -> (feature blocks, inverse regularisation C); chosen among by dev macro-F1.
+# name -> (feature blocks, logistic regression C, weight of mapped ko_single_turn_7 rows (0: unused),
+#          ensemble weights (LR, SGD modified-Huber, complement NB) of dev-scaled logits).
 CANDIDATES = {
-    "char1-4/C10": ([CHAR], 10.0),
-    "morph1-2/C10": ([MORPH], 10.0),
-    "char1-4+morph1-2/C10": ([CHAR, MORPH], 10.0),
+    "char1-4+morph1-2/C10": ([CHAR, MORPH], 10.0, 0.0, (1.0, 0.0, 0.0)),
+    "char1-4+morph1-2/C10+SGD+CNB": ([CHAR, MORPH], 10.0, 0.0, (1.0, 1.0, 1.0)),
 }
+SGD_ALPHA, NB_ALPHA = 3e-5, 0.3
+NEUTRAL_C = 4.0
 
 
-def read_split(data: Path, name: str, split: str) -> tuple[list[str], list[str]]:
-    """(texts, labels) of one split of one CSV, using the labelled ``text`` column."""
-    with (data / name).open(encoding="utf-8", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == split and r["text"].strip()]
+def progress_bar(enabled: bool = True):
+    """A rich progress bar on stderr (a no-op display when ``enabled`` is false)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), disable=not enabled)
+
+
+def read_split(data: Path, name: str, split: str | None) -> tuple[list[str], list[str]]:
+    """(texts, labels) of one split (``None``: all rows) of one CSV, using the labelled ``text`` column."""
+    with (Path(data) / name).open(encoding="utf-8", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if split in (None, r["split"]) and r["text"].strip()]
     return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def limit_rows(texts: list[str], labels: list[str], per_class: int | None) -> tuple[list[str], list[str]]:
+    """The first ``per_class`` rows of each label, in file order (all rows when ``None``)."""
+    if per_class is None:
+        return texts, labels
+    seen: Counter = Counter()
+    keep = [i for i, label in enumerate(labels) if (seen.update([label]) or seen[label]) <= per_class]
+    return [texts[i] for i in keep], [labels[i] for i in keep]
 
 
 def evaluate(model: TextEmotionModel, texts: Sequence[str], labels: Sequence[str]) -> dict:
@@ -77,8 +105,8 @@ def evaluate(model: TextEmotionModel, texts: Sequence[str], labels: Sequence[str
     }
 
 
-def fit(specs: list[dict], texts: list[str], labels: list[str], morphs: list[str] | None, c: float, seed: int):
-    """Fit idf per block on the training texts, then the logistic regression; returns (blocks, lr)."""
+def fit_blocks(specs: list[dict], texts: list[str], morphs: list[str] | None) -> list[FeatureBlock]:
+    """Idf per block on the training texts, keeping only the hash buckets seen there."""
     blocks = []
     for spec in specs:
         counts = hashing_vectorizer(spec).transform(morphs if spec["input"] == "morphemes" else texts).tocsr()
@@ -86,9 +114,54 @@ def fit(specs: list[dict], texts: list[str], labels: list[str], morphs: list[str
         df = np.bincount(np.searchsorted(columns, counts.indices), minlength=len(columns))
         idf = np.log((1 + len(texts)) / (1 + df)) + 1.0
         blocks.append(FeatureBlock(spec, columns, idf))
-    lr = LogisticRegression(C=c, max_iter=3000, random_state=seed)
-    lr.fit(featurize(blocks, texts, morphs), labels)
-    return blocks, lr
+    return blocks
+
+
+class LinearHead:
+    """A fitted linear classifier as plain arrays (``classes_``, ``coef_``, ``intercept_``)."""
+
+    def __init__(self, classes: np.ndarray, coef: np.ndarray, intercept: np.ndarray):
+        self.classes_, self.coef_, self.intercept_ = classes, coef, intercept
+
+    def decision_function(self, x) -> np.ndarray:
+        return np.asarray(x @ self.coef_.T) + self.intercept_
+
+    def predict(self, x) -> np.ndarray:
+        return self.classes_[self.decision_function(x).argmax(axis=1)]
+
+
+def fit(specs: list[dict], texts: list[str], labels: list[str], morphs: list[str] | None, c: float, seed: int,
+        sample_weight: np.ndarray | None = None, ensemble: Sequence[float] = (1.0, 0.0, 0.0),
+        dev_x: tuple[list[str], list[str]] | None = None):
+    """Fit idf per block on the training texts, then the classifier; returns (blocks, head).
+
+    With ``ensemble`` weights for more than the logistic regression, the head is one linear
+    model: the weighted sum of each member's logits (centred per row), each divided by its
+    spread on the dev texts ``dev_x`` (texts, morphemes), so inference costs one product.
+    """
+    blocks = fit_blocks(specs, texts, morphs)
+    x = featurize(blocks, texts, morphs)
+    members = []
+    if ensemble[0]:
+        lr = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(x, labels, sample_weight=sample_weight)
+        members.append((ensemble[0], lr.classes_, lr.coef_, lr.intercept_))
+    if ensemble[1]:
+        sgd = SGDClassifier(loss="modified_huber", alpha=SGD_ALPHA, max_iter=50, tol=None, random_state=seed)
+        sgd.fit(x, labels, sample_weight=sample_weight)
+        members.append((ensemble[1], sgd.classes_, sgd.coef_, sgd.intercept_))
+    if ensemble[2]:
+        nb = ComplementNB(alpha=NB_ALPHA).fit(x, labels, sample_weight=sample_weight)
+        members.append((ensemble[2], nb.classes_, nb.feature_log_prob_, np.zeros(len(nb.classes_))))
+    if len(members) == 1:
+        _, classes, coef, intercept = members[0]
+        return blocks, LinearHead(classes, coef, intercept)
+    xd = featurize(blocks, *dev_x)
+    coef, intercept = 0.0, 0.0
+    for w, _, m_coef, m_int in members:
+        z = np.asarray(xd @ m_coef.T) + m_int
+        scale = float((z - z.mean(axis=1, keepdims=True)).std())
+        coef, intercept = coef + (w / scale) * m_coef, intercept + (w / scale) * (m_int - m_int.mean())
+    return blocks, LinearHead(members[0][1], np.asarray(coef), np.asarray(intercept))
 
 
 def fit_temperature(logits: np.ndarray, classes: np.ndarray, gold: Sequence[str]) -> tuple[float, tuple[float, float]]:
@@ -103,56 +176,156 @@ def fit_temperature(logits: np.ndarray, classes: np.ndarray, gold: Sequence[str]
     return round(float(grid[best]), 4), (round(losses[int(np.argmin(np.abs(grid - 1.0)))], 4), round(losses[best], 4))
 
 
-def save(out: Path, blocks: list[FeatureBlock], lr: LogisticRegression, meta: dict) -> None:
-    """Write ``weights.npz`` (columns, idf, coef float16, intercept) and ``config.json``."""
+def neutral_threshold(p_neutral: np.ndarray, is_neutral: np.ndarray) -> float:
+    """The P(neutral) threshold maximising neutral-vs-emotional balanced accuracy (Youden's J) on dev."""
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    j = [np.mean(p_neutral[is_neutral] >= t) - np.mean(p_neutral[~is_neutral] >= t) for t in grid]
+    return float(grid[int(np.argmax(j))])
+
+
+def neutral_rates(p_neutral: np.ndarray, is_neutral: np.ndarray, threshold: float) -> dict:
+    marked = p_neutral >= threshold
+    return {"n_neutral": int(is_neutral.sum()), "n_emotional": int((~is_neutral).sum()),
+            "neutral_marked_neutral": round(float(marked[is_neutral].mean()), 4) if is_neutral.any() else None,
+            "emotional_marked_neutral": round(float(marked[~is_neutral].mean()), 4) if (~is_neutral).any() else None}
+
+
+def save(out: Path, blocks: list[FeatureBlock], lr: LinearHead, meta: dict,
+         neutral: LogisticRegression | None = None) -> None:
+    """Write ``weights.npz`` (columns, idf, coef float16, intercept; neutral head) and ``config.json``."""
     out.mkdir(parents=True, exist_ok=True)
     arrays = {"coef": lr.coef_.astype(np.float16), "intercept": lr.intercept_.astype(np.float32)}
     for i, block in enumerate(blocks):
         arrays[f"columns_{i}"] = block.columns
         arrays[f"idf_{i}"] = block.idf.astype(np.float32)
+    if neutral is not None:
+        arrays["neutral_coef"] = neutral.coef_[0].astype(np.float16)
+        arrays["neutral_intercept"] = neutral.intercept_.astype(np.float32)
     np.savez_compressed(out / WEIGHTS_FILE, **arrays)
     meta = {**meta, "labels": [str(c) for c in lr.classes_], "features": [b.spec for b in blocks]}
     (out / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def train(data: Path, out: Path, seed: int) -> dict:
-    """Select a recipe on dev, save it to ``out`` and return its dev/test metrics."""
+def _neutral_sets(data: Path, split: str, per_class: int | None):
+    """(texts, is_neutral) for the neutral head: ko_single_turn_7 (중립 vs rest) + dialogue (all emotional)."""
+    s7 = limit_rows(*read_split(data, SINGLE7, split), per_class)
+    dlg = limit_rows(*read_split(data, DIALOGUE, split), per_class)
+    return s7, dlg
+
+
+def train(data: Path = DATA_DIR, out: Path = EMBEDDED_DIR, seed: int = 0, *, limit_per_class: int | None = None,
+          candidates: Sequence[str] | None = None, neutral: bool = True, progress: bool = True,
+          command: str | None = None) -> dict:
+    """Select a recipe on dev, fit the neutral head, save both to ``out``; return dev/test metrics.
+
+    ``limit_per_class`` keeps the first N rows of each label of every split used (for quick
+    tests); ``candidates`` restricts the names of ``CANDIDATES`` tried.
+    """
+    data, out = Path(data), Path(out)
     labels = default_config().labels.ko
-    texts, y = read_split(data, DIALOGUE, "train")
-    extra_texts, extra_y = read_split(data, ELDERLY, "train")
-    texts, y = texts + extra_texts, y + extra_y
-    dev = read_split(data, DIALOGUE, "dev")
-    morphs = {"train": morphemes(texts), "dev": morphemes(dev[0])}
-    scores, best = {}, None
-    for name, (specs, c) in CANDIDATES.items():
-        start = time.perf_counter()
-        blocks, lr = fit(specs, texts, y, morphs["train"], c, seed)
-        pred = lr.predict(featurize(blocks, dev[0], morphs["dev"]))
-        scores[name] = round(float(f1_score(dev[1], pred, average="macro")), 4)
-        print(f"candidate {name}: dev macro-F1 {scores[name]:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
-        if best is None or scores[name] > scores[best[0]]:
-            best = (name, blocks, lr)
-    name, blocks, lr = best
-    temperature, nll = fit_temperature(lr.decision_function(featurize(blocks, dev[0], morphs["dev"])), lr.classes_, dev[1])
-    print(f"temperature {temperature:.3f} (dev log-loss {nll[0]:.4f} -> {nll[1]:.4f})", flush=True)
-    command = "python -m fusion.train_text " + " ".join(sys.argv[1:])
-    save(out, blocks, lr, {
-        "model_id": f"embedded:ngram-lr:{name}",
-        "temperature": temperature,
-        "recipe": {"candidate": name, "C": CANDIDATES[name][1], "seed": seed, "dev_macro_f1_by_candidate": scores},
-        "training_data": {
-            "sources": [f"{DIALOGUE} split=train column=text", f"{ELDERLY} split=train column=text"],
-            "rows": len(texts),
-            "selection": f"{DIALOGUE} split=dev",
-        },
-        "command": command.strip(),
-    })
-    model = EmbeddedTextModel(out, labels)
-    metrics = {split: evaluate(model, *read_split(data, DIALOGUE, split)) for split in ("dev", "test")}
+    names = list(candidates or CANDIDATES)
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise ValueError(f"unknown text candidates {unknown}; known: {list(CANDIDATES)}")
+    cut = lambda pair: limit_rows(*pair, limit_per_class)  # noqa: E731
+    base = [cut(read_split(data, DIALOGUE, "train")), cut(read_split(data, ELDERLY, "train"))]
+    texts, y = base[0][0] + base[1][0], base[0][1] + base[1][1]
+    s7_texts, s7_y = cut(read_split(data, SINGLE7, "train"))
+    mapped = [(t, MAP7[label]) for t, label in zip(s7_texts, s7_y) if label in MAP7]
+    dev = cut(read_split(data, DIALOGUE, "dev"))
+    n_steps = len(names) + 3 + (2 if neutral else 0)
+    with progress_bar(progress) as bar:
+        task = bar.add_task("text: morphemes", total=n_steps)
+        m = {"train": morphemes(texts), "dev": morphemes(dev[0]), "s7": morphemes(s7_texts)}
+        m["mapped"] = [mm for mm, label in zip(m["s7"], s7_y) if label in MAP7]
+        bar.advance(task)
+        scores, best = {}, None
+        for name in names:
+            specs, c, w, ensemble = CANDIDATES[name]
+            bar.update(task, description=f"text: {name}")
+            start = time.perf_counter()
+            fit_texts, fit_y, fit_m = texts, y, m["train"]
+            weight = None
+            if w > 0:
+                fit_texts = texts + [t for t, _ in mapped]
+                fit_y = y + [label for _, label in mapped]
+                fit_m = m["train"] + m["mapped"]
+                weight = np.concatenate([np.ones(len(texts)), np.full(len(mapped), w)])
+            blocks, lr = fit(specs, fit_texts, fit_y, fit_m, c, seed, weight, ensemble, (dev[0], m["dev"]))
+            pred = lr.predict(featurize(blocks, dev[0], m["dev"]))
+            scores[name] = round(float(f1_score(dev[1], pred, average="macro")), 4)
+            bar.console.log(f"candidate {name}: dev macro-F1 {scores[name]:.4f} ({time.perf_counter() - start:.0f} s)")
+            if best is None or scores[name] > scores[best[0]]:
+                best = (name, blocks, lr)
+            bar.advance(task)
+        name, blocks, lr = best
+        temperature, nll = fit_temperature(lr.decision_function(featurize(blocks, dev[0], m["dev"])), lr.classes_, dev[1])
+        bar.console.log(f"temperature {temperature:.3f} (dev log-loss {nll[0]:.4f} -> {nll[1]:.4f})")
+        bar.advance(task)
+        head, neutral_meta = None, None
+        if neutral:
+            bar.update(task, description="text: neutral head")
+            x_n = featurize(blocks, s7_texts + texts, m["s7"] + m["train"])
+            is_n = np.array([label == NEUTRAL7 for label in s7_y] + [False] * len(texts))
+            head = LogisticRegression(C=NEUTRAL_C, max_iter=3000, random_state=seed, class_weight="balanced")
+            head.fit(x_n, is_n)
+            bar.advance(task)
+            (s7d, s7d_y), (dd, _) = _neutral_sets(data, "dev", limit_per_class)
+            p_dev = head.predict_proba(featurize(blocks, s7d + dd))[:, 1]
+            gold_dev = np.array([label == NEUTRAL7 for label in s7d_y] + [False] * len(dd))
+            threshold = neutral_threshold(p_dev, gold_dev)
+            neutral_meta = {
+                "threshold": threshold, "C": NEUTRAL_C, "class_weight": "balanced",
+                "training_data": [f"{SINGLE7} split=train ({NEUTRAL7} = neutral, other six labels = emotional)",
+                                  f"{DIALOGUE} split=train + {ELDERLY} (all emotional)"],
+                "threshold_selection": f"max balanced accuracy on {SINGLE7} split=dev + {DIALOGUE} split=dev",
+            }
+            bar.console.log(f"neutral head: threshold {threshold:.2f} (chosen on dev)")
+            bar.advance(task)
+        sources = [f"{DIALOGUE} split=train column=text", f"{ELDERLY} split=train column=text"]
+        if CANDIDATES[name][2] > 0:
+            sources.append(f"{SINGLE7} split=train, labels mapped {MAP7} (혐오, 중립 dropped), "
+                           f"sample weight {CANDIDATES[name][2]}")
+        save(out, blocks, lr, {
+            "model_id": f"embedded:ngram-lr:{name}",
+            "temperature": temperature,
+            "recipe": {"candidate": name, "C": CANDIDATES[name][1], "seed": seed,
+                       "ensemble_lr_sgd_cnb": list(CANDIDATES[name][3]), "sgd_alpha": SGD_ALPHA, "cnb_alpha": NB_ALPHA,
+                       "dev_macro_f1_by_candidate": scores},
+            "training_data": {"sources": sources, "rows": len(texts) + (len(mapped) if CANDIDATES[name][2] > 0 else 0),
+                              "limit_per_class": limit_per_class, "selection": f"{DIALOGUE} split=dev",
+                              "reported": f"{DIALOGUE} split=test (never used to train or choose)"},
+            "neutral": neutral_meta,
+            "command": command or "fusion train text --seed " + str(seed),
+        }, head)
+        bar.update(task, description="text: evaluating")
+        model = EmbeddedTextModel(out, labels)
+        metrics = {"dev": evaluate(model, *dev), "test": evaluate(model, *cut(read_split(data, DIALOGUE, "test")))}
+        if neutral:
+            metrics["neutral"] = {}
+            for split in ("dev", "test"):
+                (s7t, s7t_y), (dt, _) = _neutral_sets(data, split, limit_per_class)
+                gold = np.array([label == NEUTRAL7 for label in s7t_y])
+                metrics["neutral"][split] = {
+                    SINGLE7: neutral_rates(model.predict_neutral(s7t), gold, threshold),
+                    DIALOGUE: neutral_rates(model.predict_neutral(dt), np.zeros(len(dt), bool), threshold),
+                }
+        bar.advance(task)
     meta = json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))
     meta["metrics"] = metrics
     (out / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return metrics
+
+
+def print_metrics(metrics: dict) -> None:
+    for split in ("dev", "test"):
+        if split in metrics:
+            m = metrics[split]
+            print(f"{split}: macro-F1 {m['macro_f1']:.4f}  accuracy {m['accuracy']:.4f}  (n={m['n']}, {DIALOGUE})")
+    for split, sets in metrics.get("neutral", {}).items():
+        for name, r in sets.items():
+            print(f"neutral {split} {name}: neutral marked neutral {r['neutral_marked_neutral']}, "
+                  f"emotional marked neutral {r['emotional_marked_neutral']}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -162,14 +335,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-only", action="store_true", help="only report test figures of the model in --out")
     args = parser.parse_args(argv)
+    command = "python -m fusion.train_text " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.eval_only:
         model = EmbeddedTextModel(args.out, default_config().labels.ko)
         metrics = {"test": evaluate(model, *read_split(args.data, DIALOGUE, "test"))}
     else:
-        metrics = train(args.data, args.out, args.seed)
-    for split, m in metrics.items():
-        print(f"{split}: macro-F1 {m['macro_f1']:.4f}  accuracy {m['accuracy']:.4f}  (n={m['n']}, {DIALOGUE})")
-    print("command: python -m fusion.train_text " + " ".join(argv if argv is not None else sys.argv[1:]))
+        metrics = train(args.data, args.out, args.seed, command=command.strip())
+    print_metrics(metrics)
+    print("command: " + command)
 
 
 if __name__ == "__main__":

@@ -126,3 +126,17 @@ def test_severity_grows_with_the_depressed_score(config):
     strong = mismatch_alerts(Observation(words, voice, voice_pitch(-4.0)), [], config)[0]
     assert (mild.severity, strong.severity) == ("low", "high")
     assert strong.score > mild.score
+
+
+def test_a_neutral_sentence_drives_no_positive_words_alert(config):
+    from fusion.combine import words_point
+
+    joyful_probs = ko(config, joy=0.6, anger=0.4)
+    plain = words_point(joyful_probs, True, config)
+    assert (plain.valence, plain.arousal) == tuple(config.fusion.neutral_point)
+    sad_low = en(config, SAD=0.9, HAPPY=0.1)
+    diary = Observation(joyful_probs, en(config, HAPPY=1.0), voice_pitch(0.0), words_va=plain)
+    neutral = Observation(joyful_probs, sad_low, voice_pitch(-4.0), sentence=0, words_va=plain)
+    assert not mismatch_alerts(diary, [neutral], config)
+    agitated = Observation(joyful_probs, en(config, ANGRY=0.9, FEAR=0.1), voice_pitch(2.0), sentence=0, words_va=plain)
+    assert kinds(mismatch_alerts(diary, [agitated], config)) == {"calm_words_agitated_tone"}

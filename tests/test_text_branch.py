@@ -156,3 +156,39 @@ def test_hf_label_set_mismatch_names_the_directory(tmp_path, config):
     directory = build_tiny_model(tmp_path / "tiny", ["기쁨", "당황", "분노", "불안", "상처", "중립"])
     with pytest.raises(ModelError, match="tiny.*슬픔"):
         HFTextModel(str(directory), config.labels.ko)
+
+
+def test_embedded_neutral_head_separates_plain_sentences(embedded, config, shared_data):
+    plain = ["아침에 밥을 먹었다.", "오후에 회의가 있었다.", "버스를 타고 회사에 갔다."]
+    emotional = ["오늘 정말 행복하고 즐거웠어.", "회사에서 부장님이 소리를 질러서 진짜 화가 나."]
+    p = embedded.predict_neutral(plain + emotional)
+    assert p.shape == (5,) and ((p >= 0) & (p <= 1)).all()
+    assert p[:3].mean() > p[3:].mean()
+    assert embedded.predict_neutral([]).shape == (0,)
+    assert config.text.neutral_threshold == embedded.neutral_threshold
+    with (shared_data / "text" / "ko_single_turn_7.csv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"][::20]
+    marked = embedded.predict_neutral([r["text"] for r in rows]) >= config.text.neutral_threshold
+    gold = np.array([r["label"] == "중립" for r in rows])
+    assert marked[gold].mean() > marked[~gold].mean() + 0.3
+
+
+def test_hf_model_with_a_neutral_output(tmp_path, config):
+    labels = [*SHUFFLED, "중립"]
+    directory = tmp_path / "tiny"
+    build_tiny_model(directory, SHUFFLED)
+    cfg = BertConfig.from_pretrained(directory)
+    cfg.num_labels, cfg.id2label, cfg.label2id = 7, dict(enumerate(labels)), {l: i for i, l in enumerate(labels)}
+    torch.manual_seed(0)
+    BertForSequenceClassification(cfg).eval().save_pretrained(directory)
+    model = HFTextModel(str(directory), config.labels.ko, max_length=32)
+    probs, neutral = model.predict_proba(TEXTS), model.predict_neutral(TEXTS)
+    raw = raw_probs(directory, TEXTS)
+    np.testing.assert_allclose(neutral, raw[:, 6], atol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(probs[:, config.labels.ko.index("슬픔")], raw[:, 0] / raw[:, :6].sum(axis=1), atol=1e-5)
+
+
+def test_hf_model_without_neutral_output_returns_zeros(tmp_path, config):
+    model = HFTextModel(str(build_tiny_model(tmp_path / "tiny", SHUFFLED)), config.labels.ko, max_length=32)
+    assert not model.predict_neutral(TEXTS).any() and model.predict_neutral(TEXTS).shape == (4,)

@@ -1,0 +1,335 @@
+"""Many recordings in, one JSON line each out: resumable, crash-safe, errors as records.
+
+:func:`analyze_many` streams :class:`BatchResult` values; :func:`run_batch` (``fusion batch``)
+writes them to a JSONL file that a kill -9 at any moment leaves valid: each line goes out in
+one ``os.write`` and is fsynced, and a torn last line is cut off before the next run appends.
+A rerun skips every input whose key (content sha256 + model/config version) already has a line.
+
+Inside a worker the models are loaded once; the next recordings decode on a thread while STT
+runs on the current one, and the sentences of a chunk of recordings share one text-model call.
+"""
+
+from __future__ import annotations
+
+import glob
+import ctypes
+import hashlib
+import json
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from itertools import islice
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from fusion import __version__
+from fusion.batch_io import ResultsFile, read_results, write_csv
+from fusion.config import Config, default_config
+from fusion.errors import FusionError
+from fusion.report import SCHEMA_VERSION, DiaryReport
+
+Item = tuple[int, str, str | None]  # (input index, file, key or None: computed by the worker)
+_LIST_SUFFIXES = {".txt", ".lst", ".list"}
+
+
+# ---- inputs and keys -------------------------------------------------------------------------------------------
+
+def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | None = None) -> list[str]:
+    """The recordings a spec names: a folder (recursive, by extension), a glob, a list file, one file or a list."""
+    if not isinstance(spec, (str, Path)):
+        return [str(p) for p in spec]
+    extensions = set((config or default_config()).batch.extensions)
+    path = Path(spec)
+    if path.is_dir():
+        return sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+    if path.is_file() and path.suffix.lower() in _LIST_SUFFIXES:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        named = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        return [n if Path(n).is_absolute() else str(path.parent / n) for n in named]
+    if glob.has_magic(str(spec)):
+        return sorted(p for p in glob.glob(str(spec), recursive=True) if Path(p).is_file())
+    return [str(spec)]
+
+
+def config_version(config: Config) -> str:
+    """What a result depends on: package, report schema and every non-batch setting (model ids included)."""
+    payload = json.dumps({"fusion": __version__, "schema": SCHEMA_VERSION,
+                          "config": config.model_dump(mode="json", exclude={"batch"})}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def content_key(file: str, version: str) -> str:
+    """``sha256-of-content:version``; a file that cannot be read is keyed by its path, so it is retried once it can."""
+    digest = hashlib.sha256()
+    try:
+        with open(file, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return f"path:{hashlib.sha256(os.path.abspath(file).encode()).hexdigest()}:{version}"
+    return f"{digest.hexdigest()}:{version}"
+
+
+# ---- results ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One input's outcome: a report, or the error kind and message (``ok`` tells which)."""
+
+    file: str
+    key: str
+    report: DiaryReport | None = None
+    error_kind: str | None = None
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None
+
+    @classmethod
+    def from_record(cls, record: dict) -> "BatchResult":
+        if record["status"] == "ok":
+            return cls(record["file"], record["key"], DiaryReport.model_validate(record["report"]))
+        return cls(record["file"], record["key"], None, record["error"]["kind"], record["error"]["message"])
+
+
+def _ok(file: str, key: str, report: DiaryReport) -> dict:
+    return {"file": file, "key": key, "status": "ok", "report": report.model_dump(mode="json")}
+
+
+def _failed(file: str, key: str, exc: BaseException) -> dict:
+    kind = exc.kind if isinstance(exc, FusionError) else "internal"
+    message = str(exc) if isinstance(exc, FusionError) else f"{exc.__class__.__name__}: {exc}"
+    return {"file": file, "key": key, "status": "error", "error": {"kind": kind, "message": message}}
+
+
+# ---- the worker: models once, decode ahead, text batched across files ----------------------------------------
+
+def _prefetch(fn, items: Iterable, depth: int) -> Iterator[tuple[object, object]]:
+    """``(item, future of fn(item))`` in order, with up to ``depth`` items running ahead on a thread."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusion-decode") as pool:
+        it = iter(items)
+        queue = deque((item, pool.submit(fn, item)) for item in islice(it, max(depth, 1)))
+        while queue:
+            item, future = queue.popleft()
+            if (nxt := next(it, None)) is not None:
+                queue.append((nxt, pool.submit(fn, nxt)))
+            yield item, future
+
+
+def _limit_malloc_arenas(arenas: int) -> None:
+    """Cap glibc's malloc arenas before the models start their threads: each thread's arena keeps freed
+    buffers, and a long batch's RSS creeps up by hundreds of MB without the cap (0 leaves glibc's default)."""
+    if arenas > 0 and sys.platform == "linux":
+        try:
+            ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+        except (OSError, AttributeError):
+            pass
+
+
+class Worker:
+    """The loaded pipeline of one process (or Ray actor) and the chunked loop over recordings."""
+
+    def __init__(self, config: Config | None = None):
+        from fusion.pipeline import _pipeline
+
+        self.config = config or default_config()
+        _limit_malloc_arenas(self.config.batch.malloc_arenas)
+        self.pipeline = _pipeline(self.config)
+        self.version = config_version(self.config)
+
+    def _decode(self, item: Item):
+        from fusion.audio import load_audio
+
+        t0 = time.perf_counter()
+        audio = load_audio(item[1], self.config.audio_input.sample_rate)
+        return audio, time.perf_counter() - t0
+
+    def run(self, items: Iterable[Item], baseline: str | None = None) -> Iterator[list[tuple[int, dict]]]:
+        """Chunks of ``(index, record)``, in input order within a chunk, as soon as each chunk is finished."""
+        cfg = self.config.batch
+        heard, done, audio_s = [], [], 0.0
+        for (index, file, key), future in _prefetch(self._decode, items, cfg.prefetch):
+            key = key or content_key(file, self.version)
+            try:
+                audio, decode_s = future.result()
+                h = self.pipeline.hear(audio)
+                h.timer.stages["decode"] = round(h.timer.stages["decode"] + decode_s, 4)
+            except Exception as exc:  # a bad file is a record, never the end of the batch
+                done.append((index, _failed(file, key, exc)))
+            else:
+                heard.append((index, file, key, h))
+                audio_s += h.audio.duration
+            if len(heard) >= cfg.files_per_chunk or audio_s >= cfg.chunk_audio_s or len(done) >= cfg.files_per_chunk:
+                yield sorted(done + self._finish(heard, baseline))
+                heard, done, audio_s = [], [], 0.0
+        if heard or done:
+            yield sorted(done + self._finish(heard, baseline))
+
+    def _finish(self, heard: list, baseline: str | None) -> list[tuple[int, dict]]:
+        if not heard:
+            return []
+        try:
+            reports = self.pipeline.analyze_batch([h for *_, h in heard], baseline=baseline)
+        except Exception as exc:
+            if len(heard) == 1:
+                index, file, key, _ = heard[0]
+                return [(index, _failed(file, key, exc))]
+            return [r for one in heard for r in self._finish([one], baseline)]  # isolate the one that fails
+        return [(index, _ok(file, key, report)) for (index, file, key, _), report in zip(heard, reports)]
+
+
+_PROCESS_WORKER: Worker | None = None
+
+
+def _init_process(config_json: str) -> None:
+    global _PROCESS_WORKER
+    _PROCESS_WORKER = Worker(Config.model_validate_json(config_json))
+
+
+def _process_chunk(items: list[Item], baseline: str | None) -> list[tuple[int, dict]]:
+    return [r for chunk in _PROCESS_WORKER.run(items, baseline) for r in chunk]
+
+
+def _chunks(items: list[Item], size: int) -> list[list[Item]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _engine(items: list[Item], config: Config, baseline: str | None, workers: int, engine: str,
+            address: str | None) -> Iterator[list[tuple[int, dict]]]:
+    """Finished chunks from the chosen engine: this process, a process pool, or Ray actors."""
+    if engine == "ray":
+        from fusion.batch_ray import run_ray
+
+        yield from run_ray(_chunks(items, config.batch.files_per_chunk), config, baseline, address)
+    elif engine != "local":
+        raise ValueError(f"unknown engine {engine!r} (use 'local' or 'ray')")
+    elif workers <= 1 or len(items) <= config.batch.files_per_chunk:
+        yield from Worker(config).run(items, baseline)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_process,
+                                 initargs=(config.model_dump_json(),)) as pool:
+            futures = [pool.submit(_process_chunk, chunk, baseline)
+                       for chunk in _chunks(items, config.batch.files_per_chunk)]
+            for future in as_completed(futures):
+                yield future.result()
+
+
+def analyze_many(
+    sources: str | Path | Sequence[str | Path],
+    *,
+    baseline: str | None = None,
+    config: Config | None = None,
+    workers: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
+) -> Iterator[BatchResult]:
+    """Analyse many recordings, streaming one :class:`BatchResult` per input (errors are results too).
+
+    ``sources`` is a folder, a glob, a list file or a sequence of paths. Results come chunk by chunk
+    (``[batch] files_per_chunk``), in input order with the local engine of one worker.
+
+    >>> for result in analyze_many("recordings/"):            # doctest: +SKIP
+    ...     print(result.file, result.report.text.top if result.ok else result.error_kind)
+    """
+    config = config or default_config()
+    items = [(i, f, None) for i, f in enumerate(collect_inputs(sources, config))]
+    for chunk in _engine(items, config, baseline, workers or config.batch.workers, engine, address):
+        for _, record in chunk:
+            yield BatchResult.from_record(record)
+
+
+# ---- the job ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class BatchSummary:
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    skipped_failed: int = 0   # skipped inputs whose earlier record is an error (see --retry-failed)
+    audio_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def any_failed(self) -> bool:
+        return self.failed + self.skipped_failed > 0
+
+    @property
+    def rtf(self) -> float:
+        return self.wall_s / self.audio_s if self.audio_s else 0.0
+
+    def line(self) -> str:
+        return (f"done {self.done}, failed {self.failed}, skipped {self.skipped}"
+                f"{f' ({self.skipped_failed} failed earlier: --retry-failed)' if self.skipped_failed else ''}"
+                f" of {self.total}; audio {self.audio_s / 60:.1f} min in {self.wall_s:.1f} s, real-time factor {self.rtf:.3f}")
+
+
+def _plan(files: list[str], results: ResultsFile, version: str, retry_failed: bool,
+          summary: BatchSummary) -> list[Item]:
+    """The inputs still to do; drops (atomically) earlier records that are stale or are failures to retry."""
+    keys = {f: content_key(f, version) for f in files}
+    records = read_results(results.path)
+    wanted = set(keys.values())
+    keep = [r for r in records if not (r["file"] in keys and r["key"] != keys[r["file"]])
+            and not (retry_failed and r["status"] == "error" and r["key"] in wanted)]
+    if len(keep) < len(records):
+        results.keep_only(keep)
+    status = {r["key"]: r["status"] for r in keep}
+    todo = []
+    for i, f in enumerate(files):
+        if keys[f] in status:
+            summary.skipped += 1
+            summary.skipped_failed += status[keys[f]] == "error"
+        else:
+            todo.append((i, f, keys[f]))
+            status[keys[f]] = "queued"  # the same content listed twice is analysed once
+    return todo
+
+
+def run_batch(
+    sources: str | Path | Sequence[str | Path],
+    out: str | Path,
+    *,
+    csv_path: str | Path | None = None,
+    baseline: str | None = None,
+    config: Config | None = None,
+    workers: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    retry_failed: bool = False,
+    progress: bool = True,
+) -> BatchSummary:
+    """Analyse every input into ``out`` (JSONL), resuming a previous run; optional CSV summary."""
+    from fusion.batch_progress import BatchProgress
+
+    config = config or default_config()
+    t0 = time.perf_counter()
+    files = collect_inputs(sources, config)
+    summary = BatchSummary(total=len(files))
+    results = ResultsFile(out, fsync=config.batch.fsync)
+    try:
+        todo = _plan(files, results, config_version(config), retry_failed, summary)
+        with BatchProgress(len(todo), enabled=progress) as bar:
+            for chunk in _engine(todo, config, baseline, workers or config.batch.workers, engine, address):
+                for _, record in chunk:
+                    results.append(record)
+                    seconds = record["report"]["duration_s"] if record["status"] == "ok" else 0.0
+                    summary.done += record["status"] == "ok"
+                    summary.failed += record["status"] == "error"
+                    summary.audio_s += seconds
+                    bar.advance(seconds)
+    finally:
+        results.close()
+    if csv_path is not None:
+        write_csv(read_results(out), csv_path)
+    summary.wall_s = time.perf_counter() - t0
+    return summary
+
+
+__all__ = ["analyze_many", "run_batch", "collect_inputs", "read_results", "write_csv", "BatchResult", "BatchSummary",
+           "ResultsFile", "Worker", "config_version", "content_key"]

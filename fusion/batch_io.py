@@ -1,0 +1,112 @@
+"""The files of ``fusion batch``: the crash-safe JSONL of results and the CSV summary.
+
+Each result line goes out in one ``os.write`` (looping only if the kernel writes less) and is
+fsynced; a kill -9 can at worst leave a torn last line, which is cut off before the next append.
+Whole-file rewrites (compaction on resume, the CSV) go to a temp file beside the target and are
+renamed over it, so readers see the old file or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+_SEVERITY = ("low", "medium", "high")
+CSV_COLUMNS = ("file", "status", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds", "severity",
+               "error_kind", "message")
+
+
+def read_results(path: str | Path) -> list[dict]:
+    """The complete records of a results file (a torn last line, from a crash, is ignored)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].splitlines() if line.strip()]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` all at once (temp file in the same folder, fsync, rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _line(record: dict) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+class ResultsFile:
+    """An append-only JSONL file of records: one ``os.write`` per line, fsynced; a torn tail is cut on open."""
+
+    def __init__(self, path: str | Path, fsync: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+        if self.path.exists():
+            size, keep = self.path.stat().st_size, len(self._complete())
+            if keep < size:
+                os.truncate(self.path, keep)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _complete(self) -> bytes:
+        data = self.path.read_bytes()
+        return data[: data.rfind(b"\n") + 1]
+
+    def keep_only(self, records: list[dict]) -> None:
+        """Rewrite the file atomically with just these records (dropping failures to retry, stale results)."""
+        os.close(self.fd)
+        _atomic_write(self.path, b"".join(_line(r) for r in records))
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, record: dict) -> None:
+        view = memoryview(_line(record))
+        while view:
+            view = view[os.write(self.fd, view):]
+        if self.fsync:
+            os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def write_csv(records: Iterable[dict], path: str | Path) -> None:
+    """One summary row per record (duration, top emotions, alert kinds, worst severity, status), written atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for rec in records:
+        row = {"file": rec["file"], "status": rec["status"]}
+        if rec["status"] == "ok":
+            rep = rec["report"]
+            severities = [a["severity"] for a in rep["alerts"]]
+            row.update(duration_s=rep["duration_s"], text_top=rep["text"]["top"] or "", voice_top=rep["voice"]["top"] or "",
+                       fused_top=rep["fused"]["top_ko"], alert_kinds=";".join(sorted({a["kind"] for a in rep["alerts"]})),
+                       severity=max(severities, key=_SEVERITY.index) if severities else "")
+        else:
+            row.update(error_kind=rec["error"]["kind"], message=rec["error"]["message"])
+        writer.writerow(row)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, buffer.getvalue().encode("utf-8"))

@@ -1,0 +1,295 @@
+"""``fusion eval``: measure the text, voice and speech-to-text models on a labelled CSV.
+
+``eval_text`` (columns text,label), ``eval_audio`` (path,label[,speaker,gender]) and
+``eval_stt`` (path,transcript) each return a JSON-ready dict; ``summary`` formats one for
+the terminal. Paths are relative to the CSV's folder (or absolute); labels match
+case-insensitively, through the dataset-word maps of ``[eval]``; a row whose label the
+model lacks (neutral, calm, bored) is skipped and counted. ``split`` keeps only the rows
+of that ``split`` column value (the shared ``labels.csv`` files have one).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fusion.config import Config, default_config
+from fusion.errors import InputError
+
+TEXT_BATCH = 256
+
+
+# ---------------------------------------------------------------- reading the CSV
+
+def read_rows(csv_path: str | Path, required: Sequence[str], split: str | None = None) -> list[dict[str, str]]:
+    """The CSV's rows as dicts (BOM-tolerant), checked for ``required`` columns, filtered by ``split``."""
+    csv_path = Path(csv_path)
+    try:
+        with csv_path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(csv_path, f"cannot read the CSV ({exc})") from exc
+    missing = [c for c in (*required, *(["split"] if split else [])) if c not in columns]
+    if missing:
+        raise InputError(csv_path, f"missing column(s) {missing}; it has {columns}")
+    if split:
+        rows = [r for r in rows if r["split"].strip() == split]
+    if not rows:
+        raise InputError(csv_path, "no rows to evaluate" + (f" in split {split!r}" if split else ""))
+    return rows
+
+
+def resolve_path(csv_path: str | Path, path: str) -> Path:
+    """``path`` as written in the CSV: absolute, or relative to the CSV's folder."""
+    p = Path(path.strip()).expanduser()
+    return p if p.is_absolute() else Path(csv_path).resolve().parent / p
+
+
+def label_lookup(labels: Sequence[str], aliases: dict[str, str]) -> dict[str, str]:
+    """Lower-case spelling → model label: the labels themselves plus the aliases that name one of them."""
+    lookup = {k.lower(): v for k, v in aliases.items() if v in labels}
+    lookup.update({lab.lower(): lab for lab in labels})
+    return lookup
+
+
+def split_known(raw: Iterable[str], lookup: dict[str, str]) -> tuple[list[int], list[str], dict[str, int]]:
+    """(indices of scorable rows, their model labels, counts of skipped raw labels)."""
+    keep, labels, skipped = [], [], Counter()
+    for i, label in enumerate(raw):
+        mapped = lookup.get(label.strip().lower())
+        if mapped is None:
+            skipped[label.strip()] += 1
+        else:
+            keep.append(i)
+            labels.append(mapped)
+    return keep, labels, dict(skipped)
+
+
+def track(items: Sequence, description: str, enabled: bool = True) -> Iterable:
+    """``items`` with a rich progress bar on stderr (nothing when ``enabled`` is False)."""
+    from rich.console import Console
+    from rich.progress import track as rich_track
+
+    return rich_track(items, description=description, total=len(items), disable=not enabled,
+                      console=Console(stderr=True), transient=True)
+
+
+# ---------------------------------------------------------------- metrics
+
+def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
+    """Accuracy, macro-F1 and UAR over the labels present in ``y_true``; per-label P/R/F1 and confusion over all.
+
+    Macro averages leave out labels with no true rows (a Korean set with three emotions is
+    not penalised for the model's other three); wrong predictions into them still count.
+    """
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+    present = [lab for lab in labels if lab in set(y_true)]
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=list(labels), zero_division=0)
+    _, uar, macro_f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average="macro",
+                                                          zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(macro_f1),
+        "uar": float(uar),
+        "per_label": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+                      for i, lab in enumerate(labels)},
+        "confusion": {"labels": list(labels),
+                      "matrix": confusion_matrix(y_true, y_pred, labels=list(labels)).tolist()},
+    }
+
+
+def _result(kind: str, csv_path, split, model_id: str, y_true, y_pred, labels, skipped: dict) -> dict:
+    return {"task": kind, "data": str(csv_path), "split": split, "model": model_id, "n": len(y_true),
+            "skipped": sum(skipped.values()), "skipped_labels": skipped,
+            **classification_metrics(y_true, y_pred, labels)}
+
+
+# ---------------------------------------------------------------- text
+
+def eval_text(csv_path: str | Path, model: str | None = None, split: str | None = None,
+              config: Config | None = None, progress: bool = True) -> dict:
+    """The text model (``model``: a directory; default the configured one) on a text,label CSV."""
+    from fusion.text_branch import load_text_model
+
+    cfg = config or default_config()
+    text_cfg = cfg.text
+    if model:
+        backend = "embedded" if (Path(model).expanduser() / "weights.npz").is_file() else "hf"
+        text_cfg = text_cfg.model_copy(update={"model": model, "backend": backend})
+    rows = read_rows(csv_path, ("text", "label"), split)
+    labels = cfg.labels.ko
+    lookup = label_lookup(labels, {**dict(zip(cfg.labels.ko_english, labels)), **cfg.eval.text_labels})
+    keep, y_true, skipped = split_known((r["label"] for r in rows), lookup)
+    texts = [rows[i]["text"] for i in keep]
+    clf = load_text_model(text_cfg, labels)
+    batches = [texts[a:a + TEXT_BATCH] for a in range(0, len(texts), TEXT_BATCH)]
+    probs = [clf.predict_proba(b) for b in track(batches, "text", progress)]
+    pred = np.concatenate(probs).argmax(axis=1) if probs else np.zeros(0, int)
+    return _result("text", csv_path, split, clf.model_id, y_true, [labels[k] for k in pred], labels, skipped)
+
+
+# ---------------------------------------------------------------- audio
+
+def personal_baselines(csv_path, rows: list[dict], cfg: Config, progress: bool = True) -> dict:
+    """speaker → ``NeutralBaseline`` from that speaker's neutral rows (speakers with fewer than 2 get none)."""
+    from fusion.audio import load_audio
+    from fusion.audio_branch import build_baseline
+
+    by_speaker = defaultdict(list)
+    for r in rows:
+        if r["label"].strip().lower() == cfg.eval.neutral_label.lower():
+            by_speaker[r["speaker"].strip()].append(r["path"])
+    out = {}
+    for speaker in track(sorted(by_speaker), "baselines", progress):
+        paths = by_speaker[speaker]
+        if len(paths) >= 2:
+            clips = [load_audio(resolve_path(csv_path, p)).samples for p in paths]
+            out[speaker] = build_baseline(clips, name=f"personal:{speaker}", cfg=cfg.audio)
+    return out
+
+
+def row_baseline(row: dict, samples: np.ndarray, personal: dict, cfg: Config):
+    """The row's speaker baseline if built, else its gender's (male/female), else ``auto`` by pitch."""
+    from fusion.audio_branch import prosody, resolve_baseline
+
+    if (speaker := row.get("speaker", "").strip()) in personal:
+        return personal[speaker]
+    gender = (row.get("gender") or "").strip().lower()
+    if gender in cfg.audio.baselines:
+        return resolve_baseline(gender, cfg)
+    return resolve_baseline("auto", cfg, pitch_hz=prosody(samples).pitch_hz)
+
+
+def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None = None,
+               personal_baseline: bool = False, config: Config | None = None, progress: bool = True) -> dict:
+    """The voice model on a path,label[,speaker,gender] CSV, one prediction per clip (``predict_diary``).
+
+    With ``personal_baseline`` each speaker's ``[eval] neutral_label`` rows build that speaker's
+    baseline (``build_baseline``) and are counted in ``baseline_rows``; other speakers fall back
+    to their ``gender`` baseline, or ``auto``.
+    """
+    from fusion.audio import load_audio, voiced_spans
+    from fusion.audio_branch import load_audio_model_from
+
+    cfg = config or default_config()
+    required = ("path", "label", "speaker") if personal_baseline else ("path", "label")
+    rows = read_rows(csv_path, required, split)
+    net = load_audio_model_from(model or cfg.audio.model, cfg)
+    personal = personal_baselines(csv_path, rows, cfg, progress) if personal_baseline else {}
+    keep, y_true, skipped = split_known((r["label"] for r in rows), label_lookup(net.labels, cfg.eval.audio_labels))
+    neutral = cfg.eval.neutral_label.lower()
+    used = {i for i, r in enumerate(rows) if r.get("speaker", "").strip() in personal
+            and r["label"].strip().lower() == neutral}
+    y_true = [y for i, y in zip(keep, y_true) if i not in used]  # baseline rows are never scored
+    keep = [i for i in keep if i not in used]
+    y_pred = []
+    for i in track(keep, "audio", progress):
+        audio = load_audio(resolve_path(csv_path, rows[i]["path"]))
+        baseline = row_baseline(rows[i], audio.samples, personal, cfg)
+        probs = net.predict_diary(audio.samples, baseline, voiced_spans(audio, cfg.audio_input))
+        y_pred.append(net.labels[int(np.argmax(probs))])
+    result = _result("audio", csv_path, split, net.model_id, y_true, y_pred, net.labels, skipped)
+    result["baseline"] = "personal" if personal_baseline else "gender"
+    result["baseline_rows"] = len(used)
+    result["personal_speakers"] = sorted(personal)
+    return result
+
+
+# ---------------------------------------------------------------- speech to text
+
+_PUNCT = re.compile(r"[^\w\s]|_")
+
+
+def normalise_text(text: str) -> str:
+    """NFC, punctuation → space, whitespace collapsed, lower-case (for WER)."""
+    text = unicodedata.normalize("NFC", text)
+    return " ".join(_PUNCT.sub(" ", text).lower().split())
+
+
+def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]:
+    """Corpus (CER, WER) with jiwer after ``normalise_text``; CER ignores spaces (Korean spacing varies)."""
+    import jiwer
+
+    refs = [normalise_text(r) for r in refs]
+    hyps = [normalise_text(h) for h in hyps]
+    cer = jiwer.cer([r.replace(" ", "") for r in refs], [h.replace(" ", "") for h in hyps])
+    wer = jiwer.wer(refs, hyps)
+    return float(cer), float(wer)
+
+
+def eval_stt(csv_path: str | Path, engine: str | None = None, model: str | None = None, split: str | None = None,
+             config: Config | None = None, progress: bool = True, **stt_settings) -> dict:
+    """Speech to text on a path,transcript CSV: CER, WER, real-time factor, and each clip's text.
+
+    ``engine``/``model`` and any ``[stt]`` field given in ``stt_settings`` (``beam_size=1`` …)
+    override the configuration. The real-time factor is decoding time over audio time.
+    """
+    from fusion.audio import load_audio
+    from fusion.stt import load_engine
+
+    cfg = config or default_config()
+    update = {**({"engine": engine} if engine else {}), **({"model": model} if model else {}), **stt_settings}
+    stt_cfg = cfg.with_updates(stt=update).stt if update else cfg.stt
+    rows = read_rows(csv_path, ("path", "transcript"), split)
+    rows = [r for r in rows if normalise_text(r["transcript"])]
+    stt = load_engine(stt_cfg)
+    items, audio_s, decode_s = [], 0.0, 0.0
+    for row in track(rows, "stt", progress):
+        audio = load_audio(resolve_path(csv_path, row["path"]))
+        start = time.perf_counter()
+        hyp = stt.transcribe(audio.samples).text
+        decode_s += time.perf_counter() - start
+        audio_s += audio.duration
+        items.append({"path": row["path"], "reference": row["transcript"], "hypothesis": hyp,
+                      "cer": error_rates([row["transcript"]], [hyp])[0]})
+    cer, wer = error_rates([i["reference"] for i in items], [i["hypothesis"] for i in items])
+    settings = {k: getattr(stt_cfg, k) for k in ("engine", "model", "language", "beam_size", "vad_filter",
+                                                 "temperature", "condition_on_previous_text", "initial_prompt")}
+    return {"task": "stt", "data": str(csv_path), "split": split, "settings": settings, "n": len(items),
+            "cer": cer, "wer": wer, "audio_s": audio_s, "decode_s": decode_s, "rtf": decode_s / max(audio_s, 1e-9),
+            "items": items}
+
+
+# ---------------------------------------------------------------- printing
+
+def _cell(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded to ``width`` terminal columns (Hangul and other wide characters count two)."""
+    pad = " " * max(width - sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text), 0)
+    return pad + text if right else text + pad
+
+
+def summary(result: dict) -> str:
+    """A plain-text summary of an ``eval_*`` result for the terminal."""
+    head = f"{result['task']} · {result['data']}" + (f" (split {result['split']})" if result.get("split") else "")
+    if result["task"] == "stt":
+        s = result["settings"]
+        return "\n".join([head, f"engine {s['engine']} {s['model']} beam {s['beam_size']} vad {s['vad_filter']}",
+                          f"n         {result['n']}", f"cer       {result['cer']:.4f}", f"wer       {result['wer']:.4f}",
+                          f"rtf       {result['rtf']:.3f}  ({result['decode_s']:.1f} s for {result['audio_s']:.1f} s audio)"])
+    lines = [head, f"model     {result['model']}", f"n         {result['n']}",
+             f"skipped   {result['skipped']}  {result['skipped_labels'] or ''}".rstrip(),
+             f"accuracy  {result['accuracy']:.4f}", f"macro_f1  {result['macro_f1']:.4f}",
+             f"uar       {result['uar']:.4f}"]
+    if result["task"] == "audio":
+        lines.append(f"baseline  {result['baseline']}  ({result['baseline_rows']} neutral rows built "
+                     f"{len(result['personal_speakers'])} personal baselines)")
+    labels = result["confusion"]["labels"]
+    width = max(8, *(len(_cell(lab, 0)) + 1 for lab in labels))
+    lines.append("\n" + _cell("label", width) + "precision  recall     f1  support")
+    for lab, m in result["per_label"].items():
+        lines.append(f"{_cell(lab, width)}{m['precision']:9.3f}{m['recall']:8.3f}{m['f1']:7.3f}{m['support']:9d}")
+    lines.append("\nconfusion (rows true, columns predicted)")
+    lines.append(" " * width + "".join(_cell(lab, width, right=True) for lab in labels))
+    for lab, row in zip(labels, result["confusion"]["matrix"]):
+        lines.append(_cell(lab, width) + "".join(str(v).rjust(width) for v in row))
+    return "\n".join(lines)

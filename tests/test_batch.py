@@ -1,0 +1,181 @@
+"""fusion.batch: one crash-safe JSONL line per input, resume by content + version, errors as records, CSV, engines."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fusion import analyze, analyze_many
+from fusion.batch import ResultsFile, Worker, config_version, content_key, read_results, run_batch
+from fusion.report import DiaryReport
+
+CLIPS = [f"speech/ko_transcribed/{s}/{s}{n:05d}.flac" for s in ("pfa", "pma") for n in (1, 2, 3, 4)]
+
+
+@pytest.fixture
+def clips(shared_data, tmp_path) -> list[Path]:
+    """Real short Korean clips, copied so a test may add bad files beside them."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    out = []
+    for rel in CLIPS:
+        dst = folder / Path(rel).name
+        dst.write_bytes((shared_data / rel).read_bytes())
+        out.append(dst)
+    return out
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def assert_one_line_each(out: Path, files: list[str]) -> list[dict]:
+    data = out.read_bytes()
+    assert data.endswith(b"\n"), "no torn last line"
+    records = [json.loads(line) for line in data.splitlines()]
+    assert sorted(r["file"] for r in records) == sorted(files), "every input exactly once"
+    return records
+
+
+def test_batch_writes_reports_error_records_and_csv_then_resumes(clips, tmp_path):
+    folder = clips[0].parent
+    (folder / "notes.wav").write_text("이건 오디오가 아니다\n", encoding="utf-8")
+    (folder / "empty.flac").write_bytes(b"")
+    listed = tmp_path / "list.txt"
+    listed.write_text("\n".join(str(p) for p in clips[:2]) + f"\nnotes.wav\n{folder}/empty.flac\n{folder}/gone.wav\n",
+                      encoding="utf-8")
+    listed.rename(folder / "list.txt")
+    before = listing(folder)
+    out, table = tmp_path / "res" / "results.jsonl", tmp_path / "res" / "summary.csv"
+
+    summary = run_batch(folder / "list.txt", out, csv_path=table, progress=False)
+    assert (summary.done, summary.failed, summary.skipped, summary.total) == (2, 3, 0, 5) and summary.any_failed
+    names = [str(p) for p in clips[:2]] + [str(folder / n) for n in ("notes.wav", "empty.flac", "gone.wav")]
+    records = {Path(r["file"]).name: r for r in assert_one_line_each(out, names)}
+    for clip in clips[:2]:
+        report = DiaryReport.model_validate(records[clip.name]["report"])
+        assert report.transcript and report.transcript_source == "stt"
+    problems = {"notes.wav": "not a readable audio file", "empty.flac": "empty file", "gone.wav": "file not found"}
+    for name, problem in problems.items():
+        assert records[name]["status"] == "error" and records[name]["error"]["kind"] == "bad_input"
+        assert problem in records[name]["error"]["message"] and name in records[name]["error"]["message"]
+
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(table.open(encoding="utf-8"))}
+    assert set(rows) == set(records)
+    ok = rows[clips[0].name]
+    assert ok["status"] == "ok" and float(ok["duration_s"]) > 1 and ok["text_top"] and ok["voice_top"]
+    assert rows["gone.wav"]["error_kind"] == "bad_input" and rows["gone.wav"]["status"] == "error"
+    assert listing(folder) == before, "nothing written beside the inputs"
+    assert listing(out.parent) == ["results.jsonl", "summary.csv"], "no temp files left"
+
+    again = run_batch(folder / "list.txt", out, progress=False)
+    assert (again.done, again.failed, again.skipped, again.skipped_failed) == (0, 0, 5, 3)
+    (folder / "gone.wav").write_bytes(clips[2].read_bytes())
+    retried = run_batch(folder / "list.txt", out, csv_path=table, retry_failed=True, progress=False)
+    assert (retried.done, retried.failed, retried.skipped) == (1, 2, 2)
+    records = {Path(r["file"]).name: r for r in assert_one_line_each(out, names)}
+    assert records["gone.wav"]["status"] == "ok"
+    assert len(list(csv.DictReader(table.open(encoding="utf-8")))) == 5
+
+
+def test_a_model_or_config_update_rescores_and_replaces_the_old_line(clips, tmp_path, config):
+    out = tmp_path / "r.jsonl"
+    run_batch([clips[0]], out, progress=False)
+    updated = config.with_updates(alerts={"depressed_score": 1.5})
+    assert config_version(updated) != config_version(config)
+    assert config_version(config.with_updates(batch={"workers": 3})) == config_version(config), "scheduling is not a version"
+    summary = run_batch([clips[0]], out, config=updated, progress=False)
+    assert summary.done == 1 and summary.skipped == 0
+    (record,) = assert_one_line_each(out, [str(clips[0])])
+    assert record["key"] == content_key(str(clips[0]), config_version(updated))
+
+
+def test_kill_9_mid_batch_then_resume_loses_and_duplicates_nothing(clips, tmp_path):
+    listed = tmp_path / "list.txt"
+    listed.write_text("\n".join(map(str, clips)) + "\n", encoding="utf-8")
+    out = tmp_path / "out" / "results.jsonl"
+    cmd = [sys.executable, "-m", "fusion.cli", "batch", str(listed), "--out", str(out), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_bytes().count(b"\n") >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the batch ended before it could be killed: {proc.stderr.read().decode()}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = read_results(out)
+    assert 2 <= len(first) < len(clips)
+    assert out.read_bytes().endswith(b"\n")
+    with out.open("ab") as fh:  # what a kill inside a write could leave: a torn line
+        fh.write(b'{"file": "/torn", "key": "x", "sta')
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"skipped {len(first)}" in done.stderr
+    records = assert_one_line_each(out, [str(p) for p in clips])
+    assert records[: len(first)] == first, "earlier lines untouched"
+    assert all(r["status"] == "ok" for r in records)
+    assert listing(out.parent) == ["results.jsonl"]
+
+
+def test_results_file_cuts_a_torn_tail_and_appends_whole_lines(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b'{"file":"a","key":"k","status":"ok"}\n{"file":"b","ke')
+    results = ResultsFile(path)
+    results.append({"file": "c", "key": "k2", "status": "error", "error": {"kind": "bad_input", "message": "m"}})
+    results.close()
+    assert [r["file"] for r in read_results(path)] == ["a", "c"]
+    assert path.read_bytes().count(b"\n") == 2
+
+
+def test_analyze_many_streams_results_in_order_and_batches_text_across_files(clips, config):
+    worker = Worker(config.with_updates(batch={"files_per_chunk": 3}))
+    calls = []
+    model = worker.pipeline.text_model
+    original = model.predict_proba
+    model.predict_proba = lambda texts: calls.append(len(texts)) or original(texts)
+    try:
+        sources = [clips[0], clips[1], clips[0].parent / "missing.wav", clips[2]]
+        results = list(analyze_many(sources, config=worker.config))
+    finally:
+        model.predict_proba = original
+    assert [r.file for r in results] == [str(p) for p in sources]
+    assert [r.ok for r in results] == [True, True, False, True]
+    assert results[2].error_kind == "bad_input" and "file not found" in results[2].message
+    assert len(calls) == 1 and calls[0] == sum(len(r.report.sentences) for r in results if r.ok) >= 3
+    single = analyze(clips[1])
+    assert results[1].report.model_dump(exclude={"timings"}) == single.model_dump(exclude={"timings"})
+
+
+def test_local_worker_processes_give_the_same_lines(clips, tmp_path, config):
+    out = tmp_path / "r.jsonl"
+    summary = run_batch(clips[:2], out, workers=2, config=config.with_updates(batch={"files_per_chunk": 1}),
+                        progress=False)
+    assert summary.done == 2
+    records = assert_one_line_each(out, [str(p) for p in clips[:2]])
+    assert all(r["status"] == "ok" and r["report"]["transcript"] for r in records)
+
+
+def test_ray_engine_on_a_local_instance(clips, tmp_path, config):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        sources = clips[:3] + [clips[0].parent / "missing.wav"]
+        out = tmp_path / "ray.jsonl"
+        summary = run_batch(sources, out, csv_path=tmp_path / "ray.csv", engine="ray",
+                            config=config.with_updates(batch={"files_per_chunk": 2, "ray_actors": 2}), progress=False)
+    finally:
+        ray.shutdown()
+    assert (summary.done, summary.failed) == (3, 1)
+    records = {r["file"]: r for r in assert_one_line_each(out, [str(p) for p in sources])}
+    assert records[str(sources[-1])]["error"]["kind"] == "bad_input"
+    local = analyze(clips[0])
+    assert DiaryReport.model_validate(records[str(clips[0])]["report"]).transcript == local.transcript

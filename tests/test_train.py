@@ -1,0 +1,100 @@
+"""``fusion train text|audio`` on tiny real subsets: the written directories load, predict and are reproducible."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fusion.audio_branch import NeutralBaseline, load_audio_model_from
+from fusion.cli import app
+from fusion.config import TextConfig
+from fusion.text_branch import EmbeddedTextModel, HFTextModel, load_text_model
+from fusion.train_text import train as train_text
+from tests.test_text_branch import build_tiny_model
+
+runner = CliRunner()
+SENTENCES = ["오늘 정말 행복하고 즐거웠어.", "엄마가 돌아가셔서 너무 슬퍼.", "아침에 밥을 먹었다."]
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_train_text_embedded_cli_writes_a_loadable_reproducible_model(tmp_path, shared_data, config):
+    out = tmp_path / "text"
+    result = runner.invoke(app, ["train", "text", "--out", str(out), "--data", str(shared_data / "text"),
+                                 "--limit-per-class", "25", "--seed", "3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "dev: macro-F1" in result.output and "test: macro-F1" in result.output
+    meta = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert meta["labels"] == list(config.labels.ko) and meta["recipe"]["seed"] == 3
+    assert set(meta["metrics"]) >= {"dev", "test", "neutral"} and meta["training_data"]["limit_per_class"] == 25
+    assert 0.05 <= meta["neutral"]["threshold"] <= 0.95
+    model = load_text_model(TextConfig(backend="embedded", model=str(out)), config.labels.ko)
+    assert isinstance(model, EmbeddedTextModel)
+    probs = model.predict_proba(SENTENCES)
+    assert probs.shape == (3, 6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    p_neutral = model.predict_neutral(SENTENCES)
+    assert p_neutral.shape == (3,) and ((p_neutral >= 0) & (p_neutral <= 1)).all()
+    assert model.predict_neutral([]).shape == (0,)
+    again = tmp_path / "again"
+    train_text(shared_data / "text", again, 3, limit_per_class=25, progress=False)
+    first, second = _arrays(out / "weights.npz"), _arrays(again / "weights.npz")
+    assert first.keys() == second.keys() and "neutral_coef" in first
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_train_text_hf_recipe_on_a_tiny_bert(tmp_path, shared_data, config):
+    base = build_tiny_model(tmp_path / "base")
+    out = tmp_path / "hf"
+    args = ["train", "text", "--recipe", "hf", "--base", str(base), "--out", str(out), "--data", str(shared_data / "text"),
+            "--limit-per-class", "7", "--epochs", "2", "--max-length", "32", "--seed", "0", "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
+    assert json.loads((out / "label_map.json").read_text(encoding="utf-8")) == {l: i for i, l in enumerate(config.labels.ko)}
+    meta = json.loads((out / "training.json").read_text(encoding="utf-8"))
+    assert meta["training_data"]["rows"] == 42 and meta["recipe"]["lr"] == 2e-5 and meta["recipe"]["batch_size"] == 16
+    assert 1 <= meta["recipe"]["best_epoch"] <= 2 and {"dev", "test"} <= set(meta["metrics"])
+    model = load_text_model(TextConfig(backend="hf", model=str(out), max_length=32), config.labels.ko)
+    assert isinstance(model, HFTextModel)
+    probs = model.predict_proba(SENTENCES)
+    assert probs.shape == (3, 6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert not model.predict_neutral(SENTENCES).any()
+    again = tmp_path / "again"
+    assert runner.invoke(app, args[:7] + [str(again)] + args[8:]).exit_code == 0
+    from safetensors.numpy import load_file
+
+    first, second = load_file(out / "model.safetensors"), load_file(again / "model.safetensors")
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_train_audio_cli_tiny_subset_loads_and_is_reproducible(tmp_path, shared_data, config):
+    out, cache = tmp_path / "audio", tmp_path / "cache"
+    args = ["train", "audio", "--out", str(out), "--data", str(shared_data / "speech"), "--cache", str(cache),
+            "--limit-per-class", "1", "--epochs", "2", "--seed", "0", "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["limit_per_class"] == 1 and set(meta["metrics"]) == {"dev", "test"}
+    assert json.loads((out / "labels.json").read_text()) == list(config.labels.en)
+    model = load_audio_model_from(str(out), config)
+    rng = np.random.default_rng(0)
+    baseline = NeutralBaseline.from_config("female", config.audio)
+    probs = model.predict_diary(rng.normal(0, 0.1, 16000 * 2).astype(np.float32), baseline)
+    assert probs.shape == (6,) and abs(probs.sum() - 1) < 1e-5
+    again = tmp_path / "again"
+    assert runner.invoke(app, args[:3] + [str(again)] + args[4:]).exit_code == 0
+    first = torch.load(out / "model.pt", weights_only=True)
+    second = torch.load(again / "model.pt", weights_only=True)
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
