@@ -58,6 +58,7 @@ class STTConfig(_Section):
     cpu_threads: int = 0
     initial_prompt: str = ""           # text Whisper sees as the previous window ("" = none)
     embedded_sha256: str
+    max_chunk_s: float = 300.0
 
 
 class SentenceConfig(_Section):

@@ -26,7 +26,7 @@ from fusion.report import (
     TextSummary,
     VoiceSummary,
 )
-from fusion.stt import load_engine
+from fusion.stt import load_engine, transcribe_long
 from fusion.text_branch import diary_text_scores, load_text_model
 
 
@@ -135,7 +135,7 @@ class Pipeline:
                 sents = sentence_stage.sentences_from_text(transcript, speech, audio.duration, cfg.sentences)
         else:
             with timer.stage("stt"):
-                heard = self.stt.transcribe(audio.samples)
+                heard = transcribe_long(self.stt, audio.samples, speech, cfg.stt.max_chunk_s)
             language = heard.language
             transcript = heard.text
             with timer.stage("sentences"):

@@ -214,6 +214,41 @@ class OpenAIWhisperEngine(_WhisperEngine):
         return raw, result.get("language")
 
 
+def chunk_bounds(speech: list[tuple[float, float]], duration: float, max_s: float) -> list[tuple[float, float]]:
+    """Stretches of at most ``max_s`` seconds covering the recording, cut in the middle of pauses.
+
+    A cut falls halfway between two voiced spans; a single span longer than ``max_s``
+    is cut hard. Each chunk is transcribed on its own, so memory follows the chunk.
+    """
+    pauses = [(a_end + b_start) / 2 for (_, a_end), (b_start, _) in zip(speech, speech[1:])]
+    bounds, start = [], 0.0
+    while duration - start > max_s:
+        fitting = [c for c in pauses if start < c <= start + max_s]
+        end = fitting[-1] if fitting else start + max_s
+        bounds.append((start, end))
+        start = end
+    return [*bounds, (start, duration)]
+
+
+def transcribe_long(engine: STTEngine, samples: np.ndarray, speech: list[tuple[float, float]],
+                    max_s: float) -> Transcript:
+    """``engine.transcribe`` chunk by chunk (``chunk_bounds``), timestamps shifted back onto the recording."""
+    duration = samples.size / SAMPLE_RATE
+    if duration <= max_s:
+        return engine.transcribe(samples)
+    segments, language = [], ""
+    for a, b in chunk_bounds(speech, duration, max_s):
+        part = engine.transcribe(samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)])
+        language = language or part.language
+        segments += [_shift(segment, a) for segment in part.segments]
+    return Transcript(tuple(segments), language, engine.name, engine.model_id)
+
+
+def _shift(segment: Segment, offset: float) -> Segment:
+    words = tuple(Word(w.text, w.start + offset, w.end + offset, w.probability) for w in segment.words)
+    return Segment(segment.text, segment.start + offset, segment.end + offset, words)
+
+
 def has_speech(samples: np.ndarray, floor_dbfs: float) -> bool:
     """Whether the loudest 0.1 s of ``samples`` reaches ``floor_dbfs``; Whisper invents text for silence."""
     x = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)

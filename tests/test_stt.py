@@ -10,15 +10,17 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from fusion.audio import load_audio
+from fusion.audio import audio_from_array, load_audio, voiced_spans
 from fusion.errors import ModelError
 from fusion.stt import (
     STTEngine,
     Transcript,
     Word,
+    chunk_bounds,
     embedded_model_dir,
     has_speech,
     load_engine,
+    transcribe_long,
 )
 
 CLIPS = ["pfa/pfa00004.flac", "pma/pma00010.flac", "pfl/pfl00006.flac"]
@@ -156,3 +158,30 @@ def test_unknown_model_is_a_model_error(config, tmp_path):
         load_engine(config.stt.model_copy(update={"engine": "openai-whisper", "model": str(tmp_path / "none.pt")}))
     with pytest.raises(ModelError, match="cannot load faster-whisper model"):
         load_engine(config.stt.model_copy(update={"model": str(tmp_path)}))
+
+
+def test_chunk_bounds_cut_in_pauses_and_cover_the_recording():
+    speech = [(0.5, 4.0), (5.0, 9.0), (10.0, 14.0), (15.0, 29.0)]
+    bounds = chunk_bounds(speech, 30.0, 10.0)
+    assert bounds[0] == (0.0, 9.5) and bounds[1] == (9.5, 14.5)
+    assert bounds[-1][1] == 30.0 and all(a < b for a, b in bounds)
+    assert all(b - a <= 10.0 for a, b in bounds)
+    assert all(prev[1] == nxt[0] for prev, nxt in zip(bounds, bounds[1:]))
+    assert chunk_bounds(speech, 30.0, 60.0) == [(0.0, 30.0)]
+
+
+def test_a_long_recording_is_transcribed_in_chunks_on_one_clock(engine, shared_data, transcripts):
+    """Three clips with pauses, transcribed in chunks shorter than the whole: words land on the recording's clock."""
+    clips = [load_audio(shared_data / "speech/ko_transcribed" / clip).samples for clip in CLIPS]
+    gap = np.zeros(16000, np.float32)
+    joined = np.concatenate([clips[0], gap, clips[1], gap, clips[2]])
+    speech = voiced_spans(audio_from_array(joined, 16000))
+    max_s = max(len(c) for c in clips) / 16000 + 1.5
+    assert len(chunk_bounds(speech, joined.size / 16000, max_s)) >= 2
+    whole = transcribe_long(engine, joined, speech, max_s)
+    reference = "".join(transcripts[clip] for clip in CLIPS)
+    assert cer(whole.text, reference) < MAX_CER, whole.text
+    words = whole.words
+    assert all(a.start <= b.start for a, b in zip(words, words[1:]))
+    third_starts = (len(clips[0]) + len(clips[1]) + 2 * len(gap)) / 16000
+    assert words[-1].start > third_starts and words[-1].end <= joined.size / 16000 + 0.05
