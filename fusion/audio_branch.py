@@ -18,11 +18,10 @@ import scipy.fft
 import torch
 from torch import nn
 
-from fusion.audio import audio_from_array, voiced_spans as audio_voiced_spans
+from fusion.audio import SAMPLE_RATE, audio_from_array, voiced_spans as audio_voiced_spans
 from fusion.config import MODELS_DIR, AudioConfig, Config, default_config
 from fusion.errors import ModelError
 
-SAMPLE_RATE = 16000
 N_FFT = 2048
 HOP_LENGTH = 512
 N_MELS = 128

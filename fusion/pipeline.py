@@ -68,6 +68,7 @@ class _Words:
     percent: np.ndarray  # share of sentences per top label
     mean: np.ndarray     # mean probabilities
     neutral: np.ndarray  # (sentences,) probability that a sentence carries no emotion
+    marked: np.ndarray   # (sentences,) neutral at or above [text] neutral_threshold
     points: list[ValenceArousal]  # each sentence's words on the valence/arousal plane (neutral-aware)
 
 
@@ -115,8 +116,8 @@ class Pipeline:
         """Analyse one recording (a path, or an already decoded :class:`~fusion.audio.Audio`).
 
         ``transcript`` skips speech-to-text: its sentences are spread over the
-        speech in the recording. ``baseline`` is ``male``, ``female`` or the path
-        of a personal baseline JSON (``fusion baseline``); default from config.
+        speech in the recording. ``baseline`` is ``auto`` (by pitch), ``male``, ``female``
+        or the path of a personal baseline JSON (``fusion baseline``); default from config.
         """
         return self.analyze_batch([self.hear(source, transcript=transcript)], baseline=baseline)[0]
 
@@ -174,7 +175,7 @@ class Pipeline:
         percent, mean = diary_text_scores(probs)
         marked = neutral >= self.config.text.neutral_threshold
         points = [combine.words_point(p, bool(m), self.config) for p, m in zip(probs, marked)]
-        return _Words(probs, percent, mean, neutral, points)
+        return _Words(probs, percent, mean, neutral, marked, points)
 
     def _voice(self, audio: Audio, spans: list[tuple[float, float]], speech, baseline: str | None) -> _Voice:
         """Voice emotion and prosody of the whole diary and of each span, against the neutral baseline."""
@@ -209,7 +210,7 @@ class Pipeline:
                 index=i, text=s.text, start=round(s.start, 3), end=round(s.end, 3), timing=s.source,
                 text_probs=_dist(ko, text.probs[i]), text_top=_top(ko, text.probs[i]),
                 voice_probs=_dist(en, voice.probs[i]), voice_top=_top(en, voice.probs[i]),
-                neutral=bool(text.neutral[i] >= cfg.text.neutral_threshold),
+                neutral=bool(text.marked[i]),
                 neutral_prob=round(float(text.neutral[i]), 4),
                 words_va=text.points[i],
                 voice_va=combine.valence_arousal(voice.probs[i], en, points["en"]),
@@ -228,8 +229,7 @@ class Pipeline:
             sentences=sentence_reports,
             text=TextSummary(percent=_dist(ko, text.percent, 2), mean_probs=_dist(ko, text.mean),
                              top=_top(ko, text.mean) if sents else None,
-                             neutral_percent=round(100.0 * float(np.mean(
-                                 text.neutral >= cfg.text.neutral_threshold)) if sents else 0.0, 2)),
+                             neutral_percent=round(100.0 * float(text.marked.mean()) if sents else 0.0, 2)),
             voice=VoiceSummary(probs=_dist(en, voice.diary), top=_top(en, voice.diary) if voice.heard else None,
                                baseline=voice.baseline, prosody=voice.diary_prosody),
             fused=FusedSummary(en=_dist(en, fused.en), ko=_dist(ko, fused.ko),
