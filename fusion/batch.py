@@ -56,9 +56,9 @@ def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | Non
 
 
 def config_version(config: Config) -> str:
-    """What a result depends on: package, report schema and every non-batch setting (model ids included)."""
-    payload = json.dumps({"fusion": __version__, "schema": SCHEMA_VERSION,
-                          "config": config.model_dump(mode="json", exclude={"batch"})}, sort_keys=True)
+    """What a result depends on: package, report schema and every setting but [batch] and thread counts."""
+    settings = config.model_dump(mode="json", exclude={"batch": True, "stt": {"cpu_threads"}})
+    payload = json.dumps({"fusion": __version__, "schema": SCHEMA_VERSION, "config": settings}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -121,24 +121,50 @@ def _prefetch(fn, items: Iterable, depth: int) -> Iterator[tuple[object, object]
             yield item, future
 
 
-def _limit_malloc_arenas(arenas: int) -> None:
-    """Cap glibc's malloc arenas before the models start their threads: each thread's arena keeps freed
-    buffers, and a long batch's RSS creeps up by hundreds of MB without the cap (0 leaves glibc's default)."""
-    if arenas > 0 and sys.platform == "linux":
-        try:
-            ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
-        except (OSError, AttributeError):
-            pass
+def _tune_malloc(arenas: int, mmap_threshold: int) -> None:
+    """Keep a long batch's RSS near what it uses, set before the models start their threads.
+
+    glibc gives each thread an arena that keeps freed buffers (``arenas`` caps them), and after the
+    first large free it raises its mmap threshold to 32 MB, so later audio-sized arrays come from the
+    heap and stay there; a fixed ``mmap_threshold`` returns them to the system when freed (0 leaves
+    either default).
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    if arenas > 0:
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+    if mmap_threshold > 0:
+        libc.mallopt(-3, mmap_threshold)  # M_MMAP_THRESHOLD
+
+
+def _share_cores(config: Config, threads: int | None) -> Config:
+    """Give one of several workers on a machine ``threads`` cores: CTranslate2 (unless the config sets
+    ``[stt] cpu_threads``) and torch; without this each worker starts threads for every core."""
+    if not threads:
+        return config
+    import torch
+
+    torch.set_num_threads(threads)
+    if config.stt.cpu_threads:
+        return config
+    return config.model_copy(update={"stt": config.stt.model_copy(update={"cpu_threads": threads})})
 
 
 class Worker:
-    """The loaded pipeline of one process (or Ray actor) and the chunked loop over recordings."""
+    """The loaded pipeline of one process (or Ray actor) and the chunked loop over recordings.
 
-    def __init__(self, config: Config | None = None):
+    ``threads``: the cores this worker may use when it shares the machine with others (None: all).
+    """
+
+    def __init__(self, config: Config | None = None, threads: int | None = None):
         from fusion.pipeline import _pipeline
 
-        self.config = config or default_config()
-        _limit_malloc_arenas(self.config.batch.malloc_arenas)
+        self.config = _share_cores(config or default_config(), threads)
+        _tune_malloc(self.config.batch.malloc_arenas, self.config.batch.malloc_mmap_threshold)
         self.pipeline = _pipeline(self.config)
         self.version = config_version(self.config)
 
@@ -186,9 +212,9 @@ class Worker:
 _PROCESS_WORKER: Worker | None = None
 
 
-def _init_process(config_json: str) -> None:
+def _init_process(config_json: str, threads: int) -> None:
     global _PROCESS_WORKER
-    _PROCESS_WORKER = Worker(Config.model_validate_json(config_json))
+    _PROCESS_WORKER = Worker(Config.model_validate_json(config_json), threads)
 
 
 def _process_chunk(items: list[Item], baseline: str | None) -> list[tuple[int, dict]]:
@@ -212,7 +238,7 @@ def _engine(items: list[Item], config: Config, baseline: str | None, workers: in
         yield from Worker(config).run(items, baseline)
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_process,
-                                 initargs=(config.model_dump_json(),)) as pool:
+                                 initargs=(config.model_dump_json(), max(1, (os.cpu_count() or 1) // workers))) as pool:
             futures = [pool.submit(_process_chunk, chunk, baseline)
                        for chunk in _chunks(items, config.batch.files_per_chunk)]
             for future in as_completed(futures):

@@ -3,12 +3,14 @@
 Each result line goes out in one ``os.write`` (looping only if the kernel writes less) and is
 fsynced; a kill -9 can at worst leave a torn last line, which is cut off before the next append.
 Whole-file rewrites (compaction on resume, the CSV) go to a temp file beside the target and are
-renamed over it, so readers see the old file or the new one, never a mix.
+renamed over it, so readers see the old file or the new one, never a mix. While a batch writes
+the file it holds an exclusive ``flock`` on it: a second batch on the same output stops at once.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -19,6 +21,10 @@ from typing import Iterable
 _SEVERITY = ("low", "medium", "high")
 CSV_COLUMNS = ("file", "status", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds", "severity",
                "error_kind", "message")
+
+
+class ResultsLocked(OSError):
+    """The results file is held by another running batch."""
 
 
 def read_results(path: str | Path) -> list[dict]:
@@ -58,17 +64,27 @@ def _line(record: dict) -> bytes:
 
 
 class ResultsFile:
-    """An append-only JSONL file of records: one ``os.write`` per line, fsynced; a torn tail is cut on open."""
+    """An append-only JSONL file of records, locked while open: one ``os.write`` per line, fsynced;
+    a torn tail is cut on open."""
 
     def __init__(self, path: str | Path, fsync: bool = True):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
-        if self.path.exists():
-            size, keep = self.path.stat().st_size, len(self._complete())
-            if keep < size:
-                os.truncate(self.path, keep)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.fd = self._open_locked()
+        size, keep = os.fstat(self.fd).st_size, len(self._complete())
+        if keep < size:
+            os.truncate(self.fd, keep)
+
+    def _open_locked(self) -> int:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ResultsLocked(f"{self.path}: another fusion batch is writing this file; "
+                                "wait for it or choose another --out") from None
+        return fd
 
     def _complete(self) -> bytes:
         data = self.path.read_bytes()
@@ -76,9 +92,10 @@ class ResultsFile:
 
     def keep_only(self, records: list[dict]) -> None:
         """Rewrite the file atomically with just these records (dropping failures to retry, stale results)."""
-        os.close(self.fd)
         _atomic_write(self.path, b"".join(_line(r) for r in records))
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        new = self._open_locked()  # the new file is locked before the old one's lock goes
+        os.close(self.fd)
+        self.fd = new
 
     def append(self, record: dict) -> None:
         view = memoryview(_line(record))

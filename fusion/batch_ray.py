@@ -12,10 +12,10 @@ from fusion.config import Config
 
 
 class _RayWorker:
-    def __init__(self, config_json: str):
+    def __init__(self, config_json: str, threads: int):
         from fusion.batch import Worker
 
-        self.worker = Worker(Config.model_validate_json(config_json))
+        self.worker = Worker(Config.model_validate_json(config_json), threads)
 
     def run(self, items: list, baseline: str | None) -> list:
         return [r for chunk in self.worker.run(items, baseline) for r in chunk]
@@ -36,7 +36,7 @@ def run_ray(chunks: list[list], config: Config, baseline: str | None, address: s
         cpus = config.batch.ray_actor_cpus
         n = config.batch.ray_actors or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
         actor_class = ray.remote(num_cpus=cpus)(_RayWorker)
-        actors = [actor_class.remote(config.model_dump_json()) for _ in range(min(n, len(chunks)))]
+        actors = [actor_class.remote(config.model_dump_json(), max(1, int(cpus))) for _ in range(min(n, len(chunks)))]
         pool = ActorPool(actors)
         yield from pool.map_unordered(lambda actor, chunk: actor.run.remote(chunk, baseline), chunks)
     finally:

@@ -126,6 +126,7 @@ class BatchConfig(_Section):
     extensions: tuple[str, ...] = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".webm", ".mp4")
     fsync: bool = True                 # flush every written line to disk
     malloc_arenas: int = 2             # glibc malloc arenas per worker (0 = glibc default): bounds RSS
+    malloc_mmap_threshold: int = 262144  # bytes; larger blocks are mmapped and go back when freed (0 = glibc default)
     ray_actors: int = 0                # 0: as many as the cluster's CPUs allow
     ray_actor_cpus: float = 1.0
 

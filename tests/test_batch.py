@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from fusion import analyze, analyze_many
-from fusion.batch import ResultsFile, Worker, config_version, content_key, read_results, run_batch
+from fusion.batch import ResultsFile, Worker, _share_cores, config_version, content_key, read_results, run_batch
+from fusion.batch_io import ResultsLocked
 from fusion.report import DiaryReport
 
 CLIPS = [f"speech/ko_transcribed/{s}/{s}{n:05d}.flac" for s in ("pfa", "pma") for n in (1, 2, 3, 4)]
@@ -134,6 +135,40 @@ def test_results_file_cuts_a_torn_tail_and_appends_whole_lines(tmp_path):
     results.close()
     assert [r["file"] for r in read_results(path)] == ["a", "c"]
     assert path.read_bytes().count(b"\n") == 2
+
+
+def test_a_second_batch_on_the_same_output_is_refused_while_the_first_writes(tmp_path):
+    path = tmp_path / "r.jsonl"
+    first = ResultsFile(path)
+    try:
+        with pytest.raises(ResultsLocked, match="another fusion batch is writing"):
+            ResultsFile(path)
+        first.keep_only([])  # the rewritten file is locked too
+        with pytest.raises(ResultsLocked):
+            ResultsFile(path)
+        done = subprocess.run([sys.executable, "-m", "fusion.cli", "batch", str(tmp_path), "--out", str(path), "-q"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "another fusion batch is writing" in done.stderr
+    finally:
+        first.close()
+    ResultsFile(path).close()  # free again once the first is done
+
+
+def test_workers_sharing_a_machine_split_its_cores_without_changing_result_keys(config):
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        shared = _share_cores(config, 1)
+        assert shared.stt.cpu_threads == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert config.stt.cpu_threads == 0, "the caller's config is not changed"
+    assert config_version(shared) == config_version(config), "thread counts do not re-score a finished batch"
+    pinned = config.with_updates(stt={"cpu_threads": 3})
+    assert _share_cores(pinned, 1).stt.cpu_threads == 3, "an explicit [stt] cpu_threads wins"
+    torch.set_num_threads(threads)
+    assert _share_cores(config, None) is config
 
 
 def test_analyze_many_streams_results_in_order_and_batches_text_across_files(clips, config):
