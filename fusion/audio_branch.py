@@ -28,7 +28,7 @@ N_MELS = 128
 TOP_DB = 80.0
 WINDOW_HOP = 50          # frames between window starts inside a long span (50 % overlap)
 BATCH_WINDOWS = 512      # windows per forward pass
-MFCC_BLOCK_FRAMES = 8192  # frames per STFT block (~4.4 min of audio)
+MFCC_BLOCK_FRAMES = 2048  # frames per STFT block (~65 s of audio, ~35 MB of spectrogram)
 EMBEDDED_DIR = MODELS_DIR / "audio"
 
 Span = tuple[float, float]
@@ -67,23 +67,30 @@ def mfcc(samples: np.ndarray, sr: int = SAMPLE_RATE, n_mfcc: int = 13) -> np.nda
     """``librosa.feature.mfcc(y, sr, n_mfcc).T`` as (frames, n_mfcc), computed in STFT blocks.
 
     Equal to the one-shot librosa call (same zero centre padding, same global 80 dB floor),
-    but a 30-minute recording never holds its full linear spectrogram in memory.
+    but a 30-minute recording never holds its linear spectrogram, nor a padded copy of itself:
+    only its log-mel blocks (128 values a frame) wait for the global floor.
     """
     y = np.asarray(samples, dtype=np.float32)
     n_frames = 1 + len(y) // HOP_LENGTH
     if n_frames <= MFCC_BLOCK_FRAMES:
         return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc).T
-    padded = np.pad(y, N_FFT // 2)
     mel_fb = librosa.filters.mel(sr=sr, n_fft=N_FFT, n_mels=N_MELS)
     blocks = []
     for a in range(0, n_frames, MFCC_BLOCK_FRAMES):
-        b = min(a + MFCC_BLOCK_FRAMES, n_frames)
-        seg = padded[a * HOP_LENGTH:(b - 1) * HOP_LENGTH + N_FFT]
+        seg = _centred_frames(y, a, min(a + MFCC_BLOCK_FRAMES, n_frames))
         power = np.abs(librosa.stft(seg, n_fft=N_FFT, hop_length=HOP_LENGTH, center=False)) ** 2
         blocks.append(librosa.power_to_db(mel_fb @ power, top_db=None))
-    log_mel = np.concatenate(blocks, axis=1)
-    log_mel = np.maximum(log_mel, log_mel.max() - TOP_DB)
-    return scipy.fft.dct(log_mel, axis=0, type=2, norm="ortho")[:n_mfcc].T.astype(np.float32)
+    floor = max(float(block.max()) for block in blocks) - TOP_DB
+    coeffs = [scipy.fft.dct(np.maximum(block, floor), axis=0, type=2, norm="ortho")[:n_mfcc] for block in blocks]
+    return np.concatenate(coeffs, axis=1).T.astype(np.float32)
+
+
+def _centred_frames(y: np.ndarray, a: int, b: int) -> np.ndarray:
+    """The samples under frames ``a``..``b - 1`` of a centred STFT, zeros beyond either end of ``y``."""
+    lo = a * HOP_LENGTH - N_FFT // 2
+    hi = (b - 1) * HOP_LENGTH + N_FFT // 2
+    seg = y[max(lo, 0):max(min(hi, len(y)), 0)]
+    return np.pad(seg, (max(-lo, 0), max(hi - len(y), 0)))
 
 
 def pad_or_cut(seq: np.ndarray, frames: int = 100) -> np.ndarray:
