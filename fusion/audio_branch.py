@@ -301,15 +301,19 @@ def _read_labels(path: Path) -> list[str]:
 
 
 def _locate(spec: str) -> tuple[Path, Path, str]:
-    """(weights file, labels.json, model id) for embedded, local directory / file, or hub id."""
+    """(weights file, labels.json, model id) for embedded, local directory / file, or hub id.
+
+    A directory's ``model.safetensors`` is preferred over the original's pickled state dicts.
+    """
     if spec in ("embedded", "embedded:default"):
-        return EMBEDDED_DIR / "model.pt", EMBEDDED_DIR / "labels.json", "embedded:audio-cnn-bilstm"
+        return EMBEDDED_DIR / "model.safetensors", EMBEDDED_DIR / "labels.json", "embedded:audio-cnn-bilstm"
     path = Path(spec).expanduser()
     if path.is_dir():
-        for name in ("pytorch_model.pth", "model.pt", "model.pth"):
+        names = ("model.safetensors", "pytorch_model.pth", "model.pt", "model.pth")
+        for name in names:
             if (path / name).is_file():
                 return path / name, path / "labels.json", str(path)
-        raise ModelError(f"{path}: no pytorch_model.pth / model.pt in this directory")
+        raise ModelError(f"{path}: none of {' / '.join(names)} in this directory")
     if path.is_file():
         return path, path.with_name("labels.json"), str(path)
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
@@ -395,9 +399,14 @@ class AudioEmotionModel:
 
 
 def load_net(weights: Path, labels: list[str], source: str) -> AudioEmotionNet:
-    """State dict (``weights_only=True``) into our own architecture, strict."""
+    """State dict (``.safetensors``, else ``torch.load(weights_only=True)``) into our own architecture, strict."""
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        if weights.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(weights, device="cpu")
+        else:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelError(f"{weights}: cannot load audio model weights ({exc})") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

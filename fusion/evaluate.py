@@ -5,7 +5,8 @@
 the terminal. Paths are relative to the CSV's folder (or absolute); labels match
 case-insensitively, through the dataset-word maps of ``[eval]``; a row whose label the
 model lacks (neutral, calm, bored) is skipped and counted. ``split`` keeps only the rows
-of that ``split`` column value (the shared ``labels.csv`` files have one).
+of that ``split`` column value (the shared ``labels.csv`` files have one). ``eval_audio``
+also gives ``sad_auc``, the SAD-vs-rest ROC-AUC of P(SAD) (see ``eval_audio``).
 """
 
 from __future__ import annotations
@@ -170,13 +171,22 @@ def row_baseline(row: dict, samples: np.ndarray, personal: dict, cfg: Config):
     return resolve_baseline("auto", cfg, pitch_hz=prosody(samples).pitch_hz)
 
 
+def sad_vs_rest_auc(is_sad: Sequence[bool], p_sad: Sequence[float]) -> float | None:
+    """ROC-AUC of P(SAD) for SAD rows against all others; None when either group is empty."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(is_sad, p_sad)) if 0 < sum(is_sad) < len(is_sad) else None
+
+
 def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None = None,
                personal_baseline: bool = False, config: Config | None = None, progress: bool = True) -> dict:
     """The voice model on a path,label[,speaker,gender] CSV, one prediction per clip (``predict_diary``).
 
     With ``personal_baseline`` each speaker's ``[eval] neutral_label`` rows build that speaker's
     baseline (``build_baseline``) and are counted in ``baseline_rows``; other speakers fall back
-    to their ``gender`` baseline, or ``auto``.
+    to their ``gender`` baseline, or ``auto``. ``sad_auc`` ranks P(SAD) of the SAD rows against every
+    other row that is not a baseline row: the scored emotions and the skipped labels (neutral, calm …)
+    alike, since a low-mood detector must tell sad from calm; ``sad_auc_rows`` counts both groups.
     """
     from fusion.audio import load_audio, voiced_spans
     from fusion.audio_branch import load_audio_model_from
@@ -192,16 +202,20 @@ def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None
             and r["label"].strip().lower() == neutral}
     y_true = [y for i, y in zip(keep, y_true) if i not in used]  # baseline rows are never scored
     keep = [i for i in keep if i not in used]
-    y_pred = []
-    for i in track(keep, "audio", progress):
+    probs = {}
+    for i in track([i for i in range(len(rows)) if i not in used], "audio", progress):
         audio = load_audio(resolve_path(csv_path, rows[i]["path"]))
         baseline = row_baseline(rows[i], audio.samples, personal, cfg)
-        probs = net.predict_diary(audio.samples, baseline, voiced_spans(audio, cfg.audio_input))
-        y_pred.append(net.labels[int(np.argmax(probs))])
+        probs[i] = net.predict_diary(audio.samples, baseline, voiced_spans(audio, cfg.audio_input))
+    y_pred = [net.labels[int(np.argmax(probs[i]))] for i in keep]
     result = _result("audio", csv_path, split, net.model_id, y_true, y_pred, net.labels, skipped)
     result["baseline"] = "personal" if personal_baseline else "gender"
     result["baseline_rows"] = len(used)
     result["personal_speakers"] = sorted(personal)
+    lookup, sad = label_lookup(net.labels, cfg.eval.audio_labels), net.labels.index("SAD")
+    is_sad = [lookup.get(rows[i]["label"].strip().lower()) == "SAD" for i in probs]
+    result["sad_auc"] = sad_vs_rest_auc(is_sad, [float(p[sad]) for p in probs.values()])
+    result["sad_auc_rows"] = {"sad": sum(is_sad), "rest": len(is_sad) - sum(is_sad)}
     return result
 
 
@@ -283,6 +297,9 @@ def summary(result: dict) -> str:
     if result["task"] == "audio":
         lines.append(f"baseline  {result['baseline']}  ({result['baseline_rows']} neutral rows built "
                      f"{len(result['personal_speakers'])} personal baselines)")
+        auc, n = result["sad_auc"], result["sad_auc_rows"]
+        lines.append(f"sad_auc   {'n/a' if auc is None else f'{auc:.4f}'}  (P(SAD): {n['sad']} SAD rows vs "
+                     f"{n['rest']} other non-baseline rows, skipped labels included)")
     labels = result["confusion"]["labels"]
     width = max(8, *(len(_cell(lab, 0)) + 1 for lab in labels))
     lines.append("\n" + _cell("label", width) + "precision  recall     f1  support")

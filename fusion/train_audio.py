@@ -1,7 +1,7 @@
 """Train the CNN-BiLSTM voice emotion model on shared/data/speech and report dev/test figures.
 
     fusion train audio --out DIR [--seed N] [--epochs N] [--limit-per-class N] [--cache DIR]
-    python -m fusion.train_audio [--out DIR] [--seed N] [--epochs N] [--data DIR] [--eval-only]
+    python -m fusion.train_audio [--out DIR] [--seed N] [--data DIR] [recipe flags] [--eval-only]
 
 Train split of ravdess, emodb and ko_emotional (speaker-independent splits from labels.csv);
 early stopping on dev; figures on test are printed, never used for a choice. Each training
@@ -9,7 +9,8 @@ window is normalised either by the speaker's own neutral baseline (built with
 ``build_baseline`` from their neutral clips, as a user's personal baseline) or by the
 male/female baseline of the config, so both work at inference. Augmentation: copies of each
 clip with a random tempo change and pitch shift (cached), random 100-frame crops, and a
-random level change (an offset of MFCC 0).
+random level change (an offset of MFCC 0). The recipe's tunables are the ``Recipe`` fields (one CLI
+flag each), recorded in the model's config.json.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import argparse
 import csv
 import hashlib
 import json
+import sys
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field, fields
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -28,8 +30,10 @@ import librosa
 import numpy as np
 import soundfile as sf
 import torch
+from safetensors.torch import save_file
 from sklearn.metrics import recall_score, roc_auc_score
 from torch import nn
+from torch.optim.swa_utils import update_bn
 
 import fusion
 from fusion.audio import audio_from_array, voiced_spans
@@ -43,11 +47,25 @@ DATASETS = ("ravdess", "emodb", "ko_emotional")
 LABEL_MAP = {"angry": "ANGRY", "sad": "SAD", "disgust": "DISGUST", "happy": "HAPPY",
              "fear": "FEAR", "fearful": "FEAR", "surprised": "SURPRISE"}
 NEUTRAL = {"ravdess": ("neutral", "calm"), "emodb": ("neutral",), "ko_emotional": ("neutral",)}
-N_AUG = 2
-TEMPO = (0.85, 1.15)
-SEMITONES = (-2.0, 2.0)
 GAIN_DB = 6.0
 C0_PER_DB = np.sqrt(128.0)  # a level change of g dB shifts every log-mel bin by g, hence MFCC 0 by g·√n_mels
+BATCH = 64
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training tunables; each is a CLI flag of ``python -m fusion.train_audio`` and is saved in config.json."""
+
+    epochs: int = field(default=40, metadata={"help": "maximum epochs"})
+    patience: int = field(default=8, metadata={"help": "epochs without a better dev score before stopping"})
+    lr: float = field(default=2e-3, metadata={"help": "peak of the one-cycle schedule"})
+    p_personal: float = field(default=0.5, metadata={"help": "share of windows normalised by the speaker's own baseline (else male/female)"})
+    aug_copies: int = field(default=2, metadata={"help": "tempo/pitch-changed copies per training clip (cached features)"})
+    tempo: float = field(default=0.15, metadata={"help": "copies are time-stretched by a random factor in 1 ± tempo"})
+    semitones: float = field(default=2.0, metadata={"help": "copies are pitch-shifted by a random ± semitones"})
+    mixup: float = field(default=0.0, metadata={"help": "Beta(α, α) mixup of window pairs and their targets; 0 = off"})
+    average: int = field(default=1, metadata={"help": "final weights = mean of the N best epochs by dev (BatchNorm re-estimated); 1 = best"})
+    balanced: bool = field(default=False, metadata={"help": "draw clips class-balanced within each dataset (loss weights follow the draw)"})
 
 
 @dataclass
@@ -74,8 +92,8 @@ def read_rows(data: Path, ds: str) -> list[dict]:
                 for r in csv.DictReader(fh)]
 
 
-def _features(args: tuple[str, bool, int]) -> tuple[np.ndarray, list, list]:
-    path, augment, seed = args
+def _features(args: tuple[str, bool, int, Recipe]) -> tuple[np.ndarray, list, list]:
+    path, augment, seed, recipe = args
     y = read_audio(path)
     feats = mfcc(y)
     spans = [span_frames(s, len(feats)) for s in voiced_spans(audio_from_array(y, SAMPLE_RATE))] or [(0, len(feats))]
@@ -84,9 +102,9 @@ def _features(args: tuple[str, bool, int]) -> tuple[np.ndarray, list, list]:
         rng = np.random.default_rng(seed)
         trimmed, _ = librosa.effects.trim(y, top_db=35)
         aug.append(mfcc(trimmed))
-        for _ in range(N_AUG):
-            z = librosa.effects.time_stretch(trimmed, rate=rng.uniform(*TEMPO))
-            z = librosa.effects.pitch_shift(z, sr=SAMPLE_RATE, n_steps=rng.uniform(*SEMITONES))
+        for _ in range(recipe.aug_copies):
+            z = librosa.effects.time_stretch(trimmed, rate=rng.uniform(1 - recipe.tempo, 1 + recipe.tempo))
+            z = librosa.effects.pitch_shift(z, sr=SAMPLE_RATE, n_steps=rng.uniform(-recipe.semitones, recipe.semitones))
             aug.append(mfcc(z))
     return feats, spans, aug
 
@@ -113,17 +131,18 @@ def limit_rows(rows: list[dict], per_class: int | None) -> list[dict]:
     return [r for r in rows if id(r) in chosen]
 
 
-def load_clips(data: Path, cache: Path, limit_per_class: int | None = None) -> list[Clip]:
+def load_clips(data: Path, cache: Path, limit_per_class: int | None = None, recipe: Recipe = Recipe()) -> list[Clip]:
     """Every clip of the three datasets (or a per-class subset) with its features, computed once and cached."""
     rows = limit_rows([r for ds in DATASETS for r in read_rows(data, ds)], limit_per_class)
-    key = cache / f"speech_feats_aug{N_AUG}_{len(rows)}.npz"
+    aug = f"aug{recipe.aug_copies}_t{recipe.tempo:g}_st{recipe.semitones:g}"
+    key = cache / f"speech_feats_{aug}_{len(rows)}.npz"
     if limit_per_class is not None:
         digest = hashlib.sha1("\n".join(r["path"] for r in rows).encode()).hexdigest()[:12]
-        key = cache / f"speech_feats_aug{N_AUG}_{len(rows)}_{digest}.npz"
+        key = cache / f"speech_feats_{aug}_{len(rows)}_{digest}.npz"
     if key.is_file():
         stored = np.load(key, allow_pickle=True)["items"]
     else:
-        todo = [(r["path"], r["split"] == "train" and r["label"] in LABEL_MAP, i) for i, r in enumerate(rows)]
+        todo = [(r["path"], r["split"] == "train" and r["label"] in LABEL_MAP, i, recipe) for i, r in enumerate(rows)]
         with Pool(2) as pool:
             stored = pool.map(_features, todo, chunksize=8)
         cache.mkdir(parents=True, exist_ok=True)
@@ -145,9 +164,22 @@ def gender_baselines(cfg: Config) -> dict[str, NeutralBaseline]:
     return {g: NeutralBaseline.from_config(g, cfg.audio) for g in ("male", "female")}
 
 
-def training_batches(train: list[Clip], personal, gendered, labels, frames, rng, batch, p_personal):
-    """One epoch of (x, y) batches: random copy, random crop, random baseline kind, random level."""
-    order = rng.permutation(len(train))
+def sampling_probs(train: list[Clip]) -> np.ndarray:
+    """Per clip: each dataset keeps its share of draws, split evenly over the labels it has."""
+    groups = [(c.dataset, c.label) for c in train]
+    per_group = Counter(groups)
+    per_ds = {ds: sum(c.dataset == ds for c in train) for ds in DATASETS}
+    n_labels = {ds: len({lab for d, lab in per_group if d == ds}) for ds in DATASETS}
+    p = np.array([per_ds[d] / (n_labels[d] * per_group[(d, lab)]) for d, lab in groups])
+    return p / p.sum()
+
+
+def training_batches(train: list[Clip], personal, gendered, labels, frames, rng, batch, p_personal, probs=None):
+    """One epoch of (x, y) batches: random copy, random crop, random baseline kind, random level.
+
+    ``probs``: draw the epoch's clips with these probabilities (with replacement) instead of a permutation.
+    """
+    order = rng.permutation(len(train)) if probs is None else rng.choice(len(train), len(train), p=probs)
     for a in range(0, len(order), batch):
         xs, ys = [], []
         for i in order[a:a + batch]:
@@ -196,27 +228,50 @@ def dev_score(metrics: dict) -> float:
     return float(np.mean([v for k, v in metrics.items() if k.endswith("/uar")]))
 
 
-def train(clips, cfg, seed, epochs, p_personal, patience=8, progress=None):
+def mixup_loss(net, loss_fn, x, y, alpha: float, rng) -> torch.Tensor:
+    """Loss on Beta(α, α) convex mixes of the batch with a shuffled copy of itself (plain loss when α = 0)."""
+    if alpha <= 0:
+        return loss_fn(net(x), y)
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.from_numpy(rng.permutation(len(y)))
+    out = net(lam * x + (1 - lam) * x[perm])
+    return lam * loss_fn(out, y) + (1 - lam) * loss_fn(out, y[perm])
+
+
+def average_states(states: list[dict]) -> dict:
+    """Mean of float tensors over state dicts (integer counters taken from the first)."""
+    return {k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+            for k, v in states[0].items()}
+
+
+def train(clips, cfg, seed, recipe: Recipe, progress=None):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     labels = list(cfg.labels.en)
     personal, gendered = speaker_baselines(clips, cfg), gender_baselines(cfg)
     tr = [c for c in clips if c.split == "train" and c.label in LABEL_MAP]
-    counts = np.bincount([labels.index(LABEL_MAP[c.label]) for c in tr], minlength=len(labels))
-    weights = torch.tensor(counts.sum() / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
+    y_tr = [labels.index(LABEL_MAP[c.label]) for c in tr]
+    probs = sampling_probs(tr) if recipe.balanced else None
+    counts = np.bincount(y_tr, minlength=len(labels))
+    drawn = counts if probs is None else np.bincount(y_tr, weights=probs, minlength=len(labels)) * len(tr)
+    weights = torch.tensor(drawn.sum() / (len(labels) * np.maximum(drawn, 1)), dtype=torch.float32)
     net = AudioEmotionNet(len(labels))
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-2)
-    steps = epochs * int(np.ceil(len(tr) / 64))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.15)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-2)
+    steps = recipe.epochs * int(np.ceil(len(tr) / BATCH))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=0.05)
     model = AudioEmotionModel(net, labels, cfg.labels.en, "training", cfg.audio)
-    best, best_state, best_epoch, bad = -1.0, None, 0, 0
-    for epoch in range(1, epochs + 1):
+
+    def batches():
+        return training_batches(tr, personal, gendered, labels, cfg.audio.frames, rng, BATCH, recipe.p_personal, probs)
+
+    kept, best_epoch, bad = [], 0, 0  # kept: (dev score, epoch, state) of the best `average` epochs
+    for epoch in range(1, recipe.epochs + 1):
         net.train()
         t0, total = time.time(), 0.0
-        for x, y in training_batches(tr, personal, gendered, labels, cfg.audio.frames, rng, 64, p_personal):
+        for x, y in batches():
             opt.zero_grad()
-            loss = loss_fn(net(x), y)
+            loss = mixup_loss(net, loss_fn, x, y, recipe.mixup, rng)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
@@ -231,14 +286,17 @@ def train(clips, cfg, seed, epochs, p_personal, patience=8, progress=None):
         else:
             progress[0].console.log(line)
             progress[0].advance(progress[1])
-        if score > best:
-            best, best_epoch, bad = score, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if not kept or score > kept[0][0]:
+            best_epoch, bad = epoch, 0
         else:
             bad += 1
-            if bad >= patience:
-                break
-    net.load_state_dict(best_state)
+        kept = sorted(kept + [(score, epoch, {k: v.detach().clone() for k, v in net.state_dict().items()})],
+                      key=lambda t: -t[0])[:recipe.average]
+        if bad >= recipe.patience:
+            break
+    net.load_state_dict(average_states([s for _, _, s in kept]))
+    if recipe.average > 1:
+        update_bn(batches(), net)
     return net.eval(), best_epoch, len(tr), counts.tolist()
 
 
@@ -291,6 +349,25 @@ def print_speaker_report(rows: list[dict]) -> None:
         print(f"{r['file']:14s} {r['label']:8s} |         {cells[0]} |           {cells[1]}")
 
 
+def _drop(value: float) -> float:
+    """A drop below the baseline as a positive number (no measurement: no drop)."""
+    return 0.0 if value is None or np.isnan(value) else -value
+
+
+def cue_aucs(rows: list[dict], pitch_weight: float) -> dict[str, dict[str, float]]:
+    """SAD-vs-rest ROC-AUC of each low-mood cue over the report's clips (neutral included), per baseline kind.
+
+    Cues point the way low mood is expected to go: P(SAD), pitch drop (semitones), energy drop (dB), slowing
+    (rate ratio below 1), and the product's depressed-voice score P(SAD) + ``pitch_weight`` · max(pitch drop, 0).
+    """
+    cues = {"P(SAD)": lambda c: c["p_sad"], "pitch drop": lambda c: _drop(c["semitones"]),
+            "energy drop": lambda c: _drop(c["energy_db"]), "slowing": lambda c: _drop(c["rate_ratio"] - 1),
+            f"P(SAD) + {pitch_weight:g} x pitch drop": lambda c: c["p_sad"] + pitch_weight * max(_drop(c["semitones"]), 0)}
+    is_sad = [r["label"] == "sad" for r in rows]
+    return {name: {kind: float(roc_auc_score(is_sad, [cue(r[kind]) for r in rows])) for kind in ("gender", "personal")}
+            for name, cue in cues.items()}
+
+
 def print_figures(name: str, metrics: dict) -> None:
     print(f"{name}:")
     for k in sorted(metrics):
@@ -298,14 +375,14 @@ def print_figures(name: str, metrics: dict) -> None:
 
 
 def save_model(out: Path, model: AudioEmotionModel, meta: dict) -> None:
-    """``model.pt`` (a plain state dict, loaded with ``weights_only=True``), ``labels.json``, ``config.json``."""
+    """``model.safetensors`` (the state dict; no pickle), ``labels.json``, ``config.json``."""
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.net.state_dict(), out / "model.pt")
+    save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, out / "model.safetensors")
     (out / "labels.json").write_text(json.dumps(list(model.labels)))
     (out / "config.json").write_text(json.dumps(meta, indent=2))
 
 
-def _meta(cfg, seed, epochs, p_personal, best_epoch, n_train, counts, dev, test, command, seconds, limit=None):
+def _meta(cfg, seed, recipe: Recipe, best_epoch, n_train, counts, dev, test, command, seconds, limit=None):
     return {
         "architecture": "CNN-BiLSTM (DESIGN.md §2), input (B, 13, 100) MFCC-delta",
         "labels": list(cfg.labels.en),
@@ -313,10 +390,9 @@ def _meta(cfg, seed, epochs, p_personal, best_epoch, n_train, counts, dev, test,
         "split": "labels.csv split column: train for fitting, dev for early stopping, test only reported",
         "limit_per_class": limit,
         "train_clips_per_label": dict(zip(cfg.labels.en, counts)), "train_clips": n_train,
-        "recipe": {"seed": seed, "max_epochs": epochs, "best_epoch": best_epoch, "optimizer": "AdamW",
-                   "lr": 2e-3, "weight_decay": 1e-2, "schedule": "OneCycle", "batch": 64,
-                   "loss": "CrossEntropy, class weights, label smoothing 0.05", "aug_copies": N_AUG,
-                   "tempo": TEMPO, "semitones": SEMITONES, "gain_db": GAIN_DB, "p_personal": p_personal,
+        "recipe": {"seed": seed, **asdict(recipe), "best_epoch": best_epoch, "optimizer": "AdamW",
+                   "weight_decay": 1e-2, "schedule": "OneCycle", "batch": BATCH,
+                   "loss": "CrossEntropy, class weights, label smoothing 0.05", "gain_db": GAIN_DB,
                    "crop": "random 100-frame crop of the silence-trimmed clip"},
         "metrics": {"dev": dev, "test": test},
         "eval": "clip = mean of 100-frame window probabilities over voiced audio (predict_diary); "
@@ -326,28 +402,31 @@ def _meta(cfg, seed, epochs, p_personal, best_epoch, n_train, counts, dev, test,
     }
 
 
-def train_model(out: Path, data: Path = DATA_DIR, cache: Path = CACHE_DIR, seed: int = 0, epochs: int = 40,
-                p_personal: float = 0.5, limit_per_class: int | None = None, progress: bool = True,
+def train_model(out: Path, data: Path = DATA_DIR, cache: Path = CACHE_DIR, seed: int = 0,
+                recipe: Recipe | None = None, limit_per_class: int | None = None, progress: bool = True,
                 command: str | None = None) -> dict:
     """Train on the train split (early stopping on dev), save to ``out``; returns dev and test figures."""
     from fusion.train_text import progress_bar
 
     torch.set_num_threads(2)
     cfg = default_config()
+    recipe = recipe or Recipe()
+    epochs = recipe.epochs
     t0 = time.time()
     with progress_bar(progress) as bar:
         task = bar.add_task("audio: features", total=None)
-        clips = load_clips(Path(data), Path(cache), limit_per_class)
+        clips = load_clips(Path(data), Path(cache), limit_per_class, recipe)
         bar.update(task, description=f"audio: epochs ({len(clips)} clips)", total=epochs, completed=0)
-        net, best_epoch, n_train, counts = train(clips, cfg, seed, epochs, p_personal, progress=(bar, task))
+        net, best_epoch, n_train, counts = train(clips, cfg, seed, recipe, progress=(bar, task))
         bar.update(task, description="audio: evaluating")
         model = AudioEmotionModel(net, list(cfg.labels.en), cfg.labels.en, "embedded:audio-cnn-bilstm", cfg.audio)
         personal, gendered = speaker_baselines(clips, cfg), gender_baselines(cfg)
         dev = evaluate(model, clips, "dev", personal, gendered)
         test = evaluate(model, clips, "test", personal, gendered)
-    command = command or f"fusion train audio --out {out} --seed {seed} --epochs {epochs}" + (
-        f" --limit-per-class {limit_per_class}" if limit_per_class is not None else "")
-    save_model(Path(out), model, _meta(cfg, seed, epochs, p_personal, best_epoch, n_train, counts, dev, test,
+    changed = [f"--set {k}={v}" for k, v in asdict(recipe).items() if v != getattr(Recipe(), k) and k != "epochs"]
+    command = command or " ".join([f"fusion train audio --out {out} --seed {seed} --epochs {epochs}", *changed] + (
+        [f"--limit-per-class {limit_per_class}"] if limit_per_class is not None else []))
+    save_model(Path(out), model, _meta(cfg, seed, recipe, best_epoch, n_train, counts, dev, test,
                                        command, round(time.time() - t0), limit_per_class))
     return {"dev": dev, "test": test}
 
@@ -358,27 +437,31 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=DATA_DIR)
     ap.add_argument("--cache", type=Path, default=CACHE_DIR)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--p-personal", type=float, default=0.5, help="share of training windows normalised by "
-                    "the speaker's own baseline (the rest by the male/female config baseline)")
+    for f in fields(Recipe):
+        flag, value = "--" + f.name.replace("_", "-"), f.default
+        if isinstance(value, bool):
+            ap.add_argument(flag, action="store_true", help=f.metadata["help"])
+        else:
+            ap.add_argument(flag, type=type(value), default=value, help=f.metadata["help"] + f" (default {value})")
     ap.add_argument("--eval-only", action="store_true", help="print the figures of the model in --out")
     ap.add_argument("--prosody-reference", action="store_true", help="print the male/female prosody reference")
     ap.add_argument("--speaker-report", type=Path, help="with --eval-only: per-clip P(SAD) and prosody of the "
                     "Korean test speakers, printed and written to this JSON file")
     args = ap.parse_args(argv)
+    recipe = Recipe(**{k: getattr(args, k) for k in asdict(Recipe())})
     torch.set_num_threads(2)
     cfg = default_config()
     if args.prosody_reference:
         print(json.dumps(prosody_reference(args.data), indent=2))
         return
     t0 = time.time()
-    clips = load_clips(args.data, args.cache)
+    clips = load_clips(args.data, args.cache, recipe=recipe)
     print(f"{len(clips)} clips, features in {time.time() - t0:.0f}s", flush=True)
     personal, gendered = speaker_baselines(clips, cfg), gender_baselines(cfg)
     if args.eval_only:
-        model = load_audio_model_from(str(args.out / "model.pt"), cfg)
+        model = load_audio_model_from(str(args.out), cfg)
     else:
-        net, best_epoch, n_train, counts = train(clips, cfg, args.seed, args.epochs, args.p_personal)
+        net, best_epoch, n_train, counts = train(clips, cfg, args.seed, recipe)
         model = AudioEmotionModel(net, list(cfg.labels.en), cfg.labels.en, "embedded:audio-cnn-bilstm", cfg.audio)
     dev = evaluate(model, clips, "dev", personal, gendered)
     test = evaluate(model, clips, "test", personal, gendered)
@@ -388,10 +471,14 @@ def main(argv: list[str] | None = None) -> None:
         report = speaker_report(model, args.data, cfg)
         print_speaker_report(report)
         args.speaker_report.write_text(json.dumps(report, indent=2))
+        print("SAD-vs-rest ROC-AUC of each cue (Korean test speakers, neutral clips included):")
+        for cue, auc in cue_aucs(report, cfg.alerts.depressed_pitch_weight).items():
+            print(f"  {cue:32s} gender {auc['gender']:.3f}  personal {auc['personal']:.3f}")
     if args.eval_only:
         return
-    save_model(args.out, model, _meta(cfg, args.seed, args.epochs, args.p_personal, best_epoch, n_train, counts,
-                                      dev, test, "python -m fusion.train_audio", round(time.time() - t0)))
+    command = " ".join(["python -m fusion.train_audio", *(argv if argv is not None else sys.argv[1:])])
+    save_model(args.out, model, _meta(cfg, args.seed, recipe, best_epoch, n_train, counts,
+                                      dev, test, command, round(time.time() - t0)))
     print(f"saved {args.out} in {time.time() - t0:.0f}s")
 
 

@@ -108,6 +108,8 @@ def test_audio_with_gender_baselines(audio_csv, config):
     assert result["skipped_labels"] == {"neutral": 3, "Neutral": 1, "calm": 1}
     assert result["baseline"] == "gender" and result["baseline_rows"] == 0
     assert [result["per_label"][k]["support"] for k in ("HAPPY", "SAD", "ANGRY")] == [2, 1, 2]
+    assert result["sad_auc_rows"] == {"sad": 1, "rest": 9}  # no baseline rows: skipped neutral/calm rows count
+    assert 0.0 <= result["sad_auc"] <= 1.0
 
 
 def test_audio_with_personal_baselines(audio_csv, config):
@@ -116,6 +118,24 @@ def test_audio_with_personal_baselines(audio_csv, config):
     assert result["n"] == 5  # the four neutral rows built the baselines and were not scored
     assert result["baseline"] == "personal" and result["baseline_rows"] == 4
     assert result["personal_speakers"] == ["emg", "ned"]
+    assert result["sad_auc_rows"] == {"sad": 1, "rest": 5}  # the neutral rows built baselines: left out
+
+
+def test_cli_audio_sad_auc_on_two_test_speakers(shared_data, tmp_path):
+    """Every clip of ko_emotional test speakers emg and ned; neutral 004/005 relabelled calm, so they are
+    ranked (sad must score above calm, not only above happy/angry) and 001–003 build the baselines."""
+    src = shared_data / "speech" / "ko_emotional"
+    rows = [{**r, "path": str(src / r["path"]), "label": "calm" if r["path"].endswith(("004.flac", "005.flac"))
+             and r["label"] == "neutral" else r["label"]}
+            for r in shared_rows(src / "labels.csv") if r["speaker"] in ("emg", "ned")]
+    out = tmp_path / "audio.json"
+    result = runner.invoke(app, ["eval", "audio", str(write_csv(tmp_path / "ko.csv", rows)), "--personal-baseline",
+                                 "--json", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "sad_auc" in result.output and "10 SAD rows vs 24 other" in result.output
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert saved["baseline_rows"] == 6 and saved["sad_auc_rows"] == {"sad": 10, "rest": 24}
+    assert saved["sad_auc"] > 0.7, saved["sad_auc"]  # measured 0.825 (gender baselines: 0.567); chance is 0.5
 
 
 def test_error_rates_normalise_punctuation_and_spaces():

@@ -13,7 +13,7 @@ from fusion.audio_branch import NeutralBaseline, load_audio_model_from
 from fusion.cli import app
 from fusion.config import TextConfig
 from fusion.text_branch import EmbeddedTextModel, HFTextModel, load_text_model
-from fusion.train_text import train as train_text
+from fusion.train_text import CANDIDATES as TEXT_CANDIDATES, train as train_text
 from tests.test_text_branch import build_tiny_model
 
 runner = CliRunner()
@@ -28,7 +28,7 @@ def _arrays(path):
 def test_train_text_embedded_cli_writes_a_loadable_reproducible_model(tmp_path, shared_data, config):
     out = tmp_path / "text"
     result = runner.invoke(app, ["train", "text", "--out", str(out), "--data", str(shared_data / "text"),
-                                 "--limit-per-class", "25", "--seed", "3", "--quiet"])
+                                 "--limit-per-class", "25", "--seed", "3", "--with-embeddings", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "dev: macro-F1" in result.output and "test: macro-F1" in result.output
     meta = json.loads((out / "config.json").read_text(encoding="utf-8"))
@@ -44,9 +44,10 @@ def test_train_text_embedded_cli_writes_a_loadable_reproducible_model(tmp_path, 
     assert p_neutral.shape == (3,) and ((p_neutral >= 0) & (p_neutral <= 1)).all()
     assert model.predict_neutral([]).shape == (0,)
     again = tmp_path / "again"
-    train_text(shared_data / "text", again, 3, limit_per_class=25, progress=False)
+    train_text(shared_data / "text", again, 3, limit_per_class=25, progress=False, candidates=list(TEXT_CANDIDATES))
     first, second = _arrays(out / "weights.npz"), _arrays(again / "weights.npz")
     assert first.keys() == second.keys() and "neutral_coef" in first
+    assert ("embedding_coef" in first) == (meta["embedding"] is not None)
     for key in first:
         np.testing.assert_array_equal(first[key], second[key])
 
@@ -94,7 +95,10 @@ def test_train_audio_cli_tiny_subset_loads_and_is_reproducible(tmp_path, shared_
     assert probs.shape == (6,) and abs(probs.sum() - 1) < 1e-5
     again = tmp_path / "again"
     assert runner.invoke(app, args[:3] + [str(again)] + args[4:]).exit_code == 0
-    first = torch.load(out / "model.pt", weights_only=True)
-    second = torch.load(again / "model.pt", weights_only=True)
+    assert not list(out.glob("*.pt"))
+    from safetensors.torch import load_file
+
+    first, second = load_file(out / "model.safetensors"), load_file(again / "model.safetensors")
+    assert set(first) == set(model.net.state_dict())
     for key in first:
         assert torch.equal(first[key], second[key]), key
