@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from fusion.audio import SAMPLE_RATE
+from whisper_engines import vm_hwm_kb
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 def speakers() -> dict[str, list[Path]]:
@@ -69,19 +69,25 @@ def build_diaries(folder: Path, n: int, seconds: float = 60.0) -> list[Path]:
 
 
 def fusion_batch(inputs: Path, out: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) of this one ``fusion batch`` process, and its summary line."""
+    """Wall seconds, peak RSS (MB) of this one ``fusion batch`` process, and its summary line.
+
+    The peak is the child's own ``VmHWM``, sampled until it exits: its ``ru_maxrss`` would also
+    count this (model-holding) process, which Linux carries into a child across fork and exec.
+    """
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "fusion.cli", "batch", str(inputs), "--out", str(out), "-q"],
                                 stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        peak_kb = 0
+        while proc.poll() is None:
+            peak_kb = max(peak_kb, vm_hwm_kb(proc.pid))
+            time.sleep(0.1)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         text = err.read().decode("utf-8", "replace").strip()
     if proc.returncode != 0:
         raise SystemExit(f"fusion batch failed ({proc.returncode}): {text}")
-    return wall, usage.ru_maxrss / 1024, text.splitlines()[-1]
+    return wall, peak_kb / 1024, text.splitlines()[-1]
 
 
 def side_by_side(paths: list[Path], rounds: int) -> dict:

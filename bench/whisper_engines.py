@@ -68,8 +68,17 @@ def run_engine(engine: str, paths: list[str], threads: int) -> dict:
         texts.append(stt.transcribe(x).text)
     decode_s, cpu_s = time.perf_counter() - start, _cpu_s() - cpu_start
     return {"load_s": load_s, "decode_s": decode_s, "decode_cpu_s": cpu_s, "texts": texts,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": vm_hwm_kb() / 1024,  # not ru_maxrss: Linux carries the parent's into a spawned child
             "compute_type": cfg.compute_type if engine == "faster-whisper" else "float32"}
+
+
+def vm_hwm_kb(pid: int | str = "self") -> int:
+    """A process's peak resident memory so far (kB, Linux ``VmHWM``); 0 once it has exited."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
 
 
 def _cpu_s() -> float:
