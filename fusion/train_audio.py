@@ -40,6 +40,7 @@ from fusion.audio import audio_from_array, voiced_spans
 from fusion.audio_branch import (EMBEDDED_DIR, SAMPLE_RATE, AudioEmotionModel, AudioEmotionNet, NeutralBaseline,
                                  build_baseline, load_audio_model_from, mfcc, pad_or_cut, prosody, span_frames)
 from fusion.config import Config, default_config
+from fusion.evaluate import sad_vs_rest_auc
 
 DATA_DIR = Path(fusion.__file__).resolve().parents[1].parent / "shared/data/speech"
 CACHE_DIR = Path("/tmp/fusion_audio_cache")
@@ -220,7 +221,7 @@ def evaluate(model: AudioEmotionModel, clips: list[Clip], split: str, personal, 
                 sel_all = [c for c in clips if c.split == split and c.dataset == ds]
                 base = [personal[c.speaker] if kind == "personal" else gendered[c.gender] for c in sel_all]
                 p_sad = clip_probs(model, sel_all, base)[:, labels.index("SAD")]
-                res[f"{ds}/{kind}/sad_auc"] = float(roc_auc_score([c.label == "sad" for c in sel_all], p_sad))
+                res[f"{ds}/{kind}/sad_auc"] = sad_vs_rest_auc([c.label == "sad" for c in sel_all], p_sad)
     return res
 
 
