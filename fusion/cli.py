@@ -148,7 +148,7 @@ def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user'
     err.print(f"user {escape(name)} created; send the token as 'Authorization: Bearer <token>'")
 
 
-eval_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure the text, voice and speech-to-text models on a labelled CSV.")
+eval_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure the text, voice and speech-to-text models, and the alerts, on a labelled CSV.")
 app.add_typer(eval_app, name="eval")
 _SPLIT = typer.Option(None, "--split", help="only rows whose 'split' column is this (train, dev, test)")
 _EVAL_JSON = typer.Option(None, "--json", help="write the full result as JSON here ('-' for stdout)")
@@ -156,11 +156,12 @@ _EVAL_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of 
 _EVAL_QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar")
 
 
-def _eval_output(run, json_out: Optional[Path]) -> None:
+def _eval_output(run, json_out: Optional[Path], summarise=None) -> None:
     import json
 
     from fusion.evaluate import summary
 
+    summarise = summarise or summary
     try:
         result = run()
     except (FusionError, ValueError) as exc:
@@ -171,7 +172,7 @@ def _eval_output(run, json_out: Optional[Path]) -> None:
     else:
         if json_out is not None:
             json_out.write_text(text + "\n", encoding="utf-8")
-        typer.echo(summary(result))
+        typer.echo(summarise(result))
 
 
 def _settings(pairs: list[str]) -> dict:
@@ -231,6 +232,18 @@ def eval_stt_cmd(
 
     extra = _settings(settings)
     _eval_output(lambda: eval_stt(data, engine, model, split, _config(config), progress=not quiet, **extra), json_out)
+
+
+@eval_app.command("alerts")
+def eval_alerts_cmd(
+    data: Path = typer.Argument(..., help="CSV with columns path,transcript,expected[,baseline,group]"),
+    split: Optional[str] = _SPLIT, json_out: Optional[Path] = _EVAL_JSON,
+    config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
+) -> None:
+    """Recall and false-alarm rate per alert kind of the whole pipeline (transcripts given, no speech-to-text)."""
+    from fusion.evaluate_alerts import eval_alerts, summary
+
+    _eval_output(lambda: eval_alerts(data, _config(config), split, progress=not quiet), json_out, summary)
 
 
 train_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train the text or voice emotion model into a model directory.")
