@@ -10,8 +10,10 @@ a system FFmpeg.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import av
 import librosa
@@ -24,6 +26,8 @@ SAMPLE_RATE = default_config().audio_input.sample_rate
 # Formats whose header states the exact length, so a shorter decode means a cut file.
 _EXACT_LENGTH_FORMATS = {"wav", "w64", "aiff", "flac", "caf"}
 _TRUNCATION_TOLERANCE_S = 0.05
+_MAX_BAD_PACKETS = 1000
+_MAX_ID3_TAGS = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,34 +50,24 @@ class Audio:
         return len(self.samples) / self.sample_rate
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, *, max_duration_s: float | None = None) -> Audio:
     """Decode any audio file PyAV can read into mono float32 at ``sample_rate``.
 
-    Raises ``InputError`` naming the file for a missing, unreadable, empty,
-    non-audio, truncated or zero-length input.
+    Decoding stops once it passes ``max_duration_s`` (default: ``[audio_input] max_duration_s``),
+    whatever length the header declares, so memory follows the limit, not the file.
+    Raises ``InputError`` naming the file for a missing, unreadable, empty, too long,
+    non-audio, undecodable, truncated or zero-length input.
     """
     path = Path(path)
     _check_file(path)
-    try:
-        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise InputError(path, "no audio stream in the file (is it a video without sound or an image?)")
-            stream = container.streams.audio[0]
-            original_rate = stream.codec_context.sample_rate or stream.rate or 0
-            channels = stream.codec_context.channels or 0
-            declared = _declared_duration(container, stream)
-            samples, bad_frames = _decode_stream(container, stream, sample_rate)
-            fmt = container.format.name.split(",")
-    except InputError:
-        raise
-    except PermissionError as exc:
-        raise InputError(path, f"cannot read the file: permission denied ({exc.strerror})") from exc
-    except (av.error.InvalidDataError, av.error.EOFError) as exc:
-        raise InputError(path, "not a readable audio file (unknown format or corrupt data)") from exc
-    except av.error.FFmpegError as exc:
-        raise InputError(path, f"cannot decode the audio: {exc}") from exc
-    except OSError as exc:
-        raise InputError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    limit = default_config().audio_input.max_duration_s if max_duration_s is None else max_duration_s
+    with open_audio(path) as (container, stream):
+        original_rate, channels = stream.codec_context.sample_rate or stream.rate or 0, stream.codec_context.channels or 0
+        declared = _declared_duration(container, stream)
+        if declared is not None and declared > limit:
+            raise InputError(path, _too_long(declared, limit, "the file declares"))
+        samples, bad_frames = _decode_stream(container, stream, sample_rate, limit, path)
+        fmt = container.format.name.split(",")
 
     if samples.size == 0:
         problem = "corrupt audio: no frame could be decoded" if bad_frames else "contains no audio samples (zero length)"
@@ -87,6 +81,90 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     samples, nonfinite = _finite(samples)
     warnings += nonfinite
     return Audio(samples, str(path), int(original_rate), int(channels), sample_rate, tuple(warnings))
+
+
+def declared_duration(path: str | Path) -> float:
+    """Seconds of audio the file declares (header, else the sum of its packets), opened exactly as ``load_audio`` opens it.
+
+    A quick check before queueing; ``load_audio``'s own limit is what bounds the work.
+    """
+    path = Path(path)
+    _check_file(path)
+    with open_audio(path) as (container, stream):
+        declared = _declared_duration(container, stream)
+        if declared is None:
+            declared = float(sum(p.duration or 0 for p in container.demux(stream)) * (stream.time_base or 0))
+    return declared
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The FFmpeg demuxer for a recording's first bytes, or None when they name no audio container we know.
+
+    Deciding from the bytes (never the file name) and forcing that demuxer keeps
+    FFmpeg's own probing, which also opens playlists and other files, out of reach.
+    """
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[4:8] == b"ftyp":
+        return "mov"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "matroska"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[:4] == b"caff":
+        return "caf"
+    if head[:3] == b"ID3":
+        return "mp3"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "aac" if head[1] & 0x06 == 0 else "mp3"  # ADTS has layer bits 00, MPEG audio does not
+    return None
+
+
+def container_format(path: str | Path) -> str | None:
+    """``sniff_format`` of the file's first bytes after any ID3v2 tags (FFmpeg skips them for every demuxer).
+
+    A tag in front of FLAC or WAV data names the data's demuxer, so the length check and the
+    decoding read the same container; a tag in front of anything else stays "mp3".
+    """
+    offset = 0
+    with open(path, "rb") as fh:
+        for _ in range(_MAX_ID3_TAGS):
+            fh.seek(offset)
+            head = fh.read(16)
+            if head[:3] != b"ID3" or len(head) < 10:
+                return sniff_format(head)
+            size = int.from_bytes(bytes(b & 0x7F for b in head[6:10]), "big")  # syncsafe: 7 bits a byte
+            offset += 10 + size + (10 if head[5] & 0x10 else 0)  # header, tag, optional footer
+        return "mp3"
+
+
+@contextmanager
+def open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.audio.stream.AudioStream]]:
+    """The container and its first audio stream, with the demuxer ``container_format`` names (FFmpeg probes only
+    what it does not know); FFmpeg and OS errors inside the block become ``InputError`` naming the file."""
+    try:
+        with av.open(str(path), mode="r", format=container_format(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise InputError(path, "no audio stream in the file (is it a video without sound or an image?)")
+            stream = container.streams.audio[0]
+            if stream.codec_context is None:
+                raise InputError(path, "the audio is in a codec that has no decoder here: "
+                                       "convert the recording to WAV, FLAC, MP3, AAC or Opus")
+            yield container, stream
+    except InputError:
+        raise
+    except PermissionError as exc:
+        raise InputError(path, f"cannot read the file: permission denied ({exc.strerror})") from exc
+    except (av.error.InvalidDataError, av.error.EOFError) as exc:
+        raise InputError(path, "not a readable audio file (unknown format or corrupt data)") from exc
+    except av.error.FFmpegError as exc:
+        raise InputError(path, f"cannot decode the audio: {exc}") from exc
+    except OSError as exc:
+        raise InputError(path, f"cannot read the file: {exc.strerror or exc}") from exc
 
 
 def audio_from_array(samples: np.ndarray, sample_rate: int, source: str = "<array>") -> Audio:
@@ -228,29 +306,61 @@ def _riff_missing_bytes(path: Path) -> int:
     return 0
 
 
-def _decode_stream(container, stream, sample_rate: int) -> tuple[np.ndarray, int]:
-    """Decode and resample the whole stream; frames FFmpeg rejects are counted and skipped."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-    chunks: list[np.ndarray] = []
+def _decode_stream(container, stream, sample_rate: int, limit_s: float, path: Path) -> tuple[np.ndarray, int]:
+    """Decode packet by packet, resampled, until ``limit_s`` seconds; packets FFmpeg rejects are counted and skipped."""
+    out = _Resampler(sample_rate)
+    most = int(limit_s * sample_rate)
     bad = 0
-    frames = container.decode(stream)
-    while True:
+    for packet in container.demux(stream):
         try:
-            frame = next(frames)
-        except StopIteration:
-            break
+            frames = packet.decode()
         except av.error.InvalidDataError:
             bad += 1
-            if bad > 1000:
+            if bad > _MAX_BAD_PACKETS:
                 break
             continue
+        for frame in frames:
+            out.add(frame)
+        if out.size > most:
+            raise InputError(path, _too_long(out.size / sample_rate, limit_s, "decoding passed"))
+    return out.samples(), bad
+
+
+class _Resampler:
+    """Frames of any format to mono float32 at one rate; a new resampler whenever the input format changes
+    (MP3s of different rates joined with ``cat``, a stream that switches layout)."""
+
+    def __init__(self, rate: int):
+        self.rate, self.size = rate, 0
+        self.chunks: list[np.ndarray] = []
+        self.setup: tuple | None = None
+        self.resampler: av.AudioResampler | None = None
+
+    def add(self, frame: av.AudioFrame) -> None:
+        setup = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if setup != self.setup:
+            self._flush()
+            self.setup, self.resampler = setup, av.AudioResampler(format="flt", layout="mono", rate=self.rate)
         frame.pts = None
-        for out in resampler.resample(frame):
-            chunks.append(out.to_ndarray().reshape(-1))
-    for out in resampler.resample(None):
-        chunks.append(out.to_ndarray().reshape(-1))
-    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
-    return samples, bad
+        self._take(self.resampler.resample(frame))
+
+    def samples(self) -> np.ndarray:
+        self._flush()
+        return np.concatenate(self.chunks).astype(np.float32, copy=False) if self.chunks else np.zeros(0, np.float32)
+
+    def _flush(self) -> None:
+        if self.resampler is not None:
+            self._take(self.resampler.resample(None))
+            self.resampler = None
+
+    def _take(self, frames: list[av.AudioFrame]) -> None:
+        for out in frames:
+            self.chunks.append(out.to_ndarray().reshape(-1))
+            self.size += self.chunks[-1].size
+
+
+def _too_long(seconds: float, limit_s: float, how: str) -> str:
+    return f"recording too long: {how} {seconds:.0f} s, the limit is {limit_s:.0f} s"
 
 
 def _finite(samples: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -261,4 +371,5 @@ def _finite(samples: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return fixed, [f"{int(bad.sum())} NaN/infinite sample(s) replaced by silence"]
 
 
-__all__ = ["SAMPLE_RATE", "Audio", "load_audio", "audio_from_array", "audio_warnings", "voiced_spans", "rms_dbfs"]
+__all__ = ["SAMPLE_RATE", "Audio", "load_audio", "declared_duration", "sniff_format", "container_format", "open_audio",
+           "audio_from_array", "audio_warnings", "voiced_spans", "rms_dbfs"]

@@ -38,6 +38,7 @@ class AudioInputConfig(_Section):
     top_db: float = 35.0
     speech_floor_dbfs: float = -50.0
     merge_gap_s: float = 0.5
+    max_duration_s: float              # decoding stops past this many seconds (CLI, batch, Python API)
 
 
 class STTConfig(_Section):

@@ -4,7 +4,9 @@
 path (size, format sniffed from its first bytes, declared duration), stored under a
 generated name in ``[server].storage_dir`` and queued; worker threads sharing one set
 of loaded models (``fusion.pipeline.analyze``) run it and keep the DiaryReport in the
-database (``fusion.store``). Nothing a client sends ever becomes part of a file path.
+database (``fusion.store``). The worker decodes through the same demuxer the check used
+(``fusion.audio.open_audio``) and stops at ``max_duration_s``, whatever the header said.
+Nothing a client sends ever becomes part of a file path.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Callable, Literal
 
-import av
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -26,6 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from fusion.audio import container_format, declared_duration, load_audio
 from fusion.config import Config, ServerConfig, default_config
 from fusion.errors import FusionError, InputError
 from fusion.report import DiaryReport
@@ -36,51 +38,7 @@ log = logging.getLogger("fusion.server")
 CHUNK = 1 << 20
 # Multipart framing and the small form fields around the file.
 _FORM_OVERHEAD = 64 * 1024
-# First bytes of each accepted container → the FFmpeg demuxer forced when probing it.
 _FORMATS_HELP = "WAV, FLAC, MP3, AAC, M4A/MP4, OGG/Opus, WebM/Matroska, AIFF or CAF"
-
-
-def sniff_format(head: bytes) -> str | None:
-    """The FFmpeg demuxer for a recording's first bytes, or None when it is no audio container we accept.
-
-    Deciding from the bytes (never the file name) and forcing that demuxer keeps
-    FFmpeg's own probing, which also opens playlists and other files, out of reach.
-    """
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "wav"
-    if head[:4] == b"fLaC":
-        return "flac"
-    if head[:4] == b"OggS":
-        return "ogg"
-    if head[4:8] == b"ftyp":
-        return "mov"
-    if head[:4] == b"\x1aE\xdf\xa3":
-        return "matroska"
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return "aiff"
-    if head[:4] == b"caff":
-        return "caf"
-    if head[:3] == b"ID3":
-        return "mp3"
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        return "aac" if head[1] & 0x06 == 0 else "mp3"  # ADTS has layer bits 00, MPEG audio does not
-    return None
-
-
-def probe_duration(path: Path, fmt: str) -> float:
-    """Seconds of audio the file declares (from its header, else by summing packets), via the forced demuxer."""
-    try:
-        with av.open(str(path), format=fmt, metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise InputError("upload", "no audio stream in the file")
-            stream = container.streams.audio[0]
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
-            if container.duration is not None:
-                return container.duration / av.time_base
-            return float(sum(p.duration or 0 for p in container.demux(stream)) * (stream.time_base or 0))
-    except av.error.FFmpegError as exc:
-        raise InputError("upload", f"not a readable {_FORMATS_HELP} file ({exc.strerror or exc})") from exc
 
 
 class _BodyLimit:
@@ -156,7 +114,9 @@ class Workers:
         if row.language and row.language != config.stt.language:
             config = config.with_updates(stt={"language": row.language})
         try:
-            report = self.analyze(self.uploads / row.id, transcript=row.transcript, baseline=row.gender, config=config)
+            audio = load_audio(self.uploads / row.id, config.audio_input.sample_rate,
+                               max_duration_s=config.server.max_duration_s)
+            report = self.analyze(audio, transcript=row.transcript, baseline=row.gender, config=config)
         except InputError as exc:
             self.store.finish(row.id, claim, error=f"bad recording: {exc.problem}")
         except FusionError as exc:
@@ -243,9 +203,9 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
             raise HTTPException(413, f"transcript too long: the limit is {server.max_transcript_chars} characters")
         part = incoming / f"{uuid.uuid4().hex}.part"
         try:
-            fmt = _receive(file, part, server.max_upload_bytes)
+            _receive(file, part, server.max_upload_bytes)
             try:
-                seconds = probe_duration(part, fmt)
+                seconds = declared_duration(part)
             except InputError as exc:
                 raise HTTPException(415, f"not a usable recording: {exc.problem}") from exc
             if seconds > server.max_duration_s:
@@ -281,8 +241,8 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
     return app
 
 
-def _receive(file: UploadFile, dest: Path, limit: int) -> str:
-    """Copy the upload to ``dest`` within ``limit`` bytes; returns the demuxer its first bytes name."""
+def _receive(file: UploadFile, dest: Path, limit: int) -> None:
+    """Copy the upload to ``dest`` within ``limit`` bytes; refuse it unless its first bytes name an audio container."""
     size = 0
     with dest.open("wb") as out:
         while chunk := file.file.read(CHUNK):
@@ -292,11 +252,8 @@ def _receive(file: UploadFile, dest: Path, limit: int) -> str:
             out.write(chunk)
     if size == 0:
         raise HTTPException(422, "the uploaded file is empty")
-    with dest.open("rb") as fh:
-        fmt = sniff_format(fh.read(16))
-    if fmt is None:
+    if container_format(dest) is None:
         raise HTTPException(415, f"not an audio recording: the content is none of {_FORMATS_HELP}")
-    return fmt
 
 
 def serve(config: Config | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 
 import av
 import numpy as np
 import pytest
 import soundfile as sf
 
-from fusion.audio import SAMPLE_RATE, Audio, audio_from_array, audio_warnings, load_audio, voiced_spans
+import odd_audio
+from fusion.audio import (SAMPLE_RATE, Audio, audio_from_array, audio_warnings, container_format, declared_duration,
+                          load_audio, sniff_format, voiced_spans)
 from fusion.errors import InputError
 
 CLIP = "speech/ko_transcribed/pfa/pfa00004.flac"
@@ -194,3 +197,41 @@ def test_voiced_spans_find_speech_and_nothing_in_silence_or_hiss(reference):
     assert voiced_spans(audio_from_array(np.zeros(32000, np.float32), 16000)) == []
     hiss = np.random.default_rng(0).normal(0, 1e-4, 32000).astype(np.float32)
     assert voiced_spans(audio_from_array(hiss, 16000)) == []
+
+
+def test_an_id3_tag_in_front_of_flac_does_not_hide_its_length(tmp_path):
+    path = odd_audio.id3_flac(tmp_path / "tagged.flac", 7200)
+    assert sniff_format(path.read_bytes()[:16]) == "mp3"  # what the first bytes alone say
+    assert container_format(path) == "flac"
+    assert declared_duration(path) == pytest.approx(7200, abs=1)
+    with pytest.raises(InputError, match="too long: the file declares 7200 s, the limit is 60 s"):
+        load_audio(path, max_duration_s=60)
+
+
+def test_decoding_stops_at_the_limit_whatever_the_header_declares(tmp_path):
+    path = odd_audio.joined_mp3(tmp_path / "vbr.mp3", rest_s=600)
+    assert declared_duration(path) < 40  # the first frame's bitrate makes 602 s look like 32 s
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match="too long: decoding passed 4. s, the limit is 45 s") as info:
+            load_audio(path, max_duration_s=45)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.value.path == str(path)
+    assert peak < 10e6, f"{peak / 1e6:.1f} MB: memory must follow the limit (602 s decoded would be 38 MB)"
+
+
+def test_mp3s_of_different_rates_joined_with_cat_decode_whole(tmp_path):
+    audio = load_audio(odd_audio.joined_mp3(tmp_path / "joined.mp3", rest_s=10))
+    assert audio.duration == pytest.approx(12.0, abs=0.1)
+    tone = audio.samples[int(5 * SAMPLE_RATE) : int(9 * SAMPLE_RATE)]
+    assert np.sqrt(np.mean(tone**2)) > 0.1  # the 8 kHz part is there, not silence
+
+
+def test_a_stream_without_a_decoder_is_a_clear_bad_input(tmp_path):
+    path = odd_audio.wav_with_unknown_codec(tmp_path / "odd.wav")
+    for check in (load_audio, declared_duration):
+        with pytest.raises(InputError, match="has no decoder") as info:
+            check(path)
+        assert info.value.kind == "bad_input" and info.value.path == str(path)

@@ -16,9 +16,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+import odd_audio
+from fusion.audio import sniff_format
 from fusion.config import default_config
 from fusion.report import DiaryReport
-from fusion.server import create_app, sniff_format
+from fusion.server import create_app
 from fusion.store import RUNNING, Analysis, Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,6 +148,32 @@ def test_content_that_is_not_audio_is_415_whatever_its_name(service, name, conte
     assert not any((config.server.storage_path() / "uploads").iterdir())
 
 
+def test_an_id3_tag_cannot_hide_a_long_flac_from_the_duration_check(service, tmp_path):
+    client, alice, _, config = service
+    tagged = odd_audio.id3_flac(tmp_path / "tagged.flac", 7200).read_bytes()
+    response = _post(client, alice, tagged, name="diary.mp3")
+    assert response.status_code == 413
+    assert response.json()["detail"] == "recording too long: 7200 s, the limit is 60 s"
+    assert not any((config.server.storage_path() / "uploads").iterdir())
+
+
+def test_a_recording_longer_than_its_header_says_stops_decoding_at_the_limit(service, tmp_path):
+    client, alice, _, _ = service
+    joined = odd_audio.joined_mp3(tmp_path / "joined.mp3", rest_s=120).read_bytes()  # declares about 8 s
+    response = _post(client, alice, joined, name="diary.mp3", transcript=WORDS)
+    assert response.status_code == 202, response.text
+    body = _wait(client, alice, response.json()["id"])
+    assert body["status"] == "failed"
+    assert re.fullmatch(r"bad recording: recording too long: decoding passed 6\d s, the limit is 60 s", body["error"])
+
+
+def test_a_stream_without_a_decoder_is_refused_at_upload(service, tmp_path):
+    client, alice, _, config = service
+    response = _post(client, alice, odd_audio.wav_with_unknown_codec(tmp_path / "odd.wav").read_bytes(), name="a.wav")
+    assert response.status_code == 415 and "has no decoder" in response.json()["detail"]
+    assert not any((config.server.storage_path() / "uploads").iterdir())
+
+
 def test_sniffing_reads_the_bytes_not_the_name():
     assert sniff_format(SAMPLE.read_bytes()[:16]) == "flac"
     assert sniff_format(b"RIFF\x00\x00\x00\x00WAVEfmt ") == "wav"
@@ -267,6 +295,9 @@ def test_real_server_process_analyses_a_real_recording(tmp_path):
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
+            tagged = odd_audio.id3_flac(tmp_path / "tagged.flac", 7200).read_bytes()
+            refused = _post(client, token, tagged, name="diary.mp3")
+            assert refused.status_code == 413 and refused.json()["detail"].startswith("recording too long: 7200 s")
             response = _post(client, token)
             assert response.status_code == 202, response.text
             body = _wait(client, token, response.json()["id"], timeout=150)
