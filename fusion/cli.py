@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -48,25 +49,45 @@ def analyze(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal report"),
 ) -> None:
     """Analyse one diary recording and print its report."""
+    from fusion.audio import load_audio
     from fusion.pipeline import analyze as run
     from fusion.render import render
 
+    cfg = _config(config)
     try:
+        for out in (json_out, html_out):
+            _check_writable(out)
         words = _read_transcript(transcript) if transcript else None
-        report = run(recording, transcript=words, baseline=gender, config=_config(config))
+        audio = load_audio(recording, cfg.audio_input.sample_rate, max_duration_s=cfg.audio_input.max_duration_s)
+        report = run(audio, transcript=words, baseline=gender, config=cfg)
     except FusionError as exc:
         _fail(exc)
-    if json_out is not None:
-        if str(json_out) == "-":
+    try:
+        if json_out is not None and str(json_out) == "-":
             sys.stdout.write(report.to_json() + "\n")
-        else:
+        elif json_out is not None:
             report.save_json(json_out)
-    if html_out is not None:
-        from fusion.html_report import save_html
+        if html_out is not None:
+            from fusion.html_report import save_html
 
-        save_html(report, html_out, _config(config))
+            save_html(report, html_out, cfg)
+    except OSError as exc:
+        _fail(InputError(exc.filename or json_out, f"cannot write the report: {exc.strerror or exc}"))
     if not quiet and str(json_out) != "-":
         render(report)
+
+
+def _check_writable(path: Optional[Path]) -> None:
+    """Refuse an output path that cannot be written before the analysis runs, not after."""
+    if path is None or str(path) == "-":
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(path, "cannot write the report: it is a directory")
+    if not folder.is_dir():
+        raise InputError(path, f"cannot write the report: the folder {folder} does not exist")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise InputError(path, "cannot write the report: permission denied")
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -79,3 +80,33 @@ def _text(tmp_path: Path) -> Path:
     path = tmp_path / "words.txt"
     path.write_text("아침에 밥을 먹었다.", encoding="utf-8")
     return path
+
+
+def _config_with(tmp_path: Path, **audio_input) -> Path:
+    """configs/default.toml with some [audio_input] fields replaced."""
+    import re
+
+    toml = (ROOT / "configs" / "default.toml").read_text(encoding="utf-8")
+    for key, value in audio_input.items():
+        toml = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", toml, count=1)
+    path = tmp_path / "config.toml"
+    path.write_text(toml, encoding="utf-8")
+    return path
+
+
+def test_analyze_stops_decoding_at_the_configured_limit(tmp_path):
+    import odd_audio
+
+    joined = odd_audio.joined_mp3(tmp_path / "joined.mp3", rest_s=60)
+    result = runner.invoke(app, ["analyze", str(joined), "--config", str(_config_with(tmp_path, max_duration_s=20.0))])
+    assert result.exit_code == 2
+    assert "joined.mp3" in result.output and "recording too long: decoding passed 2" in result.output
+
+
+def test_an_output_path_that_cannot_be_written_fails_before_the_analysis(tmp_path):
+    for option, target in (("--json", tmp_path / "no" / "such" / "dir" / "out.json"), ("--html", tmp_path)):
+        t0 = time.perf_counter()
+        result = runner.invoke(app, ["analyze", str(SAMPLE), option, str(target), "--transcript", str(_text(tmp_path))])
+        assert result.exit_code == 2, result.output
+        assert str(target) in result.output.replace("\n", "") and "cannot write the report" in result.output
+        assert time.perf_counter() - t0 < 5, "refused before the analysis, not after"
