@@ -107,7 +107,7 @@ def eval_alerts(csv_path: str | Path, config: Config | None = None, split: str |
 
 
 def _rate(value: float | None) -> str:
-    return "  n/a" if value is None else f"{value:5.3f}"
+    return "   n/a" if value is None else f"{value:6.3f}"
 
 
 def _width(text: str) -> int:
@@ -124,7 +124,7 @@ def summary(result: dict) -> str:
              "kind".ljust(width) + "recall  hits/expected  false alarms  rate"]
     for kind, m in result["kinds"].items():
         lines.append(f"{kind.ljust(width)}{_rate(m['recall'])}  {m['hits']:>6}/{m['expected']:<6}  "
-                     f"{m['false_alarms']:>6}/{m['not_expected']:<6}{_rate(m['false_alarm_rate'])}")
+                     f"{m['false_alarms']:>6}/{m['not_expected']:<5}{_rate(m['false_alarm_rate'])}")
     gwidth = max([_width(g) for g in result["groups"]] + [5]) + 2
     lines += ["", "rows raising each kind, by group", "group" + " " * (gwidth - 5) + "    n  "
               + "  ".join(kinds)]

@@ -1,0 +1,161 @@
+"""Build the ``fusion eval alerts`` set: clearly happy words over sad and not-sad voices.
+
+Only test-split, lexically balanced audio (the same sentences in every emotion), so the
+voice alone says whether it is sad:
+
+- ``ko_clip``: each clip of ko_emotional's plain-to-emotional test speaker ``emg``;
+- ``ko_joined``: ~40 s recordings of five ``emg`` clips of one emotion joined by 1 s pauses,
+  in a few seeded orderings;
+- ``ravdess``: RAVDESS test actors 01-04, sad against happy, neutral and calm.
+
+Every row gets a happy Korean diary transcript; sad-voiced rows expect
+``positive_words_depressed_tone``, the others no alert. Writes the recordings under
+``audio/`` and ``alerts.csv`` beside this script; ``--personal`` also writes
+``alerts_personal.csv``, whose rows use a personal baseline per speaker built from that
+speaker's neutral (RAVDESS: neutral and calm) clips, which it then does not score.
+
+    python evalsets/alerts/make_set.py [--data ../shared/data] [--personal]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[2] / "shared" / "data"
+SEED = 0
+SAMPLE_RATE = 16000
+PAUSE_S = 1.0
+CLIPS_PER_JOIN = 5
+JOINS_PER_EMOTION = 3
+SPEAKER = "emg"
+RAVDESS_LABELS = ("sad", "happy", "neutral", "calm")
+FLAGSHIP = "positive_words_depressed_tone"
+FIELDS = ["path", "transcript", "expected", "baseline", "group"]
+TRANSCRIPTS = [
+    "오늘 정말 행복했어. 친구들이랑 맛있는 저녁을 먹고 많이 웃었어.",
+    "드디어 시험에 합격했어! 너무 기뻐서 하루 종일 웃음이 났어.",
+    "오랜만에 가족들이랑 여행을 갔는데 정말 즐거웠어. 날씨도 너무 좋았어.",
+    "회사에서 칭찬을 받았어. 내가 한 일이 인정받아서 정말 뿌듯하고 신나.",
+    "오늘 산책하다가 예쁜 꽃을 봤어. 기분이 너무 좋고 마음이 행복해.",
+    "생일이라 친구들이 깜짝 파티를 해줬어. 정말 감동이고 최고의 하루였어.",
+]
+
+
+def read_labels(folder: Path) -> list[dict[str, str]]:
+    """A speech folder's ``labels.csv`` rows, test split only."""
+    with (folder / "labels.csv").open(encoding="utf-8", newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r["split"] == "test"]
+
+
+def read_clip(path: Path) -> np.ndarray:
+    """A 16 kHz mono clip as float32 (the shared data is stored so; anything else is an error)."""
+    samples, sr = sf.read(path, dtype="float32")
+    if sr != SAMPLE_RATE or samples.ndim != 1:
+        raise ValueError(f"{path}: expected 16 kHz mono, got {sr} Hz, shape {samples.shape}")
+    return samples
+
+
+def copy_clip(src: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    return dest
+
+
+def join_clips(paths: list[Path], dest: Path) -> Path:
+    """The clips one after another with ``PAUSE_S`` of silence between, as 16-bit FLAC."""
+    pause = np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32)
+    parts = [x for p in paths for x in (read_clip(p), pause)][:-1]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(dest, np.concatenate(parts), SAMPLE_RATE, subtype="PCM_16")
+    return dest
+
+
+def row(path: Path, voice: str, part: str, speaker: str, extra: dict | None = None) -> dict:
+    """One scored recording; ``speaker`` and ``clips`` (its source clips) are dropped from the CSV."""
+    return {"path": path.relative_to(HERE).as_posix(), "expected": FLAGSHIP if voice == "sad" else "",
+            "baseline": "auto", "group": f"{part} {voice}", "voice": voice, "speaker": speaker, **(extra or {})}
+
+
+def ko_rows(data: Path, out: Path, rng: np.random.Generator) -> list[dict]:
+    """Each plain-to-emotional clip of the test speaker, then its joined recordings per emotion."""
+    folder = data / "speech" / "ko_emotional"
+    clips = sorted((r for r in read_labels(folder) if r["speaker"] == SPEAKER and r["subset"] == "plain-to-emotional"),
+                   key=lambda r: r["path"])
+    if not clips:
+        raise SystemExit(f"{folder / 'labels.csv'}: no plain-to-emotional test clips of speaker {SPEAKER!r}")
+    rows = [row(copy_clip(folder / c["path"], out / "ko_clip" / Path(c["path"]).name), c["label"], "ko_clip",
+                SPEAKER, {"clips": [c["path"]]}) for c in clips]
+    for label in sorted({c["label"] for c in clips}):
+        paths = [c["path"] for c in clips if c["label"] == label]
+        for k in range(JOINS_PER_EMOTION):
+            chosen = [paths[i] for i in rng.permutation(len(paths))[:CLIPS_PER_JOIN]]
+            dest = join_clips([folder / p for p in chosen], out / "ko_joined" / f"{SPEAKER}_{label}_{k}.flac")
+            rows.append(row(dest, label, "ko_joined", SPEAKER, {"clips": chosen}))
+    return rows
+
+
+def ravdess_rows(data: Path, out: Path) -> list[dict]:
+    """Every sad, happy, neutral and calm clip of the RAVDESS test actors."""
+    folder = data / "speech" / "ravdess"
+    clips = sorted((r for r in read_labels(folder) if r["label"] in RAVDESS_LABELS), key=lambda r: r["path"])
+    return [row(copy_clip(folder / c["path"], out / "ravdess" / c["path"]), c["label"], "ravdess",
+                f"ravdess_actor{c['speaker']}", {"clips": [c["path"]], "repetition": c["repetition"]}) for c in clips]
+
+
+def personal_rows(rows: list[dict], data: Path, out: Path) -> list[dict]:
+    """The rows under a personal baseline per speaker; the clips that built a baseline are not scored.
+
+    emg's baseline is its neutral clips (so neutral ko_clip and ko_joined rows drop out);
+    a RAVDESS actor's is its neutral and calm clips of repetition 1 (repetition 2 stays scored).
+    """
+    from fusion.audio import load_audio
+    from fusion.audio_branch import build_baseline
+
+    def is_baseline(r: dict) -> bool:
+        if r["group"].startswith("ravdess"):
+            return r["voice"] in ("neutral", "calm") and r["repetition"] == "1"
+        return r["voice"] == "neutral"
+
+    sources = {"ko": data / "speech" / "ko_emotional", "ravdess": data / "speech" / "ravdess"}
+    json_of = {}
+    for speaker in sorted({r["speaker"] for r in rows}):
+        used = [r for r in rows if r["speaker"] == speaker and is_baseline(r) and len(r["clips"]) == 1]
+        source = sources["ravdess" if speaker.startswith("ravdess") else "ko"]
+        clips = [load_audio(source / r["clips"][0]).samples for r in used]
+        dest = out / "baselines" / f"{speaker}.json"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        build_baseline(clips, name=f"personal:{speaker}").save_json(dest)
+        json_of[speaker] = dest.relative_to(HERE).as_posix()
+    return [{**r, "baseline": json_of[r["speaker"]]} for r in rows if not is_baseline(r)]
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"{path}: {len(rows)} rows, {sum(bool(r['expected']) for r in rows)} expecting {FLAGSHIP}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default: %(default)s)")
+    parser.add_argument("--personal", action="store_true", help="also write alerts_personal.csv and its baselines")
+    args = parser.parse_args()
+    out = HERE / "audio"
+    rows = ko_rows(args.data, out, np.random.default_rng(SEED)) + ravdess_rows(args.data, out)
+    rows = [{**r, "transcript": TRANSCRIPTS[i % len(TRANSCRIPTS)]} for i, r in enumerate(rows)]
+    write_csv(HERE / "alerts.csv", rows)
+    if args.personal:
+        write_csv(HERE / "alerts_personal.csv", personal_rows(rows, args.data, out))
+
+
+if __name__ == "__main__":
+    main()
