@@ -3,9 +3,10 @@
 Whisper output is often unpunctuated, so the default splitter is kiwipiepy's
 sentence segmenter, which finds Korean sentence ends from morphology; the
 original system's ``re.split(r'[.?!\\n]')`` stays available as method "regex".
-Times come from Whisper's word timestamps (source "stt"), or, for a transcript
-the user typed, from spreading the sentences over the voiced parts of the
-recording in proportion to their length (source "transcript").
+Times come from Whisper's word timestamps (source "stt"), snapped to the edges
+of the voiced spans so that no sentence starts or ends inside a pause, or, for a
+transcript the user typed, from spreading the sentences over the voiced parts of
+the recording in proportion to their length (source "transcript").
 """
 
 from __future__ import annotations
@@ -45,13 +46,17 @@ def split_spans(text: str, cfg: SentenceConfig) -> list[tuple[int, int]]:
     return _merge_short([s for s in (_strip(text, a, b) for a, b in spans) if s], text, cfg.min_chars)
 
 
-def sentences_from_transcript(transcript: Transcript, cfg: SentenceConfig) -> list[Sentence]:
+def sentences_from_transcript(
+    transcript: Transcript, cfg: SentenceConfig, speech: list[tuple[float, float]] | None = None
+) -> list[Sentence]:
     """Sentences of an STT transcript, timed by aligning their characters to Whisper's words.
 
     The words' texts, concatenated, are the transcript text; each character
     gets the time of the word it belongs to (interpolated inside the word), so
     a sentence boundary that falls inside a word splits that word's time. A
     segment without word timestamps counts as one word spanning the segment.
+    With ``speech`` (``fusion.audio.voiced_spans``) the times are then snapped
+    to its edges (``snap_to_speech``).
     """
     text, units = _timed_units(transcript)
     if not text.strip():
@@ -61,7 +66,29 @@ def sentences_from_transcript(transcript: Transcript, cfg: SentenceConfig) -> li
     for a, b in split_spans(text, cfg):
         begin, finish = _char_time(units, starts, a, side="start"), _char_time(units, starts, b - 1, side="end")
         sentences.append(Sentence(text[a:b], begin, max(begin, finish), "stt"))
-    return sentences
+    return snap_to_speech(sentences, speech) if speech else sentences
+
+
+def snap_to_speech(sentences: list[Sentence], speech: list[tuple[float, float]]) -> list[Sentence]:
+    """Sentences whose start or end falls in a pause, moved inward to the nearest edge of speech.
+
+    Whisper's int8 word timestamps drift by up to half a second from one CPU to
+    another; the voiced spans' edges come from the signal and do not. A start in a
+    pause moves to the start of the next span, an end to the end of the previous one,
+    when that stays inside the sentence; times only move inward, so order is kept.
+    """
+    starts = [a for a, _ in speech]
+    out = []
+    for s in sentences:
+        begin, finish = s.start, s.end
+        k = bisect.bisect_right(starts, begin) - 1
+        if (k < 0 or begin >= speech[k][1]) and k + 1 < len(speech) and speech[k + 1][0] < finish:
+            begin = speech[k + 1][0]
+        k = bisect.bisect_left(starts, finish) - 1
+        if k >= 0 and finish > speech[k][1] > begin:
+            finish = speech[k][1]
+        out.append(Sentence(s.text, begin, finish, s.source))
+    return out
 
 
 def sentences_from_text(
