@@ -154,19 +154,60 @@ def serve(
         run(_config(config), host=host, port=port)
 
 
-@serve_app.command("add-user")
-def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user's name (unique)")) -> None:
-    """Create a user and print their bearer token (shown once; only its hash is stored)."""
+_SERVE_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml (also accepted before the sub-command)")
+
+
+def _store(ctx: typer.Context, config: Optional[Path]):
+    """The service's database for ``--config`` given after or before the sub-command."""
+    from fusion.server import storage
     from fusion.store import Store
 
-    server = _config(ctx.obj).server
-    server.storage_path().mkdir(parents=True, exist_ok=True, mode=0o700)
+    server = _config(config or ctx.obj).server
+    storage(server)
+    return Store(server.database())
+
+
+@serve_app.command("add-user")
+def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user's name (unique)"),
+             config: Optional[Path] = _SERVE_CONFIG) -> None:
+    """Create a user and print their bearer token (shown once; only its hash is stored)."""
+    store = _store(ctx, config)
     try:
-        token = Store(server.database()).add_user(name)
+        token = store.add_user(name)
     except ValueError as exc:
         _fail(exc)
+    finally:
+        store.close()
     sys.stdout.write(token + "\n")
     err.print(f"user {escape(name)} created; send the token as 'Authorization: Bearer <token>'")
+
+
+@serve_app.command("rotate-token")
+def rotate_token(ctx: typer.Context, name: str = typer.Argument(..., help="the user whose token to replace"),
+                 config: Optional[Path] = _SERVE_CONFIG) -> None:
+    """Give a user a new bearer token and print it; the old one stops working at once."""
+    store = _store(ctx, config)
+    try:
+        token = store.rotate_token(name)
+    except ValueError as exc:
+        _fail(exc)
+    finally:
+        store.close()
+    sys.stdout.write(token + "\n")
+    err.print(f"user {escape(name)}: new token issued, the old one no longer works")
+
+
+@serve_app.command("remove-user")
+def remove_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user to delete"),
+                config: Optional[Path] = _SERVE_CONFIG) -> None:
+    """Delete a user with all their recordings, reports and analyses, and say what was removed."""
+    from fusion.server import remove_user as remove
+
+    try:
+        analyses, reports, recordings = remove(_config(config or ctx.obj), name)
+    except ValueError as exc:
+        _fail(exc)
+    err.print(f"user {escape(name)} removed with {analyses} analyses ({reports} reports) and {recordings} stored recordings")
 
 
 eval_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure the text, voice and speech-to-text models, and the alerts, on a labelled CSV.")

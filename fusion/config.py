@@ -143,6 +143,8 @@ class ServerConfig(_Section):
     languages: tuple[str, ...] = ("ko", "auto")
     workers: int = 1
     max_attempts: int = 2
+    max_queued_per_user: int           # more queued or running analyses of one user → 429
+    max_stored_bytes_per_user: int     # an upload taking a user's stored recordings past this → 507
     tokens: dict[str, str] = {}
 
     def storage_path(self) -> Path:
@@ -170,7 +172,7 @@ class Config(_Section):
     fusion: FusionConfig
     alerts: AlertConfig
     batch: BatchConfig = BatchConfig()
-    server: ServerConfig = ServerConfig()
+    server: ServerConfig
     eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="after")

@@ -1,6 +1,8 @@
 """The service's database: users with hashed bearer tokens, and one row per analysis job.
 
-Any SQLAlchemy URL works (SQLite by default, PostgreSQL in production). The row is
+Any SQLAlchemy URL works (SQLite by default, PostgreSQL in production). Users come
+from ``fusion serve add-user`` or from ``[server.tokens]`` ("static": they follow the
+config on every start, so a token removed there stops working). The row is
 the job's truth: a server that dies mid-job finds it ``queued``/``running`` on the
 next start and runs it again (or fails it with a reason). Each run claims the row
 with a fresh ``claim`` token and only the holder of the current claim may finish it,
@@ -10,11 +12,12 @@ so a stale worker can never overwrite a newer result.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import ForeignKey, Integer, String, Text, create_engine, delete, event, select, update
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -39,6 +42,7 @@ class User(_Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    static: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("FALSE"))
     created: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -64,27 +68,88 @@ class Store:
     """Short transactions over one engine; safe to share between the request and worker threads."""
 
     def __init__(self, url: str):
-        sqlite = url.startswith("sqlite")
-        self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {})
-        if sqlite:
-            event.listen(self.engine, "connect", lambda conn, _: conn.execute("PRAGMA journal_mode=WAL"))
+        self.sqlite = url.startswith("sqlite")
+        if self.sqlite:
+            _private_file(url.removeprefix("sqlite:///"))
+        self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if self.sqlite else {})
+        if self.sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
         _Base.metadata.create_all(self.engine)
+        if "static" not in {c["name"] for c in inspect(self.engine).get_columns("users")}:  # a database from before
+            with self.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE users ADD COLUMN static BOOLEAN NOT NULL DEFAULT FALSE"))
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
+    def close(self) -> None:
+        """Checkpoint and close every connection (SQLite then folds its WAL back and removes it)."""
+        self.compact()
+        self.engine.dispose()
+
+    def compact(self) -> None:
+        """SQLite: copy the write-ahead log into the (secure-deleting) database and empty it, so deleted rows
+        are gone from the disk, not only from the tables."""
+        if self.sqlite:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def add_user(self, name: str, token: str | None = None) -> str:
-        """Create (or, with ``token``, upsert) a user; returns the token, which is stored only hashed."""
-        given, token = token, token or secrets.token_urlsafe(32)
+        """Create a user; returns the token, which is stored only hashed."""
+        token = token or secrets.token_urlsafe(32)
+        with self.session() as s, s.begin():
+            if s.scalar(select(User).where(User.name == name)) is not None:
+                raise ValueError(f"user {name!r} exists already")
+            s.add(User(name=name, token_hash=hash_token(token)))
+        return token
+
+    def sync_static(self, tokens: dict[str, str]) -> list[str]:
+        """Make the static users exactly ``tokens`` (name → token); returns the names whose token was revoked."""
+        with self.session() as s, s.begin():
+            for name, token in tokens.items():
+                user = s.scalar(select(User).where(User.name == name))
+                if user is None:
+                    s.add(User(name=name, token_hash=hash_token(token), static=True))
+                else:
+                    user.token_hash, user.static = hash_token(token), True
+            gone = list(s.scalars(select(User).where(User.static, User.name.not_in(list(tokens)))))
+            for user in gone:
+                user.token_hash, user.static = _revoked(), False
+        return [user.name for user in gone]
+
+    def rotate_token(self, name: str) -> str:
+        """A new token for ``name``; the old one stops working at once."""
+        token = secrets.token_urlsafe(32)
         with self.session() as s, s.begin():
             user = s.scalar(select(User).where(User.name == name))
-            if user is not None and given is None:
-                raise ValueError(f"user {name!r} exists already")
             if user is None:
-                s.add(User(name=name, token_hash=hash_token(token)))
-            else:
-                user.token_hash = hash_token(token)
+                raise ValueError(f"no user {name!r}")
+            if user.static:
+                raise ValueError(f"user {name!r} has a static token from [server.tokens]: change it there")
+            user.token_hash = hash_token(token)
         return token
+
+    def remove_user(self, name: str) -> list[Analysis]:
+        """Delete ``name`` and all their analyses; returns the deleted analyses (their uploads are the caller's)."""
+        with self.session() as s, s.begin():
+            user = s.scalar(select(User).where(User.name == name))
+            if user is None:
+                raise ValueError(f"no user {name!r}")
+            rows = list(s.scalars(select(Analysis).where(Analysis.user_id == user.id)))
+            s.execute(delete(Analysis).where(Analysis.user_id == user.id))
+            s.delete(user)
+        self.compact()
+        return rows
+
+    def open_jobs(self, user_id: int) -> int:
+        """How many of the user's analyses are queued or running."""
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(Analysis)
+                            .where(Analysis.user_id == user_id, Analysis.status.in_((QUEUED, RUNNING))))
+
+    def analysis_ids(self, user_id: int) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(Analysis.id).where(Analysis.user_id == user_id)))
 
     def user_for_token(self, token: str) -> User | None:
         with self.session() as s:
@@ -126,6 +191,7 @@ class Store:
     def delete(self, analysis_id: str) -> None:
         with self.session() as s, s.begin():
             s.execute(delete(Analysis).where(Analysis.id == analysis_id))
+        self.compact()
 
     def unfinished(self) -> list[Analysis]:
         """Jobs a previous server process left queued or running, oldest first."""
@@ -136,3 +202,19 @@ class Store:
     def requeue(self, analysis_id: str) -> None:
         with self.session() as s, s.begin():
             s.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=QUEUED, claim=None))
+
+
+def _sqlite_pragmas(conn, _record) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA secure_delete=ON")  # freed pages are overwritten, so a deleted transcript is not left in the file
+
+
+def _private_file(path: str) -> None:
+    """Create the SQLite file readable by its owner only (SQLite gives its -wal and -shm files the same mode)."""
+    if path and path != ":memory:" and not os.path.exists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _revoked() -> str:
+    """A token hash no token has (not hex), unique per revoked user."""
+    return "revoked-" + secrets.token_hex(28)

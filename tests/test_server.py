@@ -15,10 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 import odd_audio
 from fusion.audio import sniff_format
-from fusion.config import default_config
+from fusion.cli import app as cli_app
+from fusion.config import default_config, default_config_path, load_config
 from fusion.report import DiaryReport
 from fusion.server import create_app
 from fusion.store import RUNNING, Analysis, Store
@@ -72,6 +74,7 @@ def test_docs_page_needs_no_network(service):
     page = client.get("/docs")
     assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
     assert "cdn" not in page.text.lower()
+    assert '"validatorUrl": null' in page.text, "no validator badge calling validator.swagger.io"
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     assert "/v1/analyses" in client.get("/openapi.json").json()["paths"]
 
@@ -270,6 +273,115 @@ def test_a_recording_that_fails_to_analyse_reports_why(service):
     assert str(ROOT) not in body["error"] and "uploads" not in body["error"]
 
 
+def _toml(tmp_path: Path, tokens: str = "") -> Path:
+    """The default configuration file with its storage in tmp_path and these [server.tokens] lines."""
+    toml = default_config_path().read_text(encoding="utf-8")
+    toml = re.sub(r'(?m)^storage_dir = .*$', f'storage_dir = "{tmp_path / "store"}"', toml)
+    path = tmp_path / "config.toml"
+    path.write_text(toml.replace("[server.tokens]\n", f"[server.tokens]\n{tokens}"), encoding="utf-8")
+    return path
+
+
+def _cli(*args: str):
+    result = CliRunner().invoke(cli_app, ["serve", *args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_a_static_token_removed_from_the_config_stops_working_on_restart(tmp_path):
+    probe = "/v1/analyses/" + "0" * 32
+    with TestClient(create_app(load_config(_toml(tmp_path, 'carol = "carol-static-token"\n')))) as client:
+        assert client.get(probe, headers=_auth("carol-static-token")).status_code == 404
+    with TestClient(create_app(load_config(_toml(tmp_path)))) as client:
+        assert client.get(probe, headers=_auth("carol-static-token")).status_code == 401
+
+
+def test_every_serve_sub_command_takes_config_and_users_can_be_rotated_and_removed(tmp_path):
+    config_path = _toml(tmp_path)
+    old = _cli("add-user", "alice", "--config", str(config_path)).stdout.strip()
+    new = _cli("rotate-token", "alice", "--config", str(config_path)).stdout.strip()
+    config = load_config(config_path)
+    with TestClient(create_app(config)) as client:
+        assert _post(client, old, transcript=WORDS).status_code == 401
+        analysis_id = _post(client, new, transcript=WORDS).json()["id"]
+        assert _wait(client, new, analysis_id)["status"] == "done"
+    removed = _cli("remove-user", "alice", "--config", str(config_path))
+    assert "removed with 1 analyses (1 reports) and 1 stored recordings" in removed.output.replace("\n", " ")
+    assert not any((config.server.storage_path() / "uploads").iterdir())
+    store = Store(config.server.database())
+    assert store.get(analysis_id) is None and store.user_for_token(new) is None
+    failed = CliRunner().invoke(cli_app, ["serve", "remove-user", "alice", "--config", str(config_path)])
+    assert failed.exit_code == 2 and "no user 'alice'" in failed.output
+
+
+def test_an_unknown_token_is_refused_before_the_body_is_read(service):
+    client, *_ = service
+    pulled = []
+
+    def body():
+        for _ in range(80):  # 5 MB
+            pulled.append(1)
+            yield bytes(65536)
+
+    response = client.post("/v1/analyses", content=body(), headers={**_auth("not-a-token"),
+                                                                    "Content-Type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 401
+    assert len(pulled) <= 1, f"{len(pulled) * 64} KB read before the token was checked"
+
+
+def test_queued_jobs_and_stored_bytes_per_user_are_limited(tmp_path):
+    size = len(SAMPLE.read_bytes())
+
+    def slow(*args, **kwargs):
+        time.sleep(1)
+        raise RuntimeError("only the queue matters here")
+
+    app = create_app(_config(tmp_path, max_queued_per_user=1, max_stored_bytes_per_user=int(size * 1.5)), analyze=slow)
+    token = app.state.store.add_user("alice")
+    with TestClient(app) as client:
+        first = _post(client, token, transcript=WORDS)
+        assert first.status_code == 202
+        busy = _post(client, token, transcript=WORDS)
+        assert busy.status_code == 429 and "too many analyses waiting: 1 queued or running" in busy.json()["detail"]
+        _wait(client, token, first.json()["id"])
+        full = _post(client, token, transcript=WORDS)
+        assert full.status_code == 507 and "storage quota exceeded" in full.json()["detail"]
+        assert client.delete(f"/v1/analyses/{first.json()['id']}", headers=_auth(token)).status_code == 204
+        assert _post(client, token, transcript=WORDS).status_code == 202
+
+
+def test_a_deleted_transcript_leaves_no_trace_in_the_database_files(tmp_path):
+    secret = "아무도 몰라야 하는 비밀 일기 문장"
+    config = _config(tmp_path)
+    app = create_app(config)
+    token = app.state.store.add_user("alice")
+    with TestClient(app) as client:
+        analysis_id = _post(client, token, transcript=secret).json()["id"]
+        _wait(client, token, analysis_id)
+        assert client.delete(f"/v1/analyses/{analysis_id}", headers=_auth(token)).status_code == 204
+        files = sorted(config.server.storage_path().glob("fusion.db*"))
+        assert not any(secret.encode() in p.read_bytes() for p in files), "found after DELETE"
+    files = sorted(config.server.storage_path().glob("fusion.db*"))
+    assert [p.name for p in files] == ["fusion.db"], "the WAL is folded back on shutdown"
+    assert secret.encode() not in files[0].read_bytes()
+
+
+def test_database_uploads_and_storage_folder_are_private(tmp_path):
+    root = tmp_path / "store"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)
+    config = _config(tmp_path)
+    app = create_app(config)
+    token = app.state.store.add_user("alice")
+    with TestClient(app) as client:
+        analysis_id = _post(client, token, transcript=WORDS).json()["id"]
+        _wait(client, token, analysis_id)
+        for path in (root, root / "uploads", root / "incoming"):
+            assert path.stat().st_mode & 0o777 == 0o700, path
+        for path in (root / "fusion.db", root / "uploads" / analysis_id, *root.glob("fusion.db-*")):
+            assert path.stat().st_mode & 0o777 == 0o600, path
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -277,13 +389,14 @@ def _free_port() -> int:
 
 
 def test_real_server_process_analyses_a_real_recording(tmp_path):
-    toml = (ROOT / "configs" / "default.toml").read_text(encoding="utf-8")
-    toml = re.sub(r'(?m)^storage_dir = .*$', f'storage_dir = "{tmp_path / "store"}"', toml)
-    config = tmp_path / "config.toml"
-    config.write_text(toml, encoding="utf-8")
+    config = _toml(tmp_path)
     cli = [sys.executable, "-m", "fusion.cli", "serve", "--config", str(config)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     token = subprocess.run([*cli, "add-user", "alice"], capture_output=True, text=True, check=True, env=env).stdout.strip()
+    store = Store(default_config().with_updates(server={"storage_dir": str(tmp_path / "store")}).server.database())
+    left = store.create(store.user_for_token(token).id, "left.flac", None, None, WORDS)
+    (tmp_path / "store" / "uploads" / left.id).write_bytes(SAMPLE.read_bytes())
+    store.close()
     port = _free_port()
     server = subprocess.Popen([*cli, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -309,3 +422,4 @@ def test_real_server_process_analyses_a_real_recording(tmp_path):
         server.terminate()
         output = server.communicate(timeout=60)[0].decode(errors="replace")
     assert "Uvicorn running" in output or "Application startup complete" in output
+    assert f"re-queueing analysis {left.id} left queued by a previous server" in output
