@@ -3,7 +3,9 @@
 :func:`analyze_many` streams :class:`BatchResult` values; :func:`run_batch` (``fusion batch``)
 writes them to a JSONL file that a kill -9 at any moment leaves valid: each line goes out in
 one ``os.write`` and is fsynced, and a torn last line is cut off before the next run appends.
-A rerun skips every input whose key (content sha256 + model/config version) already has a line.
+Each input gets its own line, keyed by its path and its content's key (sha256 + model/config version): a rerun
+skips an input whose line is there, and an input whose content already has a line under another path (a moved
+or identical file) gets a copy of it without a second analysis.
 
 Inside a worker the models are loaded once; the next recordings decode on a thread while STT
 runs on the current one, and the sentences of a chunk of recordings share one text-model call.
@@ -12,11 +14,9 @@ runs on the current one, and the sentences of a chunk of recordings share one te
 from __future__ import annotations
 
 import glob
-import ctypes
 import hashlib
 import json
 import os
-import sys
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -28,6 +28,7 @@ from typing import Iterable, Iterator, Sequence
 
 from fusion import __version__
 from fusion.batch_io import ResultsFile, read_results, write_csv
+from fusion.batch_process import die_with_parent, share_cores, tune_malloc
 from fusion.config import Config, default_config
 from fusion.errors import FusionError
 from fusion.report import SCHEMA_VERSION, DiaryReport
@@ -45,19 +46,20 @@ def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | Non
     extensions = set((config or default_config()).batch.extensions)
     path = Path(spec)
     if path.is_dir():
-        return sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+        return sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in extensions)  # a folder "x.wav" too: its record says so
     if path.is_file() and path.suffix.lower() in _LIST_SUFFIXES:
         lines = path.read_text(encoding="utf-8").splitlines()
         named = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         return [n if Path(n).is_absolute() else str(path.parent / n) for n in named]
     if glob.has_magic(str(spec)):
-        return sorted(p for p in glob.glob(str(spec), recursive=True) if Path(p).is_file())
+        return sorted(p for p in glob.glob(str(spec), recursive=True) if Path(p).is_file() or Path(p).suffix.lower() in extensions)
     return [str(spec)]
 
 
 def config_version(config: Config) -> str:
-    """What a result depends on: package, report schema and every setting but [batch] and thread counts."""
-    settings = config.model_dump(mode="json", exclude={"batch": True, "stt": {"cpu_threads"}})
+    """What a result depends on: package, report schema and every setting but scheduling, limits and the service."""
+    exclude = {"batch": True, "server": True, "stt": {"cpu_threads"}, "audio_input": {"max_duration_s"}}
+    settings = config.model_dump(mode="json", exclude=exclude)
     payload = json.dumps({"fusion": __version__, "schema": SCHEMA_VERSION, "config": settings}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -121,39 +123,6 @@ def _prefetch(fn, items: Iterable, depth: int) -> Iterator[tuple[object, object]
             yield item, future
 
 
-def _tune_malloc(arenas: int, mmap_threshold: int) -> None:
-    """Keep a long batch's RSS near what it uses, set before the models start their threads.
-
-    glibc gives each thread an arena that keeps freed buffers (``arenas`` caps them), and after the
-    first large free it raises its mmap threshold to 32 MB, so later audio-sized arrays come from the
-    heap and stay there; a fixed ``mmap_threshold`` returns them to the system when freed (0 leaves
-    either default).
-    """
-    if sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    if arenas > 0:
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
-    if mmap_threshold > 0:
-        libc.mallopt(-3, mmap_threshold)  # M_MMAP_THRESHOLD
-
-
-def _share_cores(config: Config, threads: int | None) -> Config:
-    """Give one of several workers on a machine ``threads`` cores: CTranslate2 (unless the config sets
-    ``[stt] cpu_threads``) and torch; without this each worker starts threads for every core."""
-    if not threads:
-        return config
-    import torch
-
-    torch.set_num_threads(threads)
-    if config.stt.cpu_threads:
-        return config
-    return config.model_copy(update={"stt": config.stt.model_copy(update={"cpu_threads": threads})})
-
-
 class Worker:
     """The loaded pipeline of one process (or Ray actor) and the chunked loop over recordings.
 
@@ -163,8 +132,8 @@ class Worker:
     def __init__(self, config: Config | None = None, threads: int | None = None):
         from fusion.pipeline import _pipeline
 
-        self.config = _share_cores(config or default_config(), threads)
-        _tune_malloc(self.config.batch.malloc_arenas, self.config.batch.malloc_mmap_threshold)
+        self.config = share_cores(config or default_config(), threads)
+        tune_malloc(self.config.batch.malloc_arenas, self.config.batch.malloc_mmap_threshold)
         self.pipeline = _pipeline(self.config)
         self.version = config_version(self.config)
 
@@ -213,8 +182,9 @@ class Worker:
 _PROCESS_WORKER: Worker | None = None
 
 
-def _init_process(config_json: str, threads: int) -> None:
+def _init_process(config_json: str, threads: int, parent: int) -> None:
     global _PROCESS_WORKER
+    die_with_parent(parent)
     _PROCESS_WORKER = Worker(Config.model_validate_json(config_json), threads)
 
 
@@ -239,7 +209,7 @@ def _engine(items: list[Item], config: Config, baseline: str | None, workers: in
         yield from Worker(config).run(items, baseline)
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_process,
-                                 initargs=(config.model_dump_json(), max(1, (os.cpu_count() or 1) // workers))) as pool:
+                                 initargs=(config.model_dump_json(), max(1, (os.cpu_count() or 1) // workers), os.getpid())) as pool:
             futures = [pool.submit(_process_chunk, chunk, baseline)
                        for chunk in _chunks(items, config.batch.files_per_chunk)]
             for future in as_completed(futures):
@@ -296,9 +266,16 @@ class BatchSummary:
                 f" of {self.total}; audio {self.audio_s / 60:.1f} min in {self.wall_s:.1f} s, real-time factor {self.rtf:.3f}")
 
 
-def _plan(files: list[str], results: ResultsFile, version: str, retry_failed: bool,
-          summary: BatchSummary) -> list[Item]:
-    """The inputs still to do; drops (atomically) earlier records that are stale or are failures to retry."""
+@dataclass
+class _Plan:
+    todo: list[Item]                # inputs to analyse, one per distinct content
+    copies: list[dict]              # lines for inputs whose content already has a line under another path
+    twins: dict[str, list[str]]     # key → the other inputs of that content, given a copy of its line
+
+
+def _plan(files: list[str], results: ResultsFile, version: str, retry_failed: bool, summary: BatchSummary) -> _Plan:
+    """What each input needs: nothing (its line is there), a copy of its content's line (moved or identical
+    file) or an analysis; drops (atomically) earlier records that are stale or are failures to retry."""
     keys = {f: content_key(f, version) for f in files}
     records = read_results(results.path)
     wanted = set(keys.values())
@@ -306,16 +283,37 @@ def _plan(files: list[str], results: ResultsFile, version: str, retry_failed: bo
             and not (retry_failed and r["status"] == "error" and r["key"] in wanted)]
     if len(keep) < len(records):
         results.keep_only(keep)
-    status = {r["key"]: r["status"] for r in keep}
-    todo = []
+    lines = {(r["file"], r["key"]): r["status"] for r in keep}
+    by_key = {r["key"]: r for r in keep}
+    plan = _Plan([], [], {})
     for i, f in enumerate(files):
-        if keys[f] in status:
+        key = keys[f]
+        if (f, key) in lines:
             summary.skipped += 1
-            summary.skipped_failed += status[keys[f]] == "error"
+            summary.skipped_failed += lines[(f, key)] == "error"
+        elif key in by_key:
+            plan.copies.append(_for_file(by_key[key], f))
+        elif key in plan.twins:
+            plan.twins[key].append(f)  # the same content twice in one run is analysed once
         else:
-            todo.append((i, f, keys[f]))
-            status[keys[f]] = "queued"  # the same content listed twice is analysed once
-    return todo
+            plan.todo.append((i, f, key))
+            plan.twins[key] = []
+    return plan
+
+
+def _for_file(record: dict, file: str) -> dict:
+    """The line of the same content under another path, retold for ``file``."""
+    out = {**record, "file": file}
+    if record["status"] == "ok":
+        out["report"] = {**record["report"], "source": file}
+    else:
+        out["error"] = {**record["error"], "message": record["error"]["message"].replace(record["file"], file)}
+    return out
+
+
+def _count(summary: BatchSummary, record: dict) -> None:
+    summary.done += record["status"] == "ok"
+    summary.failed += record["status"] == "error"
 
 
 def run_batch(
@@ -336,18 +334,21 @@ def run_batch(
 
     config = config or default_config()
     t0 = time.perf_counter()
-    files = collect_inputs(sources, config)
+    files = list(dict.fromkeys(collect_inputs(sources, config)))
     summary = BatchSummary(total=len(files))
     results = ResultsFile(out, fsync=config.batch.fsync)
     try:
-        todo = _plan(files, results, config_version(config), retry_failed, summary)
-        with BatchProgress(len(todo), enabled=progress) as bar:
-            for chunk in _engine(todo, config, baseline, workers or config.batch.workers, engine, address):
+        plan = _plan(files, results, config_version(config), retry_failed, summary)
+        for record in plan.copies:
+            results.append(record)
+            _count(summary, record)
+        with BatchProgress(len(plan.todo), enabled=progress) as bar:
+            for chunk in _engine(plan.todo, config, baseline, workers or config.batch.workers, engine, address):
                 for _, record in chunk:
-                    results.append(record)
+                    for line in (record, *(_for_file(record, f) for f in plan.twins[record["key"]])):
+                        results.append(line)
+                        _count(summary, line)
                     seconds = record["report"]["duration_s"] if record["status"] == "ok" else 0.0
-                    summary.done += record["status"] == "ok"
-                    summary.failed += record["status"] == "error"
                     summary.audio_s += seconds
                     bar.advance(seconds)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from fusion import analyze, analyze_many
-from fusion.batch import ResultsFile, Worker, _share_cores, config_version, content_key, read_results, run_batch
+from fusion.batch import ResultsFile, Worker, config_version, content_key, read_results, run_batch
+from fusion.batch_process import share_cores
 from fusion.batch_io import ResultsLocked
+from fusion.config import default_config_path
 from fusion.report import DiaryReport
 
 CLIPS = [f"speech/ko_transcribed/{s}/{s}{n:05d}.flac" for s in ("pfa", "pma") for n in (1, 2, 3, 4)]
@@ -160,16 +163,16 @@ def test_workers_sharing_a_machine_split_its_cores_without_changing_result_keys(
 
     threads = torch.get_num_threads()
     try:
-        shared = _share_cores(config, 1)
+        shared = share_cores(config, 1)
         assert shared.stt.cpu_threads == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
     assert config.stt.cpu_threads == 0, "the caller's config is not changed"
     assert config_version(shared) == config_version(config), "thread counts do not re-score a finished batch"
     pinned = config.with_updates(stt={"cpu_threads": 3})
-    assert _share_cores(pinned, 1).stt.cpu_threads == 3, "an explicit [stt] cpu_threads wins"
+    assert share_cores(pinned, 1).stt.cpu_threads == 3, "an explicit [stt] cpu_threads wins"
     torch.set_num_threads(threads)
-    assert _share_cores(config, None) is config
+    assert share_cores(config, None) is config
 
 
 def test_analyze_many_streams_results_in_order_and_batches_text_across_files(clips, config):
@@ -217,3 +220,89 @@ def test_ray_engine_on_a_local_instance(clips, tmp_path, config):
     remote = DiaryReport.model_validate(records[str(clips[0])]["report"]).transcript
     # The same words, not the same bytes: int8 kernels split over other thread counts may round differently.
     assert SequenceMatcher(None, remote, local.transcript).ratio() > 0.8, (remote, local.transcript)
+
+
+def test_identical_files_each_get_their_own_line_and_a_moved_file_is_recognised(clips, tmp_path):
+    folder = tmp_path / "same"
+    folder.mkdir()
+    copies = [folder / name for name in ("a.flac", "b.flac", "c.flac")]
+    for path in copies:
+        path.write_bytes(clips[0].read_bytes())
+    (folder / "folder.wav").mkdir()  # a directory named like a recording is an input too
+    out = tmp_path / "r.jsonl"
+    summary = run_batch(folder, out, csv_path=tmp_path / "r.csv", progress=False)
+    assert (summary.done, summary.failed, summary.skipped) == (3, 1, 0)
+    records = {Path(r["file"]).name: r for r in assert_one_line_each(out, [*map(str, copies), str(folder / "folder.wav")])}
+    assert "is a directory" in records["folder.wav"]["error"]["message"]
+    reports = [records[p.name]["report"] for p in copies]
+    assert [r["source"] for r in reports] == [str(p) for p in copies]
+    assert len({r["transcript"] for r in reports}) == 1, "analysed once, told for each path"
+    assert len(list(csv.DictReader((tmp_path / "r.csv").open(encoding="utf-8")))) == 4
+
+    copies[2].rename(folder / "d.flac")
+    again = run_batch(folder, out, progress=False)
+    assert (again.done, again.skipped, again.audio_s) == (1, 3, 0.0), "the moved file's content is known: no analysis"
+    records = {Path(r["file"]).name: r for r in read_results(out)}
+    assert records["d.flac"]["report"]["source"] == str(folder / "d.flac")
+
+
+def test_a_batch_input_longer_than_the_limit_is_an_error_record(tmp_path, config):
+    import odd_audio
+
+    long = odd_audio.joined_mp3(tmp_path / "long.mp3", rest_s=40)
+    out = tmp_path / "r.jsonl"
+    summary = run_batch([long], out, config=config.with_updates(audio_input={"max_duration_s": 20.0}), progress=False)
+    (record,) = assert_one_line_each(out, [str(long)])
+    assert summary.failed == 1 and record["error"]["kind"] == "bad_input"
+    assert "recording too long: decoding passed 2" in record["error"]["message"] and "long.mp3" in record["error"]["message"]
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (from /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_worker_processes_exit_when_the_batch_is_killed(clips, tmp_path, config):
+    listed = tmp_path / "list.txt"
+    listed.write_text("\n".join(map(str, clips)) + "\n", encoding="utf-8")
+    toml = tmp_path / "one.toml"
+    toml.write_text(re.sub(r"(?m)^files_per_chunk = \d+", "files_per_chunk = 1",
+                           default_config_path().read_text(encoding="utf-8")), encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    cmd = [sys.executable, "-m", "fusion.cli", "batch", str(listed), "--out", str(out), "--workers", "2", "-q",
+           "--config", str(toml)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and not (out.exists() and out.read_bytes().count(b"\n")):
+        time.sleep(0.1)
+    assert proc.poll() is None, f"the batch ended before it could be killed: {proc.stderr.read().decode()}"
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _running(workers):
+        time.sleep(0.2)
+    assert not _running(workers), f"orphan workers still running: {_running(workers)}"
+
+
+def _running(pids: set[int]) -> set[int]:
+    def state(pid: int) -> str:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return "gone"
+    return {pid for pid in pids if state(pid) not in ("Z", "gone")}
