@@ -6,7 +6,10 @@ import csv
 import json
 import re
 import struct
+import subprocess
+import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +28,7 @@ from fusion.stt import (
 )
 from fusion.whisper_convert import openai_checkpoint, read_ctranslate2
 
+ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ["pfa/pfa00004.flac", "pma/pma00010.flac", "pfl/pfl00006.flac"]
 # Measured: corpus CER 0.04-0.1 per clip on these (spaces and punctuation removed); 0.35 leaves room
 # for CPU/int8 differences while still failing if the model, language or decoding breaks.
@@ -232,3 +236,17 @@ def test_embedded_model_converted_for_openai_whisper_transcribes_korean(cache, c
     result = engine.transcribe(audio.samples)
     assert result.language == "ko" and cer(result.text, transcripts[CLIPS[0]]) < MAX_CER, result.text
     assert result.words and all(0 <= w.start <= w.end <= audio.duration + 0.05 for w in result.words)
+
+
+def test_stt_settings_are_chosen_on_speakers_the_reported_figure_never_heard(shared_data, tmp_path):
+    """bench/stt_split.py: the dev speakers (where [stt] decoding settings are chosen) and the test speakers differ."""
+    out = tmp_path / "split.csv"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "stt_split.py"), str(out),
+                    "--data", str(shared_data / "speech" / "ko_transcribed")], check=True, capture_output=True)
+    with out.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    speakers = {split: {r["speaker"] for r in rows if r["split"] == split} for split in ("dev", "test")}
+    assert speakers["dev"] and speakers["test"] and not speakers["dev"] & speakers["test"]
+    assert len(rows) == 93 and all(Path(r["path"]).is_file() for r in rows)
+    stt_comment = (ROOT / "configs" / "default.toml").read_text(encoding="utf-8").split("[stt]")[1].split("beam_size =")[0]
+    assert "all 93 clips" not in stt_comment and "--split dev" in stt_comment and "--split test" in stt_comment
