@@ -64,10 +64,10 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, *, max_duration
     with open_audio(path) as (container, stream):
         original_rate, channels = stream.codec_context.sample_rate or stream.rate or 0, stream.codec_context.channels or 0
         declared = _declared_duration(container, stream)
-        if declared is not None and declared > limit:
+        fmt = container.format.name.split(",")
+        if declared is not None and declared > limit and set(fmt) & _EXACT_LENGTH_FORMATS:  # an MP3's is a guess
             raise InputError(path, _too_long(declared, limit, "the file declares"))
         samples, bad_frames = _decode_stream(container, stream, sample_rate, limit, path)
-        fmt = container.format.name.split(",")
 
     if samples.size == 0:
         problem = "corrupt audio: no frame could be decoded" if bad_frames else "contains no audio samples (zero length)"

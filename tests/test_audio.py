@@ -235,3 +235,10 @@ def test_a_stream_without_a_decoder_is_a_clear_bad_input(tmp_path):
         with pytest.raises(InputError, match="has no decoder") as info:
             check(path)
         assert info.value.kind == "bad_input" and info.value.path == str(path)
+
+
+def test_an_mp3_whose_guessed_length_is_too_long_still_decodes(tmp_path):
+    path = tmp_path / "guess.mp3"
+    path.write_bytes(odd_audio.mp3_bytes(8000, 4, 8_000) + odd_audio.mp3_bytes(44100, 20, 160_000))
+    assert declared_duration(path) > 100  # guessed from the first frame's 8 kb/s
+    assert load_audio(path, max_duration_s=60).duration == pytest.approx(24, abs=0.5)  # + encoder padding
