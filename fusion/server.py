@@ -129,6 +129,7 @@ class Workers:
             audio = load_audio(self.uploads / row.id, config.audio_input.sample_rate,
                                max_duration_s=config.server.max_duration_s)
             report = self.analyze(audio, transcript=row.transcript, baseline=row.gender, config=config)
+            report_json = report.model_copy(update={"source": row.filename}).to_json(None)
         except InputError as exc:
             self.store.finish(row.id, claim, error=f"bad recording: {exc.problem}")
         except FusionError as exc:
@@ -137,7 +138,7 @@ class Workers:
             log.exception("analysis %s failed", row.id)
             self.store.finish(row.id, claim, error="internal error while analysing (details are in the server log)")
         else:
-            self.store.finish(row.id, claim, report_json=report.model_copy(update={"source": row.filename}).to_json(None))
+            self.store.finish(row.id, claim, report_json=report_json)
 
 
 def _status(row: Analysis) -> dict:

@@ -382,6 +382,14 @@ def test_database_uploads_and_storage_folder_are_private(tmp_path):
             assert path.stat().st_mode & 0o777 == 0o600, path
 
 
+def test_a_result_that_cannot_be_stored_fails_the_job_instead_of_leaving_it_running(tmp_path):
+    app = create_app(_config(tmp_path), analyze=lambda *args, **kwargs: "not a report")
+    token = app.state.store.add_user("alice")
+    with TestClient(app) as client:
+        body = _wait(client, token, _post(client, token, transcript=WORDS).json()["id"], timeout=10)
+    assert body["status"] == "failed" and body["error"].startswith("internal error")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
