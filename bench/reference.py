@@ -24,7 +24,7 @@ import librosa
 import numpy as np
 import soundfile as sf
 
-from fusion import audio_branch, combine
+from fusion import audio_branch, combine, prosody as prosody_stage
 from fusion.audio import load_audio
 from fusion.config import Config, default_config
 from fusion.pipeline import Pipeline, _prosody
@@ -61,12 +61,13 @@ def reference_one(path: Path, cfg: Config, tmp: Path) -> tuple[dict, float]:
     _, text_mean = diary_text_scores(probs)
 
     y2, _ = librosa.load(path, sr=16000)                                   # decode 2: the voice model
-    measured = audio_branch.prosody(y2, 16000)
-    base = audio_branch.resolve_baseline(cfg.audio.baseline, cfg, pitch_hz=measured.pitch_hz)
-    voice = [audio_model.predict_spans(y2, [(a, b)], base)[0] for _, a, b in sentences]
-    diary = audio_model.predict_diary(y2, base)
+    measured = prosody_stage.prosody(y2, 16000)
+    base = prosody_stage.resolve_baseline(cfg.audio.baseline, cfg, pitch_hz=measured.pitch_hz)
+    whole = [(0.0, len(y2) / 16000)]                                       # the whole file, silences and all
+    voice = [audio_model.predict(y2, [(a, b)], whole, base).spans[0] for _, a, b in sentences]  # one call a sentence
+    diary = audio_model.predict(y2, [], whole, base).diary
     y3, _ = librosa.load(path, sr=16000)                                   # decode 3: prosody
-    prosody = [_prosody(audio_branch.prosody(y3, 16000, (a, b)), base) for _, a, b in sentences]
+    prosody = [_prosody(prosody_stage.prosody(y3, 16000, (a, b)), base) for _, a, b in sentences]
     observations = [combine.Observation(probs[i], voice[i], prosody[i], sentence=i) for i in range(len(sentences))]
     alerts = combine.mismatch_alerts(combine.Observation(text_mean, diary, _prosody(measured, base)), observations, cfg)
     fused = combine.fuse(text_mean if sentences else None, diary, cfg)

@@ -98,7 +98,7 @@ def baseline(
 ) -> None:
     """Build a personal neutral baseline from calm recordings (use it with --gender PATH)."""
     from fusion.audio import load_audio
-    from fusion.audio_branch import build_baseline
+    from fusion.prosody import build_baseline
 
     try:
         clips = [load_audio(path).samples for path in recordings]
@@ -274,10 +274,22 @@ def eval_audio_cmd(
     split: Optional[str] = _SPLIT, json_out: Optional[Path] = _EVAL_JSON,
     config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
-    """Accuracy, macro-F1, UAR, per-label scores and confusion matrix of the voice model."""
-    from fusion.evaluate import eval_audio
+    """Accuracy, macro-F1, UAR, per-label scores and confusion matrix of the voice model; lexically balanced rows apart."""
+    from fusion.evaluate_voice import eval_audio
 
     _eval_output(lambda: eval_audio(data, model, split, personal_baseline, _config(config), progress=not quiet), json_out)
+
+
+@eval_app.command("leakage")
+def eval_leakage_cmd(
+    data: Path = typer.Argument(Path("evalsets/leakage/sentences.csv"), help="CSV with columns text,kind (kind: happy or sad)"),
+    model: Optional[str] = typer.Option(None, "--model", help="audio model directory (default: the configured one)"),
+    json_out: Optional[Path] = _EVAL_JSON, config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
+) -> None:
+    """How much the words alone move the voice model: P(SAD) of sad minus happy sentences in one synthetic voice."""
+    from fusion.evaluate_voice import eval_leakage, leakage_summary
+
+    _eval_output(lambda: eval_leakage(data, model, _config(config), progress=not quiet), json_out, leakage_summary)
 
 
 @eval_app.command("stt")
@@ -348,29 +360,58 @@ def train_text(
 
 @train_app.command("audio")
 def train_audio(
-    out: Path = typer.Option(..., "--out", help="model directory to write (model.safetensors, labels.json, config.json)"),
+    out: Path = typer.Option(..., "--out", help="model directory to write (model.safetensors, config.json[, labels.json])"),
+    arch: str = typer.Option("whisper-encoder-lr", "--arch", help="whisper-encoder-lr (the embedded default) or cnn-bilstm-mfcc (the seed's network)"),
     data: Optional[Path] = typer.Option(None, "--data", help="folder holding the speech datasets (default: shared/data/speech)"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="folder for cached features (default: /tmp/fusion_audio_cache)"),
-    seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same weights"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="maximum epochs (default 40; early stopping on the speaker-independent dev split)"),
-    settings: list[str] = typer.Option([], "--set", help="a recipe field (fusion.train_audio.Recipe), e.g. --set lr=1e-3 --set balanced=true"),
-    limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only N clips per label and split in each dataset (quick runs)"),
+    seed: int = typer.Option(0, "--seed", help="cnn-bilstm-mfcc: random seed; the same seed gives the same weights"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="cnn-bilstm-mfcc: maximum epochs (default 40; early stopping on the speaker-independent dev split)"),
+    settings: list[str] = typer.Option([], "--set", help="cnn-bilstm-mfcc: a recipe field (fusion.train_audio.Recipe), e.g. --set lr=1e-3"),
+    limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only N clips per label (cnn-bilstm-mfcc: and split in each dataset; whisper-encoder-lr: and speaker), for quick runs"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
-    """Train the CNN-BiLSTM voice emotion model; prints dev/test figures. Use the directory with \\[audio] model = DIR."""
+    """Train a voice emotion model; prints dev/test figures. Use the directory with \\[audio] model = DIR."""
     from dataclasses import replace
 
     from fusion import train_audio as ta
 
-    try:
-        recipe = replace(ta.Recipe(), **_settings(settings), **({"epochs": epochs} if epochs else {}))
-    except TypeError as exc:
-        raise typer.BadParameter(f"--set: {exc}") from None
-    metrics = ta.train_model(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, seed=seed, recipe=recipe,
-                             limit_per_class=limit_per_class, progress=not quiet)
-    ta.print_figures("dev", metrics["dev"])
-    ta.print_figures("test", metrics["test"])
+    if arch == "whisper-encoder-lr":
+        from fusion import train_voice as tv
+
+        command = "fusion train audio " + " ".join(sys.argv[3:])
+        tv.print_figures(tv.train(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet,
+                                  command=command.strip(), limit=limit_per_class))
+    elif arch == "cnn-bilstm-mfcc":
+        try:
+            recipe = replace(ta.Recipe(), **_settings(settings), **({"epochs": epochs} if epochs else {}))
+        except TypeError as exc:
+            raise typer.BadParameter(f"--set: {exc}") from None
+        metrics = ta.train_model(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, seed=seed, recipe=recipe,
+                                 limit_per_class=limit_per_class, progress=not quiet)
+        ta.print_figures("dev", metrics["dev"])
+        ta.print_figures("test", metrics["test"])
+    else:
+        _fail(InputError("--arch", f"unknown architecture {arch!r} (whisper-encoder-lr or cnn-bilstm-mfcc)"))
     err.print(f"model written to {out}")
+
+
+@train_app.command("alerts")
+def train_alerts(
+    data: Optional[Path] = typer.Option(None, "--data", help="folder holding the speech datasets (default: shared/data/speech)"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="folder for cached features (default: /tmp/fusion_audio_cache)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the search as JSON here"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Choose the depressed-voice rule of [alerts] on train+dev speakers (out-of-fold voice scores); prints the values."""
+    from fusion import train_alerts as tal
+    from fusion import train_audio as ta
+
+    result = tal.calibrate(data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet)
+    tal.print_result(result)
+    if json_out is not None:
+        import json
+
+        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

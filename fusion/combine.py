@@ -65,6 +65,14 @@ def words_point(text_ko: np.ndarray, neutral: bool, cfg: Config) -> ValenceArous
     return valence_arousal(text_ko, cfg.labels.ko, cfg.fusion.valence_arousal["ko"])
 
 
+def voice_point(voice_en: np.ndarray, neutral: float, cfg: Config) -> ValenceArousal:
+    """Where the voice sits: its emotions' expected point, pulled to the neutral point by P(neutral voice)."""
+    emotional = valence_arousal(voice_en, cfg.labels.en, cfg.fusion.valence_arousal["en"])
+    n_valence, n_arousal = cfg.fusion.neutral_point
+    return ValenceArousal(valence=round((1 - neutral) * emotional.valence + neutral * n_valence, 4),
+                          arousal=round((1 - neutral) * emotional.arousal + neutral * n_arousal, 4))
+
+
 def mean_point(points: list[ValenceArousal]) -> ValenceArousal:
     """The centre of several points (the diary's words, from its sentences')."""
     return ValenceArousal(valence=round(float(np.mean([p.valence for p in points])), 4),
@@ -76,7 +84,8 @@ class Observation:
     """Words and voice over one stretch of the diary (a sentence, or all of it).
 
     ``words_va`` overrides the point read from ``text_ko`` (a neutral sentence, or a
-    diary whose words are the mean of its sentences').
+    diary whose words are the mean of its sentences'). ``voice_neutral`` is the voice
+    model's probability that the voice carries no emotion.
     """
 
     text_ko: np.ndarray
@@ -84,9 +93,13 @@ class Observation:
     prosody: Prosody | None = None
     sentence: int | None = None
     words_va: ValenceArousal | None = None
+    voice_neutral: float = 0.0
 
     def words(self, cfg: Config) -> ValenceArousal:
         return self.words_va or words_point(self.text_ko, False, cfg)
+
+    def voice(self, cfg: Config) -> ValenceArousal:
+        return voice_point(self.voice_en, self.voice_neutral, cfg)
 
 
 def _severity(score: float, steps: tuple[float, ...]) -> str:
@@ -94,20 +107,23 @@ def _severity(score: float, steps: tuple[float, ...]) -> str:
     return SEVERITIES[int(np.clip(np.searchsorted(steps, score, side="right") - 1, 0, len(SEVERITIES) - 1))]
 
 
-def depressed_score(voice_en: np.ndarray, prosody: Prosody | None, cfg: Config) -> float:
-    """P(SAD) plus a weight per semitone of pitch below the neutral baseline (no pitch, no bonus)."""
+def depressed_score(voice_en: np.ndarray, prosody: Prosody | None, cfg: Config, voice_neutral: float = 0.0) -> float:
+    """P(SAD) (the neutral voice's share taken out) plus a weight per semitone of pitch below the baseline.
+
+    No pitch measurement, no pitch term.
+    """
     drop = -prosody.pitch_semitones if prosody is not None and prosody.pitch_semitones is not None else 0.0
-    return float(voice_en[cfg.labels.en.index("SAD")]) + cfg.alerts.depressed_pitch_weight * max(drop, 0.0)
+    p_sad = float(voice_en[cfg.labels.en.index("SAD")]) * (1.0 - voice_neutral)
+    return p_sad + cfg.alerts.depressed_pitch_weight * max(drop, 0.0)
 
 
 def _rules(obs: Observation, cfg: Config) -> list[tuple[str, float]]:
     """The alert kinds one observation triggers, each with the score its severity is read from."""
     a = cfg.alerts
-    va_points = cfg.fusion.valence_arousal
     words = obs.words(cfg)
-    voice = valence_arousal(obs.voice_en, cfg.labels.en, va_points["en"])
+    voice = obs.voice(cfg)
     fired = []
-    depressed = depressed_score(obs.voice_en, obs.prosody, cfg)
+    depressed = depressed_score(obs.voice_en, obs.prosody, cfg, obs.voice_neutral)
     depressed_min = a.depressed_score if obs.sentence is None else a.depressed_score_sentence
     if words.valence >= a.positive_words_valence and depressed >= depressed_min:
         fired.append(("positive_words_depressed_tone", depressed))
@@ -120,13 +136,13 @@ def _rules(obs: Observation, cfg: Config) -> list[tuple[str, float]]:
 
 
 def _evidence(obs: Observation, cfg: Config) -> AlertEvidence:
-    va_points = cfg.fusion.valence_arousal
     return AlertEvidence(
         sentence=obs.sentence,
         words=dict(zip(cfg.labels.ko, np.round(obs.text_ko, 4).tolist())),
         voice=dict(zip(cfg.labels.en, np.round(obs.voice_en, 4).tolist())),
         words_va=obs.words(cfg),
-        voice_va=valence_arousal(obs.voice_en, cfg.labels.en, va_points["en"]),
+        voice_va=obs.voice(cfg),
+        voice_neutral=round(obs.voice_neutral, 4),
         prosody=obs.prosody,
     )
 

@@ -86,6 +86,10 @@ class Baseline(_Section):
 
 class AudioConfig(_Section):
     model: str
+    architecture: str                  # what "embedded:default" means: whisper-encoder-lr | cnn-bilstm-mfcc
+    neutral_label: str                 # a model output that means "no emotion in the voice"
+    max_piece_s: float                 # whisper-encoder-lr: voiced audio is encoded in pieces of at most this
+    min_span_s: float                  # whisper-encoder-lr: a span is widened to hold this much speech
     n_mfcc: int = 13
     frames: int = 100
     eps: float = 1e-8

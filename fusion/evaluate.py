@@ -1,12 +1,11 @@
 """``fusion eval``: measure the text, voice and speech-to-text models on a labelled CSV.
 
-``eval_text`` (columns text,label), ``eval_audio`` (path,label[,speaker,gender]) and
-``eval_stt`` (path,transcript) each return a JSON-ready dict; ``summary`` formats one for
-the terminal. Paths are relative to the CSV's folder (or absolute); labels match
+``eval_text`` (columns text,label) and ``eval_stt`` (path,transcript) each return a JSON-ready
+dict; ``summary`` formats one (and ``fusion.evaluate_voice``'s) for the terminal. The voice model's
+evaluation is in ``fusion.evaluate_voice``, the alerts' in ``fusion.evaluate_alerts``. Paths are relative to the CSV's folder (or absolute); labels match
 case-insensitively, through the dataset-word maps of ``[eval]``; a row whose label the
 model lacks (neutral, calm, bored) is skipped and counted. ``split`` keeps only the rows
-of that ``split`` column value (the shared ``labels.csv`` files have one). ``eval_audio``
-also gives ``sad_auc``, the SAD-vs-rest ROC-AUC of P(SAD) (see ``eval_audio``).
+of that ``split`` column value (the shared ``labels.csv`` files have one).
 """
 
 from __future__ import annotations
@@ -139,84 +138,11 @@ def eval_text(csv_path: str | Path, model: str | None = None, split: str | None 
     return _result("text", csv_path, split, clf.model_id, y_true, [labels[k] for k in pred], labels, skipped)
 
 
-# ---------------------------------------------------------------- audio
-
-def personal_baselines(csv_path, rows: list[dict], cfg: Config, progress: bool = True) -> dict:
-    """speaker → ``NeutralBaseline`` from that speaker's neutral rows (speakers with fewer than 2 get none)."""
-    from fusion.audio import load_audio
-    from fusion.audio_branch import build_baseline
-
-    by_speaker = defaultdict(list)
-    for r in rows:
-        if r["label"].strip().lower() == cfg.eval.neutral_label.lower():
-            by_speaker[r["speaker"].strip()].append(r["path"])
-    out = {}
-    for speaker in track(sorted(by_speaker), "baselines", progress):
-        paths = by_speaker[speaker]
-        if len(paths) >= 2:
-            clips = [load_audio(resolve_path(csv_path, p)).samples for p in paths]
-            out[speaker] = build_baseline(clips, name=f"personal:{speaker}", cfg=cfg.audio)
-    return out
-
-
-def row_baseline(row: dict, samples: np.ndarray, personal: dict, cfg: Config):
-    """The row's speaker baseline if built, else its gender's (male/female), else ``auto`` by pitch."""
-    from fusion.audio_branch import prosody, resolve_baseline
-
-    if (speaker := row.get("speaker", "").strip()) in personal:
-        return personal[speaker]
-    gender = (row.get("gender") or "").strip().lower()
-    if gender in cfg.audio.baselines:
-        return resolve_baseline(gender, cfg)
-    return resolve_baseline("auto", cfg, pitch_hz=prosody(samples).pitch_hz)
-
-
 def sad_vs_rest_auc(is_sad: Sequence[bool], p_sad: Sequence[float]) -> float | None:
     """ROC-AUC of P(SAD) for SAD rows against all others; None when either group is empty."""
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(is_sad, p_sad)) if 0 < sum(is_sad) < len(is_sad) else None
-
-
-def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None = None,
-               personal_baseline: bool = False, config: Config | None = None, progress: bool = True) -> dict:
-    """The voice model on a path,label[,speaker,gender] CSV, one prediction per clip (``predict_diary``).
-
-    With ``personal_baseline`` each speaker's ``[eval] neutral_label`` rows build that speaker's
-    baseline (``build_baseline``) and are counted in ``baseline_rows``; other speakers fall back
-    to their ``gender`` baseline, or ``auto``. ``sad_auc`` ranks P(SAD) of the SAD rows against every
-    other row that is not a baseline row: the scored emotions and the skipped labels (neutral, calm …)
-    alike, since a low-mood detector must tell sad from calm; ``sad_auc_rows`` counts both groups.
-    """
-    from fusion.audio import load_audio, voiced_spans
-    from fusion.audio_branch import load_audio_model_from
-
-    cfg = config or default_config()
-    required = ("path", "label", "speaker") if personal_baseline else ("path", "label")
-    rows = read_rows(csv_path, required, split)
-    net = load_audio_model_from(model or cfg.audio.model, cfg)
-    personal = personal_baselines(csv_path, rows, cfg, progress) if personal_baseline else {}
-    keep, y_true, skipped = split_known((r["label"] for r in rows), label_lookup(net.labels, cfg.eval.audio_labels))
-    neutral = cfg.eval.neutral_label.lower()
-    used = {i for i, r in enumerate(rows) if r.get("speaker", "").strip() in personal
-            and r["label"].strip().lower() == neutral}
-    y_true = [y for i, y in zip(keep, y_true) if i not in used]  # baseline rows are never scored
-    keep = [i for i in keep if i not in used]
-    probs = {}
-    for i in track([i for i in range(len(rows)) if i not in used], "audio", progress):
-        audio = load_audio(resolve_path(csv_path, rows[i]["path"]))
-        baseline = row_baseline(rows[i], audio.samples, personal, cfg)
-        probs[i] = net.predict_diary(audio.samples, baseline, voiced_spans(audio, cfg.audio_input))
-    y_pred = [net.labels[int(np.argmax(probs[i]))] for i in keep]
-    result = _result("audio", csv_path, split, net.model_id, y_true, y_pred, net.labels, skipped)
-    result["baseline"] = "personal" if personal_baseline else "gender"
-    result["baseline_rows"] = len(used)
-    result["personal_speakers"] = sorted(personal)
-    lookup, sad = label_lookup(net.labels, cfg.eval.audio_labels), net.labels.index("SAD")
-    is_sad = [lookup.get(rows[i]["label"].strip().lower()) == "SAD" for i in probs]
-    result["sad_auc"] = sad_vs_rest_auc(is_sad, [float(p[sad]) for p in probs.values()])
-    result["sad_auc_rows"] = {"sad": sum(is_sad), "rest": len(is_sad) - sum(is_sad)}
-    return result
 
 
 # ---------------------------------------------------------------- speech to text
@@ -282,6 +208,10 @@ def _cell(text: str, width: int, right: bool = False) -> str:
     return pad + text if right else text + pad
 
 
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def summary(result: dict) -> str:
     """A plain-text summary of an ``eval_*`` result for the terminal."""
     head = f"{result['task']} · {result['data']}" + (f" (split {result['split']})" if result.get("split") else "")
@@ -298,8 +228,11 @@ def summary(result: dict) -> str:
         lines.append(f"baseline  {result['baseline']}  ({result['baseline_rows']} neutral rows built "
                      f"{len(result['personal_speakers'])} personal baselines)")
         auc, n = result["sad_auc"], result["sad_auc_rows"]
-        lines.append(f"sad_auc   {'n/a' if auc is None else f'{auc:.4f}'}  (P(SAD): {n['sad']} SAD rows vs "
+        lines.append(f"sad_auc   {_num(auc)}  (P(SAD): {n['sad']} SAD rows vs "
                      f"{n['rest']} other non-baseline rows, skipped labels included)")
+        lines.append(f"neutral_auc {_num(result['neutral_auc'])}  (P(neutral voice): neutral/calm rows vs emotional rows)")
+        for name, g in result["lexical"].items():
+            lines.append(f"  {name:20s} n {g['n']:4d}  uar {_num(g['uar'])}  sad_auc {_num(g['sad_auc'])}")
     labels = result["confusion"]["labels"]
     width = max(8, *(len(_cell(lab, 0)) + 1 for lab in labels))
     lines.append("\n" + _cell("label", width) + "precision  recall     f1  support")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion import audio_branch, combine, sentences as sentence_stage
+from fusion import audio_branch, combine, prosody as prosody_stage, sentences as sentence_stage
 from fusion.audio import Audio, audio_warnings, load_audio, voiced_spans
 from fusion.config import Config, default_config
 from fusion.report import (
@@ -49,7 +49,7 @@ def _finite(x: float, digits: int = 3) -> float | None:
     return round(float(x), digits) if x is not None and np.isfinite(x) else None
 
 
-def _prosody(measured: audio_branch.Prosody, base: audio_branch.NeutralBaseline) -> Prosody:
+def _prosody(measured: prosody_stage.Prosody, base: prosody_stage.NeutralBaseline) -> Prosody:
     rel = measured.relative_to(base)
     return Prosody(
         pitch_hz=_finite(measured.pitch_hz), energy_db=_finite(measured.energy_db),
@@ -76,6 +76,8 @@ class _Words:
 class _Voice:
     probs: np.ndarray    # (sentences, EN labels), each sentence's own span
     diary: np.ndarray    # the whole diary
+    neutral: np.ndarray  # (sentences,) probability that the voice of each span is neutral
+    diary_neutral: float
     prosody: list[Prosody]
     diary_prosody: Prosody
     baseline: str
@@ -180,14 +182,16 @@ class Pipeline:
     def _voice(self, audio: Audio, spans: list[tuple[float, float]], speech, baseline: str | None) -> _Voice:
         """Voice emotion and prosody of the whole diary and of each span, against the neutral baseline."""
         cfg = self.config
-        measured = audio_branch.prosody(audio.samples, audio.sample_rate)
-        base = audio_branch.resolve_baseline(baseline or cfg.audio.baseline, cfg, pitch_hz=measured.pitch_hz)
-        feats = audio_branch.mfcc(audio.samples, n_mfcc=cfg.audio.n_mfcc)
+        measured = prosody_stage.prosody(audio.samples, audio.sample_rate)
+        base = prosody_stage.resolve_baseline(baseline or cfg.audio.baseline, cfg, pitch_hz=measured.pitch_hz)
+        scores = self.audio_model.predict(audio.samples, spans, speech, base)
+        uniform = np.full(len(cfg.labels.en), 1.0 / len(cfg.labels.en))
         return _Voice(
-            probs=self.audio_model.predict_spans(audio.samples, spans, base, feats=feats),
-            diary=(self.audio_model.predict_diary(audio.samples, base, speech, feats=feats) if speech
-                   else np.full(len(cfg.labels.en), 1.0 / len(cfg.labels.en))),
-            prosody=[_prosody(audio_branch.prosody(audio.samples, audio.sample_rate, span), base) for span in spans],
+            probs=scores.spans,
+            diary=scores.diary if speech else uniform,
+            neutral=scores.span_neutral,
+            diary_neutral=scores.diary_neutral if speech else 0.0,
+            prosody=[_prosody(prosody_stage.prosody(audio.samples, audio.sample_rate, span), base) for span in spans],
             diary_prosody=_prosody(measured, base),
             baseline=base.name,
             heard=bool(speech),
@@ -199,21 +203,24 @@ class Pipeline:
         ko, en, points = cfg.labels.ko, cfg.labels.en, cfg.fusion.valence_arousal
         fused = combine.fuse(text.mean if sents else None, voice.diary, cfg)
         observations = [
-            combine.Observation(text.probs[i], voice.probs[i], voice.prosody[i], sentence=i, words_va=text.points[i])
+            combine.Observation(text.probs[i], voice.probs[i], voice.prosody[i], sentence=i, words_va=text.points[i],
+                                voice_neutral=float(voice.neutral[i]))
             for i in range(len(sents))
         ]
         words_va = combine.mean_point(text.points) if sents else combine.valence_arousal(text.mean, ko, points["ko"])
-        diary = combine.Observation(text.mean, voice.diary, voice.diary_prosody, words_va=words_va)
+        diary = combine.Observation(text.mean, voice.diary, voice.diary_prosody, words_va=words_va,
+                                    voice_neutral=voice.diary_neutral)
         alerts = combine.mismatch_alerts(diary, observations, cfg) if sents else []
         sentence_reports = [
             SentenceReport(
                 index=i, text=s.text, start=round(s.start, 3), end=round(s.end, 3), timing=s.source,
                 text_probs=_dist(ko, text.probs[i]), text_top=_top(ko, text.probs[i]),
                 voice_probs=_dist(en, voice.probs[i]), voice_top=_top(en, voice.probs[i]),
+                voice_neutral_prob=round(float(voice.neutral[i]), 4),
                 neutral=bool(text.marked[i]),
                 neutral_prob=round(float(text.neutral[i]), 4),
                 words_va=text.points[i],
-                voice_va=combine.valence_arousal(voice.probs[i], en, points["en"]),
+                voice_va=observations[i].voice(cfg),
                 prosody=voice.prosody[i],
             )
             for i, s in enumerate(sents)
@@ -231,11 +238,12 @@ class Pipeline:
                              top=_top(ko, text.mean) if sents else None,
                              neutral_percent=round(100.0 * float(text.marked.mean()) if sents else 0.0, 2)),
             voice=VoiceSummary(probs=_dist(en, voice.diary), top=_top(en, voice.diary) if voice.heard else None,
-                               baseline=voice.baseline, prosody=voice.diary_prosody),
+                               neutral_prob=round(voice.diary_neutral, 4), baseline=voice.baseline,
+                               prosody=voice.diary_prosody),
             fused=FusedSummary(en=_dist(en, fused.en), ko=_dist(ko, fused.ko),
                                top_en=_top(en, fused.en), top_ko=_top(ko, fused.ko)),
             words_va=words_va,
-            voice_va=combine.valence_arousal(voice.diary, en, points["en"]),
+            voice_va=diary.voice(cfg),
             alerts=alerts,
             timings={},
             warnings=warnings,

@@ -48,6 +48,7 @@ class AlertEvidence(_Model):
     voice: dict[str, float]
     words_va: ValenceArousal
     voice_va: ValenceArousal
+    voice_neutral: float = Field(0.0, description="probability that the voice is neutral")
     prosody: Prosody | None = None
 
 
@@ -74,8 +75,10 @@ class SentenceReport(_Model):
                                              "they then sit at the neutral point and drive no words-vs-voice alert "
                                              "of positive or negative words")
     neutral_prob: float = 0.0
-    voice_probs: dict[str, float]
+    voice_probs: dict[str, float] = Field(description="the voice's emotions over this span (neutral share taken out)")
     voice_top: str
+    voice_neutral_prob: float = Field(0.0, description="probability that the voice of this span is neutral; "
+                                                       "voice_va is pulled to the neutral point by it")
     words_va: ValenceArousal
     voice_va: ValenceArousal
     prosody: Prosody | None = Field(description="the voice over this sentence's span against the baseline")
@@ -89,8 +92,10 @@ class TextSummary(_Model):
 
 
 class VoiceSummary(_Model):
-    probs: dict[str, float] = Field(description="uniform when the recording holds no voiced audio")
+    probs: dict[str, float] = Field(description="the voice's emotions (neutral share taken out); uniform when the "
+                                                "recording holds no voiced audio")
     top: str | None
+    neutral_prob: float = Field(0.0, description="probability that the voice is neutral")
     baseline: str
     prosody: Prosody | None
 

@@ -37,8 +37,11 @@ from torch.optim.swa_utils import update_bn
 
 import fusion
 from fusion.audio import audio_from_array, voiced_spans
-from fusion.audio_branch import (EMBEDDED_DIR, SAMPLE_RATE, AudioEmotionModel, AudioEmotionNet, NeutralBaseline,
-                                 build_baseline, load_audio_model_from, mfcc, pad_or_cut, prosody, span_frames)
+from fusion.audio import SAMPLE_RATE
+from fusion.audio_branch import EMBEDDED_ROOT, load_audio_model_from
+from fusion.mfcc import mfcc, pad_or_cut, span_frames
+from fusion.prosody import NeutralBaseline, build_baseline, prosody
+from fusion.voice_cnn import ARCHITECTURE, AudioEmotionNet, CnnVoice
 from fusion.config import Config, default_config
 from fusion.evaluate import sad_vs_rest_auc
 
@@ -77,7 +80,7 @@ class Clip:
     split: str
     label: str            # raw dataset label
     feats: np.ndarray     # full MFCC sequence (frames, 13) of the untrimmed clip
-    spans: list           # voiced frame spans, as predict_diary uses them
+    spans: list           # voiced frame spans, as CnnVoice.diary_probs uses them
     aug: list = field(default_factory=list)  # trimmed, augmented MFCC sequences (train only)
 
 
@@ -197,18 +200,21 @@ def training_batches(train: list[Clip], personal, gendered, labels, frames, rng,
         yield torch.from_numpy(np.stack(xs).transpose(0, 2, 1).astype(np.float32)), torch.tensor(ys)
 
 
-def clip_probs(model: AudioEmotionModel, clips: list[Clip], baselines: list[NeutralBaseline]) -> np.ndarray:
+EMBEDDED_DIR = EMBEDDED_ROOT / ARCHITECTURE
+
+
+def clip_probs(model: CnnVoice, clips: list[Clip], baselines: list[NeutralBaseline]) -> np.ndarray:
     """P(labels) per clip with the product's inference code (windows over voiced audio)."""
     out = []
     for c, b in zip(clips, baselines):
         spans = [(a * 512 / SAMPLE_RATE, e * 512 / SAMPLE_RATE) for a, e in c.spans]
-        out.append(model.predict_diary(np.zeros(0, np.float32), b, voiced_spans=spans, feats=c.feats))
+        out.append(model.diary_probs(c.feats, spans, b))
     return np.stack(out)
 
 
-def evaluate(model: AudioEmotionModel, clips: list[Clip], split: str, personal, gendered) -> dict:
+def evaluate(model: CnnVoice, clips: list[Clip], split: str, personal, gendered) -> dict:
     """Per dataset and baseline kind: UAR on the six labels, and SAD-vs-rest AUC on Korean speakers."""
-    labels = list(model.labels)
+    labels = list(default_config().labels.en)
     res = {}
     for kind in ("gender", "personal"):
         for ds in DATASETS:
@@ -261,7 +267,7 @@ def train(clips, cfg, seed, recipe: Recipe, progress=None):
     steps = recipe.epochs * int(np.ceil(len(tr) / BATCH))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=0.05)
-    model = AudioEmotionModel(net, labels, cfg.labels.en, "training", cfg.audio)
+    model = CnnVoice(net)
 
     def batches():
         return training_batches(tr, personal, gendered, labels, cfg.audio.frames, rng, BATCH, recipe.p_personal, probs)
@@ -315,7 +321,7 @@ def prosody_reference(data: Path) -> dict:
     return ref
 
 
-def speaker_report(model: AudioEmotionModel, data: Path, cfg: Config, speakers=("emg", "ned")) -> list[dict]:
+def speaker_report(model: CnnVoice, data: Path, cfg: Config, speakers=("emg", "ned")) -> list[dict]:
     """Per clip of the Korean test speakers: P(SAD) and prosody relative to gender and personal baselines.
 
     The personal baseline is built from all of the speaker's neutral clips, so its neutral rows are in-sample.
@@ -327,15 +333,16 @@ def speaker_report(model: AudioEmotionModel, data: Path, cfg: Config, speakers=(
         audio = [read_audio(r["path"]) for r in mine]
         bases = {"gender": NeutralBaseline.from_config(mine[0]["gender"], cfg.audio),
                  "personal": build_baseline([a for a, r in zip(audio, mine) if r["label"] == "neutral"], spk, cfg.audio)}
-        sad = model.labels.index("SAD")
+        labels = cfg.labels.en
+        sad = labels.index("SAD")
         for r, y in zip(mine, audio):
             p = prosody(y)
             row = {"speaker": spk, "speaker_gender": r["gender"], "file": Path(r["path"]).name, "label": r["label"],
                    "pitch_hz": p.pitch_hz, "energy_db": p.energy_db, "rate_per_s": p.rate_per_s}
             for kind, b in bases.items():
-                probs = model.predict_diary(y, b)
+                probs = model.diary_probs(mfcc(y), voiced_spans(audio_from_array(y, SAMPLE_RATE)), b)
                 rel = p.relative_to(b)
-                row[kind] = {"p_sad": float(probs[sad]), "top": model.labels[int(probs.argmax())],
+                row[kind] = {"p_sad": float(probs[sad]), "top": labels[int(probs.argmax())],
                              "semitones": rel["pitch_semitones"], "energy_db": rel["energy_delta_db"],
                              "rate_ratio": rel["rate_ratio"]}
             out.append(row)
@@ -375,17 +382,18 @@ def print_figures(name: str, metrics: dict) -> None:
         print(f"  {k:38s} {metrics[k]:.3f}")
 
 
-def save_model(out: Path, model: AudioEmotionModel, meta: dict) -> None:
+def save_model(out: Path, model: CnnVoice, meta: dict) -> None:
     """``model.safetensors`` (the state dict; no pickle), ``labels.json``, ``config.json``."""
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, out / "model.safetensors")
-    (out / "labels.json").write_text(json.dumps(list(model.labels)))
+    (out / "labels.json").write_text(json.dumps(meta["labels"]))
     (out / "config.json").write_text(json.dumps(meta, indent=2))
 
 
 def _meta(cfg, seed, recipe: Recipe, best_epoch, n_train, counts, dev, test, command, seconds, limit=None):
     return {
-        "architecture": "CNN-BiLSTM (DESIGN.md §2), input (B, 13, 100) MFCC-delta",
+        "architecture": ARCHITECTURE,
+        "input": "(B, 13, 100) MFCC-delta windows (DESIGN.md §2)",
         "labels": list(cfg.labels.en),
         "data": {ds: f"shared/data/speech/{ds}/labels.csv" for ds in DATASETS},
         "split": "labels.csv split column: train for fitting, dev for early stopping, test only reported",
@@ -396,7 +404,7 @@ def _meta(cfg, seed, recipe: Recipe, best_epoch, n_train, counts, dev, test, com
                    "loss": "CrossEntropy, class weights, label smoothing 0.05", "gain_db": GAIN_DB,
                    "crop": "random 100-frame crop of the silence-trimmed clip"},
         "metrics": {"dev": dev, "test": test},
-        "eval": "clip = mean of 100-frame window probabilities over voiced audio (predict_diary); "
+        "eval": "clip = mean of 100-frame window probabilities over voiced audio (CnnVoice.diary_probs); "
                 "personal baseline = that speaker's neutral clips; gender = config male/female",
         "command": command,
         "train_seconds": seconds,
@@ -420,7 +428,7 @@ def train_model(out: Path, data: Path = DATA_DIR, cache: Path = CACHE_DIR, seed:
         bar.update(task, description=f"audio: epochs ({len(clips)} clips)", total=epochs, completed=0)
         net, best_epoch, n_train, counts = train(clips, cfg, seed, recipe, progress=(bar, task))
         bar.update(task, description="audio: evaluating")
-        model = AudioEmotionModel(net, list(cfg.labels.en), cfg.labels.en, "embedded:audio-cnn-bilstm", cfg.audio)
+        model = CnnVoice(net)
         personal, gendered = speaker_baselines(clips, cfg), gender_baselines(cfg)
         dev = evaluate(model, clips, "dev", personal, gendered)
         test = evaluate(model, clips, "test", personal, gendered)
@@ -460,10 +468,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(clips)} clips, features in {time.time() - t0:.0f}s", flush=True)
     personal, gendered = speaker_baselines(clips, cfg), gender_baselines(cfg)
     if args.eval_only:
-        model = load_audio_model_from(str(args.out), cfg)
+        model = load_audio_model_from(str(args.out), cfg).scorer
     else:
         net, best_epoch, n_train, counts = train(clips, cfg, args.seed, recipe)
-        model = AudioEmotionModel(net, list(cfg.labels.en), cfg.labels.en, "embedded:audio-cnn-bilstm", cfg.audio)
+        model = CnnVoice(net)
     dev = evaluate(model, clips, "dev", personal, gendered)
     test = evaluate(model, clips, "test", personal, gendered)
     print_figures("dev", dev)

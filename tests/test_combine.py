@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusion.combine import Observation, fuse, mismatch_alerts, normalize, valence_arousal
+from fusion.combine import Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
 from fusion.report import Prosody
 
 
@@ -18,6 +18,9 @@ def ko(config, **probs) -> np.ndarray:
 def en(config, **probs) -> np.ndarray:
     v = np.array([probs.get(name, 0.0) for name in config.labels.en])
     return v / v.sum()
+
+
+FLAGSHIP = "positive_words_depressed_tone"
 
 
 def kinds(alerts) -> set[str]:
@@ -69,13 +72,9 @@ def voice_pitch(semitones: float) -> Prosody:
 @pytest.mark.parametrize(
     "words, voice, semitones, expected",
     [
-        # a sad voice, pitch well under the baseline, under joyful words
+        # a sad voice under joyful words alerts, at the speaker's usual pitch too: the voice model is heard
         ({"joy": 0.9, "flustered": 0.1}, {"SAD": 0.8, "HAPPY": 0.2}, -3.0, {"positive_words_depressed_tone"}),
-        # the same network output at the speaker's usual pitch: P(SAD) alone does not alert
-        ({"joy": 0.9, "flustered": 0.1}, {"SAD": 0.8, "HAPPY": 0.2}, 0.0, set()),
-        # a low-pitched voice the network hears as neutral-ish still alerts when far enough under the baseline
-        ({"joy": 1.0}, {"SAD": 0.3, "HAPPY": 0.7}, -2.5, {"positive_words_depressed_tone"}),
-        ({"joy": 1.0}, {"SAD": 0.3, "HAPPY": 0.7}, -1.0, set()),
+        ({"joy": 0.9, "flustered": 0.1}, {"SAD": 0.8, "HAPPY": 0.2}, 0.0, {"positive_words_depressed_tone"}),
         ({"joy": 0.9, "flustered": 0.1}, {"HAPPY": 0.8, "SURPRISE": 0.2}, 1.0, set()),
         # sad words in a sad voice agree
         ({"sadness": 0.9, "hurt": 0.1}, {"SAD": 0.9, "FEAR": 0.1}, -3.0, set()),
@@ -90,11 +89,36 @@ def test_mismatch_rules(config, words, voice, semitones, expected):
     assert kinds(mismatch_alerts(obs, [], config)) == expected
 
 
-def test_depressed_voice_needs_a_pitch_measurement_for_the_pitch_term(config):
-    words, voice = ko(config, joy=1.0), en(config, SAD=0.9, HAPPY=0.1)
-    assert not mismatch_alerts(Observation(words, voice, None), [], config)
+def test_a_lower_pitch_tips_a_borderline_voice_into_the_alert(config):
+    a = config.alerts
+    p_sad = a.depressed_score - 0.05
+    words, voice = ko(config, joy=1.0), en(config, SAD=p_sad, HAPPY=1 - p_sad)
+    assert not mismatch_alerts(Observation(words, voice, voice_pitch(0.0)), [], config)
+    lower = -(0.1 / a.depressed_pitch_weight)  # semitones worth 0.1 of score
+    assert kinds(mismatch_alerts(Observation(words, voice, voice_pitch(lower)), [], config)) == {FLAGSHIP}
+
+
+def test_a_neutral_voice_drives_no_alert(config):
+    """The voice model's NEUTRAL share is taken out of P(SAD) and pulls the voice to the neutral point."""
+    words, voice = ko(config, joy=1.0), en(config, SAD=0.8, HAPPY=0.2)
+    calm = Observation(words, voice, voice_pitch(0.0), voice_neutral=0.9)
+    assert not mismatch_alerts(calm, [], config)
+    assert depressed_score(voice, voice_pitch(0.0), config, 0.9) == pytest.approx(0.8 * 0.1)
+    emotional = valence_arousal(voice, config.labels.en, config.fusion.valence_arousal["en"])
+    n_valence, n_arousal = config.fusion.neutral_point
+    point = calm.voice(config)
+    assert point.valence == pytest.approx(0.1 * emotional.valence + 0.9 * n_valence, abs=1e-3)
+    assert point.arousal == pytest.approx(0.1 * emotional.arousal + 0.9 * n_arousal, abs=1e-3)
+    agitated = Observation(ko(config, joy=0.35, hurt=0.35, sadness=0.3), en(config, ANGRY=0.8, FEAR=0.2),
+                           voice_pitch(1.0), voice_neutral=0.8)
+    assert not mismatch_alerts(agitated, [], config), "an agitated distribution in a mostly neutral voice is calm"
+
+
+def test_without_a_pitch_measurement_the_score_is_the_voice_model_alone(config):
+    voice = en(config, SAD=0.3, HAPPY=0.7)
     unvoiced = Prosody(pitch_hz=None, energy_db=-40.0, speaking_rate=None)
-    assert not mismatch_alerts(Observation(words, voice, unvoiced), [], config)
+    assert depressed_score(voice, None, config) == pytest.approx(0.3)
+    assert depressed_score(voice, unvoiced, config) == pytest.approx(0.3)
 
 
 def test_alert_lists_the_sentences_and_evidence(config):
@@ -111,19 +135,25 @@ def test_alert_lists_the_sentences_and_evidence(config):
 
 
 def test_a_single_sentence_needs_stronger_evidence_than_the_diary(config):
-    words, voice = ko(config, joy=1.0), en(config, SAD=0.5, HAPPY=0.5)
-    moderate = voice_pitch(-2.0)  # score 1.5: enough for the whole diary, not for one sentence
-    assert kinds(mismatch_alerts(Observation(words, voice, moderate), [], config)) == {"positive_words_depressed_tone"}
+    a = config.alerts
+    assert a.depressed_score_sentence > a.depressed_score
+    middle = (a.depressed_score + a.depressed_score_sentence) / 2 - a.depressed_pitch_weight * 2.0
+    words, voice = ko(config, joy=1.0), en(config, SAD=middle, HAPPY=1 - middle)
+    moderate = voice_pitch(-2.0)  # score between the two thresholds: enough for the diary, not for one sentence
+    assert kinds(mismatch_alerts(Observation(words, voice, moderate), [], config)) == {FLAGSHIP}
     neutral_diary = Observation(words, en(config, HAPPY=1.0), voice_pitch(0.0))
     assert not mismatch_alerts(neutral_diary, [Observation(words, voice, moderate, sentence=0)], config)
-    strong = Observation(words, voice, voice_pitch(-3.5), sentence=0)
+    drop = (a.depressed_score_sentence - middle) / a.depressed_pitch_weight + 0.5
+    strong = Observation(words, voice, voice_pitch(-drop), sentence=0)
     assert mismatch_alerts(neutral_diary, [strong], config)[0].sentences == [0]
 
 
 def test_severity_grows_with_the_depressed_score(config):
-    words, voice = ko(config, joy=1.0), en(config, SAD=0.6, HAPPY=0.4)
-    mild = mismatch_alerts(Observation(words, voice, voice_pitch(-1.5)), [], config)[0]
-    strong = mismatch_alerts(Observation(words, voice, voice_pitch(-4.0)), [], config)[0]
+    low, _, high = config.alerts.severity[FLAGSHIP]
+    words, voice = ko(config, joy=1.0), en(config, SAD=low + 0.01, HAPPY=0.99 - low)
+    mild = mismatch_alerts(Observation(words, voice, voice_pitch(0.0)), [], config)[0]
+    drop = (high - low) / config.alerts.depressed_pitch_weight + 1.0
+    strong = mismatch_alerts(Observation(words, voice, voice_pitch(-drop)), [], config)[0]
     assert (mild.severity, strong.severity) == ("low", "high")
     assert strong.score > mild.score
 

@@ -1,4 +1,4 @@
-"""``fusion eval`` (fusion.evaluate) on small real slices of ../shared/data: text, voice, speech to text."""
+"""``fusion eval`` (fusion.evaluate) on small real slices of ../shared/data: text and speech to text."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from fusion.cli import app
 from fusion.errors import InputError
-from fusion.evaluate import error_rates, eval_audio, eval_text, normalise_text, read_rows
+from fusion.evaluate import error_rates, eval_text, normalise_text, read_rows
 
 runner = CliRunner()
 # Measured corpus CER on these three clips with the default settings: 0.00 (all 93 clips: 0.086; tests/test_stt.py
@@ -80,62 +80,6 @@ def test_missing_columns_and_split_are_input_errors(tmp_path, text_csv):
         read_rows(bad, ("sentence",), split="test")
     with pytest.raises(InputError, match="no rows"):
         read_rows(text_csv, ("text",), split="nosuchsplit")
-
-
-@pytest.fixture(scope="module")
-def audio_csv(shared_data, tmp_path_factory) -> Path:
-    """ko_emotional test clips copied beside the CSV (relative paths), dataset words in mixed case."""
-    src = shared_data / "speech" / "ko_emotional"
-    root = tmp_path_factory.mktemp("audio")
-    picks = [("emg/emg00001.flac", "neutral"), ("emg/emg00002.flac", "Neutral"), ("emg/emg00101.flac", "Happy"),
-             ("emg/emg00201.flac", "sad"), ("emg/emg00301.flac", "ANGRY"), ("ned/ned00001.flac", "neutral"),
-             ("ned/ned00002.flac", "neutral"), ("ned/ned00102.flac", "happy"), ("ned/ned00202.flac", "calm")]
-    rows = []
-    for rel, label in picks:
-        (root / "clips" / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / rel, root / "clips" / rel)
-        speaker = rel.split("/")[0]
-        rows.append({"path": f"clips/{rel}", "label": label, "speaker": speaker,
-                     "gender": "male" if speaker == "emg" else "female"})
-    rows.append({"path": str(src / "ned/ned00302.flac"), "label": "angry", "speaker": "ned", "gender": "female"})
-    return write_csv(root / "labels.csv", rows)
-
-
-def test_audio_with_gender_baselines(audio_csv, config):
-    result = eval_audio(audio_csv, progress=False)
-    check_shape(result, config.labels.en)
-    assert result["n"] == 5 and result["skipped"] == 5
-    assert result["skipped_labels"] == {"neutral": 3, "Neutral": 1, "calm": 1}
-    assert result["baseline"] == "gender" and result["baseline_rows"] == 0
-    assert [result["per_label"][k]["support"] for k in ("HAPPY", "SAD", "ANGRY")] == [2, 1, 2]
-    assert result["sad_auc_rows"] == {"sad": 1, "rest": 9}  # no baseline rows: skipped neutral/calm rows count
-    assert 0.0 <= result["sad_auc"] <= 1.0
-
-
-def test_audio_with_personal_baselines(audio_csv, config):
-    result = eval_audio(audio_csv, personal_baseline=True, progress=False)
-    check_shape(result, config.labels.en)
-    assert result["n"] == 5  # the four neutral rows built the baselines and were not scored
-    assert result["baseline"] == "personal" and result["baseline_rows"] == 4
-    assert result["personal_speakers"] == ["emg", "ned"]
-    assert result["sad_auc_rows"] == {"sad": 1, "rest": 5}  # the neutral rows built baselines: left out
-
-
-def test_cli_audio_sad_auc_on_two_test_speakers(shared_data, tmp_path):
-    """Every clip of ko_emotional test speakers emg and ned; neutral 004/005 relabelled calm, so they are
-    ranked (sad must score above calm, not only above happy/angry) and 001–003 build the baselines."""
-    src = shared_data / "speech" / "ko_emotional"
-    rows = [{**r, "path": str(src / r["path"]), "label": "calm" if r["path"].endswith(("004.flac", "005.flac"))
-             and r["label"] == "neutral" else r["label"]}
-            for r in shared_rows(src / "labels.csv") if r["speaker"] in ("emg", "ned")]
-    out = tmp_path / "audio.json"
-    result = runner.invoke(app, ["eval", "audio", str(write_csv(tmp_path / "ko.csv", rows)), "--personal-baseline",
-                                 "--json", str(out), "-q"])
-    assert result.exit_code == 0, result.output
-    assert "sad_auc" in result.output and "10 SAD rows vs 24 other" in result.output
-    saved = json.loads(out.read_text(encoding="utf-8"))
-    assert saved["baseline_rows"] == 6 and saved["sad_auc_rows"] == {"sad": 10, "rest": 24}
-    assert saved["sad_auc"] > 0.7, saved["sad_auc"]  # measured 0.825 (gender baselines: 0.567); chance is 0.5
 
 
 def test_error_rates_normalise_punctuation_and_spaces():

@@ -20,7 +20,7 @@ import soundfile as sf
 
 from fusion import analyze
 from fusion.audio import SAMPLE_RATE, load_audio
-from fusion.audio_branch import build_baseline
+from fusion.prosody import build_baseline
 from fusion.report import SCHEMA_VERSION, DiaryReport
 
 ROOT = Path(__file__).resolve().parents[1]

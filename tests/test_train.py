@@ -9,7 +9,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fusion.audio_branch import NeutralBaseline, load_audio_model_from
+from fusion.audio_branch import load_audio_model_from
+from fusion.prosody import NeutralBaseline
 from fusion.cli import app
 from fusion.config import TextConfig
 from fusion.text_branch import EmbeddedTextModel, HFTextModel, load_text_model
@@ -82,7 +83,7 @@ def test_train_text_hf_recipe_on_a_tiny_bert(tmp_path, shared_data, config):
 def test_train_audio_cli_tiny_subset_loads_and_is_reproducible(tmp_path, shared_data, config):
     out, cache = tmp_path / "audio", tmp_path / "cache"
     args = ["train", "audio", "--out", str(out), "--data", str(shared_data / "speech"), "--cache", str(cache),
-            "--limit-per-class", "1", "--epochs", "2", "--seed", "0", "--quiet"]
+            "--limit-per-class", "1", "--epochs", "2", "--seed", "0", "--quiet", "--arch", "cnn-bilstm-mfcc"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "config.json").read_text())
@@ -91,14 +92,39 @@ def test_train_audio_cli_tiny_subset_loads_and_is_reproducible(tmp_path, shared_
     model = load_audio_model_from(str(out), config)
     rng = np.random.default_rng(0)
     baseline = NeutralBaseline.from_config("female", config.audio)
-    probs = model.predict_diary(rng.normal(0, 0.1, 16000 * 2).astype(np.float32), baseline)
-    assert probs.shape == (6,) and abs(probs.sum() - 1) < 1e-5
+    probs = model.predict(rng.normal(0, 0.1, 16000 * 2).astype(np.float32), [], [(0.0, 2.0)], baseline).diary
+    assert probs.shape == (6,) and abs(probs.sum() - 1) < 1e-5 and model.architecture == "cnn-bilstm-mfcc"
     again = tmp_path / "again"
     assert runner.invoke(app, args[:3] + [str(again)] + args[4:]).exit_code == 0
     assert not list(out.glob("*.pt"))
     from safetensors.torch import load_file
 
     first, second = load_file(out / "model.safetensors"), load_file(again / "model.safetensors")
-    assert set(first) == set(model.net.state_dict())
+    assert set(first) == set(model.scorer.net.state_dict())
     for key in first:
         assert torch.equal(first[key], second[key]), key
+
+
+def test_train_audio_whisper_cli_on_a_tiny_subset_writes_a_loadable_reproducible_head(tmp_path, shared_data, config):
+    """One clip per speaker and label: dev protocol, refit, test figures, a directory the product loads."""
+    out, cache = tmp_path / "voice", tmp_path / "cache"
+    args = ["train", "audio", "--arch", "whisper-encoder-lr", "--out", str(out), "--data", str(shared_data / "speech"),
+            "--cache", str(cache), "--limit-per-class", "1", "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "test (reported, not used for any choice)" in result.output
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["architecture"] == "whisper-encoder-lr" and meta["labels"][-1] == config.audio.neutral_label
+    assert {"ravdess dev uar", "ema uar", "emh sad_auc"} <= set(meta["metrics"]["dev"])
+    assert len(meta["candidates"]) >= 5 and meta["limit_per_speaker_label"] == 1
+    model = load_audio_model_from(str(out), config)
+    rng = np.random.default_rng(0)
+    scores = model.predict(rng.normal(0, 0.1, 16000 * 2).astype(np.float32), [(0.0, 1.0)], [(0.0, 2.0)], None)
+    assert scores.diary.shape == (6,) and 0 <= scores.diary_neutral <= 1
+    again = tmp_path / "again"
+    assert runner.invoke(app, args[:5] + [str(again)] + args[6:]).exit_code == 0, "the cached features are reused"
+    from safetensors.numpy import load_file
+
+    first, second = load_file(out / "model.safetensors"), load_file(again / "model.safetensors")
+    for key in ("mean", "scale", "weight", "bias"):
+        np.testing.assert_array_equal(first[key], second[key])

@@ -1,0 +1,180 @@
+"""``fusion eval audio`` and ``fusion eval leakage``: the voice model, judged on the voice and not the words.
+
+``eval_audio`` scores a path,label[,speaker,gender,subset] CSV one clip at a time with the
+product's voice model and prints, besides the figures over all rows, the same figures for the
+lexically balanced rows and for the scripted ones apart (``subset`` = emotional-to-emotional:
+emotion-congruent scripts, so a model that hears the words can score there). ``eval_leakage``
+measures how much the words alone move the voice model: the same synthetic voice (espeak-ng,
+fixed speed and pitch) says happy and sad sentences, and the leakage is the mean shift of
+P(SAD) between the two sets. A voice model should not care: 0 is the ideal.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from fusion.config import Config, default_config
+from fusion.errors import InputError, ModelError
+from fusion.evaluate import (_result, label_lookup, read_rows, resolve_path, sad_vs_rest_auc, split_known,
+                             track)
+
+SCRIPTED = "emotional-to-emotional"
+ESPEAK_SETTINGS = ("-s", "150", "-p", "50", "-a", "120")  # words per minute, pitch, amplitude: the same for both sets
+
+
+def personal_baselines(csv_path, rows: list[dict], cfg: Config, progress: bool = True) -> dict:
+    """speaker → ``NeutralBaseline`` from that speaker's neutral rows (speakers with fewer than 2 get none)."""
+    from fusion.audio import load_audio
+    from fusion.prosody import build_baseline
+
+    by_speaker = defaultdict(list)
+    for r in rows:
+        if r["label"].strip().lower() == cfg.eval.neutral_label.lower():
+            by_speaker[r["speaker"].strip()].append(r["path"])
+    out = {}
+    for speaker in track(sorted(by_speaker), "baselines", progress):
+        paths = by_speaker[speaker]
+        if len(paths) >= 2:
+            clips = [load_audio(resolve_path(csv_path, p)).samples for p in paths]
+            out[speaker] = build_baseline(clips, name=f"personal:{speaker}", cfg=cfg.audio)
+    return out
+
+
+def row_baseline(row: dict, samples: np.ndarray, personal: dict, cfg: Config):
+    """The row's speaker baseline if built, else its gender's (male/female), else ``auto`` by pitch."""
+    from fusion.prosody import prosody, resolve_baseline
+
+    if (speaker := row.get("speaker", "").strip()) in personal:
+        return personal[speaker]
+    gender = (row.get("gender") or "").strip().lower()
+    if gender in cfg.audio.baselines:
+        return resolve_baseline(gender, cfg)
+    return resolve_baseline("auto", cfg, pitch_hz=prosody(samples).pitch_hz)
+
+
+def voice_of(model, path: Path, baseline_for, cfg: Config) -> tuple[np.ndarray, float]:
+    """(emotion distribution, P(neutral voice)) of one clip, as the product scores a whole diary."""
+    from fusion.audio import load_audio, voiced_spans
+
+    audio = load_audio(path)
+    scores = model.predict(audio.samples, [], voiced_spans(audio, cfg.audio_input), baseline_for(audio.samples))
+    return scores.diary, scores.diary_neutral
+
+
+def _group_figures(y_true, y_pred, is_sad, p_sad) -> dict:
+    from sklearn.metrics import recall_score
+
+    present = sorted(set(y_true))
+    uar = float(recall_score(y_true, y_pred, labels=present, average="macro", zero_division=0)) if y_true else None
+    return {"n": len(y_true), "uar": uar, "sad_auc": sad_vs_rest_auc(is_sad, p_sad)}
+
+
+def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None = None,
+               personal_baseline: bool = False, config: Config | None = None, progress: bool = True) -> dict:
+    """The voice model on a path,label[,speaker,gender,subset] CSV, one prediction per clip.
+
+    With ``personal_baseline`` each speaker's ``[eval] neutral_label`` rows build that speaker's
+    baseline and are not scored (``baseline_rows``). ``sad_auc`` ranks P(SAD) (the neutral share
+    taken out) of the SAD rows against every other scored row, neutral and calm included, since
+    low mood must be told from calm; ``neutral_auc`` ranks P(neutral voice) of the rows whose label
+    the model lacks (neutral, calm) against the emotional ones. ``lexical`` repeats UAR and
+    ``sad_auc`` for the lexically balanced rows and the scripted rows apart.
+    """
+    from fusion.audio_branch import load_audio_model_from
+
+    cfg = config or default_config()
+    required = ("path", "label", "speaker") if personal_baseline else ("path", "label")
+    rows = read_rows(csv_path, required, split)
+    net = load_audio_model_from(model or cfg.audio.model, cfg)
+    personal = personal_baselines(csv_path, rows, cfg, progress) if personal_baseline else {}
+    lookup = label_lookup(net.labels, cfg.eval.audio_labels)
+    neutral = cfg.eval.neutral_label.lower()
+    used = {i for i, r in enumerate(rows) if r.get("speaker", "").strip() in personal
+            and r["label"].strip().lower() == neutral}
+    scored = [i for i in range(len(rows)) if i not in used]
+    keep, y_true, skipped = split_known((rows[i]["label"] for i in scored), lookup)
+    keep = [scored[k] for k in keep]
+    voice = {}
+    for i in track(scored, "audio", progress):
+        voice[i] = voice_of(net, resolve_path(csv_path, rows[i]["path"]),
+                            lambda samples, row=rows[i]: row_baseline(row, samples, personal, cfg), cfg)
+    y_pred = [net.labels[int(np.argmax(voice[i][0]))] for i in keep]
+    result = _result("audio", csv_path, split, net.model_id, y_true, y_pred, net.labels, skipped)
+    sad = net.labels.index("SAD")
+    is_sad = [lookup.get(rows[i]["label"].strip().lower()) == "SAD" for i in scored]
+    p_sad = [float(voice[i][0][sad]) * (1.0 - voice[i][1]) for i in scored]
+    emotional = [rows[i]["label"].strip().lower() in lookup for i in scored]
+    result.update({
+        "baseline": "personal" if personal_baseline else "gender", "baseline_rows": len(used),
+        "personal_speakers": sorted(personal), "architecture": net.architecture,
+        "sad_auc": sad_vs_rest_auc(is_sad, p_sad), "sad_auc_rows": {"sad": sum(is_sad), "rest": len(is_sad) - sum(is_sad)},
+        "neutral_auc": sad_vs_rest_auc([not e for e in emotional], [voice[i][1] for i in scored]),
+    })
+    truth = dict(zip(keep, y_true))
+    result["lexical"] = {}
+    for name, scripted in (("lexically balanced", False), ("scripted", True)):
+        part = [k for k, i in enumerate(scored) if (rows[i].get("subset", "").strip() == SCRIPTED) == scripted]
+        if part:
+            labelled = [scored[k] for k in part if scored[k] in truth]
+            result["lexical"][name] = _group_figures(
+                [truth[i] for i in labelled], [net.labels[int(np.argmax(voice[i][0]))] for i in labelled],
+                [is_sad[k] for k in part], [p_sad[k] for k in part])
+    return result
+
+
+def read_sentences(csv_path: Path) -> dict[str, list[str]]:
+    """kind → sentences of a text,kind CSV (kinds ``happy`` and ``sad``)."""
+    rows = read_rows(csv_path, ("text", "kind"))
+    out = {kind: [r["text"].strip() for r in rows if r["kind"].strip() == kind] for kind in ("happy", "sad")}
+    if not out["happy"] or not out["sad"]:
+        raise InputError(csv_path, "needs rows of kind 'happy' and of kind 'sad'")
+    return out
+
+
+def speak(text: str, dest: Path, voice: str = "ko") -> Path:
+    """``text`` spoken by espeak-ng into a WAV at ``dest`` (same settings for every sentence)."""
+    binary = shutil.which("espeak-ng")
+    if binary is None:
+        raise ModelError("espeak-ng is not installed (apt-get install espeak-ng): the leakage check needs it")
+    subprocess.run([binary, "-v", voice, *ESPEAK_SETTINGS, "-w", str(dest), text], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return dest
+
+
+def eval_leakage(sentences_csv: str | Path, model: str | None = None, config: Config | None = None,
+                 progress: bool = True) -> dict:
+    """Mean P(SAD) of sad sentences minus happy ones, both said by one synthetic voice with fixed prosody."""
+    from fusion.audio_branch import load_audio_model_from
+    from fusion.prosody import resolve_baseline
+
+    cfg = config or default_config()
+    net = load_audio_model_from(model or cfg.audio.model, cfg)
+    sets = read_sentences(Path(sentences_csv))
+    sad = net.labels.index("SAD")
+    p_sad: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="fusion-leakage-") as tmp:
+        for kind, texts in sets.items():
+            p_sad[kind] = []
+            for k, text in enumerate(track(texts, f"leakage: {kind}", progress)):
+                wav = speak(text, Path(tmp) / f"{kind}{k}.wav")
+                probs, neutral = voice_of(net, wav, lambda _: resolve_baseline("male", cfg), cfg)
+                p_sad[kind].append(float(probs[sad]) * (1.0 - neutral))
+    shift = float(np.mean(p_sad["sad"]) - np.mean(p_sad["happy"]))
+    return {"task": "leakage", "data": str(sentences_csv), "model": net.model_id, "voice": "espeak-ng ko",
+            "n": {k: len(v) for k, v in p_sad.items()}, "p_sad": {k: float(np.mean(v)) for k, v in p_sad.items()},
+            "leakage": shift, "per_sentence": p_sad}
+
+
+def leakage_summary(result: dict) -> str:
+    return "\n".join([
+        f"leakage · {result['data']}", f"model     {result['model']}  (voice: {result['voice']}, fixed prosody)",
+        f"P(SAD)    sad words {result['p_sad']['sad']:.4f} (n {result['n']['sad']})  "
+        f"happy words {result['p_sad']['happy']:.4f} (n {result['n']['happy']})",
+        f"leakage   {result['leakage']:+.4f}  (mean P(SAD) of sad words minus happy words; 0 = the words do not matter)"])
+

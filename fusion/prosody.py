@@ -1,0 +1,178 @@
+"""Prosody and neutral baselines: how a voice sits against that person's (or a reference) calm voice.
+
+``prosody`` measures pitch, loudness and speaking rate of a recording or a span of it;
+``NeutralBaseline`` holds a neutral reference (the seed's MFCC mean/std, plus a prosody
+reference), built from calm clips (``build_baseline``) or taken from the config
+(male / female, or ``auto`` by the speaker's pitch: ``resolve_baseline``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+
+from fusion.audio import SAMPLE_RATE
+from fusion.config import AudioConfig, Config, default_config
+from fusion.errors import ModelError
+from fusion.mfcc import clip_mean
+
+Span = tuple[float, float]
+
+
+class BaselineError(ModelError, ValueError):
+    """A neutral baseline that cannot be built or read (too few clips, bad JSON)."""
+
+
+@dataclass(frozen=True)
+class Prosody:
+    """Median F0 of voiced frames (Hz, NaN when none), RMS level of active frames (dBFS), voiced segments per second."""
+
+    pitch_hz: float
+    energy_db: float
+    rate_per_s: float
+
+    def relative_to(self, baseline: "NeutralBaseline") -> dict[str, float]:
+        """Pitch (ratio, semitones), energy delta (dB) and rate ratio against the baseline's prosody reference."""
+        out = {"pitch_ratio": math.nan, "pitch_semitones": math.nan, "energy_delta_db": math.nan, "rate_ratio": math.nan}
+        if baseline.pitch_hz and self.pitch_hz > 0:
+            out["pitch_ratio"] = self.pitch_hz / baseline.pitch_hz
+            out["pitch_semitones"] = 12.0 * math.log2(out["pitch_ratio"])
+        if baseline.energy_db is not None:
+            out["energy_delta_db"] = self.energy_db - baseline.energy_db
+        if baseline.rate_per_s:
+            out["rate_ratio"] = self.rate_per_s / baseline.rate_per_s
+        return out
+
+
+PROSODY_FRAME, PROSODY_HOP = 1024, 256
+PROSODY_BLOCK = 60 * SAMPLE_RATE  # samples per analysis block
+FMIN, FMAX = 60.0, 400.0
+ACTIVE_DB = 30.0   # frames within this many dB of the loud (99th percentile) frames count as speech
+ACTIVE_FLOOR_DB = -70.0  # ... and above this absolute level (dBFS)
+VOICED_ZCR = 0.15  # zero-crossing rate above this is unvoiced (fricatives, noise)
+MIN_VOICED_RUN = 3  # frames (48 ms) for a voiced run to count as a segment
+
+
+def _prosody_frames(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame F0 (yin), RMS and zero-crossing rate, block by block so long inputs stay bounded."""
+    f0s, rmss, zcrs = [], [], []
+    step = (PROSODY_BLOCK // PROSODY_HOP) * PROSODY_HOP
+    for a in range(0, max(len(y) - PROSODY_FRAME, 0) + 1, step):
+        seg = y[a:a + step + PROSODY_FRAME - PROSODY_HOP]
+        if len(seg) < PROSODY_FRAME:
+            break
+        kw = dict(frame_length=PROSODY_FRAME, hop_length=PROSODY_HOP, center=False)
+        f0s.append(librosa.yin(seg, fmin=FMIN, fmax=FMAX, sr=sr, **kw))
+        rmss.append(librosa.feature.rms(y=seg, **kw)[0])
+        zcrs.append(librosa.feature.zero_crossing_rate(seg, **kw)[0])
+    if not f0s:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    return np.concatenate(f0s), np.concatenate(rmss), np.concatenate(zcrs)
+
+
+def prosody(samples: np.ndarray, sr: int = SAMPLE_RATE, span: Span | None = None) -> Prosody:
+    """Pitch, loudness and speaking rate of a recording or of one (start_s, end_s) span of it.
+
+    Voicing is decided by energy (within ``ACTIVE_DB`` of the loudest frames) and a low
+    zero-crossing rate, which keeps ``librosa.yin`` fast: ten minutes take a few seconds.
+    The rate is voiced segments (syllable nuclei, roughly) per second between the first
+    and last active frame, so long pauses lower it.
+    """
+    y = np.asarray(samples, dtype=np.float32)
+    if span is not None:
+        y = y[int(span[0] * sr):int(span[1] * sr)]
+    f0, rms, zcr = _prosody_frames(y, sr)
+    db = 20.0 * np.log10(rms + 1e-10)
+    active = db > max(np.percentile(db, 99) - ACTIVE_DB, ACTIVE_FLOOR_DB) if len(db) else db > 0
+    if not active.any():  # silence, or nothing above the floor: no measurement, not an error
+        return Prosody(math.nan, math.nan, 0.0)
+    voiced = active & (zcr < VOICED_ZCR) & (f0 > FMIN * 1.05) & (f0 < FMAX * 0.95)
+    pitch = float(np.median(f0[voiced])) if voiced.any() else math.nan
+    energy = float(10.0 * np.log10(np.mean(rms[active] ** 2) + 1e-20))
+    idx = np.flatnonzero(active)
+    duration = (idx[-1] - idx[0] + 1) * PROSODY_HOP / sr
+    edges = np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]]))
+    runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+    return Prosody(pitch, energy, float(np.sum(runs >= MIN_VOICED_RUN) / duration))
+
+
+@dataclass(frozen=True)
+class NeutralBaseline:
+    """Neutral voice reference: MFCC mean/std per coefficient, plus optional prosody reference."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    name: str = "custom"
+    pitch_hz: float | None = None
+    energy_db: float | None = None
+    rate_per_s: float | None = None
+
+    def __post_init__(self):
+        for field in ("mean", "std"):
+            value = np.asarray(getattr(self, field), dtype=np.float32)
+            if value.ndim != 1:
+                raise ValueError(f"baseline {field} must be one value per MFCC coefficient, got shape {value.shape}")
+            object.__setattr__(self, field, value)
+        if self.mean.shape != self.std.shape:
+            raise ValueError(f"baseline mean {self.mean.shape} and std {self.std.shape} differ in shape")
+
+    def normalise(self, x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+        return (x - self.mean) / (self.std + eps)
+
+    @classmethod
+    def from_config(cls, name: str, audio: AudioConfig) -> "NeutralBaseline":
+        if name not in audio.baselines:
+            raise ModelError(f"no baseline {name!r} in [audio.baselines]; have {sorted(audio.baselines)}")
+        b = audio.baselines[name]
+        return cls(np.array(b.mean), np.array(b.std), name, b.pitch_hz, b.energy_db, b.rate_per_s)
+
+    def save_json(self, path: str | Path) -> None:
+        data = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(self).items()}
+        Path(path).write_text(json.dumps(data, indent=2))
+
+    @classmethod
+    def load_json(cls, path: str | Path) -> "NeutralBaseline":
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(**{"name": Path(path).stem, **data})
+        except (OSError, ValueError, TypeError) as exc:
+            raise BaselineError(f"{path}: not a readable baseline JSON ({exc})") from exc
+
+
+def build_baseline(clips: list[np.ndarray], name: str = "personal", cfg: AudioConfig | None = None,
+                   sr: int = SAMPLE_RATE) -> NeutralBaseline:
+    """A personal baseline from ≥ 2 neutral clips: mean and std across the per-file means, plus median prosody."""
+    cfg = cfg or default_config().audio
+    if len(clips) < 2:
+        raise BaselineError(f"a baseline needs at least 2 neutral clips (std across clips), got {len(clips)}")
+    means = np.stack([clip_mean(c, cfg.n_mfcc, cfg.frames) for c in clips])
+    pros = [prosody(c, sr) for c in clips]
+    pitches = [p.pitch_hz for p in pros if math.isfinite(p.pitch_hz)]
+    return NeutralBaseline(means.mean(axis=0), means.std(axis=0), name,
+                           float(np.median(pitches)) if pitches else None,
+                           float(np.median([p.energy_db for p in pros])),
+                           float(np.median([p.rate_per_s for p in pros])))
+
+
+def resolve_baseline(spec: str, cfg: Config | None = None, pitch_hz: float | None = None) -> NeutralBaseline:
+    """``"male"`` / ``"female"`` (any name in [audio.baselines]), a path to a baseline JSON, or ``"auto"``.
+
+    ``"auto"`` takes the configured baseline whose reference pitch is nearest (in semitones)
+    to ``pitch_hz``, the speaker's measured median pitch; without one, the first configured.
+    """
+    cfg = cfg or default_config()
+    if spec == "auto":
+        named = {k: b for k, b in cfg.audio.baselines.items() if b.pitch_hz}
+        spec = next(iter(cfg.audio.baselines))
+        if pitch_hz and math.isfinite(pitch_hz) and named:
+            spec = min(named, key=lambda k: abs(math.log2(pitch_hz / named[k].pitch_hz)))
+    if spec in cfg.audio.baselines:
+        return NeutralBaseline.from_config(spec, cfg.audio)
+    if Path(spec).is_file():
+        return NeutralBaseline.load_json(spec)
+    raise ModelError(f"baseline {spec!r} is neither one of {sorted(cfg.audio.baselines)} nor an existing JSON file")

@@ -1,0 +1,101 @@
+"""Choose the depressed-voice rule of ``[alerts]`` by measurement: ``fusion train alerts``.
+
+The rule (``fusion.combine.depressed_score``): P(SAD) of the voice, its neutral share taken
+out, plus ``depressed_pitch_weight`` per semitone of pitch below the neutral baseline, at or
+above ``depressed_score`` for the whole diary and ``depressed_score_sentence`` for one
+sentence. Measured on the train and dev speakers only (lexically balanced clips, and the
+scripted speakers' neutral clips): sad voices against happy, neutral and calm ones, each
+clip scored by a voice head that never heard its speaker (speaker-grouped folds) and its
+pitch taken against the ``auto`` baseline, as a new user's diary is. The weight and the diary
+threshold maximise the balanced accuracy averaged over the datasets; the sentence threshold
+is the lowest that keeps the false alarms on non-sad clips at ``SENTENCE_FALSE_ALARMS``
+(a sentence is short, noisy evidence, and a diary holds many).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from fusion.audio import load_audio
+from fusion.audio_branch import EMBEDDED_ROOT
+from fusion.config import default_config
+from fusion.evaluate import track
+from fusion.prosody import prosody, resolve_baseline
+from fusion.train_voice import Candidate, Corpus, load_corpus, model_labels, out_of_fold
+from fusion.voice_whisper import ARCHITECTURE
+
+PITCH_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+SENTENCE_FALSE_ALARMS = 0.02
+NOT_SAD = ("happy", "neutral", "calm")
+
+
+def pitch_drops(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool) -> np.ndarray:
+    """Semitones of each clip's median pitch below its ``auto`` baseline (0 when higher or unmeasured); cached."""
+    cfg = default_config()
+    idx = np.flatnonzero(rows)
+    key = hashlib.sha1("\n".join(corpus.rows[i]["path"] for i in idx).encode()).hexdigest()[:16]
+    path = Path(cache) / f"pitch_drop_{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    drops = np.zeros(len(idx))
+    for j in track(range(len(idx)), "alerts: pitch", progress):
+        measured = prosody(load_audio(corpus.rows[idx[j]]["path"]).samples)
+        semitones = measured.relative_to(resolve_baseline("auto", cfg, pitch_hz=measured.pitch_hz))["pitch_semitones"]
+        drops[j] = max(-semitones, 0.0) if math.isfinite(semitones) else 0.0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, drops)
+    return drops
+
+
+def balanced_accuracy(score: np.ndarray, is_sad: np.ndarray, groups: np.ndarray, threshold: float) -> float:
+    """Mean over datasets of (recall on sad + specificity on the others) / 2."""
+    fired = score >= threshold
+    return float(np.mean([(fired[(groups == g) & is_sad].mean() + (~fired[(groups == g) & ~is_sad]).mean()) / 2
+                          for g in np.unique(groups)]))
+
+
+def calibrate(data: Path, cache: Path, progress: bool = True) -> dict:
+    """The search over weight and thresholds; returns the chosen values and every weight's best figures."""
+    cfg = default_config()
+    recipe = json.loads((EMBEDDED_ROOT / ARCHITECTURE / "config.json").read_text())["recipe"]
+    cand = Candidate(tuple(recipe["layers"]), recipe["C"], recipe["korean_weight"])
+    corpus = load_corpus(Path(data), Path(cache), cfg, progress)
+    rows = corpus.mask(split=("train", "dev"), label=("sad", *NOT_SAD))
+    pool = corpus.mask(split=("train", "dev"))
+    p_sad = out_of_fold(corpus, cand, pool)[rows, model_labels(cfg).index("SAD")]
+    drops = pitch_drops(corpus, rows, cache, progress)
+    is_sad = np.array([corpus.rows[i]["label"] == "sad" for i in np.flatnonzero(rows)])
+    groups = np.array([corpus.rows[i]["dataset"] for i in np.flatnonzero(rows)])
+    table = []
+    for w in PITCH_WEIGHTS:
+        score = p_sad + w * drops
+        best = max(np.unique(np.round(score, 3)), key=lambda t: balanced_accuracy(score, is_sad, groups, t))
+        table.append({"pitch_weight": w, "diary_threshold": float(best),
+                      "balanced_accuracy": balanced_accuracy(score, is_sad, groups, best),
+                      "recall": float((score[is_sad] >= best).mean()),
+                      "false_alarms": float((score[~is_sad] >= best).mean())})
+    chosen = max(table, key=lambda r: r["balanced_accuracy"])
+    score = p_sad + chosen["pitch_weight"] * drops
+    not_sad = np.sort(score[~is_sad])
+    sentence = float(np.round(not_sad[int(math.ceil(len(not_sad) * (1 - SENTENCE_FALSE_ALARMS))) - 1] + 1e-3, 3))
+    return {"clips": {"sad": int(is_sad.sum()), "not_sad": int((~is_sad).sum())}, "model": cand.name,
+            "table": table, "depressed_pitch_weight": chosen["pitch_weight"],
+            "depressed_score": chosen["diary_threshold"], "depressed_score_sentence": max(sentence, chosen["diary_threshold"]),
+            "sentence_recall": float((score[is_sad] >= sentence).mean())}
+
+
+def print_result(result: dict) -> None:
+    print(f"train+dev clips: {result['clips']['sad']} sad vs {result['clips']['not_sad']} happy/neutral/calm; "
+          f"voice head {result['model']}, out-of-fold by speaker")
+    print("pitch weight  diary threshold  balanced acc  recall  false alarms")
+    for r in result["table"]:
+        print(f"{r['pitch_weight']:12.2f}  {r['diary_threshold']:15.3f}  {r['balanced_accuracy']:12.3f}  "
+              f"{r['recall']:6.3f}  {r['false_alarms']:12.3f}")
+    print(f"[alerts] depressed_pitch_weight = {result['depressed_pitch_weight']:g}, depressed_score = "
+          f"{result['depressed_score']:g}, depressed_score_sentence = {result['depressed_score_sentence']:g} "
+          f"(sentence: {SENTENCE_FALSE_ALARMS:.0%} false alarms on train+dev clips, recall {result['sentence_recall']:.3f})")

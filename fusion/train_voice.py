@@ -1,0 +1,229 @@
+"""Train the ``whisper-encoder-lr`` voice model: pooled Whisper-encoder layers → multinomial logistic head.
+
+    fusion train audio --arch whisper-encoder-lr --out DIR [--data DIR] [--cache DIR]
+
+Only audio whose words cannot give the emotion away is used: RAVDESS (two statements), EmoDB
+(ten sentences) and the plain-to-emotional speakers of ko_emotional (neutral sentences read in
+every emotion). Of the scripted (emotional-to-emotional) speakers only the neutral clips are
+used — neutral words read neutrally, which teach NEUTRAL without tying an emotion to words.
+neutral and RAVDESS calm are the NEUTRAL class; EmoDB's bored is left out.
+
+Choices are made on a speaker-independent, lexically balanced dev protocol: RAVDESS dev actors,
+EmoDB dev speakers and leave-one-speaker-out over the two Korean plain-to-emotional training
+speakers. The chosen candidate is refitted on train+dev and reported on test (never chosen on).
+Encoder features are computed once with the product's own code (``pooled_features``) and cached
+as .npy, so a retrain takes seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections import Counter
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fusion.audio import load_audio, voiced_spans
+from fusion.config import Config, default_config
+from fusion.evaluate import sad_vs_rest_auc, track
+from fusion.voice_whisper import WhisperHead, load_encoder, pooled_features, save
+
+ALL_LAYERS = (0, 1, 2, 3, 4, 5, 6)
+DATASETS = ("ravdess", "emodb", "ko_emotional")
+KO_DEV_SPEAKERS = ("ko_emotional:ema", "ko_emotional:emh")  # the plain-to-emotional train speakers (LOSO)
+LABEL_MAP = {"angry": "ANGRY", "sad": "SAD", "disgust": "DISGUST", "happy": "HAPPY", "fear": "FEAR",
+             "fearful": "FEAR", "surprised": "SURPRISE", "neutral": "NEUTRAL", "calm": "NEUTRAL"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One setting of the recipe: encoder layers (mean-pooled, concatenated), inverse L2 strength, Korean weight."""
+
+    layers: tuple[int, ...] = (2, 3)
+    C: float = 0.1
+    korean_weight: float = 10.0
+
+    @property
+    def name(self) -> str:
+        return f"layers {'+'.join(map(str, self.layers))}, C {self.C:g}, Korean weight {self.korean_weight:g}"
+
+
+CANDIDATES = (
+    Candidate((1,)), Candidate((2,)), Candidate((3,)), Candidate((4,)), Candidate((6,)),
+    Candidate((2, 3)), Candidate((2, 3), C=0.01), Candidate((2, 3), C=1.0), Candidate((2, 3), korean_weight=3.0),
+    Candidate((3,), korean_weight=3.0),
+)
+DEFAULT = Candidate()
+
+
+@dataclass
+class Corpus:
+    """Every usable clip with its label, speaker, split and pooled features of all encoder layers."""
+
+    rows: list[dict]
+    labels: np.ndarray     # index into the model's labels
+    features: np.ndarray   # (clips, layers, state)
+
+    def mask(self, **where) -> np.ndarray:
+        out = np.ones(len(self.rows), bool)
+        for key, value in where.items():
+            values = value if isinstance(value, tuple) else (value,)
+            out &= np.array([r[key] in values for r in self.rows])
+        return out
+
+    def x(self, layers: tuple[int, ...]) -> np.ndarray:
+        return self.features[:, list(layers)].reshape(len(self.rows), -1)
+
+
+def model_labels(cfg: Config) -> list[str]:
+    return [*cfg.labels.en, cfg.audio.neutral_label]
+
+
+def read_rows(data: Path, limit: int | None = None) -> list[dict]:
+    """The lexically balanced clips (and scripted speakers' neutral clips), each with ``model_label``.
+
+    ``limit``: only the first N clips of each speaker and label (quick runs).
+    """
+    rows, seen, data = [], Counter(), Path(data).resolve()
+    for ds in DATASETS:
+        with (data / ds / "labels.csv").open(encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                label = LABEL_MAP.get(r["label"])
+                scripted = r.get("subset") == "emotional-to-emotional"
+                if label is None or (scripted and label != "NEUTRAL"):
+                    continue
+                seen[(ds, r["speaker"], label)] += 1
+                if limit is not None and seen[(ds, r["speaker"], label)] > limit:
+                    continue
+                rows.append({"dataset": ds, "path": str(data / ds / r["path"]), "speaker": f"{ds}:{r['speaker']}",
+                             "gender": r["gender"], "split": r["split"], "label": r["label"], "model_label": label,
+                             "subset": r.get("subset") or "lexically balanced"})
+    return rows
+
+
+def load_corpus(data: Path, cache: Path, cfg: Config, progress: bool = True, limit: int | None = None) -> Corpus:
+    """Rows and their pooled features (all layers), computed with the product's code once and cached as .npy."""
+    rows = read_rows(data, limit)
+    key = hashlib.sha1("\n".join([cfg.stt.embedded_sha256, str(cfg.audio.max_piece_s),
+                                  *(r["path"] for r in rows)]).encode()).hexdigest()[:16]
+    path = Path(cache) / f"whisper_layers_{key}.npy"
+    if path.is_file():
+        features = np.load(path)
+    else:
+        encoder = load_encoder(max(ALL_LAYERS), cfg.stt.embedded_sha256)
+        features = np.zeros((len(rows), len(ALL_LAYERS), encoder.conv1.out_channels), np.float32)
+        for i in track(range(len(rows)), "voice: encoder features", progress):
+            audio = load_audio(rows[i]["path"])
+            speech = voiced_spans(audio, cfg.audio_input) or [(0.0, audio.duration)]
+            pooled = pooled_features(audio.samples, [(0.0, audio.duration)], speech, encoder, ALL_LAYERS,
+                                     cfg.audio.max_piece_s)
+            features[i] = pooled[0].reshape(len(ALL_LAYERS), -1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, features)
+    labels = model_labels(cfg)
+    return Corpus(rows, np.array([labels.index(r["model_label"]) for r in rows]), features)
+
+
+def fit(corpus: Corpus, train: np.ndarray, cand: Candidate) -> WhisperHead:
+    """Standardise, then class-balanced multinomial logistic regression (Korean clips weighted up)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = corpus.x(cand.layers)[train].astype(np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    weight = np.where(corpus.mask(dataset="ko_emotional")[train], cand.korean_weight, 1.0)
+    clf = LogisticRegression(C=cand.C, max_iter=3000, class_weight="balanced")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit((x - mean) / scale, corpus.labels[train], sample_weight=weight)
+    n_labels = corpus.labels.max() + 1
+    w, b = np.zeros((n_labels, x.shape[1])), np.full(n_labels, -30.0)  # a class absent from training is never predicted
+    w[clf.classes_], b[clf.classes_] = clf.coef_, clf.intercept_
+    return WhisperHead(mean, scale, w, b)
+
+
+def scores(corpus: Corpus, head: WhisperHead, cand: Candidate, rows: np.ndarray, sad: int) -> dict:
+    """UAR over the emotions present (argmax among the six emotions) and the SAD-vs-rest AUC of P(SAD)."""
+    from sklearn.metrics import recall_score
+
+    p = head.probs(corpus.x(cand.layers)[rows].astype(np.float64))
+    y = corpus.labels[rows]
+    emotional = y < p.shape[1] - 1
+    truth = y[emotional]
+    uar = recall_score(truth, p[emotional, :-1].argmax(1), labels=np.unique(truth), average="macro", zero_division=0)
+    out = {"uar": float(uar), "n": int(rows.sum())}
+    auc = sad_vs_rest_auc(list(y == sad), list(p[:, sad]))
+    if auc is not None:
+        out["sad_auc"] = auc
+    return out
+
+
+def dev_figures(corpus: Corpus, cand: Candidate, sad: int) -> dict:
+    """Speaker-independent, lexically balanced dev: RAVDESS and EmoDB dev speakers, Korean leave-one-speaker-out."""
+    train = corpus.mask(split="train")
+    head = fit(corpus, train, cand)
+    out = {f"{ds} dev uar": scores(corpus, head, cand, corpus.mask(dataset=ds, split="dev"), sad)["uar"]
+           for ds in ("ravdess", "emodb")}
+    for speaker in KO_DEV_SPEAKERS:
+        rows = corpus.mask(speaker=speaker)
+        s = scores(corpus, fit(corpus, train & ~rows, cand), cand, rows, sad)
+        out[f"{speaker.split(':')[1]} uar"], out[f"{speaker.split(':')[1]} sad_auc"] = s["uar"], s["sad_auc"]
+    out["score"] = float(np.mean(list(out.values())))
+    return out
+
+
+def test_figures(corpus: Corpus, head: WhisperHead, cand: Candidate, sad: int) -> dict:
+    """Reported, never chosen on: the test speakers of each dataset (Korean: the plain-to-emotional speaker)."""
+    out = {}
+    for ds in DATASETS:
+        rows = corpus.mask(dataset=ds, split="test", subset="lexically balanced" if ds != "ko_emotional"
+                           else "plain-to-emotional")
+        for metric, value in scores(corpus, head, cand, rows, sad).items():
+            if metric != "n" and (ds == "ko_emotional" or metric == "uar"):
+                out[f"{ds} test {metric}"] = value
+    return out
+
+
+def out_of_fold(corpus: Corpus, cand: Candidate, rows: np.ndarray, folds: int = 5) -> np.ndarray:
+    """Probabilities of ``rows`` from heads that never saw the clip's speaker (speaker-grouped folds)."""
+    speakers = sorted({corpus.rows[i]["speaker"] for i in np.flatnonzero(rows)})
+    probs = np.zeros((len(corpus.rows), corpus.labels.max() + 1))
+    for k in range(folds):
+        held = corpus.mask(speaker=tuple(speakers[k::folds])) & rows
+        probs[held] = fit(corpus, rows & ~held, cand).probs(corpus.x(cand.layers)[held].astype(np.float64))
+    return probs
+
+
+def train(out: Path, data: Path, cache: Path, progress: bool = True, candidates=CANDIDATES, command: str = "",
+          limit: int | None = None) -> dict:
+    """Measure the candidates on dev, refit the best on train+dev, write the model directory; returns the figures."""
+    cfg = default_config()
+    t0 = time.time()
+    corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit)
+    sad = model_labels(cfg).index("SAD")
+    table = [(cand, dev_figures(corpus, cand, sad)) for cand in track(list(candidates), "voice: candidates", progress)]
+    best, dev = max(table, key=lambda t: t[1]["score"])
+    train_dev = corpus.mask(split=("train", "dev"))
+    head = fit(corpus, train_dev, best)
+    test = test_figures(corpus, head, best, sad)
+    counts = {lab: int(np.sum(corpus.labels[train_dev] == i)) for i, lab in enumerate(model_labels(cfg))}
+    save(Path(out), head, {
+        "labels": model_labels(cfg), "layers": list(best.layers), "pool": "mean", "encoder": "embedded Whisper base "
+        f"(sha256 {cfg.stt.embedded_sha256[:16]}…)", "recipe": asdict(best), "train_clips_per_label": counts,
+        "data": "shared/data/speech: ravdess, emodb, ko_emotional (plain-to-emotional; scripted speakers' neutral clips)",
+        "split": "candidates chosen on dev (RAVDESS/EmoDB dev speakers, Korean leave-one-speaker-out on ema/emh); "
+                 "final head fitted on train+dev; test reported only",
+        "candidates": [{"candidate": c.name, **{k: round(v, 4) for k, v in d.items()}} for c, d in table],
+        "metrics": {"dev": dev, "test": test}, "limit_per_speaker_label": limit, "command": command,
+        "train_seconds": round(time.time() - t0)})
+    return {"candidates": table, "chosen": best, "dev": dev, "test": test}
+
+
+def print_figures(result: dict) -> None:
+    for cand, figures in result["candidates"]:
+        mark = "*" if cand == result["chosen"] else " "
+        print(f"{mark} {cand.name:45s} " + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+    print("test (reported, not used for any choice): " + "  ".join(f"{k} {v:.3f}" for k, v in result["test"].items()))
