@@ -49,13 +49,15 @@ def main() -> None:
     cold_total, warm_total = sum(cold.values()), sum(warm.values())
     print(f"{'total':<10} {cold_total:>8.3f} {warm_total:>8.3f} {warm_total / duration:>9.4f}")
     stt_share = warm.get("stt", 0.0) / warm_total if warm_total else 0.0
+    voice_vs_stt = warm.get("audio", 0.0) / warm["stt"] if warm.get("stt") else float("nan")
+    print(f"voice stage / STT stage, warm: {voice_vs_stt:.1%} (target <= 15%)")
     print(f"cold RTF (with model load) {(cold_total + load_s) / duration:.3f}; warm RTF {warm_total / duration:.3f}; "
           f"STT share of warm time {stt_share:.0%}")
     print(json.dumps({
         "bench": "pipeline", "recording": args.recording.name, "audio_s": round(duration, 3),
         "load_s": round(load_s, 3), "cold": cold, "warm": warm,
         "cold_rtf": round((cold_total + load_s) / duration, 4), "warm_rtf": round(warm_total / duration, 4),
-        "stt_share": round(stt_share, 3),
+        "stt_share": round(stt_share, 3), "voice_vs_stt": round(voice_vs_stt, 4),
     }))
 
 

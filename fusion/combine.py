@@ -73,10 +73,14 @@ def voice_point(voice_en: np.ndarray, neutral: float, cfg: Config) -> ValenceAro
                           arousal=round((1 - neutral) * emotional.arousal + neutral * n_arousal, 4))
 
 
-def mean_point(points: list[ValenceArousal]) -> ValenceArousal:
-    """The centre of several points (the diary's words, from its sentences')."""
-    return ValenceArousal(valence=round(float(np.mean([p.valence for p in points])), 4),
-                          arousal=round(float(np.mean([p.arousal for p in points])), 4))
+def diary_words_point(points: list[ValenceArousal], neutral: list[bool], cfg: Config) -> ValenceArousal:
+    """Where a diary's words sit: the centre of its emotional sentences (plain ones carry no emotion to
+    average in); the neutral point when every sentence is plain."""
+    emotional = [p for p, plain in zip(points, neutral) if not plain]
+    if not emotional:
+        return words_point(np.zeros(len(cfg.labels.ko)), True, cfg)
+    return ValenceArousal(valence=round(float(np.mean([p.valence for p in emotional])), 4),
+                          arousal=round(float(np.mean([p.arousal for p in emotional])), 4))
 
 
 @dataclass(frozen=True)

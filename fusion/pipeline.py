@@ -128,7 +128,8 @@ class Pipeline:
         cfg = self.config
         timer = _Timer()
         with timer.stage("decode"):
-            audio = source if isinstance(source, Audio) else load_audio(source, cfg.audio_input.sample_rate)
+            audio = source if isinstance(source, Audio) else load_audio(source, cfg.audio_input.sample_rate,
+                                                                         max_duration_s=cfg.audio_input.max_duration_s)
             warnings = audio_warnings(audio, cfg.audio_input)
             speech = voiced_spans(audio, cfg.audio_input)
         heard = None
@@ -142,7 +143,7 @@ class Pipeline:
             language = heard.language
             transcript = heard.text
             with timer.stage("sentences"):
-                sents = sentence_stage.sentences_from_transcript(heard, cfg.sentences)
+                sents = sentence_stage.sentences_from_transcript(heard, cfg.sentences, speech)
         if not speech:
             warnings.append("no speech found: the report holds neither words nor a voice emotion")
         elif not sents:
@@ -207,7 +208,8 @@ class Pipeline:
                                 voice_neutral=float(voice.neutral[i]))
             for i in range(len(sents))
         ]
-        words_va = combine.mean_point(text.points) if sents else combine.valence_arousal(text.mean, ko, points["ko"])
+        words_va = (combine.diary_words_point(text.points, list(text.marked), cfg) if sents
+                    else combine.valence_arousal(text.mean, ko, points["ko"]))
         diary = combine.Observation(text.mean, voice.diary, voice.diary_prosody, words_va=words_va,
                                     voice_neutral=voice.diary_neutral)
         alerts = combine.mismatch_alerts(diary, observations, cfg) if sents else []

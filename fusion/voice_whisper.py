@@ -182,18 +182,21 @@ class WhisperVoice:
         return probs[:-1], probs[-1]
 
 
-def load(directory: Path, settings: dict, stt_sha256: str) -> WhisperVoice:
-    """The head in ``directory/model.safetensors`` with the encoder named by its config.json ``settings``."""
+def read_head(directory: Path) -> WhisperHead:
+    """The head in ``directory/model.safetensors`` (safetensors: tensors only, nothing executed)."""
     from safetensors.numpy import load_file
 
     weights = directory / "model.safetensors"
     try:
         t = load_file(weights)
-        head = WhisperHead(t["mean"].astype(np.float64), t["scale"].astype(np.float64),
-                           t["weight"].astype(np.float64), t["bias"].astype(np.float64))
+        return WhisperHead(*(t[k].astype(np.float64) for k in ("mean", "scale", "weight", "bias")))
     except (OSError, KeyError, ValueError) as exc:
         raise ModelError(f"{weights}: not a {ARCHITECTURE} head ({exc})") from exc
-    return WhisperVoice(head, settings, stt_sha256)
+
+
+def load(directory: Path, settings: dict, stt_sha256: str) -> WhisperVoice:
+    """The head of ``directory`` with the encoder layers named by its config.json ``settings``."""
+    return WhisperVoice(read_head(directory), settings, stt_sha256)
 
 
 def save(directory: Path, head: WhisperHead, config: dict) -> None:

@@ -170,3 +170,15 @@ def test_a_neutral_sentence_drives_no_positive_words_alert(config):
     assert not mismatch_alerts(diary, [neutral], config)
     agitated = Observation(joyful_probs, en(config, ANGRY=0.9, FEAR=0.1), voice_pitch(2.0), sentence=0, words_va=plain)
     assert kinds(mismatch_alerts(diary, [agitated], config)) == {"calm_words_agitated_tone"}
+
+
+def test_a_diary_s_words_are_the_centre_of_its_emotional_sentences(config):
+    from fusion.combine import diary_words_point, words_point
+
+    joy, sad = words_point(ko(config, joy=1.0), False, config), words_point(ko(config, sadness=1.0), False, config)
+    plain = words_point(ko(config, joy=1.0), True, config)
+    centre = diary_words_point([joy, plain, plain, sad], [False, True, True, False], config)
+    assert centre.valence == pytest.approx((joy.valence + sad.valence) / 2, abs=1e-4)
+    happy_diary = diary_words_point([joy, plain, plain], [False, True, True], config)
+    assert happy_diary.valence == pytest.approx(joy.valence), "plain sentences do not dilute the words' emotion"
+    assert diary_words_point([plain, plain], [True, True], config) == plain

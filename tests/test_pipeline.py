@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from fusion import analyze
-from fusion.audio import SAMPLE_RATE, load_audio
+from fusion.audio import SAMPLE_RATE, load_audio, voiced_spans
 from fusion.prosody import build_baseline
 from fusion.report import SCHEMA_VERSION, DiaryReport
 
@@ -150,3 +150,38 @@ def test_flagship_through_whisper(shared_data, tmp_path):
     assert FLAGSHIP not in {a.kind for a in normal.alerts}
     alert = next(a for a in low.alerts if a.kind == FLAGSHIP)
     assert alert.evidence[0].prosody.pitch_semitones < -2.0
+
+
+SAD_SAMPLE = ROOT / "samples" / "sad_voice_ko.flac"
+
+
+def test_the_sad_voice_sample_under_happy_words_raises_the_flagship():
+    """The README's one-line demo: plain sentences read in a sad voice by a speaker no model was trained on."""
+    words = (ROOT / "samples" / "happy_words_ko.txt").read_text(encoding="utf-8")
+    report = analyze(SAD_SAMPLE, transcript=words)
+    assert report.text.top == "기쁨" and report.voice.top == "SAD"
+    alert = next(a for a in report.alerts if a.kind == FLAGSHIP)
+    assert alert.diary_level and alert.evidence[0].voice_va.valence < 0 < alert.evidence[0].words_va.valence
+
+
+def test_sentence_voices_follow_the_voice_of_their_stretch(shared_data):
+    """A long recording, happy clips then sad clips of one unseen speaker: each sentence's voice is its own stretch's."""
+    clips = ko_emotional_test_clips(shared_data)["emg"]
+    parts, spans, t = [], [], 0.0
+    for clip in clips["happy"] + clips["sad"]:
+        samples = load_audio(clip).samples
+        parts += [samples, np.zeros(SAMPLE_RATE, np.float32)]
+        spans.append((t, t + len(samples) / SAMPLE_RATE))
+        t += len(samples) / SAMPLE_RATE + 1.0
+    recording = np.concatenate(parts)
+    from fusion.audio import audio_from_array
+    from fusion.audio_branch import load_audio_model
+    from fusion.prosody import resolve_baseline
+
+    audio = audio_from_array(recording, SAMPLE_RATE)
+    scores = load_audio_model().predict(recording, spans, voiced_spans(audio), resolve_baseline("male"))
+    labels = load_audio_model().labels
+    sad = list(scores.spans[:, labels.index("SAD")] * (1 - scores.span_neutral))
+    happy = list(scores.spans[:, labels.index("HAPPY")] * (1 - scores.span_neutral))
+    assert min(sad[5:]) > max(sad[:5]), sad
+    assert np.mean(happy[:5]) > np.mean(happy[5:]), happy

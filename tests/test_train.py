@@ -128,3 +128,21 @@ def test_train_audio_whisper_cli_on_a_tiny_subset_writes_a_loadable_reproducible
     first, second = load_file(out / "model.safetensors"), load_file(again / "model.safetensors")
     for key in ("mean", "scale", "weight", "bias"):
         np.testing.assert_array_equal(first[key], second[key])
+
+
+@pytest.mark.slow
+def test_retraining_the_shipped_recipe_reproduces_the_shipped_head(tmp_path, shared_data, config):
+    """All the data, the shipped candidate only (its choice is in the model card): on every test clip the
+    retrained head's probabilities match the shipped head's to within CPU noise."""
+    from fusion import train_voice as tv
+    from fusion.audio_branch import EMBEDDED_ROOT
+    from fusion.voice_whisper import ARCHITECTURE, read_head
+
+    shipped_dir = EMBEDDED_ROOT / ARCHITECTURE
+    recipe = json.loads((shipped_dir / "config.json").read_text())["recipe"]
+    cand = tv.Candidate(tuple(recipe["layers"]), recipe["C"], recipe["korean_weight"])
+    tv.train(tmp_path / "voice", shared_data / "speech", tmp_path / "cache", progress=False, candidates=[cand])
+    corpus = tv.load_corpus(shared_data / "speech", tmp_path / "cache", config, progress=False)
+    x = corpus.x(cand.layers)[corpus.mask(split="test")].astype(np.float64)
+    retrained, shipped = read_head(tmp_path / "voice").probs(x), read_head(shipped_dir).probs(x)
+    assert len(x) > 300 and np.abs(retrained - shipped).max() < 0.02

@@ -13,6 +13,8 @@ Every row gets a happy Korean diary transcript; sad-voiced rows expect
 ``audio/`` and ``alerts.csv`` beside this script; ``--personal`` also writes
 ``alerts_personal.csv``, whose rows use a personal baseline per speaker built from that
 speaker's neutral (RAVDESS: neutral and calm) clips, which it then does not score.
+``calm.csv`` lists every ``ko_transcribed`` clip (calm read speech of plain sentences) under
+its own transcript: no alert is due on any of them.
 
     python evalsets/alerts/make_set.py [--data ../shared/data] [--personal]
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import shutil
 from pathlib import Path
 
@@ -136,6 +139,18 @@ def personal_rows(rows: list[dict], data: Path, out: Path) -> list[dict]:
     return [{**r, "baseline": json_of[r["speaker"]]} for r in rows if not is_baseline(r)]
 
 
+def calm_rows(data: Path) -> list[dict]:
+    """Every ``ko_transcribed`` clip under its own transcript: calm read speech of plain sentences, no alert due.
+
+    The paths point into ``data`` (relative to this folder when it lies beside the checkout): nothing is copied.
+    """
+    folder = data / "speech" / "ko_transcribed"
+    with (folder / "labels.csv").open(encoding="utf-8", newline="") as fh:
+        clips = list(csv.DictReader(fh))
+    return [{"path": os.path.relpath(folder / c["path"], HERE), "transcript": c["transcript"], "expected": "",
+             "baseline": "auto", "group": f"calm {c['speaker']}"} for c in clips]
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
@@ -155,6 +170,7 @@ def main() -> None:
     write_csv(HERE / "alerts.csv", rows)
     if args.personal:
         write_csv(HERE / "alerts_personal.csv", personal_rows(rows, args.data, out))
+    write_csv(HERE / "calm.csv", calm_rows(args.data))
 
 
 if __name__ == "__main__":
