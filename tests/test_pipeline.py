@@ -185,3 +185,27 @@ def test_sentence_voices_follow_the_voice_of_their_stretch(shared_data):
     happy = list(scores.spans[:, labels.index("HAPPY")] * (1 - scores.span_neutral))
     assert min(sad[5:]) > max(sad[:5]), sad
     assert np.mean(happy[:5]) > np.mean(happy[5:]), happy
+
+
+@pytest.mark.parametrize("level_db", [-70.0, -80.0])
+def test_quiet_audio_gives_a_report_with_a_warning_and_no_numpy_noise(tmp_path, level_db):
+    """The sample scaled so its loudest sample sits at -70 / -80 dBFS, and room hiss: used to raise IndexError."""
+    import warnings
+
+    samples = load_audio(SAMPLE).samples
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, (samples / np.abs(samples).max() * 10 ** (level_db / 20)).astype(np.float32), SAMPLE_RATE)
+    hiss = tmp_path / "hiss.wav"
+    sf.write(hiss, np.random.default_rng(0).normal(0, 10 ** (level_db / 20), 5 * SAMPLE_RATE).astype(np.float32),
+             SAMPLE_RATE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for path in (quiet, hiss):
+            report = analyze(path, transcript=HAPPY_WORDS)
+            assert any("silen" in w for w in report.warnings) and report.voice.top is None
+
+
+def test_a_long_transcript_of_short_sentences_over_a_short_recording():
+    """20,000 characters of two-word sentences spread over 25 s: thousands of tiny spans, no traceback."""
+    report = analyze(SAMPLE, transcript="정말 좋아. " * 3300)
+    assert len(report.sentences) > 3000 and all(s.voice_probs for s in report.sentences[:: 500])
