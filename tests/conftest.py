@@ -22,3 +22,19 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def config() -> Config:
     return default_config()
+
+
+@pytest.fixture(scope="session")
+def ned_clips(shared_data) -> dict:
+    """Test speaker ned of ko_emotional (scripted, female): decoded clips by label."""
+    import csv
+
+    from fusion.audio import load_audio
+
+    root = shared_data / "speech" / "ko_emotional"
+    by_label: dict = {}
+    with (root / "labels.csv").open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            if r["speaker"] == "ned":
+                by_label.setdefault(r["label"], []).append(load_audio(root / r["path"]).samples)
+    return by_label

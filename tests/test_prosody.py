@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
 import pytest
 
 from fusion import prosody as pr
-from fusion.audio import load_audio
 from fusion.errors import ModelError
-
-
-@pytest.fixture(scope="module")
-def ned(shared_data) -> dict[str, list[np.ndarray]]:
-    """Test speaker ned of ko_emotional: clips by label."""
-    root = shared_data / "speech" / "ko_emotional"
-    by_label: dict[str, list[np.ndarray]] = {}
-    with (root / "labels.csv").open(encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            if r["speaker"] == "ned":
-                by_label.setdefault(r["label"], []).append(load_audio(root / r["path"]).samples)
-    return by_label
 
 
 def test_baseline_from_config_is_the_design_values(config):
@@ -36,36 +22,36 @@ def test_baseline_from_config_is_the_design_values(config):
         pr.resolve_baseline("/nonexistent/baseline.json", config)
 
 
-def test_build_baseline_round_trips_and_needs_two_clips(tmp_path, config, ned):
-    base = pr.build_baseline(ned["neutral"], "ned", config.audio)
+def test_build_baseline_round_trips_and_needs_two_clips(tmp_path, config, ned_clips):
+    base = pr.build_baseline(ned_clips["neutral"], "ned", config.audio)
     assert base.mean.shape == (13,) and (base.std > 0).all() and 150 < base.pitch_hz < 350
     base.save_json(tmp_path / "ned.json")
     again = pr.resolve_baseline(str(tmp_path / "ned.json"), config)
     np.testing.assert_allclose(again.mean, base.mean)
     assert again.pitch_hz == pytest.approx(base.pitch_hz) and again.name == "ned"
     with pytest.raises(ValueError, match="at least 2") as err:
-        pr.build_baseline(ned["neutral"][:1], cfg=config.audio)
+        pr.build_baseline(ned_clips["neutral"][:1], cfg=config.audio)
     assert isinstance(err.value, ModelError)
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ModelError, match="bad.json"):
         pr.resolve_baseline(str(tmp_path / "bad.json"), config)
 
 
-def test_prosody_is_sane_and_sad_is_lower_than_neutral(ned, config):
-    neutral = [pr.prosody(y) for y in ned["neutral"]]
-    sad = [pr.prosody(y) for y in ned["sad"]]
+def test_prosody_is_sane_and_sad_is_lower_than_neutral(ned_clips, config):
+    neutral = [pr.prosody(y) for y in ned_clips["neutral"]]
+    sad = [pr.prosody(y) for y in ned_clips["sad"]]
     assert all(60 < p.pitch_hz < 400 for p in neutral + sad)
     assert all(p.rate_per_s > 0 and -60 < p.energy_db < 0 for p in neutral)
     assert np.median([p.pitch_hz for p in sad]) < 0.95 * np.mean([p.pitch_hz for p in neutral])
-    rel = sad[0].relative_to(pr.build_baseline(ned["neutral"], cfg=config.audio))
+    rel = sad[0].relative_to(pr.build_baseline(ned_clips["neutral"], cfg=config.audio))
     assert set(rel) == {"pitch_ratio", "pitch_semitones", "energy_delta_db", "rate_ratio"}
     assert rel["pitch_semitones"] == pytest.approx(12 * np.log2(rel["pitch_ratio"]))
 
 
 @pytest.mark.parametrize("level_db", [-70.0, -80.0, -95.0])
-def test_quiet_audio_measures_nothing_instead_of_crashing(ned, level_db):
+def test_quiet_audio_measures_nothing_instead_of_crashing(ned_clips, level_db):
     """Speech scaled so its loudest frame sits between -90 and -70 dBFS used to raise IndexError."""
-    y = ned["neutral"][0]
+    y = ned_clips["neutral"][0]
     quiet = (y / np.max(np.abs(y)) * 10 ** (level_db / 20)).astype(np.float32)
     hiss = (np.random.default_rng(0).normal(0, 10 ** (level_db / 20), 3 * 16000)).astype(np.float32)
     for samples in (quiet, hiss):

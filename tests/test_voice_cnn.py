@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 
 import numpy as np
 import pytest
 import torch
 
 from fusion import voice_cnn as vc
-from fusion.audio import load_audio
 from fusion.audio_branch import EMBEDDED_ROOT
 from fusion.mfcc import mfcc, pad_or_cut, span_frames
 from fusion.prosody import resolve_baseline
@@ -24,17 +22,6 @@ DESIGN_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def ned(shared_data) -> dict[str, list[np.ndarray]]:
-    root = shared_data / "speech" / "ko_emotional"
-    by_label: dict[str, list[np.ndarray]] = {}
-    with (root / "labels.csv").open(encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            if r["speaker"] == "ned":
-                by_label.setdefault(r["label"], []).append(load_audio(root / r["path"]).samples)
-    return by_label
-
-
-@pytest.fixture(scope="module")
 def cnn() -> vc.CnnVoice:
     return vc.load(EMBEDDED_ROOT / vc.ARCHITECTURE / "model.safetensors", 6, "embedded")
 
@@ -45,8 +32,8 @@ def test_state_dict_keys_match_the_original_names():
     assert net(torch.zeros(3, 13, 100)).shape == (3, 6)
 
 
-def test_spans_batched_equal_one_by_one(cnn, ned, config):
-    y = np.concatenate(ned["happy"][:2] + ned["sad"][:2])
+def test_spans_batched_equal_one_by_one(cnn, ned_clips, config):
+    y = np.concatenate(ned_clips["happy"][:2] + ned_clips["sad"][:2])
     spans = [(0.0, 1.5), (0.5, 6.0), (4.0, 13.0), (12.0, 12.8)]
     base = resolve_baseline("female", config)
     feats = mfcc(y)
@@ -63,8 +50,8 @@ def _window_probs(cnn, base, window: np.ndarray) -> np.ndarray:
         return torch.softmax(cnn.net(torch.from_numpy(x.T[None].astype(np.float32))), 1).numpy()[0]
 
 
-def test_recording_shorter_than_a_window_is_padded_like_the_original(cnn, ned, config):
-    y = ned["neutral"][0][: 2 * 16000]
+def test_recording_shorter_than_a_window_is_padded_like_the_original(cnn, ned_clips, config):
+    y = ned_clips["neutral"][0][: 2 * 16000]
     base = resolve_baseline("female", config)
     feats = mfcc(y)
     assert len(feats) < 100
@@ -72,8 +59,8 @@ def test_recording_shorter_than_a_window_is_padded_like_the_original(cnn, ned, c
     np.testing.assert_allclose(got, _window_probs(cnn, base, feats), atol=1e-4)
 
 
-def test_short_span_is_heard_in_a_window_of_its_context(cnn, ned, config):
-    y = np.concatenate(ned["neutral"][:2])
+def test_short_span_is_heard_in_a_window_of_its_context(cnn, ned_clips, config):
+    y = np.concatenate(ned_clips["neutral"][:2])
     base = resolve_baseline("female", config)
     feats = mfcc(y)
     first, last = span_frames((2.0, 3.0), len(feats), min_frames=100)
@@ -81,8 +68,8 @@ def test_short_span_is_heard_in_a_window_of_its_context(cnn, ned, config):
     np.testing.assert_allclose(got, _window_probs(cnn, base, feats[first:last]), atol=1e-4)
 
 
-def test_ten_minute_input_is_processed(cnn, ned, config):
-    y = np.tile(np.concatenate(ned["neutral"]), 20)[: 600 * 16000]
+def test_ten_minute_input_is_processed(cnn, ned_clips, config):
+    y = np.tile(np.concatenate(ned_clips["neutral"]), 20)[: 600 * 16000]
     base = resolve_baseline("female", config)
     spans, diary = cnn.score(y, [(0.0, 30.0), (100.0, 400.0), (599.0, 700.0)], [(0.0, 600.0)], base)
     assert diary.shape == (6,) and np.isclose(diary.sum(), 1.0, atol=1e-4)
