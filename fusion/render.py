@@ -61,7 +61,7 @@ def render(report: DiaryReport, console: Console | None = None) -> None:
     grid = Table.grid(padding=(0, 4))
     grid.add_row(
         _bars("Words (share of sentences)", report.text.percent, 100.0, "%"),
-        _bars(f"Voice (baseline: {report.voice.baseline})", report.voice.probs),
+        _bars(f"Voice (baseline: {report.voice.baseline}; neutral {report.voice.neutral_prob:.0%})", report.voice.probs),
     )
     grid.add_row(_bars("Fused (KO)", report.fused.ko), _bars("Fused (EN)", report.fused.en))
     console.print(grid)
@@ -76,6 +76,6 @@ def render(report: DiaryReport, console: Console | None = None) -> None:
     for s in report.sentences:
         style = "red" if s.index in flagged else None
         words = "neutral" if s.neutral else s.text_top
-        table.add_row(str(s.index), f"{s.start:.1f}–{s.end:.1f}", s.text, words, s.voice_top, style=style)
+        table.add_row(str(s.index), f"{s.start:.1f}–{s.end:.1f}", s.text, words, s.voice_label(), style=style)
     console.print(table)
     console.print(f"[dim]models: {report.models.stt_model} · {report.models.text_model} · {report.models.audio_model}[/]")

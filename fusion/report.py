@@ -63,6 +63,9 @@ class Alert(_Model):
     evidence: list[AlertEvidence]
 
 
+NEUTRAL_VOICE = "neutral"
+
+
 class SentenceReport(_Model):
     index: int
     text: str
@@ -82,6 +85,12 @@ class SentenceReport(_Model):
     words_va: ValenceArousal
     voice_va: ValenceArousal
     prosody: Prosody | None = Field(description="the voice over this sentence's span against the baseline")
+
+    def voice_label(self) -> str:
+        """``neutral`` when a neutral voice is likelier than the top emotion (over all seven labels), else the top emotion."""
+        if self.voice_neutral_prob > (1.0 - self.voice_neutral_prob) * self.voice_probs[self.voice_top]:
+            return NEUTRAL_VOICE
+        return self.voice_top
 
 
 class TextSummary(_Model):
