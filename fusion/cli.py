@@ -402,7 +402,7 @@ def train_alerts(
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the search as JSON here"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
-    """Choose the depressed-voice rule of [alerts] on train+dev speakers (out-of-fold voice scores); prints the values."""
+    """Choose the depressed-voice rule of \\[alerts] on train+dev speakers (out-of-fold voice scores); prints the values."""
     from fusion import train_alerts as tal
     from fusion import train_audio as ta
 
