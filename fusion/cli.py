@@ -379,15 +379,22 @@ def train_audio(
         from fusion import train_voice as tv
 
         command = "fusion train audio " + " ".join(sys.argv[3:])
-        tv.print_figures(tv.train(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet,
-                                  command=command.strip(), limit=limit_per_class))
+        try:
+            result = tv.train(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet,
+                              command=command.strip(), limit=limit_per_class)
+        except FusionError as exc:
+            _fail(exc)
+        tv.print_figures(result)
     elif arch == "cnn-bilstm-mfcc":
         try:
             recipe = replace(ta.Recipe(), **_settings(settings), **({"epochs": epochs} if epochs else {}))
         except TypeError as exc:
             raise typer.BadParameter(f"--set: {exc}") from None
-        metrics = ta.train_model(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, seed=seed, recipe=recipe,
-                                 limit_per_class=limit_per_class, progress=not quiet)
+        try:
+            metrics = ta.train_model(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, seed=seed, recipe=recipe,
+                                     limit_per_class=limit_per_class, progress=not quiet)
+        except FusionError as exc:
+            _fail(exc)
         ta.print_figures("dev", metrics["dev"])
         ta.print_figures("test", metrics["test"])
     else:
@@ -406,7 +413,10 @@ def train_alerts(
     from fusion import train_alerts as tal
     from fusion import train_audio as ta
 
-    result = tal.calibrate(data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet)
+    try:
+        result = tal.calibrate(data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet)
+    except FusionError as exc:
+        _fail(exc)
     tal.print_result(result)
     if json_out is not None:
         import json

@@ -43,6 +43,7 @@ from fusion.mfcc import mfcc, pad_or_cut, span_frames
 from fusion.prosody import NeutralBaseline, build_baseline, prosody
 from fusion.voice_cnn import ARCHITECTURE, AudioEmotionNet, CnnVoice
 from fusion.config import Config, default_config
+from fusion.errors import InputError
 from fusion.evaluate import sad_vs_rest_auc
 
 DATA_DIR = Path(fusion.__file__).resolve().parents[1].parent / "shared/data/speech"
@@ -91,9 +92,15 @@ def read_audio(path: str | Path) -> np.ndarray:
 
 
 def read_rows(data: Path, ds: str) -> list[dict]:
-    with (data / ds / "labels.csv").open(encoding="utf-8") as fh:
-        return [{**r, "dataset": ds, "path": str(data / ds / r["path"]), "speaker": f"{ds}:{r['speaker']}"}
-                for r in csv.DictReader(fh)]
+    """One dataset's ``labels.csv`` rows: absolute paths, speakers prefixed by the dataset."""
+    path = Path(data) / ds / "labels.csv"
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return [{**r, "dataset": ds, "path": str(path.parent / r["path"]), "speaker": f"{ds}:{r['speaker']}"}
+                    for r in csv.DictReader(fh)]
+    except OSError as exc:
+        raise InputError(path, f"cannot read it ({exc.strerror}): --data must name the folder holding "
+                               "ravdess/, emodb/ and ko_emotional/") from exc
 
 
 def _features(args: tuple[str, bool, int, Recipe]) -> tuple[np.ndarray, list, list]:

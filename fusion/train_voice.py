@@ -17,7 +17,6 @@ as .npy, so a retrain takes seconds.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections import Counter
 import time
@@ -30,6 +29,7 @@ import numpy as np
 from fusion.audio import load_audio, voiced_spans
 from fusion.config import Config, default_config
 from fusion.evaluate import sad_vs_rest_auc, track
+from fusion.train_audio import read_rows as read_dataset
 from fusion.voice_whisper import WhisperHead, load_encoder, pooled_features, save
 
 ALL_LAYERS = (0, 1, 2, 3, 4, 5, 6)
@@ -88,20 +88,16 @@ def read_rows(data: Path, limit: int | None = None) -> list[dict]:
 
     ``limit``: only the first N clips of each speaker and label (quick runs).
     """
-    rows, seen, data = [], Counter(), Path(data).resolve()
-    for ds in DATASETS:
-        with (data / ds / "labels.csv").open(encoding="utf-8") as fh:
-            for r in csv.DictReader(fh):
-                label = LABEL_MAP.get(r["label"])
-                scripted = r.get("subset") == "emotional-to-emotional"
-                if label is None or (scripted and label != "NEUTRAL"):
-                    continue
-                seen[(ds, r["speaker"], label)] += 1
-                if limit is not None and seen[(ds, r["speaker"], label)] > limit:
-                    continue
-                rows.append({"dataset": ds, "path": str(data / ds / r["path"]), "speaker": f"{ds}:{r['speaker']}",
-                             "gender": r["gender"], "split": r["split"], "label": r["label"], "model_label": label,
-                             "subset": r.get("subset") or "lexically balanced"})
+    rows, seen = [], Counter()
+    for r in (r for ds in DATASETS for r in read_dataset(Path(data).resolve(), ds)):
+        label = LABEL_MAP.get(r["label"])
+        scripted = r.get("subset") == "emotional-to-emotional"
+        if label is None or (scripted and label != "NEUTRAL"):
+            continue
+        seen[(r["speaker"], label)] += 1
+        if limit is not None and seen[(r["speaker"], label)] > limit:
+            continue
+        rows.append({**r, "model_label": label, "subset": r.get("subset") or "lexically balanced"})
     return rows
 
 

@@ -146,3 +146,12 @@ def test_retraining_the_shipped_recipe_reproduces_the_shipped_head(tmp_path, sha
     x = corpus.x(cand.layers)[corpus.mask(split="test")].astype(np.float64)
     retrained, shipped = read_head(tmp_path / "voice").probs(x), read_head(shipped_dir).probs(x)
     assert len(x) > 300 and np.abs(retrained - shipped).max() < 0.02
+
+
+@pytest.mark.parametrize("command", [["train", "audio", "--out", "OUT"], ["train", "audio", "--arch", "cnn-bilstm-mfcc",
+                                                                           "--out", "OUT"], ["train", "alerts"]])
+def test_training_without_the_speech_data_names_the_missing_file(tmp_path, command):
+    args = [str(tmp_path / "model") if a == "OUT" else a for a in command]
+    result = runner.invoke(app, [*args, "--data", str(tmp_path / "nowhere"), "--cache", str(tmp_path / "c"), "-q"])
+    assert result.exit_code == 2 and "nowhere/ravdess/labels.csv" in result.output, result.output
+    assert not (tmp_path / "model").exists()
