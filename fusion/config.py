@@ -118,7 +118,17 @@ class AlertConfig(_Section):
     calm_words_arousal: float
     calm_words_valence: float
     agitated_voice_arousal: float
-    severity: dict[str, tuple[float, float, float]]
+    severity: dict[str, tuple[float, float, float]]   # kind of fusion.combine.ALERT_RULES → low, medium, high steps
+
+    @model_validator(mode="after")
+    def _severity_covers_the_rules(self) -> "AlertConfig":
+        from fusion.combine import ALERT_RULES  # combine reads this module, so the table is read at validation
+
+        missing, unknown = set(ALERT_RULES) - set(self.severity), set(self.severity) - set(ALERT_RULES)
+        if missing or unknown:
+            raise ValueError(f"[alerts.severity] must give steps for exactly the alert kinds {list(ALERT_RULES)} "
+                             f"(fusion.combine.ALERT_RULES): missing {sorted(missing)}, unknown {sorted(unknown)}")
+        return self
 
 
 class BatchConfig(_Section):
