@@ -3,7 +3,7 @@
 :func:`analyze_many` streams :class:`BatchResult` values; :func:`run_batch` (``fusion batch``)
 writes them to a JSONL file that a kill -9 at any moment leaves valid: each line goes out in
 one ``os.write`` and is fsynced, and a torn last line is cut off before the next run appends.
-Each input gets its own line, keyed by its path and its content's key (sha256 + model/config version): a rerun
+Each input gets its own line, keyed by its path and its content's key (sha256 + ``Config.fingerprint()``): a rerun
 skips an input whose line is there, and an input whose content already has a line under another path (a moved
 or identical file) gets a copy of it without a second analysis.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 import time
 from collections import deque
@@ -26,12 +25,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from fusion import __version__
 from fusion.batch_io import ResultsFile, read_results, write_csv
 from fusion.batch_process import die_with_parent, share_cores, tune_malloc
 from fusion.config import Config, default_config
 from fusion.errors import FusionError
-from fusion.report import SCHEMA_VERSION, DiaryReport
+from fusion.report import DiaryReport
 
 Item = tuple[int, str, str | None]  # (input index, file, key or None: computed by the worker)
 _LIST_SUFFIXES = {".txt", ".lst", ".list"}
@@ -54,14 +52,6 @@ def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | Non
     if glob.has_magic(str(spec)):
         return sorted(p for p in glob.glob(str(spec), recursive=True) if Path(p).is_file() or Path(p).suffix.lower() in extensions)
     return [str(spec)]
-
-
-def config_version(config: Config) -> str:
-    """What a result depends on: package, report schema and every setting but scheduling, limits and the service."""
-    exclude = {"batch": True, "server": True, "stt": {"cpu_threads"}, "audio_input": {"max_duration_s"}}
-    settings = config.model_dump(mode="json", exclude=exclude)
-    payload = json.dumps({"fusion": __version__, "schema": SCHEMA_VERSION, "config": settings}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def content_key(file: str, version: str) -> str:
@@ -135,7 +125,7 @@ class Worker:
         self.config = share_cores(config or default_config(), threads)
         tune_malloc(self.config.batch.malloc_arenas, self.config.batch.malloc_mmap_threshold)
         self.pipeline = _pipeline(self.config)
-        self.version = config_version(self.config)
+        self.version = self.config.fingerprint()
 
     def _decode(self, item: Item):
         from fusion.audio import load_audio
@@ -338,7 +328,7 @@ def run_batch(
     summary = BatchSummary(total=len(files))
     results = ResultsFile(out, fsync=config.batch.fsync)
     try:
-        plan = _plan(files, results, config_version(config), retry_failed, summary)
+        plan = _plan(files, results, config.fingerprint(), retry_failed, summary)
         for record in plan.copies:
             results.append(record)
             _count(summary, record)
@@ -360,4 +350,4 @@ def run_batch(
 
 
 __all__ = ["analyze_many", "run_batch", "collect_inputs", "read_results", "write_csv", "BatchResult", "BatchSummary",
-           "ResultsFile", "Worker", "config_version", "content_key"]
+           "ResultsFile", "Worker", "content_key"]

@@ -7,6 +7,8 @@ another file, ``FUSION_CONFIG`` names one for the whole process.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tomllib
 from functools import lru_cache
@@ -14,6 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+from fusion import __version__
+from fusion.report import SCHEMA_VERSION
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE_DIR / "models"
@@ -176,6 +181,10 @@ class EvalConfig(_Section):
     neutral_label: str = "neutral"      # rows that build a speaker's personal baseline
 
 
+# Settings that schedule, limit or serve analyses but never change a report: left out of Config.fingerprint().
+NOT_IN_REPORT = {"batch": True, "server": True, "eval": True, "stt": {"cpu_threads"}, "audio_input": {"max_duration_s"}}
+
+
 class Config(_Section):
     labels: Labels
     audio_input: AudioInputConfig
@@ -200,6 +209,18 @@ class Config(_Section):
             if set(self.fusion.valence_arousal.get(name, {})) != set(labels):
                 raise ValueError(f"fusion.valence_arousal.{name} must give a point for each of {labels}")
         return self
+
+    def fingerprint(self) -> str:
+        """16 hex digits naming what a report depends on: the package and report-schema versions and every
+        setting but those that never change a report (:data:`NOT_IN_REPORT`).
+
+        It keys the process's loaded pipelines and the resume keys of batch results, so editing a server
+        token, a batch or eval setting, a thread count or a duration limit neither reloads the models nor
+        re-scores a finished batch.
+        """
+        settings = self.model_dump(mode="json", exclude=NOT_IN_REPORT)
+        payload = json.dumps({"fusion": __version__, "schema": SCHEMA_VERSION, "config": settings}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def with_updates(self, **sections: dict) -> "Config":
         """A copy with some fields of some sections replaced, validated again."""

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,6 +108,14 @@ class Pipeline:
         self.text_model = load_text_model(self.config.text, self.config.labels.ko)
         self.audio_model = audio_branch.load_audio_model(self.config)
         sentence_stage.kiwi()  # the Korean analyser both the splitter and the text model use
+
+    def under(self, config: Config) -> "Pipeline":
+        """These loaded models under ``config``, which may differ only in settings that change no report."""
+        if config.fingerprint() != self.config.fingerprint():
+            raise ValueError("a pipeline's models serve only configurations of the same fingerprint")
+        twin = copy.copy(self)
+        twin.config = config
+        return twin
 
     def analyze(
         self,
@@ -256,11 +265,14 @@ _PIPELINES: dict[str, Pipeline] = {}
 
 
 def _pipeline(config: Config) -> Pipeline:
-    """The process-wide pipeline of a configuration (models load on first use, then stay); [batch] is not part of it."""
-    key = config.model_dump_json(exclude={"batch"})
+    """The process-wide pipeline of a configuration: models load once per :meth:`Config.fingerprint`, so
+    settings that change no report (a server token, a thread count, a duration limit) reuse them under
+    the caller's config."""
+    key = config.fingerprint()
     if key not in _PIPELINES:
         _PIPELINES[key] = Pipeline(config)
-    return _PIPELINES[key]
+    loaded = _PIPELINES[key]
+    return loaded if loaded.config == config else loaded.under(config)
 
 
 def analyze(
