@@ -2,7 +2,8 @@
 
 Every label set, matrix, weight, threshold and model id of the pipeline lives in
 that file; stages receive the section they need. ``load_config(path)`` reads
-another file, ``FUSION_CONFIG`` names one for the whole process.
+another file, ``FUSION_CONFIG`` names one for the whole process. No field has a
+default in code: every value is read from the file, so none is written twice.
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ class Labels(_Section):
 
 
 class AudioInputConfig(_Section):
-    sample_rate: int = 16000
+    sample_rate: int
     min_duration_s: float
     silence_dbfs: float
     clip_level: float
     clip_fraction: float
-    top_db: float = 35.0
-    speech_floor_dbfs: float = -50.0
-    merge_gap_s: float = 0.5
+    top_db: float
+    speech_floor_dbfs: float
+    merge_gap_s: float
     max_duration_s: float              # decoding stops past this many seconds (CLI, batch, Python API)
 
 
@@ -50,43 +51,43 @@ class STTConfig(_Section):
     engine: Literal["faster-whisper", "openai-whisper"]
     model: str
     language: str
-    device: str = "cpu"
-    compute_type: str = "int8"
-    beam_size: int = 5
-    vad_filter: bool = True
-    word_timestamps: bool = True
-    condition_on_previous_text: bool = False
-    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    no_speech_threshold: float = 0.6
-    logprob_threshold: float = -1.0
-    compression_ratio_threshold: float = 2.4
-    speech_floor_dbfs: float = -50.0
-    cpu_threads: int = 0
-    initial_prompt: str = ""           # text Whisper sees as the previous window ("" = none)
+    device: str
+    compute_type: str
+    beam_size: int
+    vad_filter: bool
+    word_timestamps: bool
+    condition_on_previous_text: bool
+    temperature: tuple[float, ...]
+    no_speech_threshold: float
+    logprob_threshold: float
+    compression_ratio_threshold: float
+    speech_floor_dbfs: float
+    cpu_threads: int
+    initial_prompt: str                # text Whisper sees as the previous window ("" = none)
     embedded_sha256: str
-    max_chunk_s: float = 300.0
+    max_chunk_s: float
 
 
 class SentenceConfig(_Section):
     method: Literal["kiwi", "regex"]
     regex: str
-    min_chars: int = 2
+    min_chars: int
 
 
 class TextConfig(_Section):
     backend: Literal["embedded", "hf"]
     model: str
-    max_length: int = 256
-    batch_size: int = 32
-    neutral_threshold: float = 0.5     # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral
+    max_length: int
+    batch_size: int
+    neutral_threshold: float           # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral
 
 
 class Baseline(_Section):
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    pitch_hz: float | None = None      # prosody reference: median F0 of neutral speech
-    energy_db: float | None = None     # RMS level of active frames, dBFS
-    rate_per_s: float | None = None    # voiced segments per second
+    pitch_hz: float                    # prosody reference: median F0 of neutral speech
+    energy_db: float                   # RMS level of active frames, dBFS
+    rate_per_s: float                  # voiced segments per second
 
 
 class AudioConfig(_Section):
@@ -95,9 +96,9 @@ class AudioConfig(_Section):
     neutral_label: str                 # a model output that means "no emotion in the voice"
     max_piece_s: float                 # whisper-encoder-lr: voiced audio is encoded in pieces of at most this
     min_span_s: float                  # whisper-encoder-lr: a span is widened to hold this much speech
-    n_mfcc: int = 13
-    frames: int = 100
-    eps: float = 1e-8
+    n_mfcc: int
+    frames: int
+    eps: float
     baseline: str
     baselines: dict[str, Baseline]
 
@@ -109,7 +110,7 @@ class FusionConfig(_Section):
     ko2en: tuple[tuple[float, ...], ...]
     en2ko: tuple[tuple[float, ...], ...]
     valence_arousal: dict[str, dict[str, tuple[float, float]]]
-    neutral_point: tuple[float, float] = (0.0, 0.0)
+    neutral_point: tuple[float, float]
 
 
 class AlertConfig(_Section):
@@ -139,32 +140,32 @@ class AlertConfig(_Section):
 class BatchConfig(_Section):
     """``fusion batch`` / ``analyze_many``: how files are scheduled, never what is computed."""
 
-    workers: int = 1                   # local engine: processes, each with its own models
-    files_per_chunk: int = 4           # recordings whose sentences share one text-model call
-    chunk_audio_s: float = 600.0       # ... or fewer, once their audio reaches this many seconds
-    prefetch: int = 2                  # recordings decoded ahead while the models work
-    extensions: tuple[str, ...] = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".webm", ".mp4")
-    fsync: bool = True                 # flush every written line to disk
-    malloc_arenas: int = 2             # glibc malloc arenas per worker (0 = glibc default): bounds RSS
-    malloc_mmap_threshold: int = 262144  # bytes; larger blocks are mmapped and go back when freed (0 = glibc default)
-    ray_actors: int = 0                # 0: as many as the cluster's CPUs allow
-    ray_actor_cpus: float = 1.0
+    workers: int                       # local engine: processes, each with its own models
+    files_per_chunk: int               # recordings whose sentences share one text-model call
+    chunk_audio_s: float               # ... or fewer, once their audio reaches this many seconds
+    prefetch: int                      # recordings decoded ahead while the models work
+    extensions: tuple[str, ...]
+    fsync: bool                        # flush every written line to disk
+    malloc_arenas: int                 # glibc malloc arenas per worker (0 = glibc default): bounds RSS
+    malloc_mmap_threshold: int         # bytes; larger blocks are mmapped and go back when freed (0 = glibc default)
+    ray_actors: int                    # 0: as many as the cluster's CPUs allow
+    ray_actor_cpus: float
 
 
 class ServerConfig(_Section):
     """``fusion serve``: where uploads and the database live, and what an upload may be."""
 
-    database_url: str = ""                # any SQLAlchemy URL; "" = SQLite file fusion.db in storage_dir
-    storage_dir: str = "~/.local/share/fusion-server"
-    max_upload_bytes: int = 50_000_000
-    max_duration_s: float = 900.0
-    max_transcript_chars: int = 20_000
-    languages: tuple[str, ...] = ("ko", "auto")
-    workers: int = 1
-    max_attempts: int = 2
+    database_url: str                  # any SQLAlchemy URL; "" = SQLite file fusion.db in storage_dir
+    storage_dir: str
+    max_upload_bytes: int
+    max_duration_s: float
+    max_transcript_chars: int
+    languages: tuple[str, ...]
+    workers: int
+    max_attempts: int
     max_queued_per_user: int           # more queued or running analyses of one user → 429
     max_stored_bytes_per_user: int     # an upload taking a user's stored recordings past this → 507
-    tokens: dict[str, str] = {}
+    tokens: dict[str, str]
 
     def storage_path(self) -> Path:
         return Path(os.path.expanduser(self.storage_dir)).resolve()
@@ -176,9 +177,9 @@ class ServerConfig(_Section):
 class EvalConfig(_Section):
     """``fusion eval``: dataset label words → model labels, and the label that builds personal baselines."""
 
-    audio_labels: dict[str, str] = {}  # lower-case dataset word → audio model label (e.g. fearful → FEAR)
-    text_labels: dict[str, str] = {}   # lower-case dataset word → text model label
-    neutral_label: str = "neutral"      # rows that build a speaker's personal baseline
+    audio_labels: dict[str, str]       # lower-case dataset word → audio model label (e.g. fearful → FEAR)
+    text_labels: dict[str, str]        # lower-case dataset word → text model label
+    neutral_label: str                 # rows that build a speaker's personal baseline
 
 
 # Settings that schedule, limit or serve analyses but never change a report: left out of Config.fingerprint().
@@ -194,9 +195,9 @@ class Config(_Section):
     audio: AudioConfig
     fusion: FusionConfig
     alerts: AlertConfig
-    batch: BatchConfig = BatchConfig()
+    batch: BatchConfig
     server: ServerConfig
-    eval: EvalConfig = EvalConfig()
+    eval: EvalConfig
 
     @model_validator(mode="after")
     def _shapes_agree(self) -> "Config":

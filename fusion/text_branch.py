@@ -148,7 +148,6 @@ class EmbeddedTextModel:
         self.model_id = meta.get("model_id", f"embedded:{directory.name}")
         self.neutral_coef = arrays["neutral_coef"].astype(np.float32) if "neutral_coef" in arrays else None
         self.neutral_intercept = float(arrays["neutral_intercept"][0]) if "neutral_coef" in arrays else 0.0
-        self.neutral_threshold = float((meta.get("neutral") or {}).get("threshold", 0.5))
         self.embedding = meta.get("embedding")
         if self.embedding:
             _check_encoder(self.embedding, str(directory))
@@ -166,7 +165,7 @@ class EmbeddedTextModel:
     def predict_neutral(self, texts: Sequence[str]) -> np.ndarray:
         """P(the sentence is emotionally neutral), shape ``(len(texts),)``; zeros without a neutral head.
 
-        Compare with ``[text] neutral_threshold`` (chosen on dev; also ``self.neutral_threshold``).
+        Compare with ``[text] neutral_threshold`` (chosen on dev, recorded in the model's card).
         """
         if len(texts) == 0 or self.neutral_coef is None:
             return np.zeros(len(texts))
