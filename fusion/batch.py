@@ -120,11 +120,11 @@ class Worker:
     """
 
     def __init__(self, config: Config | None = None, threads: int | None = None):
-        from fusion.pipeline import _pipeline
+        from fusion.pipeline import load_pipeline
 
         self.config = share_cores(config or default_config(), threads)
         tune_malloc(self.config.batch.malloc_arenas, self.config.batch.malloc_mmap_threshold)
-        self.pipeline = _pipeline(self.config)
+        self.pipeline = load_pipeline(self.config)
         self.version = self.config.fingerprint()
 
     def _decode(self, item: Item):

@@ -49,12 +49,12 @@ def test_sample_report_is_complete_and_versioned():
 
 def test_settings_that_change_no_report_reuse_the_loaded_models_under_the_new_limits(config):
     from fusion.errors import InputError
-    from fusion.pipeline import _pipeline
+    from fusion.pipeline import load_pipeline
 
-    loaded = _pipeline(config)
+    loaded = load_pipeline(config)
     edited = config.with_updates(server={"tokens": {"carol": "a-token"}}, stt={"cpu_threads": 1},
                                  audio_input={"max_duration_s": 20.0})
-    again = _pipeline(edited)
+    again = load_pipeline(edited)
     assert again.stt is loaded.stt and again.text_model is loaded.text_model and again.config == edited
     with pytest.raises(InputError, match="20"):
         analyze(SAMPLE, config=edited)  # the 25 s sample, past the edited limit
