@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fusion.config import Config
 from fusion.report import Alert, AlertEvidence, Prosody, ValenceArousal
+
+if TYPE_CHECKING:  # config checks its [alerts.severity] against ALERT_RULES, so it imports this module
+    from fusion.config import Config
 
 SEVERITIES = ("low", "medium", "high")
 

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from fusion import __version__
+from fusion.combine import ALERT_RULES
 from fusion.report import SCHEMA_VERSION
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -128,8 +129,6 @@ class AlertConfig(_Section):
 
     @model_validator(mode="after")
     def _severity_covers_the_rules(self) -> "AlertConfig":
-        from fusion.combine import ALERT_RULES  # combine reads this module, so the table is read at validation
-
         missing, unknown = set(ALERT_RULES) - set(self.severity), set(self.severity) - set(ALERT_RULES)
         if missing or unknown:
             raise ValueError(f"[alerts.severity] must give steps for exactly the alert kinds {list(ALERT_RULES)} "
