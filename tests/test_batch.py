@@ -16,8 +16,8 @@ import pytest
 
 from fusion import analyze, analyze_many
 from fusion.batch import ResultsFile, Worker, content_key, read_results, run_batch
-from fusion.batch_process import share_cores
-from fusion.batch_io import ResultsLocked
+from fusion.batch.process import share_cores
+from fusion.batch.results import ResultsLocked
 from fusion.config import default_config_path
 from fusion.report import DiaryReport
 
