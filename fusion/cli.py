@@ -149,7 +149,7 @@ def serve(
     """Run the service (uploads → queued analyses → JSON and HTML reports)."""
     ctx.obj = config
     if ctx.invoked_subcommand is None:
-        from fusion.server import serve as run
+        from fusion.service.app import serve as run
 
         run(_config(config), host=host, port=port)
 
@@ -159,8 +159,8 @@ _SERVE_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of
 
 def _store(ctx: typer.Context, config: Optional[Path]):
     """The service's database for ``--config`` given after or before the sub-command."""
-    from fusion.server import storage
-    from fusion.store import Store
+    from fusion.service.app import storage
+    from fusion.service.store import Store
 
     server = _config(config or ctx.obj).server
     storage(server)
@@ -201,7 +201,7 @@ def rotate_token(ctx: typer.Context, name: str = typer.Argument(..., help="the u
 def remove_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user to delete"),
                 config: Optional[Path] = _SERVE_CONFIG) -> None:
     """Delete a user with all their recordings, reports and analyses, and say what was removed."""
-    from fusion.server import remove_user as remove
+    from fusion.service.app import remove_user as remove
 
     try:
         analyses, reports, recordings = remove(_config(config or ctx.obj), name)
