@@ -13,7 +13,7 @@ from fusion.audio_branch import load_audio_model_from
 from fusion.prosody import NeutralBaseline
 from fusion.cli import app
 from fusion.text_branch import EmbeddedTextModel, HFTextModel, load_text_model
-from fusion.train_text import CANDIDATES as TEXT_CANDIDATES, train as train_text
+from fusion.train.text import CANDIDATES as TEXT_CANDIDATES, train as train_text
 from tests.test_text_branch import build_tiny_model, text_config
 
 runner = CliRunner()
@@ -133,7 +133,7 @@ def test_train_audio_whisper_cli_on_a_tiny_subset_writes_a_loadable_reproducible
 def test_retraining_the_shipped_recipe_reproduces_the_shipped_head(tmp_path, shared_data, config):
     """All the data, the shipped candidate only (its choice is in the model card): on every test clip the
     retrained head's probabilities match the shipped head's to within CPU noise."""
-    from fusion import train_voice as tv
+    from fusion.train import voice as tv
     from fusion.audio_branch import EMBEDDED_ROOT
     from fusion.voice_whisper import ARCHITECTURE, read_head
 
