@@ -1,9 +1,8 @@
-"""The public API of fusion/__init__.py: its names, imported lazily, and no private name used across modules."""
+"""fusion's public API (lazy names), and how its modules import each other: no private names, no cycles."""
 
 from __future__ import annotations
 
 import ast
-import importlib
 import importlib.metadata
 import subprocess
 import sys
@@ -53,3 +52,60 @@ def _private_imports(path: Path) -> list[str]:
 def test_no_module_uses_another_module_s_private_names():
     files = [*(ROOT / "fusion").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
     assert [hit for path in files for hit in _private_imports(path)] == []
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The fusion modules one file imports, at the top or inside functions (not under ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fusion"):
+            found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                      for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return found & modules
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for dep in graph[node]:
+            if dep not in index:
+                visit(dep)
+                low[node] = min(low[node], low[dep])
+            elif dep in on_stack:
+                low[node] = min(low[node], index[dep])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                out.append(component)
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return out
+
+
+def test_modules_import_one_way():
+    """No two fusion modules import each other, not even inside a function; one known exception: the report
+    validates an alert's kind against combine.ALERT_RULES when a value is checked, while combine builds reports."""
+    files = {".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): f
+             for f in (ROOT / "fusion").rglob("*.py")}
+    graph = {name: _imports(path, set(files)) - {name, "fusion"} for name, path in files.items()}
+    assert _cycles(graph) == [{"fusion.combine", "fusion.report"}]
