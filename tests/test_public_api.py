@@ -32,6 +32,13 @@ def test_import_fusion_loads_no_models_or_heavy_stacks():
     assert out.strip() == "[]"
 
 
+def test_the_pipeline_imports_no_service_plotting_or_cluster_stack():
+    code = ("import sys, fusion, fusion.pipeline; "
+            "print(sorted(m for m in ('fastapi', 'sqlalchemy', 'plotly', 'ray', 'uvicorn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def _private_imports(path: Path) -> list[str]:
     """``from fusion.x import _y`` and ``x._y`` (x a fusion module) in one file."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
