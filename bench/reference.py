@@ -27,7 +27,7 @@ import soundfile as sf
 from fusion import audio_branch, combine, prosody as prosody_stage
 from fusion.audio import load_audio
 from fusion.config import Config, default_config
-from fusion.pipeline import Pipeline, _prosody
+from fusion.pipeline import Pipeline
 from fusion.stt import FasterWhisperEngine
 from fusion.text_branch import diary_text_scores, load_text_model
 
@@ -67,9 +67,9 @@ def reference_one(path: Path, cfg: Config, tmp: Path) -> tuple[dict, float]:
     voice = [audio_model.predict(y2, [(a, b)], whole, base).spans[0] for _, a, b in sentences]  # one call a sentence
     diary = audio_model.predict(y2, [], whole, base).diary
     y3, _ = librosa.load(path, sr=16000)                                   # decode 3: prosody
-    prosody = [_prosody(prosody_stage.prosody(y3, 16000, (a, b)), base) for _, a, b in sentences]
+    prosody = [prosody_stage.prosody(y3, 16000, (a, b)).for_report(base) for _, a, b in sentences]
     observations = [combine.Observation(probs[i], voice[i], prosody[i], sentence=i) for i in range(len(sentences))]
-    alerts = combine.mismatch_alerts(combine.Observation(text_mean, diary, _prosody(measured, base)), observations, cfg)
+    alerts = combine.mismatch_alerts(combine.Observation(text_mean, diary, measured.for_report(base)), observations, cfg)
     fused = combine.fuse(text_mean if sentences else None, diary, cfg)
     copy.unlink()
     return {"sentences": len(sentences), "alerts": [a.kind for a in alerts], "top": int(np.argmax(fused.en))}, stt_s

@@ -2,22 +2,39 @@
 
 >>> from fusion import analyze
 >>> report = analyze("diary.wav")          # doctest: +SKIP
+
+The names below are the public API. They are imported on first use: the pipeline pulls in
+torch, Whisper and kiwi, which ``import fusion`` alone should not pay for.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-__all__ = ["analyze", "analyze_many", "__version__"]
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("fusion")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+_PUBLIC = {
+    "analyze": "fusion.pipeline",
+    "analyze_many": "fusion.batch",
+    "Pipeline": "fusion.pipeline",
+    "DiaryReport": "fusion.report",
+    "load_config": "fusion.config",
+    "FusionError": "fusion.errors",
+}
+__all__ = [*_PUBLIC, "__version__"]
 
 
 def __getattr__(name: str):
-    # The pipeline pulls in torch, whisper and kiwi; import it only when asked for.
-    if name == "analyze":
-        from fusion.pipeline import analyze
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'fusion' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
 
-        return analyze
-    if name == "analyze_many":
-        from fusion.batch import analyze_many
 
-        return analyze_many
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

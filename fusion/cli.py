@@ -149,7 +149,7 @@ def serve(
     """Run the service (uploads → queued analyses → JSON and HTML reports)."""
     ctx.obj = config
     if ctx.invoked_subcommand is None:
-        from fusion.server import serve as run
+        from fusion.service.app import serve as run
 
         run(_config(config), host=host, port=port)
 
@@ -159,8 +159,8 @@ _SERVE_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of
 
 def _store(ctx: typer.Context, config: Optional[Path]):
     """The service's database for ``--config`` given after or before the sub-command."""
-    from fusion.server import storage
-    from fusion.store import Store
+    from fusion.service.app import storage
+    from fusion.service.store import Store
 
     server = _config(config or ctx.obj).server
     storage(server)
@@ -201,7 +201,7 @@ def rotate_token(ctx: typer.Context, name: str = typer.Argument(..., help="the u
 def remove_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user to delete"),
                 config: Optional[Path] = _SERVE_CONFIG) -> None:
     """Delete a user with all their recordings, reports and analyses, and say what was removed."""
-    from fusion.server import remove_user as remove
+    from fusion.service.app import remove_user as remove
 
     try:
         analyses, reports, recordings = remove(_config(config or ctx.obj), name)
@@ -338,13 +338,13 @@ def train_text(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Train the text emotion model; prints dev/test figures. Use the directory with \\[text] model = DIR."""
-    from fusion import train_text as tt
+    from fusion.train import text as tt
 
     command = "fusion train text " + " ".join(sys.argv[3:])
     if recipe == "hf":
         if not base or out is None:
             _fail(InputError("--recipe hf", "needs --base MODEL and --out DIR"))
-        from fusion.train_text_hf import RECIPE, train_hf
+        from fusion.train.text_hf import RECIPE, train_hf
 
         metrics = train_hf(base, out, data or tt.DATA_DIR, seed=seed, epochs=epochs or RECIPE["epochs"],
                            max_length=max_length, limit_per_class=limit_per_class, progress=not quiet)
@@ -366,17 +366,17 @@ def train_audio(
     cache: Optional[Path] = typer.Option(None, "--cache", help="folder for cached features (default: /tmp/fusion_audio_cache)"),
     seed: int = typer.Option(0, "--seed", help="cnn-bilstm-mfcc: random seed; the same seed gives the same weights"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="cnn-bilstm-mfcc: maximum epochs (default 40; early stopping on the speaker-independent dev split)"),
-    settings: list[str] = typer.Option([], "--set", help="cnn-bilstm-mfcc: a recipe field (fusion.train_audio.Recipe), e.g. --set lr=1e-3"),
+    settings: list[str] = typer.Option([], "--set", help="cnn-bilstm-mfcc: a recipe field (fusion.train.audio.Recipe), e.g. --set lr=1e-3"),
     limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only N clips per label (cnn-bilstm-mfcc: and split in each dataset; whisper-encoder-lr: and speaker), for quick runs"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Train a voice emotion model; prints dev/test figures. Use the directory with \\[audio] model = DIR."""
     from dataclasses import replace
 
-    from fusion import train_audio as ta
+    from fusion.train import audio as ta
 
     if arch == "whisper-encoder-lr":
-        from fusion import train_voice as tv
+        from fusion.train import voice as tv
 
         command = "fusion train audio " + " ".join(sys.argv[3:])
         try:
@@ -410,8 +410,8 @@ def train_alerts(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Choose the depressed-voice rule of \\[alerts] on train+dev speakers (out-of-fold voice scores); prints the values."""
-    from fusion import train_alerts as tal
-    from fusion import train_audio as ta
+    from fusion.train import alerts as tal
+    from fusion.train import audio as ta
 
     try:
         result = tal.calibrate(data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet)

@@ -4,18 +4,22 @@ The fusion is the original backend's: text distribution (KO) mapped to EN with
 ``M_KO2EN``, ``fused_en = norm(w_t * t_en + w_a * a_en)``, mapped back with
 ``M_EN2KO``. The original averaged disagreement away; here words and voice are
 also placed on one valence/arousal plane and compared, sentence by sentence and
-for the whole diary, and each rule of ``[alerts]`` that fires becomes an
+for the whole diary, and each rule of :data:`ALERT_RULES` that fires becomes an
 :class:`~fusion.report.Alert` carrying its evidence.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fusion.config import Config
 from fusion.report import Alert, AlertEvidence, Prosody, ValenceArousal
+
+if TYPE_CHECKING:  # config checks its [alerts.severity] against ALERT_RULES, so it imports this module
+    from fusion.config import Config
 
 SEVERITIES = ("low", "medium", "high")
 
@@ -121,22 +125,61 @@ def depressed_score(voice_en: np.ndarray, prosody: Prosody | None, cfg: Config, 
     return p_sad + cfg.alerts.depressed_pitch_weight * max(drop, 0.0)
 
 
-def _rules(obs: Observation, cfg: Config) -> list[tuple[str, float]]:
-    """The alert kinds one observation triggers, each with the score its severity is read from."""
+def _positive_words_depressed_tone(obs: Observation, cfg: Config) -> float | None:
+    """Pleasant words in a depressed voice: the depressed-voice score, stricter for one sentence."""
     a = cfg.alerts
-    words = obs.words(cfg)
-    voice = obs.voice(cfg)
-    fired = []
     depressed = depressed_score(obs.voice_en, obs.prosody, cfg, obs.voice_neutral)
     depressed_min = a.depressed_score if obs.sentence is None else a.depressed_score_sentence
-    if words.valence >= a.positive_words_valence and depressed >= depressed_min:
-        fired.append(("positive_words_depressed_tone", depressed))
-    if words.valence <= a.negative_words_valence and voice.valence >= a.upbeat_voice_valence and voice.arousal >= a.upbeat_voice_arousal:
-        fired.append(("negative_words_upbeat_tone", voice.valence - words.valence))
+    if obs.words(cfg).valence >= a.positive_words_valence and depressed >= depressed_min:
+        return depressed
+    return None
+
+
+def _negative_words_upbeat_tone(obs: Observation, cfg: Config) -> float | None:
+    """Unpleasant words in a pleasant, lively voice: the valence gap."""
+    a, words, voice = cfg.alerts, obs.words(cfg), obs.voice(cfg)
+    if words.valence <= a.negative_words_valence and voice.valence >= a.upbeat_voice_valence \
+            and voice.arousal >= a.upbeat_voice_arousal:
+        return voice.valence - words.valence
+    return None
+
+
+def _calm_words_agitated_tone(obs: Observation, cfg: Config) -> float | None:
+    """Calm, mild words (plainly sad words are not calm) in an agitated voice: the arousal gap."""
+    a, words, voice = cfg.alerts, obs.words(cfg), obs.voice(cfg)
     calm_words = words.arousal <= a.calm_words_arousal and abs(words.valence) <= a.calm_words_valence
     if calm_words and voice.arousal >= a.agitated_voice_arousal:
-        fired.append(("calm_words_agitated_tone", voice.arousal - words.arousal))
-    return fired
+        return voice.arousal - words.arousal
+    return None
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One kind of mismatch, defined here only: the report schema, the terminal and HTML
+    wording and the config's ``[alerts.severity]`` check all read :data:`ALERT_RULES`.
+
+    ``score`` returns None when the rule does not fire, else the score its severity is read
+    from (steps in ``[alerts.severity]`` under ``kind``); ``thresholds`` names the
+    ``[alerts]`` fields it reads.
+    """
+
+    kind: str
+    words: str
+    score: Callable[[Observation, Config], float | None]
+    thresholds: tuple[str, ...]
+
+
+ALERT_RULES: dict[str, AlertRule] = {rule.kind: rule for rule in (
+    AlertRule("positive_words_depressed_tone", "The words sound positive, but the voice sounds low and sad.",
+              _positive_words_depressed_tone,
+              ("positive_words_valence", "depressed_pitch_weight", "depressed_score", "depressed_score_sentence")),
+    AlertRule("negative_words_upbeat_tone", "The words are negative, but the voice sounds upbeat.",
+              _negative_words_upbeat_tone,
+              ("negative_words_valence", "upbeat_voice_valence", "upbeat_voice_arousal")),
+    AlertRule("calm_words_agitated_tone", "The words are calm, but the voice sounds agitated.",
+              _calm_words_agitated_tone,
+              ("calm_words_arousal", "calm_words_valence", "agitated_voice_arousal")),
+)}
 
 
 def _evidence(obs: Observation, cfg: Config) -> AlertEvidence:
@@ -159,8 +202,9 @@ def mismatch_alerts(diary: Observation, sentences: list[Observation], cfg: Confi
     """
     found: dict[str, list[tuple[float, Observation]]] = {}
     for obs in [diary, *sentences]:
-        for kind, score in _rules(obs, cfg):
-            found.setdefault(kind, []).append((score, obs))
+        for kind, rule in ALERT_RULES.items():
+            if (score := rule.score(obs, cfg)) is not None:
+                found.setdefault(kind, []).append((score, obs))
     alerts = []
     for kind, hits in found.items():
         score = max(s for s, _ in hits)

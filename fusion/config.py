@@ -2,11 +2,14 @@
 
 Every label set, matrix, weight, threshold and model id of the pipeline lives in
 that file; stages receive the section they need. ``load_config(path)`` reads
-another file, ``FUSION_CONFIG`` names one for the whole process.
+another file, ``FUSION_CONFIG`` names one for the whole process. No field has a
+default in code: every value is read from the file, so none is written twice.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tomllib
 from functools import lru_cache
@@ -14,6 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+from fusion import __version__
+from fusion.combine import ALERT_RULES
+from fusion.report import SCHEMA_VERSION
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE_DIR / "models"
@@ -30,14 +37,14 @@ class Labels(_Section):
 
 
 class AudioInputConfig(_Section):
-    sample_rate: int = 16000
+    sample_rate: int
     min_duration_s: float
     silence_dbfs: float
     clip_level: float
     clip_fraction: float
-    top_db: float = 35.0
-    speech_floor_dbfs: float = -50.0
-    merge_gap_s: float = 0.5
+    top_db: float
+    speech_floor_dbfs: float
+    merge_gap_s: float
     max_duration_s: float              # decoding stops past this many seconds (CLI, batch, Python API)
 
 
@@ -45,43 +52,43 @@ class STTConfig(_Section):
     engine: Literal["faster-whisper", "openai-whisper"]
     model: str
     language: str
-    device: str = "cpu"
-    compute_type: str = "int8"
-    beam_size: int = 5
-    vad_filter: bool = True
-    word_timestamps: bool = True
-    condition_on_previous_text: bool = False
-    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    no_speech_threshold: float = 0.6
-    logprob_threshold: float = -1.0
-    compression_ratio_threshold: float = 2.4
-    speech_floor_dbfs: float = -50.0
-    cpu_threads: int = 0
-    initial_prompt: str = ""           # text Whisper sees as the previous window ("" = none)
+    device: str
+    compute_type: str
+    beam_size: int
+    vad_filter: bool
+    word_timestamps: bool
+    condition_on_previous_text: bool
+    temperature: tuple[float, ...]
+    no_speech_threshold: float
+    logprob_threshold: float
+    compression_ratio_threshold: float
+    speech_floor_dbfs: float
+    cpu_threads: int
+    initial_prompt: str                # text Whisper sees as the previous window ("" = none)
     embedded_sha256: str
-    max_chunk_s: float = 300.0
+    max_chunk_s: float
 
 
 class SentenceConfig(_Section):
     method: Literal["kiwi", "regex"]
     regex: str
-    min_chars: int = 2
+    min_chars: int
 
 
 class TextConfig(_Section):
     backend: Literal["embedded", "hf"]
     model: str
-    max_length: int = 256
-    batch_size: int = 32
-    neutral_threshold: float = 0.5     # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral
+    max_length: int
+    batch_size: int
+    neutral_threshold: float           # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral
 
 
 class Baseline(_Section):
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    pitch_hz: float | None = None      # prosody reference: median F0 of neutral speech
-    energy_db: float | None = None     # RMS level of active frames, dBFS
-    rate_per_s: float | None = None    # voiced segments per second
+    pitch_hz: float                    # prosody reference: median F0 of neutral speech
+    energy_db: float                   # RMS level of active frames, dBFS
+    rate_per_s: float                  # voiced segments per second
 
 
 class AudioConfig(_Section):
@@ -90,9 +97,9 @@ class AudioConfig(_Section):
     neutral_label: str                 # a model output that means "no emotion in the voice"
     max_piece_s: float                 # whisper-encoder-lr: voiced audio is encoded in pieces of at most this
     min_span_s: float                  # whisper-encoder-lr: a span is widened to hold this much speech
-    n_mfcc: int = 13
-    frames: int = 100
-    eps: float = 1e-8
+    n_mfcc: int
+    frames: int
+    eps: float
     baseline: str
     baselines: dict[str, Baseline]
 
@@ -104,7 +111,7 @@ class FusionConfig(_Section):
     ko2en: tuple[tuple[float, ...], ...]
     en2ko: tuple[tuple[float, ...], ...]
     valence_arousal: dict[str, dict[str, tuple[float, float]]]
-    neutral_point: tuple[float, float] = (0.0, 0.0)
+    neutral_point: tuple[float, float]
 
 
 class AlertConfig(_Section):
@@ -118,38 +125,46 @@ class AlertConfig(_Section):
     calm_words_arousal: float
     calm_words_valence: float
     agitated_voice_arousal: float
-    severity: dict[str, tuple[float, float, float]]
+    severity: dict[str, tuple[float, float, float]]   # kind of fusion.combine.ALERT_RULES → low, medium, high steps
+
+    @model_validator(mode="after")
+    def _severity_covers_the_rules(self) -> "AlertConfig":
+        missing, unknown = set(ALERT_RULES) - set(self.severity), set(self.severity) - set(ALERT_RULES)
+        if missing or unknown:
+            raise ValueError(f"[alerts.severity] must give steps for exactly the alert kinds {list(ALERT_RULES)} "
+                             f"(fusion.combine.ALERT_RULES): missing {sorted(missing)}, unknown {sorted(unknown)}")
+        return self
 
 
 class BatchConfig(_Section):
     """``fusion batch`` / ``analyze_many``: how files are scheduled, never what is computed."""
 
-    workers: int = 1                   # local engine: processes, each with its own models
-    files_per_chunk: int = 4           # recordings whose sentences share one text-model call
-    chunk_audio_s: float = 600.0       # ... or fewer, once their audio reaches this many seconds
-    prefetch: int = 2                  # recordings decoded ahead while the models work
-    extensions: tuple[str, ...] = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".webm", ".mp4")
-    fsync: bool = True                 # flush every written line to disk
-    malloc_arenas: int = 2             # glibc malloc arenas per worker (0 = glibc default): bounds RSS
-    malloc_mmap_threshold: int = 262144  # bytes; larger blocks are mmapped and go back when freed (0 = glibc default)
-    ray_actors: int = 0                # 0: as many as the cluster's CPUs allow
-    ray_actor_cpus: float = 1.0
+    workers: int                       # local engine: processes, each with its own models
+    files_per_chunk: int               # recordings whose sentences share one text-model call
+    chunk_audio_s: float               # ... or fewer, once their audio reaches this many seconds
+    prefetch: int                      # recordings decoded ahead while the models work
+    extensions: tuple[str, ...]
+    fsync: bool                        # flush every written line to disk
+    malloc_arenas: int                 # glibc malloc arenas per worker (0 = glibc default): bounds RSS
+    malloc_mmap_threshold: int         # bytes; larger blocks are mmapped and go back when freed (0 = glibc default)
+    ray_actors: int                    # 0: as many as the cluster's CPUs allow
+    ray_actor_cpus: float
 
 
 class ServerConfig(_Section):
     """``fusion serve``: where uploads and the database live, and what an upload may be."""
 
-    database_url: str = ""                # any SQLAlchemy URL; "" = SQLite file fusion.db in storage_dir
-    storage_dir: str = "~/.local/share/fusion-server"
-    max_upload_bytes: int = 50_000_000
-    max_duration_s: float = 900.0
-    max_transcript_chars: int = 20_000
-    languages: tuple[str, ...] = ("ko", "auto")
-    workers: int = 1
-    max_attempts: int = 2
+    database_url: str                  # any SQLAlchemy URL; "" = SQLite file fusion.db in storage_dir
+    storage_dir: str
+    max_upload_bytes: int
+    max_duration_s: float
+    max_transcript_chars: int
+    languages: tuple[str, ...]
+    workers: int
+    max_attempts: int
     max_queued_per_user: int           # more queued or running analyses of one user → 429
     max_stored_bytes_per_user: int     # an upload taking a user's stored recordings past this → 507
-    tokens: dict[str, str] = {}
+    tokens: dict[str, str]
 
     def storage_path(self) -> Path:
         return Path(os.path.expanduser(self.storage_dir)).resolve()
@@ -161,9 +176,13 @@ class ServerConfig(_Section):
 class EvalConfig(_Section):
     """``fusion eval``: dataset label words → model labels, and the label that builds personal baselines."""
 
-    audio_labels: dict[str, str] = {}  # lower-case dataset word → audio model label (e.g. fearful → FEAR)
-    text_labels: dict[str, str] = {}   # lower-case dataset word → text model label
-    neutral_label: str = "neutral"      # rows that build a speaker's personal baseline
+    audio_labels: dict[str, str]       # lower-case dataset word → audio model label (e.g. fearful → FEAR)
+    text_labels: dict[str, str]        # lower-case dataset word → text model label
+    neutral_label: str                 # rows that build a speaker's personal baseline
+
+
+# Settings that schedule, limit or serve analyses but never change a report: left out of Config.fingerprint().
+NOT_IN_REPORT = {"batch": True, "server": True, "eval": True, "stt": {"cpu_threads"}, "audio_input": {"max_duration_s"}}
 
 
 class Config(_Section):
@@ -175,9 +194,9 @@ class Config(_Section):
     audio: AudioConfig
     fusion: FusionConfig
     alerts: AlertConfig
-    batch: BatchConfig = BatchConfig()
+    batch: BatchConfig
     server: ServerConfig
-    eval: EvalConfig = EvalConfig()
+    eval: EvalConfig
 
     @model_validator(mode="after")
     def _shapes_agree(self) -> "Config":
@@ -190,6 +209,18 @@ class Config(_Section):
             if set(self.fusion.valence_arousal.get(name, {})) != set(labels):
                 raise ValueError(f"fusion.valence_arousal.{name} must give a point for each of {labels}")
         return self
+
+    def fingerprint(self) -> str:
+        """16 hex digits naming what a report depends on: the package and report-schema versions and every
+        setting but those that never change a report (:data:`NOT_IN_REPORT`).
+
+        It keys the process's loaded pipelines and the resume keys of batch results, so editing a server
+        token, a batch or eval setting, a thread count or a duration limit neither reloads the models nor
+        re-scores a finished batch.
+        """
+        settings = self.model_dump(mode="json", exclude=NOT_IN_REPORT)
+        payload = json.dumps({"fusion": __version__, "schema": SCHEMA_VERSION, "config": settings}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def with_updates(self, **sections: dict) -> "Config":
         """A copy with some fields of some sections replaced, validated again."""

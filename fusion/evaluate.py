@@ -108,7 +108,8 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels:
     }
 
 
-def _result(kind: str, csv_path, split, model_id: str, y_true, y_pred, labels, skipped: dict) -> dict:
+def classification_result(kind: str, csv_path, split, model_id: str, y_true, y_pred, labels, skipped: dict) -> dict:
+    """The result of ``fusion eval text|audio``: what was run on which rows, and its classification metrics."""
     return {"task": kind, "data": str(csv_path), "split": split, "model": model_id, "n": len(y_true),
             "skipped": sum(skipped.values()), "skipped_labels": skipped,
             **classification_metrics(y_true, y_pred, labels)}
@@ -135,7 +136,8 @@ def eval_text(csv_path: str | Path, model: str | None = None, split: str | None 
     batches = [texts[a:a + TEXT_BATCH] for a in range(0, len(texts), TEXT_BATCH)]
     probs = [clf.predict_proba(b) for b in track(batches, "text", progress)]
     pred = np.concatenate(probs).argmax(axis=1) if probs else np.zeros(0, int)
-    return _result("text", csv_path, split, clf.model_id, y_true, [labels[k] for k in pred], labels, skipped)
+    return classification_result("text", csv_path, split, clf.model_id, y_true, [labels[k] for k in pred], labels,
+                                 skipped)
 
 
 def sad_vs_rest_auc(is_sad: Sequence[bool], p_sad: Sequence[float]) -> float | None:

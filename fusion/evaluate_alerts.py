@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fusion.combine import ALERT_RULES
 from fusion.config import Config, default_config
 from fusion.errors import FusionError, InputError
 from fusion.evaluate import read_rows, resolve_path, track
@@ -96,7 +97,7 @@ def eval_alerts(csv_path: str | Path, config: Config | None = None, split: str |
                 progress: bool = True) -> dict:
     """Recall and false-alarm rate per alert kind over a path,transcript,expected[,baseline,group] CSV."""
     cfg = config or default_config()
-    kinds = list(cfg.alerts.severity)
+    kinds = list(ALERT_RULES)
     rows = read_rows(csv_path, ("path", "transcript", "expected"), split)
     expected = [parse_expected(csv_path, r, kinds) for r in rows]
     items = [_run_row(csv_path, rows[i], expected[i], cfg) for i in track(range(len(rows)), "alerts", progress)]

@@ -21,8 +21,8 @@ import numpy as np
 
 from fusion.config import Config, default_config
 from fusion.errors import InputError, ModelError
-from fusion.evaluate import (_result, label_lookup, read_rows, resolve_path, sad_vs_rest_auc, split_known,
-                             track)
+from fusion.evaluate import (classification_result, label_lookup, read_rows, resolve_path, sad_vs_rest_auc,
+                             split_known, track)
 
 SCRIPTED = "emotional-to-emotional"
 ESPEAK_SETTINGS = ("-s", "150", "-p", "50", "-a", "120")  # words per minute, pitch, amplitude: the same for both sets
@@ -105,7 +105,7 @@ def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None
         voice[i] = voice_of(net, resolve_path(csv_path, rows[i]["path"]),
                             lambda samples, row=rows[i]: row_baseline(row, samples, personal, cfg), cfg)
     y_pred = [net.labels[int(np.argmax(voice[i][0]))] for i in keep]
-    result = _result("audio", csv_path, split, net.model_id, y_true, y_pred, net.labels, skipped)
+    result = classification_result("audio", csv_path, split, net.model_id, y_true, y_pred, net.labels, skipped)
     sad = net.labels.index("SAD")
     is_sad = [lookup.get(rows[i]["label"].strip().lower()) == "SAD" for i in scored]
     p_sad = [float(voice[i][0][sad]) * (1.0 - voice[i][1]) for i in scored]

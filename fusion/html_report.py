@@ -1,7 +1,7 @@
 """A DiaryReport as one self-contained HTML page: alerts in words, then plotly charts.
 
 The page carries plotly.js inline, so it opens offline and can be mailed or stored
-as one file. Reading order: alerts first (the sentences of ``fusion.render.ALERT_WORDS``),
+as one file. Reading order: alerts first (the sentences of ``fusion.combine.ALERT_RULES``),
 a timeline of the diary (each sentence a span coloured by its words' emotion, the
 voice's emotion beneath it, mismatching spans outlined in red), the words-vs-voice
 valence/arousal picture, the diary-level bars of both label sets, the transcript.
@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from fusion.combine import ALERT_RULES
 from fusion.config import Config, default_config
-from fusion.render import ALERT_WORDS
 from fusion.report import Alert, DiaryReport
 
 # Colour of each emotion, by its English name, so words and voice use one visual language.
@@ -86,7 +86,7 @@ def _alert_html(alert: Alert, report: DiaryReport) -> str:
         detail = (f"<br><small>Voice against a calm baseline: pitch {prosody.pitch_semitones:+.1f} semitones, "
                   f"energy {prosody.energy_db_delta:+.1f} dB</small>")
     return (f'<div class="alert {alert.severity}"><span class="sev">{alert.severity}</span>'
-            f"<strong>{escape(ALERT_WORDS[alert.kind])}</strong><br>In {escape(' and '.join(places))}.{detail}</div>")
+            f"<strong>{escape(ALERT_RULES[alert.kind].words)}</strong><br>In {escape(' and '.join(places))}.{detail}</div>")
 
 
 def _alerts_section(report: DiaryReport) -> str:

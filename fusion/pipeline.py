@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,19 +44,6 @@ class _Timer:
 
 def _dist(labels: tuple[str, ...], p: np.ndarray, digits: int = 4) -> dict[str, float]:
     return dict(zip(labels, np.round(np.asarray(p, dtype=float), digits).tolist()))
-
-
-def _finite(x: float, digits: int = 3) -> float | None:
-    return round(float(x), digits) if x is not None and np.isfinite(x) else None
-
-
-def _prosody(measured: prosody_stage.Prosody, base: prosody_stage.NeutralBaseline) -> Prosody:
-    rel = measured.relative_to(base)
-    return Prosody(
-        pitch_hz=_finite(measured.pitch_hz), energy_db=_finite(measured.energy_db),
-        speaking_rate=_finite(measured.rate_per_s), pitch_semitones=_finite(rel["pitch_semitones"]),
-        energy_db_delta=_finite(rel["energy_delta_db"]), rate_ratio=_finite(rel["rate_ratio"]),
-    )
 
 
 def _top(labels: tuple[str, ...], p: np.ndarray) -> str:
@@ -107,6 +95,14 @@ class Pipeline:
         self.text_model = load_text_model(self.config.text, self.config.labels.ko)
         self.audio_model = audio_branch.load_audio_model(self.config)
         sentence_stage.kiwi()  # the Korean analyser both the splitter and the text model use
+
+    def under(self, config: Config) -> "Pipeline":
+        """These loaded models under ``config``, which may differ only in settings that change no report."""
+        if config.fingerprint() != self.config.fingerprint():
+            raise ValueError("a pipeline's models serve only configurations of the same fingerprint")
+        twin = copy.copy(self)
+        twin.config = config
+        return twin
 
     def analyze(
         self,
@@ -192,8 +188,8 @@ class Pipeline:
             diary=scores.diary if speech else uniform,
             neutral=scores.span_neutral,
             diary_neutral=scores.diary_neutral if speech else 0.0,
-            prosody=[_prosody(prosody_stage.prosody(audio.samples, audio.sample_rate, span), base) for span in spans],
-            diary_prosody=_prosody(measured, base),
+            prosody=[prosody_stage.prosody(audio.samples, audio.sample_rate, span).for_report(base) for span in spans],
+            diary_prosody=measured.for_report(base),
             baseline=base.name,
             heard=bool(speech),
         )
@@ -255,12 +251,18 @@ class Pipeline:
 _PIPELINES: dict[str, Pipeline] = {}
 
 
-def _pipeline(config: Config) -> Pipeline:
-    """The process-wide pipeline of a configuration (models load on first use, then stay); [batch] is not part of it."""
-    key = config.model_dump_json(exclude={"batch"})
+def load_pipeline(config: Config | None = None) -> Pipeline:
+    """The process-wide pipeline of a configuration (default: the default one).
+
+    Models load once per :meth:`Config.fingerprint`, so settings that change no report (a server
+    token, a thread count, a duration limit) reuse them under the caller's config.
+    """
+    config = config or default_config()
+    key = config.fingerprint()
     if key not in _PIPELINES:
         _PIPELINES[key] = Pipeline(config)
-    return _PIPELINES[key]
+    loaded = _PIPELINES[key]
+    return loaded if loaded.config == config else loaded.under(config)
 
 
 def analyze(
@@ -275,4 +277,4 @@ def analyze(
     >>> report = analyze("diary.wav", transcript="오늘 정말 즐거웠어. 친구를 만났거든.")  # doctest: +SKIP
     >>> [a.kind for a in report.alerts]                                              # doctest: +SKIP
     """
-    return _pipeline(config or default_config()).analyze(source, transcript=transcript, baseline=baseline)
+    return load_pipeline(config).analyze(source, transcript=transcript, baseline=baseline)

@@ -19,6 +19,7 @@ import numpy as np
 from fusion.audio import SAMPLE_RATE
 from fusion.config import AudioConfig, Config, default_config
 from fusion.errors import ModelError
+from fusion.report import Prosody as ReportProsody
 from fusion.mfcc import clip_mean
 
 Span = tuple[float, float]
@@ -47,6 +48,19 @@ class Prosody:
         if baseline.rate_per_s:
             out["rate_ratio"] = self.rate_per_s / baseline.rate_per_s
         return out
+
+    def for_report(self, baseline: "NeutralBaseline") -> ReportProsody:
+        """These measurements and their offsets from the baseline, rounded, None where nothing was measured."""
+        rel = self.relative_to(baseline)
+        return ReportProsody(
+            pitch_hz=_finite(self.pitch_hz), energy_db=_finite(self.energy_db),
+            speaking_rate=_finite(self.rate_per_s), pitch_semitones=_finite(rel["pitch_semitones"]),
+            energy_db_delta=_finite(rel["energy_delta_db"]), rate_ratio=_finite(rel["rate_ratio"]),
+        )
+
+
+def _finite(x: float | None, digits: int = 3) -> float | None:
+    return round(float(x), digits) if x is not None and np.isfinite(x) else None
 
 
 PROSODY_FRAME, PROSODY_HOP = 1024, 256

@@ -7,13 +7,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from fusion.combine import ALERT_RULES
 from fusion.report import Alert, DiaryReport
 
-ALERT_WORDS = {
-    "positive_words_depressed_tone": "The words sound positive, but the voice sounds low and sad.",
-    "negative_words_upbeat_tone": "The words are negative, but the voice sounds upbeat.",
-    "calm_words_agitated_tone": "The words are calm, but the voice sounds agitated.",
-}
 SEVERITY_STYLE = {"low": "yellow", "medium": "dark_orange", "high": "bold red"}
 BAR_WIDTH = 20
 
@@ -37,7 +33,7 @@ def _alert(alert: Alert, report: DiaryReport) -> Text:
         times = ", ".join(f"{report.sentences[i].start:.1f}–{report.sentences[i].end:.1f}s" for i in alert.sentences)
         where = f"{where}{' and ' if where else ''}sentence(s) at {times}"
     text = Text(f"[{alert.severity}] ", style=SEVERITY_STYLE[alert.severity])
-    text.append(ALERT_WORDS[alert.kind], style="bold")
+    text.append(ALERT_RULES[alert.kind].words, style="bold")
     text.append(f"\n  in {where}.")
     prosody = next((e.prosody for e in alert.evidence if e.prosody is not None), None)
     if prosody is not None and prosody.pitch_semitones is not None and prosody.energy_db_delta is not None:

@@ -8,14 +8,30 @@ gives the JSON Schema.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1.0"
 
 Severity = Literal["low", "medium", "high"]
-AlertKind = Literal["positive_words_depressed_tone", "negative_words_upbeat_tone", "calm_words_agitated_tone"]
+
+
+def _alert_kinds() -> list[str]:
+    # combine builds Alerts from this module, so its rule table is read when a value is checked.
+    from fusion.combine import ALERT_RULES
+
+    return list(ALERT_RULES)
+
+
+def _known_kind(kind: str) -> str:
+    if kind not in _alert_kinds():
+        raise ValueError(f"unknown alert kind {kind!r}; fusion.combine.ALERT_RULES has {_alert_kinds()}")
+    return kind
+
+
+AlertKind = Annotated[str, AfterValidator(_known_kind),
+                      Field(json_schema_extra=lambda schema: schema.update(enum=_alert_kinds()))]
 
 
 class _Model(BaseModel):

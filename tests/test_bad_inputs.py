@@ -22,7 +22,7 @@ from test_audio import encode
 
 from fusion.audio import SAMPLE_RATE, load_audio
 from fusion.batch import read_results, run_batch
-from fusion.pipeline import _pipeline
+from fusion.pipeline import load_pipeline
 
 CLIP = "speech/ko_transcribed/pma/pma00004.flac"
 
@@ -107,7 +107,7 @@ def test_a_30_minute_recording_stays_within_bounded_memory(shared_data, tmp_path
     """
     path = tmp_path / "long.flac"
     audio_bytes = thirty_minutes(shared_data, path)
-    pipeline = _pipeline(config)
+    pipeline = load_pipeline(config)
     proc = psutil.Process()
     base = proc.memory_info().rss
     peak, running = [base], True

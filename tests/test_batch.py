@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from fusion import analyze, analyze_many
-from fusion.batch import ResultsFile, Worker, config_version, content_key, read_results, run_batch
-from fusion.batch_process import share_cores
-from fusion.batch_io import ResultsLocked
+from fusion.batch import ResultsFile, Worker, content_key, read_results, run_batch
+from fusion.batch.process import share_cores
+from fusion.batch.results import ResultsLocked
 from fusion.config import default_config_path
 from fusion.report import DiaryReport
 
@@ -94,12 +94,15 @@ def test_a_model_or_config_update_rescores_and_replaces_the_old_line(clips, tmp_
     out = tmp_path / "r.jsonl"
     run_batch([clips[0]], out, progress=False)
     updated = config.with_updates(alerts={"depressed_score": 1.5})
-    assert config_version(updated) != config_version(config)
-    assert config_version(config.with_updates(batch={"workers": 3})) == config_version(config), "scheduling is not a version"
+    assert updated.fingerprint() != config.fingerprint()
+    assert config.with_updates(batch={"workers": 3}).fingerprint() == config.fingerprint(), "scheduling is not a version"
+    service_edit = config.with_updates(server={"tokens": {"carol": "a-new-token"}}, batch={"prefetch": 1})
+    kept = run_batch([clips[0]], out, config=service_edit, progress=False)
+    assert (kept.done, kept.skipped) == (0, 1), "a server token or a batch setting does not re-score a finished batch"
     summary = run_batch([clips[0]], out, config=updated, progress=False)
     assert summary.done == 1 and summary.skipped == 0
     (record,) = assert_one_line_each(out, [str(clips[0])])
-    assert record["key"] == content_key(str(clips[0]), config_version(updated))
+    assert record["key"] == content_key(str(clips[0]), updated.fingerprint())
 
 
 def test_kill_9_mid_batch_then_resume_loses_and_duplicates_nothing(clips, tmp_path):
@@ -168,7 +171,7 @@ def test_workers_sharing_a_machine_split_its_cores_without_changing_result_keys(
     finally:
         torch.set_num_threads(threads)
     assert config.stt.cpu_threads == 0, "the caller's config is not changed"
-    assert config_version(shared) == config_version(config), "thread counts do not re-score a finished batch"
+    assert shared.fingerprint() == config.fingerprint(), "thread counts do not re-score a finished batch"
     pinned = config.with_updates(stt={"cpu_threads": 3})
     assert share_cores(pinned, 1).stt.cpu_threads == 3, "an explicit [stt] cpu_threads wins"
     torch.set_num_threads(threads)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from fusion.combine import Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
-from fusion.report import Prosody
+from pydantic import ValidationError
+
+from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
+from fusion.config import AlertConfig, default_config_path, load_config
+from fusion.report import Alert, Prosody
 
 
 def ko(config, **probs) -> np.ndarray:
@@ -182,3 +187,29 @@ def test_a_diary_s_words_are_the_centre_of_its_emotional_sentences(config):
     happy_diary = diary_words_point([joy, plain, plain], [False, True, True], config)
     assert happy_diary.valence == pytest.approx(joy.valence), "plain sentences do not dilute the words' emotion"
     assert diary_words_point([plain, plain], [True, True], config) == plain
+
+
+def test_the_rule_table_is_the_one_list_of_alert_kinds(config):
+    """Config, report schema and every threshold of [alerts] follow ALERT_RULES."""
+    assert set(config.alerts.severity) == set(ALERT_RULES)
+    assert Alert.model_json_schema()["properties"]["kind"]["enum"] == list(ALERT_RULES)
+    read = {name for rule in ALERT_RULES.values() for name in rule.thresholds}
+    assert read == set(AlertConfig.model_fields) - {"severity"}, "each [alerts] threshold is read by a named rule"
+    assert all(rule.kind == kind and rule.words for kind, rule in ALERT_RULES.items())
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda toml: toml.replace("calm_words_agitated_tone = [", "# ["), "missing ['calm_words_agitated_tone']"),
+    (lambda toml: toml.replace("calm_words_agitated_tone = [", "calm_words_angry_tone = ["),
+     "unknown ['calm_words_angry_tone']"),
+])
+def test_a_severity_table_that_disagrees_with_the_rules_is_refused(tmp_path, edit, problem):
+    path = tmp_path / "config.toml"
+    path.write_text(edit(default_config_path().read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        load_config(path)
+
+
+def test_an_alert_of_an_unknown_kind_is_refused():
+    with pytest.raises(ValidationError, match="unknown alert kind"):
+        Alert(kind="loud_words", severity="low", score=0.0, diary_level=True, sentences=[], evidence=[])

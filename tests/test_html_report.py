@@ -7,14 +7,17 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from plotly.offline import get_plotlyjs
+from rich.console import Console
 from typer.testing import CliRunner
 
 from fusion.cli import app
+from fusion.combine import ALERT_RULES, AlertRule, Observation, mismatch_alerts
 from fusion.html_report import render_html
 from fusion.pipeline import analyze
-from fusion.render import ALERT_WORDS
+from fusion.render import render
 from fusion.report import Alert, DiaryReport
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +34,15 @@ def sample_report() -> DiaryReport:
     return analyze(SAMPLE)
 
 
-def _with_alert(report: DiaryReport, sentences: list[int]) -> DiaryReport:
-    alert = Alert(kind="positive_words_depressed_tone", severity="high", score=2.5, diary_level=False,
-                  sentences=sentences, evidence=[])
+def _with_alert(report: DiaryReport, sentences: list[int], kind: str = "positive_words_depressed_tone") -> DiaryReport:
+    alert = Alert(kind=kind, severity="high", score=2.5, diary_level=False, sentences=sentences, evidence=[])
     return report.model_copy(update={"alerts": [alert]})
+
+
+def _terminal(report: DiaryReport) -> str:
+    console = Console(record=True, width=200)
+    render(report, console)
+    return console.export_text()
 
 
 def test_page_is_one_self_contained_file(sample_report):
@@ -46,10 +54,31 @@ def test_page_is_one_self_contained_file(sample_report):
 
 def test_alerts_come_first_in_plain_words(sample_report):
     page = render_html(_with_alert(sample_report, [1]))
-    words = ALERT_WORDS["positive_words_depressed_tone"]
+    words = ALERT_RULES["positive_words_depressed_tone"].words
     assert words in page and page.index(words) < page.index('id="timeline"') < page.index('id="transcript"')
     assert page.count('class="flagged"') == 1
     assert "Words and voice agree" in render_html(sample_report.model_copy(update={"alerts": []}))
+
+
+@pytest.mark.parametrize("kind", list(ALERT_RULES))
+def test_every_alert_kind_is_told_in_words(sample_report, kind):
+    report = _with_alert(sample_report, [0], kind)
+    assert ALERT_RULES[kind].words in render_html(report) and ALERT_RULES[kind].words in _terminal(report)
+
+
+def test_a_new_alert_kind_needs_only_its_rule_and_severity_steps(sample_report, config, monkeypatch):
+    """One AlertRule and its [alerts.severity] steps: the config loads, the rule fires, the report
+    validates and both renderings tell it."""
+    kind, words = "loud_words_whispered_tone", "The words shout, but the voice whispers."
+    monkeypatch.setitem(ALERT_RULES, kind, AlertRule(kind, words, lambda obs, cfg: 0.5, ()))
+    steps = {**config.alerts.severity, kind: (0.0, 0.4, 0.9)}
+    extended = config.with_updates(alerts={"severity": steps})
+    diary = Observation(np.array(list(sample_report.text.mean_probs.values())),
+                        np.array(list(sample_report.voice.probs.values())))
+    alerts = [a for a in mismatch_alerts(diary, [], extended) if a.kind == kind]
+    assert [(a.severity, a.diary_level) for a in alerts] == [("medium", True)]
+    report = DiaryReport.model_validate_json(sample_report.model_copy(update={"alerts": alerts}).to_json())
+    assert words in render_html(report) and words in _terminal(report)
 
 
 def test_diary_text_cannot_inject_markup(sample_report):

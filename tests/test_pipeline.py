@@ -47,6 +47,19 @@ def test_sample_report_is_complete_and_versioned():
     assert again == report
 
 
+def test_settings_that_change_no_report_reuse_the_loaded_models_under_the_new_limits(config):
+    from fusion.errors import InputError
+    from fusion.pipeline import load_pipeline
+
+    loaded = load_pipeline(config)
+    edited = config.with_updates(server={"tokens": {"carol": "a-token"}}, stt={"cpu_threads": 1},
+                                 audio_input={"max_duration_s": 20.0})
+    again = load_pipeline(edited)
+    assert again.stt is loaded.stt and again.text_model is loaded.text_model and again.config == edited
+    with pytest.raises(InputError, match="20"):
+        analyze(SAMPLE, config=edited)  # the 25 s sample, past the edited limit
+
+
 def test_given_transcript_is_spread_over_the_speech():
     report = analyze(SAMPLE, transcript=HAPPY_WORDS, baseline="female")
     assert report.transcript_source == "given"

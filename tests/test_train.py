@@ -12,10 +12,9 @@ from typer.testing import CliRunner
 from fusion.audio_branch import load_audio_model_from
 from fusion.prosody import NeutralBaseline
 from fusion.cli import app
-from fusion.config import TextConfig
 from fusion.text_branch import EmbeddedTextModel, HFTextModel, load_text_model
-from fusion.train_text import CANDIDATES as TEXT_CANDIDATES, train as train_text
-from tests.test_text_branch import build_tiny_model
+from fusion.train.text import CANDIDATES as TEXT_CANDIDATES, train as train_text
+from tests.test_text_branch import build_tiny_model, text_config
 
 runner = CliRunner()
 SENTENCES = ["오늘 정말 행복하고 즐거웠어.", "엄마가 돌아가셔서 너무 슬퍼.", "아침에 밥을 먹었다."]
@@ -36,7 +35,7 @@ def test_train_text_embedded_cli_writes_a_loadable_reproducible_model(tmp_path, 
     assert meta["labels"] == list(config.labels.ko) and meta["recipe"]["seed"] == 3
     assert set(meta["metrics"]) >= {"dev", "test", "neutral"} and meta["training_data"]["limit_per_class"] == 25
     assert 0.05 <= meta["neutral"]["threshold"] <= 0.95
-    model = load_text_model(TextConfig(backend="embedded", model=str(out)), config.labels.ko)
+    model = load_text_model(text_config(backend="embedded", model=str(out)), config.labels.ko)
     assert isinstance(model, EmbeddedTextModel)
     probs = model.predict_proba(SENTENCES)
     assert probs.shape == (3, 6)
@@ -65,7 +64,7 @@ def test_train_text_hf_recipe_on_a_tiny_bert(tmp_path, shared_data, config):
     meta = json.loads((out / "training.json").read_text(encoding="utf-8"))
     assert meta["training_data"]["rows"] == 42 and meta["recipe"]["lr"] == 2e-5 and meta["recipe"]["batch_size"] == 16
     assert 1 <= meta["recipe"]["best_epoch"] <= 2 and {"dev", "test"} <= set(meta["metrics"])
-    model = load_text_model(TextConfig(backend="hf", model=str(out), max_length=32), config.labels.ko)
+    model = load_text_model(text_config(backend="hf", model=str(out), max_length=32), config.labels.ko)
     assert isinstance(model, HFTextModel)
     probs = model.predict_proba(SENTENCES)
     assert probs.shape == (3, 6)
@@ -134,7 +133,7 @@ def test_train_audio_whisper_cli_on_a_tiny_subset_writes_a_loadable_reproducible
 def test_retraining_the_shipped_recipe_reproduces_the_shipped_head(tmp_path, shared_data, config):
     """All the data, the shipped candidate only (its choice is in the model card): on every test clip the
     retrained head's probabilities match the shipped head's to within CPU noise."""
-    from fusion import train_voice as tv
+    from fusion.train import voice as tv
     from fusion.audio_branch import EMBEDDED_ROOT
     from fusion.voice_whisper import ARCHITECTURE, read_head
 

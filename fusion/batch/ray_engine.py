@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from fusion.batch.worker import Worker
 from fusion.config import Config
 
 
 class _RayWorker:
     def __init__(self, config_json: str, threads: int):
-        from fusion.batch import Worker
-
         self.worker = Worker(Config.model_validate_json(config_json), threads)
 
     def run(self, items: list, baseline: str | None) -> list:

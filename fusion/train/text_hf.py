@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fusion.config import default_config
-from fusion.train_text import DATA_DIR, DIALOGUE, ELDERLY, evaluate, limit_rows, progress_bar, read_split
+from fusion.train.text import DATA_DIR, DIALOGUE, ELDERLY, evaluate, limit_rows, progress_bar, read_split
 
 RECIPE = {
     "optimizer": "AdamW", "lr": 2e-5, "weight_decay": 0.01, "batch_size": 16, "epochs": 6, "patience": 2,

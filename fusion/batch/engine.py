@@ -1,43 +1,27 @@
-"""Many recordings in, one JSON line each out: resumable, crash-safe, errors as records.
+"""The batch engine: which inputs need work, which engine runs them, and the results file they end in.
 
-:func:`analyze_many` streams :class:`BatchResult` values; :func:`run_batch` (``fusion batch``)
-writes them to a JSONL file that a kill -9 at any moment leaves valid: each line goes out in
-one ``os.write`` and is fsynced, and a torn last line is cut off before the next run appends.
-Each input gets its own line, keyed by its path and its content's key (sha256 + model/config version): a rerun
-skips an input whose line is there, and an input whose content already has a line under another path (a moved
-or identical file) gets a copy of it without a second analysis.
-
-Inside a worker the models are loaded once; the next recordings decode on a thread while STT
-runs on the current one, and the sentences of a chunk of recordings share one text-model call.
+:func:`analyze_many` streams results; :func:`run_batch` (``fusion batch``) resumes and writes them
+(see :mod:`fusion.batch`). Engines: this process, a pool of worker processes, or Ray actors.
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
-import json
 import os
 import time
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
-from fusion import __version__
-from fusion.batch_io import ResultsFile, read_results, write_csv
-from fusion.batch_process import die_with_parent, share_cores, tune_malloc
+from fusion.batch.process import die_with_parent
+from fusion.batch.results import ResultsFile, read_results, write_csv
+from fusion.batch.worker import BatchResult, Item, Worker, content_key
 from fusion.config import Config, default_config
-from fusion.errors import FusionError
-from fusion.report import SCHEMA_VERSION, DiaryReport
 
-Item = tuple[int, str, str | None]  # (input index, file, key or None: computed by the worker)
 _LIST_SUFFIXES = {".txt", ".lst", ".list"}
 
-
-# ---- inputs and keys -------------------------------------------------------------------------------------------
 
 def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | None = None) -> list[str]:
     """The recordings a spec names: a folder (recursive, by extension), a glob, a list file, one file or a list."""
@@ -54,129 +38,6 @@ def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | Non
     if glob.has_magic(str(spec)):
         return sorted(p for p in glob.glob(str(spec), recursive=True) if Path(p).is_file() or Path(p).suffix.lower() in extensions)
     return [str(spec)]
-
-
-def config_version(config: Config) -> str:
-    """What a result depends on: package, report schema and every setting but scheduling, limits and the service."""
-    exclude = {"batch": True, "server": True, "stt": {"cpu_threads"}, "audio_input": {"max_duration_s"}}
-    settings = config.model_dump(mode="json", exclude=exclude)
-    payload = json.dumps({"fusion": __version__, "schema": SCHEMA_VERSION, "config": settings}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def content_key(file: str, version: str) -> str:
-    """``sha256-of-content:version``; a file that cannot be read is keyed by its path, so it is retried once it can."""
-    digest = hashlib.sha256()
-    try:
-        with open(file, "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-    except OSError:
-        return f"path:{hashlib.sha256(os.path.abspath(file).encode()).hexdigest()}:{version}"
-    return f"{digest.hexdigest()}:{version}"
-
-
-# ---- results ---------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class BatchResult:
-    """One input's outcome: a report, or the error kind and message (``ok`` tells which)."""
-
-    file: str
-    key: str
-    report: DiaryReport | None = None
-    error_kind: str | None = None
-    message: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.report is not None
-
-    @classmethod
-    def from_record(cls, record: dict) -> "BatchResult":
-        if record["status"] == "ok":
-            return cls(record["file"], record["key"], DiaryReport.model_validate(record["report"]))
-        return cls(record["file"], record["key"], None, record["error"]["kind"], record["error"]["message"])
-
-
-def _ok(file: str, key: str, report: DiaryReport) -> dict:
-    return {"file": file, "key": key, "status": "ok", "report": report.model_dump(mode="json")}
-
-
-def _failed(file: str, key: str, exc: BaseException) -> dict:
-    kind = exc.kind if isinstance(exc, FusionError) else "internal"
-    message = str(exc) if isinstance(exc, FusionError) else f"{exc.__class__.__name__}: {exc}"
-    return {"file": file, "key": key, "status": "error", "error": {"kind": kind, "message": message}}
-
-
-# ---- the worker: models once, decode ahead, text batched across files ----------------------------------------
-
-def _prefetch(fn, items: Iterable, depth: int) -> Iterator[tuple[object, object]]:
-    """``(item, future of fn(item))`` in order, with up to ``depth`` items running ahead on a thread."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusion-decode") as pool:
-        it = iter(items)
-        queue = deque((item, pool.submit(fn, item)) for item in islice(it, max(depth, 1)))
-        while queue:
-            item, future = queue.popleft()
-            if (nxt := next(it, None)) is not None:
-                queue.append((nxt, pool.submit(fn, nxt)))
-            yield item, future
-
-
-class Worker:
-    """The loaded pipeline of one process (or Ray actor) and the chunked loop over recordings.
-
-    ``threads``: the cores this worker may use when it shares the machine with others (None: all).
-    """
-
-    def __init__(self, config: Config | None = None, threads: int | None = None):
-        from fusion.pipeline import _pipeline
-
-        self.config = share_cores(config or default_config(), threads)
-        tune_malloc(self.config.batch.malloc_arenas, self.config.batch.malloc_mmap_threshold)
-        self.pipeline = _pipeline(self.config)
-        self.version = config_version(self.config)
-
-    def _decode(self, item: Item):
-        from fusion.audio import load_audio
-
-        t0 = time.perf_counter()
-        audio = load_audio(item[1], self.config.audio_input.sample_rate,
-                           max_duration_s=self.config.audio_input.max_duration_s)
-        return audio, time.perf_counter() - t0
-
-    def run(self, items: Iterable[Item], baseline: str | None = None) -> Iterator[list[tuple[int, dict]]]:
-        """Chunks of ``(index, record)``, in input order within a chunk, as soon as each chunk is finished."""
-        cfg = self.config.batch
-        heard, done, audio_s = [], [], 0.0
-        for (index, file, key), future in _prefetch(self._decode, items, cfg.prefetch):
-            key = key or content_key(file, self.version)
-            try:
-                audio, decode_s = future.result()
-                h = self.pipeline.hear(audio)
-                h.timer.stages["decode"] = round(h.timer.stages["decode"] + decode_s, 4)
-            except Exception as exc:  # a bad file is a record, never the end of the batch
-                done.append((index, _failed(file, key, exc)))
-            else:
-                heard.append((index, file, key, h))
-                audio_s += h.audio.duration
-            if len(heard) >= cfg.files_per_chunk or audio_s >= cfg.chunk_audio_s or len(done) >= cfg.files_per_chunk:
-                yield sorted(done + self._finish(heard, baseline))
-                heard, done, audio_s = [], [], 0.0
-        if heard or done:
-            yield sorted(done + self._finish(heard, baseline))
-
-    def _finish(self, heard: list, baseline: str | None) -> list[tuple[int, dict]]:
-        if not heard:
-            return []
-        try:
-            reports = self.pipeline.analyze_batch([h for *_, h in heard], baseline=baseline)
-        except Exception as exc:
-            if len(heard) == 1:
-                index, file, key, _ = heard[0]
-                return [(index, _failed(file, key, exc))]
-            return [r for one in heard for r in self._finish([one], baseline)]  # isolate the one that fails
-        return [(index, _ok(file, key, report)) for (index, file, key, _), report in zip(heard, reports)]
 
 
 _PROCESS_WORKER: Worker | None = None
@@ -200,7 +61,7 @@ def _engine(items: list[Item], config: Config, baseline: str | None, workers: in
             address: str | None) -> Iterator[list[tuple[int, dict]]]:
     """Finished chunks from the chosen engine: this process, a process pool, or Ray actors."""
     if engine == "ray":
-        from fusion.batch_ray import run_ray
+        from fusion.batch.ray_engine import run_ray
 
         yield from run_ray(_chunks(items, config.batch.files_per_chunk), config, baseline, address)
     elif engine != "local":
@@ -239,8 +100,6 @@ def analyze_many(
         for _, record in chunk:
             yield BatchResult.from_record(record)
 
-
-# ---- the job ---------------------------------------------------------------------------------------------------
 
 @dataclass
 class BatchSummary:
@@ -330,7 +189,7 @@ def run_batch(
     progress: bool = True,
 ) -> BatchSummary:
     """Analyse every input into ``out`` (JSONL), resuming a previous run; optional CSV summary."""
-    from fusion.batch_progress import BatchProgress
+    from fusion.batch.progress import BatchProgress
 
     config = config or default_config()
     t0 = time.perf_counter()
@@ -338,7 +197,7 @@ def run_batch(
     summary = BatchSummary(total=len(files))
     results = ResultsFile(out, fsync=config.batch.fsync)
     try:
-        plan = _plan(files, results, config_version(config), retry_failed, summary)
+        plan = _plan(files, results, config.fingerprint(), retry_failed, summary)
         for record in plan.copies:
             results.append(record)
             _count(summary, record)
@@ -357,7 +216,3 @@ def run_batch(
         write_csv(read_results(out), csv_path)
     summary.wall_s = time.perf_counter() - t0
     return summary
-
-
-__all__ = ["analyze_many", "run_batch", "collect_inputs", "read_results", "write_csv", "BatchResult", "BatchSummary",
-           "ResultsFile", "Worker", "config_version", "content_key"]

@@ -26,7 +26,7 @@ from fusion.audio_branch import EMBEDDED_ROOT
 from fusion.config import default_config
 from fusion.evaluate import track
 from fusion.prosody import prosody, resolve_baseline
-from fusion.train_voice import Candidate, Corpus, load_corpus, model_labels, out_of_fold
+from fusion.train.voice import Candidate, Corpus, load_corpus, model_labels, out_of_fold
 from fusion.voice_whisper import ARCHITECTURE
 
 PITCH_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)

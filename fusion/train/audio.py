@@ -1,7 +1,7 @@
 """Train the CNN-BiLSTM voice emotion model on shared/data/speech and report dev/test figures.
 
     fusion train audio --out DIR [--seed N] [--epochs N] [--limit-per-class N] [--cache DIR]
-    python -m fusion.train_audio [--out DIR] [--seed N] [--data DIR] [recipe flags] [--eval-only]
+    python -m fusion.train.audio [--out DIR] [--seed N] [--data DIR] [recipe flags] [--eval-only]
 
 Train split of ravdess, emodb and ko_emotional (speaker-independent splits from labels.csv);
 early stopping on dev; figures on test are printed, never used for a choice. Each training
@@ -36,15 +36,14 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 
 import fusion
-from fusion.audio import audio_from_array, voiced_spans
-from fusion.audio import SAMPLE_RATE
+from fusion.audio import SAMPLE_RATE, audio_from_array, voiced_spans
 from fusion.audio_branch import EMBEDDED_ROOT, load_audio_model_from
-from fusion.mfcc import mfcc, pad_or_cut, span_frames
-from fusion.prosody import NeutralBaseline, build_baseline, prosody
-from fusion.voice_cnn import ARCHITECTURE, AudioEmotionNet, CnnVoice
 from fusion.config import Config, default_config
 from fusion.errors import InputError
 from fusion.evaluate import sad_vs_rest_auc
+from fusion.mfcc import mfcc, pad_or_cut, span_frames
+from fusion.prosody import NeutralBaseline, build_baseline, prosody
+from fusion.voice_cnn import ARCHITECTURE, AudioEmotionNet, CnnVoice
 
 DATA_DIR = Path(fusion.__file__).resolve().parents[1].parent / "shared/data/speech"
 CACHE_DIR = Path("/tmp/fusion_audio_cache")
@@ -59,7 +58,7 @@ BATCH = 64
 
 @dataclass(frozen=True)
 class Recipe:
-    """Training tunables; each is a CLI flag of ``python -m fusion.train_audio`` and is saved in config.json."""
+    """Training tunables; each is a CLI flag of ``python -m fusion.train.audio`` and is saved in config.json."""
 
     epochs: int = field(default=40, metadata={"help": "maximum epochs"})
     patience: int = field(default=8, metadata={"help": "epochs without a better dev score before stopping"})
@@ -422,7 +421,7 @@ def train_model(out: Path, data: Path = DATA_DIR, cache: Path = CACHE_DIR, seed:
                 recipe: Recipe | None = None, limit_per_class: int | None = None, progress: bool = True,
                 command: str | None = None) -> dict:
     """Train on the train split (early stopping on dev), save to ``out``; returns dev and test figures."""
-    from fusion.train_text import progress_bar
+    from fusion.train.text import progress_bar
 
     torch.set_num_threads(2)
     cfg = default_config()
@@ -492,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {cue:32s} gender {auc['gender']:.3f}  personal {auc['personal']:.3f}")
     if args.eval_only:
         return
-    command = " ".join(["python -m fusion.train_audio", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python -m fusion.train.audio", *(argv if argv is not None else sys.argv[1:])])
     save_model(args.out, model, _meta(cfg, args.seed, recipe, best_epoch, n_train, counts,
                                       dev, test, command, round(time.time() - t0)))
     print(f"saved {args.out} in {time.time() - t0:.0f}s")

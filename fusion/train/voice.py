@@ -18,9 +18,9 @@ as .npy, so a retrain takes seconds.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 import time
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ import numpy as np
 from fusion.audio import load_audio, voiced_spans
 from fusion.config import Config, default_config
 from fusion.evaluate import sad_vs_rest_auc, track
-from fusion.train_audio import read_rows as read_dataset
+from fusion.train.audio import read_rows as read_dataset
 from fusion.voice_whisper import WhisperHead, load_encoder, pooled_features, save
 
 ALL_LAYERS = (0, 1, 2, 3, 4, 5, 6)
