@@ -167,34 +167,33 @@ def _store(ctx: typer.Context, config: Optional[Path]):
     return Store(server.database())
 
 
-@serve_app.command("add-user")
-def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user's name (unique)"),
-             config: Optional[Path] = _SERVE_CONFIG) -> None:
-    """Create a user and print their bearer token (shown once; only its hash is stored)."""
+def _issue_token(ctx: typer.Context, config: Optional[Path], name: str, issue, said: str) -> None:
+    """Run ``issue(store, name)``, print the token it returns once, then ``said``."""
     store = _store(ctx, config)
     try:
-        token = store.add_user(name)
+        token = issue(store, name)
     except ValueError as exc:
         _fail(exc)
     finally:
         store.close()
     sys.stdout.write(token + "\n")
-    err.print(f"user {escape(name)} created; send the token as 'Authorization: Bearer <token>'")
+    err.print(f"user {escape(name)}: {said}")
+
+
+@serve_app.command("add-user")
+def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user's name (unique)"),
+             config: Optional[Path] = _SERVE_CONFIG) -> None:
+    """Create a user and print their bearer token (shown once; only its hash is stored)."""
+    _issue_token(ctx, config, name, lambda store, n: store.add_user(n),
+                 "created; send the token as 'Authorization: Bearer <token>'")
 
 
 @serve_app.command("rotate-token")
 def rotate_token(ctx: typer.Context, name: str = typer.Argument(..., help="the user whose token to replace"),
                  config: Optional[Path] = _SERVE_CONFIG) -> None:
     """Give a user a new bearer token and print it; the old one stops working at once."""
-    store = _store(ctx, config)
-    try:
-        token = store.rotate_token(name)
-    except ValueError as exc:
-        _fail(exc)
-    finally:
-        store.close()
-    sys.stdout.write(token + "\n")
-    err.print(f"user {escape(name)}: new token issued, the old one no longer works")
+    _issue_token(ctx, config, name, lambda store, n: store.rotate_token(n),
+                 "new token issued, the old one no longer works")
 
 
 @serve_app.command("remove-user")
