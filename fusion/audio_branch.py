@@ -43,10 +43,11 @@ class VoiceScores:
 
 
 class VoiceEmotionModel(Protocol):
-    """A loaded voice model: its labels (the config's EN order), an id for the report, and ``predict``."""
+    """A loaded voice model: its labels (the config's EN order), an id for the report, its architecture, ``predict``."""
 
     labels: tuple[str, ...]
     model_id: str
+    architecture: str
 
     def predict(self, samples: np.ndarray, spans: list[Span], speech: list[Span],
                 baseline: NeutralBaseline) -> VoiceScores: ...
@@ -184,10 +185,10 @@ def load_audio_model_from(spec: str, cfg: Config) -> LabelledVoiceModel:
     return LabelledVoiceModel(scorer, read_labels(directory), cfg.labels.en, cfg.audio.neutral_label, model_id, name)
 
 
-_LOADED: dict[str, LabelledVoiceModel] = {}
+_LOADED: dict[str, VoiceEmotionModel] = {}
 
 
-def load_audio_model(cfg: Config | None = None) -> LabelledVoiceModel:
+def load_audio_model(cfg: Config | None = None) -> VoiceEmotionModel:
     """The process-wide voice model named by ``cfg.audio`` (and the labels it maps onto), loaded once."""
     cfg = cfg or default_config()
     key = cfg.audio.model_dump_json(exclude={"baseline", "baselines"}) + "|" + ",".join(cfg.labels.en) + cfg.stt.embedded_sha256

@@ -47,6 +47,7 @@ from fusion.voice_cnn import ARCHITECTURE, AudioEmotionNet, CnnVoice
 
 DATA_DIR = Path(fusion.__file__).resolve().parents[1].parent / "shared/data/speech"
 CACHE_DIR = Path("/tmp/fusion_audio_cache")
+EMBEDDED_DIR = EMBEDDED_ROOT / ARCHITECTURE
 DATASETS = ("ravdess", "emodb", "ko_emotional")
 LABEL_MAP = {"angry": "ANGRY", "sad": "SAD", "disgust": "DISGUST", "happy": "HAPPY",
              "fear": "FEAR", "fearful": "FEAR", "surprised": "SURPRISE"}
@@ -204,9 +205,6 @@ def training_batches(train: list[Clip], personal, gendered, labels, frames, rng,
             xs.append(base.normalise(seq))
             ys.append(labels.index(LABEL_MAP[c.label]))
         yield torch.from_numpy(np.stack(xs).transpose(0, 2, 1).astype(np.float32)), torch.tensor(ys)
-
-
-EMBEDDED_DIR = EMBEDDED_ROOT / ARCHITECTURE
 
 
 def clip_probs(model: CnnVoice, clips: list[Clip], baselines: list[NeutralBaseline]) -> np.ndarray:
