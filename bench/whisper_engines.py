@@ -3,7 +3,7 @@
     python bench/whisper_engines.py [--n 10] [--diary-s 60] [--threads T]
 
 openai-whisper runs the embedded faster-whisper base model converted to an openai checkpoint
-(``fusion.whisper_convert``), so both engines hold the same weights: faster-whisper in the
+(``fusion.model_files``), so both engines hold the same weights: faster-whisper in the
 configured compute type (int8), openai-whisper in float32 (PyTorch on CPU). Each engine runs
 in its own fresh process (its peak RSS is that process's ru_maxrss; "cpu s" its user+system
 time while decoding, steadier than wall time on a shared CPU), loads its model once and

@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from fusion.combine import ALERT_RULES
 from fusion.config import Config, default_config
+from fusion.files import atomic_write
 from fusion.report import Alert, DiaryReport
 
 # Colour of each emotion, by its English name, so words and voice use one visual language.
@@ -230,4 +231,4 @@ def render_html(report: DiaryReport, config: Config | None = None) -> str:
 
 
 def save_html(report: DiaryReport, path: str | Path, config: Config | None = None) -> None:
-    Path(path).write_text(render_html(report, config), encoding="utf-8")
+    atomic_write(path, render_html(report, config))

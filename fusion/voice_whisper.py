@@ -61,10 +61,10 @@ def load_encoder(n_blocks: int, sha256: str) -> LayerEncoder:
     """The embedded Whisper base encoder, its first ``n_blocks`` blocks, loaded once per process.
 
     The weights come from the openai checkpoint converted from the STT model
-    (``fusion.whisper_convert``), read with ``weights_only=True`` and memory-mapped:
+    (``fusion.model_files``), read with ``weights_only=True`` and memory-mapped:
     only the encoder's tensors are touched.
     """
-    from fusion.whisper_convert import openai_checkpoint
+    from fusion.model_files import openai_checkpoint
 
     checkpoint = torch.load(openai_checkpoint(expected_sha256=sha256), map_location="cpu", weights_only=True, mmap=True)
     d = checkpoint["dims"]

@@ -26,7 +26,7 @@ from fusion.stt import (
     transcribe_long,
 )
 from fusion.model_files import embedded_model_dir
-from fusion.whisper_convert import openai_checkpoint, read_ctranslate2
+from fusion.model_files import openai_checkpoint, read_ctranslate2
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ["pfa/pfa00004.flac", "pma/pma00010.flac", "pfl/pfl00006.flac"]

@@ -30,7 +30,7 @@ def test_layer_encoder_equals_whisper_blocks_on_a_30_s_input(encoder, clip, conf
     from whisper.audio import log_mel_spectrogram, pad_or_trim
     from whisper.model import AudioEncoder
 
-    from fusion.whisper_convert import openai_checkpoint
+    from fusion.model_files import openai_checkpoint
 
     checkpoint = torch.load(openai_checkpoint(expected_sha256=config.stt.embedded_sha256), weights_only=True, mmap=True)
     d = checkpoint["dims"]

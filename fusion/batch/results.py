@@ -14,9 +14,10 @@ import fcntl
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
+
+from fusion.files import atomic_write
 
 _SEVERITY = ("low", "medium", "high")
 CSV_COLUMNS = ("file", "status", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds", "severity",
@@ -34,29 +35,6 @@ def read_results(path: str | Path) -> list[dict]:
         return []
     data = path.read_bytes()
     return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].splitlines() if line.strip()]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once (temp file in the same folder, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _line(record: dict) -> bytes:
@@ -92,7 +70,7 @@ class ResultsFile:
 
     def keep_only(self, records: list[dict]) -> None:
         """Rewrite the file atomically with just these records (dropping failures to retry, stale results)."""
-        _atomic_write(self.path, b"".join(_line(r) for r in records))
+        atomic_write(self.path, b"".join(_line(r) for r in records), durable=True)
         new = self._open_locked()  # the new file is locked before the old one's lock goes
         os.close(self.fd)
         self.fd = new
@@ -126,4 +104,4 @@ def write_csv(records: Iterable[dict], path: str | Path) -> None:
         writer.writerow(row)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, buffer.getvalue().encode("utf-8"))
+    atomic_write(path, buffer.getvalue(), durable=True)

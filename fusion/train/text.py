@@ -31,7 +31,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 import fusion
 from fusion.config import default_config
-from fusion.model_files import cache_dir
+from fusion.files import cache_dir
 from fusion.text_branch import (
     CONFIG_FILE,
     EMBEDDED_DIR,

@@ -1,0 +1,58 @@
+"""The files fusion writes: whole or not at all, and the cache folder they may be rebuilt into.
+
+Every file fusion writes (reports, baselines, results, models, caches) goes to a temporary file
+beside its target and is renamed over it, so a reader sees the old file or the new one, never a
+half-written one, and a crash leaves no stray temporary file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+
+def cache_dir() -> Path:
+    """``$FUSION_CACHE_DIR``, else the per-user cache directory of fusion."""
+    if env := os.environ.get("FUSION_CACHE_DIR"):
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("fusion"))
+
+
+@contextmanager
+def atomic_writer(dest: str | Path, durable: bool = False) -> Iterator[IO[bytes]]:
+    """A binary file that replaces ``dest`` when the block ends without an error.
+
+    ``durable`` also fsyncs the file and its folder, so the new content survives a power cut.
+    """
+    dest = Path(dest)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    if durable:
+        _fsync_dir(dest.parent)
+
+
+def atomic_write(dest: str | Path, data: bytes | str, durable: bool = False) -> None:
+    """Replace ``dest`` with ``data`` (text is written as UTF-8) all at once."""
+    with atomic_writer(dest, durable) as out:
+        out.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
