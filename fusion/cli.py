@@ -57,6 +57,8 @@ def analyze(
     try:
         for out in (json_out, html_out):
             _check_writable(out)
+        if html_out is not None:
+            from fusion.html_report import save_html  # before the analysis: says at once if the extra is missing
         words = _read_transcript(transcript) if transcript else None
         audio = load_audio(recording, cfg.audio_input.sample_rate, max_duration_s=cfg.audio_input.max_duration_s)
         report = run(audio, transcript=words, baseline=gender, config=cfg)
@@ -68,8 +70,6 @@ def analyze(
         elif json_out is not None:
             report.save_json(json_out)
         if html_out is not None:
-            from fusion.html_report import save_html
-
             save_html(report, html_out, cfg)
     except OSError as exc:
         _fail(InputError(exc.filename or json_out, f"cannot write the report: {exc.strerror or exc}"))

@@ -26,3 +26,12 @@ class ModelError(FusionError):
     """A model that cannot be found, verified or loaded."""
 
     kind = "model"
+
+
+class MissingExtra(FusionError):
+    """A feature whose optional packages are not installed; says which extra brings them."""
+
+    kind = "missing_extra"
+
+    def __init__(self, package: str, extra: str):
+        super().__init__(f"this needs {package}, which is not installed: pip install 'fusion[{extra}]'")

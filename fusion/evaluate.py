@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fusion.config import Config, default_config
-from fusion.errors import InputError
+from fusion.errors import InputError, MissingExtra
 
 TEXT_BATCH = 256
 
@@ -160,7 +160,10 @@ def normalise_text(text: str) -> str:
 
 def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]:
     """Corpus (CER, WER) with jiwer after ``normalise_text``; CER ignores spaces (Korean spacing varies)."""
-    import jiwer
+    try:
+        import jiwer
+    except ImportError as exc:
+        raise MissingExtra("jiwer", "eval") from exc
 
     refs = [normalise_text(r) for r in refs]
     hyps = [normalise_text(h) for h in hyps]

@@ -12,9 +12,14 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
-from plotly.subplots import make_subplots
+from fusion.errors import MissingExtra
+
+try:
+    import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
+    from plotly.subplots import make_subplots
+except ImportError as exc:
+    raise MissingExtra("plotly", "report") from exc
 
 from fusion.combine import ALERT_RULES
 from fusion.config import Config, default_config

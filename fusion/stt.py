@@ -19,7 +19,7 @@ import numpy as np
 
 from fusion.audio import SAMPLE_RATE
 from fusion.config import STTConfig
-from fusion.errors import ModelError
+from fusion.errors import MissingExtra, ModelError
 from fusion.model_files import embedded_model_dir
 from fusion.model_files import alignment_heads_dump, openai_checkpoint
 
@@ -169,7 +169,10 @@ class OpenAIWhisperEngine(_WhisperEngine):
     name = "openai-whisper"
 
     def __init__(self, cfg: STTConfig):
-        import whisper
+        try:
+            import whisper
+        except ImportError as exc:
+            raise MissingExtra("openai-whisper", "openai") from exc
 
         super().__init__(cfg)
         if cfg.model == EMBEDDED_BASE:
@@ -218,7 +221,6 @@ class OpenAIWhisperEngine(_WhisperEngine):
 def _embedded_openai_model(cfg: STTConfig) -> Whisper:
     """The embedded base model as an openai-whisper ``Whisper``, with the alignment heads of its config."""
     import whisper
-
 
     path = openai_checkpoint(expected_sha256=cfg.embedded_sha256)
     try:

@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
 from fusion.config import MODELS_DIR, TextConfig
-from fusion.errors import ModelError
+from fusion.errors import MissingExtra, ModelError
 from fusion.sentences import kiwi
 
 EMBEDDED_DIR = MODELS_DIR / "text"
@@ -202,7 +202,11 @@ class HFTextModel:
 
     def __init__(self, name: str, labels: tuple[str, ...], max_length: int = 256, batch_size: int = 32):
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        try:
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        except ImportError as exc:
+            raise MissingExtra("transformers", "hf") from exc
 
         path = Path(name).expanduser()
         local = path.is_dir()

@@ -10,6 +10,7 @@ from typing import Iterator
 
 from fusion.batch.worker import Worker
 from fusion.config import Config
+from fusion.errors import MissingExtra
 
 
 class _RayWorker:
@@ -22,8 +23,11 @@ class _RayWorker:
 
 def run_ray(chunks: list[list], config: Config, baseline: str | None, address: str | None) -> Iterator[list]:
     """Finished chunks, as actors complete them; a local Ray starts (and stops) unless one is running or named."""
-    import ray
-    from ray.util import ActorPool
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError as exc:
+        raise MissingExtra("ray", "ray") from exc
 
     if not chunks:
         return
