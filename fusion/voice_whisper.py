@@ -29,20 +29,43 @@ from fusion.errors import ModelError
 ARCHITECTURE = "whisper-encoder-lr"
 FRAME_S = 0.02        # one encoder frame (after the stride-2 convolution)
 MIN_PIECE_S = 0.1     # shorter voiced stretches hold too few frames to say anything
+N_FFT, HOP = 400, 160  # Whisper's STFT at 16 kHz
 
 Span = tuple[float, float]
 
 
+class _Block(nn.Module):
+    """Whisper's residual block, encoder side: pre-norm self-attention, then a pre-norm 4x GELU MLP."""
+
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.n_head = n_head
+        self.attn = nn.ModuleDict({"query": nn.Linear(n_state, n_state), "key": nn.Linear(n_state, n_state, bias=False),
+                                   "value": nn.Linear(n_state, n_state), "out": nn.Linear(n_state, n_state)})
+        self.attn_ln = nn.LayerNorm(n_state)
+        self.mlp = nn.Sequential(nn.Linear(n_state, 4 * n_state), nn.GELU(), nn.Linear(4 * n_state, n_state))
+        self.mlp_ln = nn.LayerNorm(n_state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.attn_ln(x)
+        q, k, v = (self.attn[name](h).unflatten(-1, (self.n_head, -1)).transpose(1, 2) for name in ("query", "key", "value"))
+        x = x + self.attn["out"](F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2))
+        return x + self.mlp(self.mlp_ln(x))
+
+
 class LayerEncoder(nn.Module):
-    """The first ``n_blocks`` blocks of Whisper's ``AudioEncoder``, on inputs of any length up to 30 s."""
+    """The first ``n_blocks`` blocks of Whisper's audio encoder, on inputs of any length up to 30 s.
+
+    Defined here, module for module as openai-whisper's ``AudioEncoder`` (so its state-dict keys
+    load as they are), so the voice model needs neither that package nor any code from a checkpoint.
+    """
 
     def __init__(self, n_mels: int, n_ctx: int, n_state: int, n_head: int, n_blocks: int):
         super().__init__()
-        from whisper.model import AudioEncoder
-
-        full = AudioEncoder(n_mels, n_ctx, n_state, n_head, n_blocks)
-        self.conv1, self.conv2, self.blocks = full.conv1, full.conv2, full.blocks
-        self.register_buffer("positional_embedding", full.positional_embedding)
+        self.conv1 = nn.Conv1d(n_mels, n_state, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(n_state, n_state, kernel_size=3, stride=2, padding=1)
+        self.blocks = nn.ModuleList(_Block(n_state, n_head) for _ in range(n_blocks))
+        self.register_buffer("positional_embedding", torch.zeros(n_ctx, n_state))
 
     def forward(self, mel: torch.Tensor, layers: tuple[int, ...]) -> torch.Tensor:
         """(frames, len(layers) · n_state): the hidden states after block ``k`` for each k in ``layers`` (0 = the stem)."""
@@ -54,6 +77,21 @@ class LayerEncoder(nn.Module):
             if k in layers:
                 out.append(x)
         return torch.cat(out, dim=-1)[0]
+
+
+def log_mel(samples: torch.Tensor, n_mels: int) -> torch.Tensor:
+    """Whisper's log-mel input: 25 ms Hann STFT every 10 ms, Slaney mel power, log10, 8 decades, scaled."""
+    stft = torch.stft(samples, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)
+    mel = _mel_filters(n_mels) @ stft[..., :-1].abs() ** 2
+    log_spec = torch.clamp(mel, min=1e-10).log10()
+    return (torch.maximum(log_spec, log_spec.max() - 8.0) + 4.0) / 4.0
+
+
+@lru_cache(maxsize=2)
+def _mel_filters(n_mels: int) -> torch.Tensor:
+    import librosa
+
+    return torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels))
 
 
 @lru_cache(maxsize=2)
@@ -108,14 +146,12 @@ def pooled_features(samples: np.ndarray, targets: list[Span], speech: list[Span]
     The encoder runs once over the voiced pieces; a target's frames are those of the pieces
     whose time falls inside it. A target without frames gets a row of NaN.
     """
-    from whisper.audio import log_mel_spectrogram
-
     sums, counts = None, np.zeros(len(targets))
     bounds = np.array(targets, dtype=np.float64).reshape(-1, 2)
     for start, end in pieces(speech, max_piece_s):
         y = torch.from_numpy(np.ascontiguousarray(samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)], np.float32))
         with torch.inference_mode():
-            h = encoder(log_mel_spectrogram(y, encoder.conv1.in_channels), layers).double().numpy()
+            h = encoder(log_mel(y, encoder.conv1.in_channels), layers).double().numpy()
         if sums is None:
             sums = np.zeros((len(targets), h.shape[1]))
         times = start + (np.arange(len(h)) + 0.5) * FRAME_S
