@@ -138,11 +138,14 @@ def remove_user(config: Config, name: str) -> tuple[int, int, int]:
     return len(rows), sum(row.report_json is not None for row in rows), len(recordings)
 
 
-def serve(config: Config | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the service with uvicorn until interrupted; the service's own log lines go out with uvicorn's."""
+def serve(config: Config | None = None) -> None:
+    """Run the service with uvicorn on ``[server]`` host and port until interrupted; the service's own log
+    lines go out with uvicorn's."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["fusion"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", log_config=log_config)
+    config = config or default_config()
+    uvicorn.run(create_app(config), host=config.server.host, port=config.server.port, log_level="info",
+                log_config=log_config)
