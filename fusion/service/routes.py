@@ -4,6 +4,7 @@ An upload is checked for size, format (sniffed from its first bytes) and declare
 generated name in ``[server].storage_dir`` and handed to the workers (``fusion.service.jobs``). Nothing a
 client sends ever becomes part of a file path. The app (``fusion.service.app``) keeps the store, the
 workers, the ``[server]`` config and the storage folders in ``app.state``; the dependencies below read them.
+A new endpoint is its response model in ``schemas.py``, its function here and its test.
 """
 
 from __future__ import annotations
