@@ -1,4 +1,4 @@
-"""``fusion`` on the command line: a thin shell over the Python API."""
+"""``fusion`` on the command line: a thin shell over the Python API (``fusion serve`` lives in fusion/service/cli.py)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from fusion.console import config_from, err, fail
 from fusion.errors import FusionError, InputError
+from fusion.service.cli import app as serve_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Words and voice of a spoken diary, fused.")
-err = Console(stderr=True)
-
-
-def _fail(error: Exception) -> None:
-    err.print("[bold red]error:[/]", escape(str(error)), soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _config(path: Optional[Path]):
-    from fusion.config import default_config, load_config
-
-    return load_config(path) if path else default_config()
 
 
 def _read_transcript(path: Path) -> str:
@@ -53,7 +41,7 @@ def analyze(
     from fusion.pipeline import analyze as run
     from fusion.render import render
 
-    cfg = _config(config)
+    cfg = config_from(config)
     try:
         for out in (json_out, html_out):
             _check_writable(out)
@@ -63,7 +51,7 @@ def analyze(
         audio = load_audio(recording, cfg.audio_input.sample_rate, max_duration_s=cfg.audio_input.max_duration_s)
         report = run(audio, transcript=words, baseline=gender, config=cfg)
     except FusionError as exc:
-        _fail(exc)
+        fail(exc)
     try:
         if json_out is not None and str(json_out) == "-":
             sys.stdout.write(report.to_json() + "\n")
@@ -72,7 +60,7 @@ def analyze(
         if html_out is not None:
             save_html(report, html_out, cfg)
     except OSError as exc:
-        _fail(InputError(exc.filename or json_out, f"cannot write the report: {exc.strerror or exc}"))
+        fail(InputError(exc.filename or json_out, f"cannot write the report: {exc.strerror or exc}"))
     if not quiet and str(json_out) != "-":
         render(report)
 
@@ -104,7 +92,7 @@ def baseline(
         clips = [load_audio(path).samples for path in recordings]
         built = build_baseline(clips, name=name or out.stem)
     except FusionError as exc:
-        _fail(exc)
+        fail(exc)
     built.save_json(out)
     err.print(f"baseline from {len(clips)} recordings written to {out}")
 
@@ -126,88 +114,16 @@ def batch(
     from fusion.batch import run_batch
 
     try:
-        summary = run_batch(inputs, out, csv_path=csv_out, baseline=gender, config=_config(config), workers=workers,
+        summary = run_batch(inputs, out, csv_path=csv_out, baseline=gender, config=config_from(config), workers=workers,
                             engine=engine, address=address, retry_failed=retry_failed, progress=not quiet)
     except (FusionError, ValueError, OSError) as exc:
-        _fail(exc)
+        fail(exc)
     err.print(summary.line(), soft_wrap=True)
     if summary.any_failed:
         raise typer.Exit(code=1)
 
 
-serve_app = typer.Typer(add_completion=False, help="The HTTP service for app backends (see /docs when it runs).")
 app.add_typer(serve_app, name="serve")
-
-
-@serve_app.callback(invoke_without_command=True)
-def serve(
-    ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
-    port: int = typer.Option(8000, "--port", help="port to listen on"),
-    config: Optional[Path] = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
-) -> None:
-    """Run the service (uploads → queued analyses → JSON and HTML reports)."""
-    ctx.obj = config
-    if ctx.invoked_subcommand is None:
-        from fusion.service.app import serve as run
-
-        run(_config(config), host=host, port=port)
-
-
-_SERVE_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml (also accepted before the sub-command)")
-
-
-def _store(ctx: typer.Context, config: Optional[Path]):
-    """The service's database for ``--config`` given after or before the sub-command."""
-    from fusion.service.app import storage
-    from fusion.service.store import Store
-
-    server = _config(config or ctx.obj).server
-    storage(server)
-    return Store(server.database())
-
-
-def _issue_token(ctx: typer.Context, config: Optional[Path], name: str, issue, said: str) -> None:
-    """Run ``issue(store, name)``, print the token it returns once, then ``said``."""
-    store = _store(ctx, config)
-    try:
-        token = issue(store, name)
-    except ValueError as exc:
-        _fail(exc)
-    finally:
-        store.close()
-    sys.stdout.write(token + "\n")
-    err.print(f"user {escape(name)}: {said}")
-
-
-@serve_app.command("add-user")
-def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user's name (unique)"),
-             config: Optional[Path] = _SERVE_CONFIG) -> None:
-    """Create a user and print their bearer token (shown once; only its hash is stored)."""
-    _issue_token(ctx, config, name, lambda store, n: store.add_user(n),
-                 "created; send the token as 'Authorization: Bearer <token>'")
-
-
-@serve_app.command("rotate-token")
-def rotate_token(ctx: typer.Context, name: str = typer.Argument(..., help="the user whose token to replace"),
-                 config: Optional[Path] = _SERVE_CONFIG) -> None:
-    """Give a user a new bearer token and print it; the old one stops working at once."""
-    _issue_token(ctx, config, name, lambda store, n: store.rotate_token(n),
-                 "new token issued, the old one no longer works")
-
-
-@serve_app.command("remove-user")
-def remove_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user to delete"),
-                config: Optional[Path] = _SERVE_CONFIG) -> None:
-    """Delete a user with all their recordings, reports and analyses, and say what was removed."""
-    from fusion.service.app import remove_user as remove
-
-    try:
-        analyses, reports, recordings = remove(_config(config or ctx.obj), name)
-    except ValueError as exc:
-        _fail(exc)
-    err.print(f"user {escape(name)} removed with {analyses} analyses ({reports} reports) and {recordings} stored recordings")
-
 
 eval_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure the text, voice and speech-to-text models, and the alerts, on a labelled CSV.")
 app.add_typer(eval_app, name="eval")
@@ -226,7 +142,7 @@ def _eval_output(run, json_out: Optional[Path], summarise=None) -> None:
     try:
         result = run()
     except (FusionError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if str(json_out) == "-":
         sys.stdout.write(text + "\n")
@@ -262,7 +178,7 @@ def eval_text_cmd(
     """Accuracy, macro-F1, per-label scores and confusion matrix of the text model."""
     from fusion.evaluate import eval_text
 
-    _eval_output(lambda: eval_text(data, model, split, _config(config), progress=not quiet), json_out)
+    _eval_output(lambda: eval_text(data, model, split, config_from(config), progress=not quiet), json_out)
 
 
 @eval_app.command("audio")
@@ -276,7 +192,7 @@ def eval_audio_cmd(
     """Accuracy, macro-F1, UAR, per-label scores and confusion matrix of the voice model; lexically balanced rows apart."""
     from fusion.evaluate_voice import eval_audio
 
-    _eval_output(lambda: eval_audio(data, model, split, personal_baseline, _config(config), progress=not quiet), json_out)
+    _eval_output(lambda: eval_audio(data, model, split, personal_baseline, config_from(config), progress=not quiet), json_out)
 
 
 @eval_app.command("leakage")
@@ -288,7 +204,7 @@ def eval_leakage_cmd(
     """How much the words alone move the voice model: P(SAD) of sad minus happy sentences in one synthetic voice."""
     from fusion.evaluate_voice import eval_leakage, leakage_summary
 
-    _eval_output(lambda: eval_leakage(data, model, _config(config), progress=not quiet), json_out, leakage_summary)
+    _eval_output(lambda: eval_leakage(data, model, config_from(config), progress=not quiet), json_out, leakage_summary)
 
 
 @eval_app.command("stt")
@@ -304,7 +220,7 @@ def eval_stt_cmd(
     from fusion.evaluate import eval_stt
 
     extra = _settings(settings)
-    _eval_output(lambda: eval_stt(data, engine, model, split, _config(config), progress=not quiet, **extra), json_out)
+    _eval_output(lambda: eval_stt(data, engine, model, split, config_from(config), progress=not quiet, **extra), json_out)
 
 
 @eval_app.command("alerts")
@@ -316,7 +232,7 @@ def eval_alerts_cmd(
     """Recall and false-alarm rate per alert kind of the whole pipeline (transcripts given, no speech-to-text)."""
     from fusion.evaluate_alerts import eval_alerts, summary
 
-    _eval_output(lambda: eval_alerts(data, _config(config), split, progress=not quiet), json_out, summary)
+    _eval_output(lambda: eval_alerts(data, config_from(config), split, progress=not quiet), json_out, summary)
 
 
 train_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train the text or voice emotion model into a model directory.")
@@ -342,7 +258,7 @@ def train_text(
     command = "fusion train text " + " ".join(sys.argv[3:])
     if recipe == "hf":
         if not base or out is None:
-            _fail(InputError("--recipe hf", "needs --base MODEL and --out DIR"))
+            fail(InputError("--recipe hf", "needs --base MODEL and --out DIR"))
         from fusion.train.text_hf import RECIPE, train_hf
 
         metrics = train_hf(base, out, data or tt.DATA_DIR, seed=seed, epochs=epochs or RECIPE["epochs"],
@@ -352,7 +268,7 @@ def train_text(
                            progress=not quiet, command=command.strip(),
                            candidates=list(tt.CANDIDATES) if with_embeddings else None)
     else:
-        _fail(InputError("--recipe", f"unknown recipe {recipe!r} (embedded or hf)"))
+        fail(InputError("--recipe", f"unknown recipe {recipe!r} (embedded or hf)"))
     tt.print_metrics(metrics)
     err.print(f"model written to {out or tt.EMBEDDED_DIR}")
 
@@ -382,7 +298,7 @@ def train_audio(
             result = tv.train(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet,
                               command=command.strip(), limit=limit_per_class)
         except FusionError as exc:
-            _fail(exc)
+            fail(exc)
         tv.print_figures(result)
     elif arch == "cnn-bilstm-mfcc":
         try:
@@ -393,11 +309,11 @@ def train_audio(
             metrics = ta.train_model(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, seed=seed, recipe=recipe,
                                      limit_per_class=limit_per_class, progress=not quiet)
         except FusionError as exc:
-            _fail(exc)
+            fail(exc)
         ta.print_figures("dev", metrics["dev"])
         ta.print_figures("test", metrics["test"])
     else:
-        _fail(InputError("--arch", f"unknown architecture {arch!r} (whisper-encoder-lr or cnn-bilstm-mfcc)"))
+        fail(InputError("--arch", f"unknown architecture {arch!r} (whisper-encoder-lr or cnn-bilstm-mfcc)"))
     err.print(f"model written to {out}")
 
 
@@ -415,7 +331,7 @@ def train_alerts(
     try:
         result = tal.calibrate(data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet)
     except FusionError as exc:
-        _fail(exc)
+        fail(exc)
     tal.print_result(result)
     if json_out is not None:
         import json

@@ -154,6 +154,8 @@ class BatchConfig(_Section):
 class ServerConfig(_Section):
     """``fusion serve``: where uploads and the database live, and what an upload may be."""
 
+    host: str                          # `fusion serve` listens here (--host, --port override)
+    port: int
     database_url: str                  # any SQLAlchemy URL; "" = SQLite file fusion.db in storage_dir
     storage_dir: str
     max_upload_bytes: int

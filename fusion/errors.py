@@ -33,5 +33,5 @@ class MissingExtra(FusionError):
 
     kind = "missing_extra"
 
-    def __init__(self, package: str, extra: str):
-        super().__init__(f"this needs {package}, which is not installed: pip install 'fusion[{extra}]'")
+    def __init__(self, package: str, extra: str, what: str):
+        super().__init__(f"{what} needs {package}, which is not installed: pip install 'fusion[{extra}]'")

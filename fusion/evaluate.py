@@ -163,7 +163,7 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]
     try:
         import jiwer
     except ImportError as exc:
-        raise MissingExtra("jiwer", "eval") from exc
+        raise MissingExtra("jiwer", "eval", "the speech-to-text evaluation") from exc
 
     refs = [normalise_text(r) for r in refs]
     hyps = [normalise_text(h) for h in hyps]

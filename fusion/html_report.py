@@ -19,7 +19,7 @@ try:
     from plotly.offline import get_plotlyjs
     from plotly.subplots import make_subplots
 except ImportError as exc:
-    raise MissingExtra("plotly", "report") from exc
+    raise MissingExtra("plotly", "report", "an HTML report") from exc
 
 from fusion.combine import ALERT_RULES
 from fusion.config import Config, default_config

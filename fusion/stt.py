@@ -172,7 +172,7 @@ class OpenAIWhisperEngine(_WhisperEngine):
         try:
             import whisper
         except ImportError as exc:
-            raise MissingExtra("openai-whisper", "openai") from exc
+            raise MissingExtra("openai-whisper", "openai", "the openai-whisper engine") from exc
 
         super().__init__(cfg)
         if cfg.model == EMBEDDED_BASE:

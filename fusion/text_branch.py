@@ -206,7 +206,7 @@ class HFTextModel:
         try:
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
         except ImportError as exc:
-            raise MissingExtra("transformers", "hf") from exc
+            raise MissingExtra("transformers", "hf", "a transformers text model") from exc
 
         path = Path(name).expanduser()
         local = path.is_dir()

@@ -110,3 +110,15 @@ def test_an_output_path_that_cannot_be_written_fails_before_the_analysis(tmp_pat
         assert result.exit_code == 2, result.output
         assert str(target) in result.output.replace("\n", "") and "cannot write the report" in result.output
         assert time.perf_counter() - t0 < 5, "refused before the analysis, not after"
+
+
+def test_analyze_runs_without_the_service_packages(tmp_path):
+    """The service's packages are installed here, so the machine without them is simulated: ``None`` in
+    ``sys.modules`` makes any import of them fail, as it would where ``fusion[serve]`` is not installed."""
+    blocked = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "python_multipart", "swagger_ui_bundle")
+    code = f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); from fusion.cli import app; app()"
+    out = tmp_path / "out.json"
+    result = subprocess.run([sys.executable, "-c", code, "analyze", str(SAMPLE), "-q", "--json", str(out),
+                             "--transcript", str(_text(tmp_path))], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert DiaryReport.model_validate_json(out.read_text(encoding="utf-8")).transcript == "아침에 밥을 먹었다."

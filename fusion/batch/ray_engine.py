@@ -27,7 +27,7 @@ def run_ray(chunks: list[list], config: Config, baseline: str | None, address: s
         import ray
         from ray.util import ActorPool
     except ImportError as exc:
-        raise MissingExtra("ray", "ray") from exc
+        raise MissingExtra("ray", "ray", "the ray engine") from exc
 
     if not chunks:
         return

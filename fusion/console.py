@@ -1,0 +1,28 @@
+"""What every ``fusion`` command shares: the console on stderr, the one-line error exit and ``--config``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from fusion.config import Config
+
+err = Console(stderr=True)
+
+
+def fail(error: Exception | str) -> NoReturn:
+    """Print ``error: ...`` on one line and exit with status 2."""
+    err.print("[bold red]error:[/]", escape(str(error)), soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def config_from(path: Optional[Path]) -> "Config":
+    """The config in ``path``, or configs/default.toml when none is given."""
+    from fusion.config import default_config, load_config
+
+    return load_config(path) if path else default_config()
