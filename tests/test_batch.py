@@ -20,6 +20,7 @@ from fusion.batch.process import share_cores
 from fusion.batch.results import ResultsLocked
 from fusion.config import default_config_path
 from fusion.report import DiaryReport
+from require import unavailable
 
 CLIPS = [f"speech/ko_transcribed/{s}/{s}{n:05d}.flac" for s in ("pfa", "pma") for n in (1, 2, 3, 4)]
 
@@ -207,7 +208,10 @@ def test_local_worker_processes_give_the_same_lines(clips, tmp_path, config):
 
 
 def test_ray_engine_on_a_local_instance(clips, tmp_path, config):
-    ray = pytest.importorskip("ray")
+    try:
+        import ray
+    except ImportError:
+        unavailable("ray is not installed (the test extras install it)")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         sources = clips[:3] + [clips[0].parent / "missing.wav"]

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from fusion.cli import app
 from fusion.errors import ModelError
 from fusion.evaluate_voice import eval_audio, eval_leakage
+from require import unavailable
 from tests.test_evaluate import check_shape, shared_rows, write_csv
 
 runner = CliRunner()
@@ -82,8 +83,9 @@ def write_sentences(path: Path, happy: list[str], sad: list[str]) -> Path:
     return write_csv(path, [{"text": t, "kind": "happy"} for t in happy] + [{"text": t, "kind": "sad"} for t in sad])
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (.ci/run installs it)")
 def test_leakage_is_the_shift_of_p_sad_between_word_sets(tmp_path):
+    if shutil.which("espeak-ng") is None:
+        unavailable("espeak-ng is not installed (.ci/run installs it)")
     csv_path = write_sentences(tmp_path / "s.csv", ["오늘 정말 행복했어.", "친구를 만나서 즐거웠어."],
                                ["오늘 너무 슬펐어.", "혼자라서 외롭고 눈물이 나."])
     result = eval_leakage(csv_path, progress=False)
