@@ -26,3 +26,15 @@ class ModelError(FusionError):
     """A model that cannot be found, verified or loaded."""
 
     kind = "model"
+
+
+class ConfigError(FusionError, ValueError):
+    """A configuration file that cannot be read or does not have the shape of ``configs/default.toml``,
+    with the file and the offending keys named."""
+
+    kind = "config"
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
 from fusion.config import AlertConfig, default_config_path, load_config
+from fusion.errors import ConfigError
 from fusion.report import Alert, Prosody
 
 
@@ -253,8 +254,9 @@ def test_the_rule_table_is_the_one_list_of_alert_kinds(config):
 def test_a_severity_table_that_disagrees_with_the_rules_is_refused(tmp_path, edit, problem):
     path = tmp_path / "config.toml"
     path.write_text(edit(default_config_path().read_text(encoding="utf-8")), encoding="utf-8")
-    with pytest.raises(ValidationError, match=re.escape(problem)):
+    with pytest.raises(ConfigError, match=re.escape(problem)) as info:
         load_config(path)
+    assert info.value.path == str(path) and "[alerts.severity]" in str(info.value)
 
 
 def test_an_alert_of_an_unknown_kind_is_refused():
