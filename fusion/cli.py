@@ -16,6 +16,12 @@ from fusion.service.cli import app as serve_app
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Words and voice of a spoken diary, fused.")
 
 
+@app.callback()
+def main() -> None:
+    """Words and voice of a spoken diary, fused."""
+    config_from(None)  # the default (or $FUSION_CONFIG) config, checked before any module reads it
+
+
 def _read_transcript(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8").strip()

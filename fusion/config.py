@@ -16,10 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from fusion import __version__
 from fusion.combine import ALERT_RULES
+from fusion.errors import ConfigError
 from fusion.report import SCHEMA_VERSION
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -242,11 +243,36 @@ def default_config_path() -> Path:
     raise FileNotFoundError("configs/default.toml not found beside the fusion package")
 
 
+def _problem(error: dict) -> str:
+    """One pydantic error as the dotted key of the TOML and what is wrong with it."""
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key}"
+    if error["type"] == "missing":
+        return f"missing key {key}"
+    if error["type"] == "value_error":  # a check of this module: its message names the tables
+        return f"{key}: {error['msg'].removeprefix('Value error, ')}"
+    return f"{key}: {error['msg']} (got {error['input']!r:.60})"
+
+
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate a TOML configuration file (the default one when ``path`` is None)."""
+    """Read and validate a TOML configuration file (the default one when ``path`` is None).
+
+    Raises :class:`~fusion.errors.ConfigError` naming the file and each offending key: a file that cannot
+    be read or parsed, an unknown or missing key, a value of the wrong type, tables that disagree.
+    """
     path = Path(path) if path is not None else default_config_path()
-    with path.open("rb") as fh:
-        return Config.model_validate(tomllib.load(fh))
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read the configuration ({exc.strerror or exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, f"not valid TOML ({exc})") from exc
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, "; ".join(_problem(e) for e in exc.errors())) from exc
 
 
 @lru_cache(maxsize=1)

@@ -22,7 +22,11 @@ def fail(error: Exception | str) -> NoReturn:
 
 
 def config_from(path: Optional[Path]) -> "Config":
-    """The config in ``path``, or configs/default.toml when none is given."""
+    """The config in ``path``, or configs/default.toml when none is given; a bad file is a one-line error."""
     from fusion.config import default_config, load_config
+    from fusion.errors import FusionError
 
-    return load_config(path) if path else default_config()
+    try:
+        return load_config(path) if path else default_config()
+    except FusionError as exc:
+        fail(exc)

@@ -120,6 +120,19 @@ def test_faster_whisper_base_transcribes_korean(engine, shared_data, transcripts
         assert all(a.start <= b.start for a, b in zip(words, words[1:]))
 
 
+def test_language_auto_detects_korean(cache, config, shared_data, transcripts):
+    """[stt] language = "auto": Whisper's own language detection names a Korean clip Korean and transcribes it."""
+    auto = load_engine(config.with_updates(stt={"language": "auto"}).stt)
+    assert auto is not load_engine(config.stt)
+    clip = CLIPS[1]
+    result = auto.transcribe(load_audio(shared_data / "speech/ko_transcribed" / clip).samples)
+    assert result.language == "ko"
+    assert cer(result.text, transcripts[clip]) < MAX_CER, result.text
+    # detected, not assumed: an English clip (RAVDESS: "Kids are talking by the door") is English
+    english = auto.transcribe(load_audio(shared_data / "speech/ravdess/Actor_01/03-01-01-01-01-01-01.flac").samples)
+    assert english.language == "en" and "door" in english.text.lower(), english.text
+
+
 def test_silence_gives_an_empty_transcript(engine):
     for samples in (np.zeros(16000 * 5, np.float32), np.random.default_rng(1).normal(0, 1e-4, 16000 * 5)):
         assert not has_speech(samples, -50.0)
