@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from whisper_engines import vm_hwm_kb
 
 from fusion.audio import SAMPLE_RATE
-from whisper_engines import vm_hwm_kb
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 def speakers() -> dict[str, list[Path]]:

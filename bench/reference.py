@@ -24,7 +24,8 @@ import librosa
 import numpy as np
 import soundfile as sf
 
-from fusion import audio_branch, combine, prosody as prosody_stage
+from fusion import audio_branch, combine
+from fusion import prosody as prosody_stage
 from fusion.audio import load_audio
 from fusion.config import Config, default_config
 from fusion.pipeline import Pipeline

@@ -16,9 +16,10 @@ Whatever the architecture, :class:`VoiceScores` carries the config's six EN emot
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from fusion import __version__
@@ -129,7 +129,7 @@ class AlertConfig(_Section):
     severity: dict[str, tuple[float, float, float]]   # kind of fusion.combine.ALERT_RULES → low, medium, high steps
 
     @model_validator(mode="after")
-    def _severity_covers_the_rules(self) -> "AlertConfig":
+    def _severity_covers_the_rules(self) -> AlertConfig:
         missing, unknown = set(ALERT_RULES) - set(self.severity), set(self.severity) - set(ALERT_RULES)
         if missing or unknown:
             raise ValueError(f"[alerts.severity] must give steps for exactly the alert kinds {list(ALERT_RULES)} "
@@ -202,7 +202,7 @@ class Config(_Section):
     eval: EvalConfig
 
     @model_validator(mode="after")
-    def _shapes_agree(self) -> "Config":
+    def _shapes_agree(self) -> Config:
         n_ko, n_en = len(self.labels.ko), len(self.labels.en)
         if len(self.fusion.ko2en) != n_en or any(len(r) != n_ko for r in self.fusion.ko2en):
             raise ValueError(f"fusion.ko2en must be {n_en}x{n_ko} (rows EN, columns KO)")
@@ -225,7 +225,7 @@ class Config(_Section):
         payload = json.dumps({"fusion": __version__, "schema": SCHEMA_VERSION, "config": settings}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    def with_updates(self, **sections: dict) -> "Config":
+    def with_updates(self, **sections: dict) -> Config:
         """A copy with some fields of some sections replaced, validated again."""
         data = self.model_dump()
         for section, fields in sections.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Optional
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ def fail(error: Exception | str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def config_from(path: Optional[Path]) -> "Config":
+def config_from(path: Path | None) -> Config:
     """The config in ``path``, or configs/default.toml when none is given; a bad file is a one-line error."""
     from fusion.config import default_config, load_config
     from fusion.errors import FusionError

@@ -20,8 +20,7 @@ import numpy as np
 from fusion.audio import SAMPLE_RATE
 from fusion.config import STTConfig
 from fusion.errors import MissingExtra, ModelError
-from fusion.model_files import embedded_model_dir
-from fusion.model_files import alignment_heads_dump, openai_checkpoint
+from fusion.model_files import alignment_heads_dump, embedded_model_dir, openai_checkpoint
 
 if TYPE_CHECKING:
     from whisper.model import Whisper

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from require import unavailable
 
 from fusion.config import Config, default_config
-from require import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 # The datasets beside the checkout (../shared/data/README.md); FUSION_SHARED_DATA points elsewhere.

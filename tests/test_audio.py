@@ -11,12 +11,21 @@ from pathlib import Path
 
 import av
 import numpy as np
+import odd_audio
 import pytest
 import soundfile as sf
 
-import odd_audio
-from fusion.audio import (SAMPLE_RATE, Audio, audio_from_array, audio_warnings, container_format, declared_duration,
-                          load_audio, sniff_format, voiced_spans)
+from fusion.audio import (
+    SAMPLE_RATE,
+    Audio,
+    audio_from_array,
+    audio_warnings,
+    container_format,
+    declared_duration,
+    load_audio,
+    sniff_format,
+    voiced_spans,
+)
 from fusion.errors import InputError
 
 CLIP = "speech/ko_transcribed/pfa/pfa00004.flac"

@@ -13,6 +13,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 import pytest
+from require import unavailable
 
 from fusion import analyze, analyze_many
 from fusion.batch import ResultsFile, Worker, content_key, read_results, run_batch
@@ -20,7 +21,6 @@ from fusion.batch.process import share_cores
 from fusion.batch.results import ResultsLocked
 from fusion.config import default_config_path
 from fusion.report import DiaryReport
-from require import unavailable
 
 CLIPS = [f"speech/ko_transcribed/{s}/{s}{n:05d}.flac" for s in ("pfa", "pma") for n in (1, 2, 3, 4)]
 

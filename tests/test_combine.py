@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-
 from pydantic import ValidationError
 
 from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 import typing
 from pathlib import Path
 
 import pytest
+import tomllib
 from pydantic import BaseModel
 
 from fusion.config import Config, default_config_path, load_config

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from require import unavailable
 from typer.testing import CliRunner
 
 from fusion.cli import app
 from fusion.errors import ModelError
 from fusion.evaluate_voice import eval_audio, eval_leakage
-from require import unavailable
 from tests.test_evaluate import check_shape, shared_rows, write_csv
 
 runner = CliRunner()

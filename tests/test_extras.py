@@ -11,8 +11,9 @@ import ast
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONAL = {"fastapi": "serve", "uvicorn": "serve", "sqlalchemy": "serve", "multipart": "serve", "plotly": "report",
@@ -74,6 +75,6 @@ def test_the_other_extras_name_themselves():
         "hf": "from fusion.text_branch import HFTextModel\nHFTextModel('some/model', ('a', 'b'))",
     }
     for extra, code in checks.items():
-        out = _run(f"from fusion.errors import MissingExtra\ntry:\n    " + code.replace("\n", "\n    ")
+        out = _run("from fusion.errors import MissingExtra\ntry:\n    " + code.replace("\n", "\n    ")
                    + "\nexcept MissingExtra as e:\n    print(e)")
         assert f"pip install 'fusion[{extra}]'" in out.stdout, (extra, out.stdout, out.stderr[-1500:])

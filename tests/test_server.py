@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import odd_audio
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-import odd_audio
 from fusion.audio import sniff_format
 from fusion.cli import app as cli_app
 from fusion.config import default_config, default_config_path, load_config

@@ -16,6 +16,7 @@ import pytest
 
 from fusion.audio import audio_from_array, load_audio, voiced_spans
 from fusion.errors import ModelError
+from fusion.model_files import embedded_model_dir, openai_checkpoint, read_ctranslate2
 from fusion.stt import (
     STTEngine,
     Transcript,
@@ -25,8 +26,6 @@ from fusion.stt import (
     load_engine,
     transcribe_long,
 )
-from fusion.model_files import embedded_model_dir
-from fusion.model_files import openai_checkpoint, read_ctranslate2
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ["pfa/pfa00004.flac", "pma/pma00010.flac", "pfl/pfl00006.flac"]

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification, BertTokenizerFast
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizerFast,
+)
 
 from fusion.config import TextConfig, default_config
 from fusion.errors import ModelError

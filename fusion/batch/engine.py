@@ -9,11 +9,11 @@ from __future__ import annotations
 import glob
 import os
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from fusion.batch.process import die_with_parent
 from fusion.batch.results import ResultsFile, read_results, write_csv

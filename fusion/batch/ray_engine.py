@@ -6,7 +6,7 @@ actors read the recordings by path, so on a cluster the paths must be visible to
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from fusion.batch.worker import Worker
 from fusion.config import Config

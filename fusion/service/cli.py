@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -37,9 +36,9 @@ def require_stack() -> None:
 @app.callback(invoke_without_command=True)
 def serve(
     ctx: typer.Context,
-    host: Optional[str] = typer.Option(None, "--host", help="address to listen on (default: \\[server] host)"),
-    port: Optional[int] = typer.Option(None, "--port", help="port to listen on (default: \\[server] port)"),
-    config: Optional[Path] = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
+    host: str | None = typer.Option(None, "--host", help="address to listen on (default: \\[server] host)"),
+    port: int | None = typer.Option(None, "--port", help="port to listen on (default: \\[server] port)"),
+    config: Path | None = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
 ) -> None:
     """Run the service (uploads → queued analyses → JSON and HTML reports)."""
     require_stack()
@@ -54,7 +53,7 @@ def serve(
             fail(exc)
 
 
-def _store(ctx: typer.Context, config: Optional[Path]):
+def _store(ctx: typer.Context, config: Path | None):
     """The service's database for ``--config`` given after or before the sub-command."""
     from fusion.service.app import storage
     from fusion.service.store import Store
@@ -67,7 +66,7 @@ def _store(ctx: typer.Context, config: Optional[Path]):
         fail(exc)
 
 
-def _issue_token(ctx: typer.Context, config: Optional[Path], name: str, issue, said: str) -> None:
+def _issue_token(ctx: typer.Context, config: Path | None, name: str, issue, said: str) -> None:
     """Run ``issue(store, name)``, print the token it returns once, then ``said``."""
     store = _store(ctx, config)
     try:
@@ -82,7 +81,7 @@ def _issue_token(ctx: typer.Context, config: Optional[Path], name: str, issue, s
 
 @app.command("add-user")
 def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user's name (unique)"),
-             config: Optional[Path] = _CONFIG) -> None:
+             config: Path | None = _CONFIG) -> None:
     """Create a user and print their bearer token (shown once; only its hash is stored)."""
     _issue_token(ctx, config, name, lambda store, n: store.add_user(n),
                  "created; send the token as 'Authorization: Bearer <token>'")
@@ -90,7 +89,7 @@ def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user'
 
 @app.command("rotate-token")
 def rotate_token(ctx: typer.Context, name: str = typer.Argument(..., help="the user whose token to replace"),
-                 config: Optional[Path] = _CONFIG) -> None:
+                 config: Path | None = _CONFIG) -> None:
     """Give a user a new bearer token and print it; the old one stops working at once."""
     _issue_token(ctx, config, name, lambda store, n: store.rotate_token(n),
                  "new token issued, the old one no longer works")
@@ -98,7 +97,7 @@ def rotate_token(ctx: typer.Context, name: str = typer.Argument(..., help="the u
 
 @app.command("remove-user")
 def remove_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user to delete"),
-                config: Optional[Path] = _CONFIG) -> None:
+                config: Path | None = _CONFIG) -> None:
     """Delete a user with all their recordings, reports and analyses, and say what was removed."""
     from fusion.service.app import remove_user as remove
 
