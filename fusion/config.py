@@ -81,7 +81,8 @@ class TextConfig(_Section):
     model: str
     max_length: int
     batch_size: int
-    neutral_threshold: float           # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral
+    # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral
+    neutral_threshold: float
 
 
 class Baseline(_Section):

@@ -40,7 +40,8 @@ class Prosody:
 
     def relative_to(self, baseline: NeutralBaseline) -> dict[str, float]:
         """Pitch (ratio, semitones), energy delta (dB) and rate ratio against the baseline's prosody reference."""
-        out = {"pitch_ratio": math.nan, "pitch_semitones": math.nan, "energy_delta_db": math.nan, "rate_ratio": math.nan}
+        out = {"pitch_ratio": math.nan, "pitch_semitones": math.nan, "energy_delta_db": math.nan,
+               "rate_ratio": math.nan}
         if baseline.pitch_hz and self.pitch_hz > 0:
             out["pitch_ratio"] = self.pitch_hz / baseline.pitch_hz
             out["pitch_semitones"] = 12.0 * math.log2(out["pitch_ratio"])

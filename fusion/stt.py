@@ -127,7 +127,8 @@ class FasterWhisperEngine(_WhisperEngine):
         super().__init__(cfg)
         path = str(embedded_model_dir(cfg.embedded_sha256)) if cfg.model == EMBEDDED_BASE else cfg.model
         try:
-            self.model = WhisperModel(path, device=cfg.device, compute_type=cfg.compute_type, cpu_threads=cfg.cpu_threads)
+            self.model = WhisperModel(path, device=cfg.device, compute_type=cfg.compute_type,
+                                      cpu_threads=cfg.cpu_threads)
         except Exception as exc:  # CTranslate2 / huggingface_hub raise many unrelated types
             raise ModelError(f"cannot load faster-whisper model {cfg.model!r} from {path}: {exc}") from exc
 

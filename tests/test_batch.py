@@ -96,7 +96,8 @@ def test_a_model_or_config_update_rescores_and_replaces_the_old_line(clips, tmp_
     run_batch([clips[0]], out, progress=False)
     updated = config.with_updates(alerts={"depressed_score": 1.5})
     assert updated.fingerprint() != config.fingerprint()
-    assert config.with_updates(batch={"workers": 3}).fingerprint() == config.fingerprint(), "scheduling is not a version"
+    assert config.with_updates(batch={"workers": 3}).fingerprint() == config.fingerprint(), \
+        "scheduling is not a version"
     service_edit = config.with_updates(server={"tokens": {"carol": "a-new-token"}}, batch={"prefetch": 1})
     kept = run_batch([clips[0]], out, config=service_edit, progress=False)
     assert (kept.done, kept.skipped) == (0, 1), "a server token or a batch setting does not re-score a finished batch"
@@ -212,7 +213,8 @@ def test_local_worker_processes_give_the_same_lines(clips, tmp_path, config):
         assert batch.source == single.source == record["file"] and batch.duration_s == single.duration_s
         assert SequenceMatcher(None, batch.transcript, single.transcript).ratio() > 0.8, (batch.transcript,
                                                                                          single.transcript)
-        assert (batch.text.top, batch.voice.top, batch.fused.top_en) == (single.text.top, single.voice.top, single.fused.top_en)
+        assert ((batch.text.top, batch.voice.top, batch.fused.top_en)
+                == (single.text.top, single.voice.top, single.fused.top_en))
         assert [a.kind for a in batch.alerts] == [a.kind for a in single.alerts]
         for label, p in single.voice.probs.items():
             assert batch.voice.probs[label] == pytest.approx(p, abs=0.05), label
@@ -286,7 +288,8 @@ def test_identical_files_each_get_their_own_line_and_a_moved_file_is_recognised(
     out = tmp_path / "r.jsonl"
     summary = run_batch(folder, out, csv_path=tmp_path / "r.csv", progress=False)
     assert (summary.done, summary.failed, summary.skipped) == (3, 1, 0)
-    records = {Path(r["file"]).name: r for r in assert_one_line_each(out, [*map(str, copies), str(folder / "folder.wav")])}
+    records = {Path(r["file"]).name: r
+               for r in assert_one_line_each(out, [*map(str, copies), str(folder / "folder.wav")])}
     assert "is a directory" in records["folder.wav"]["error"]["message"]
     reports = [records[p.name]["report"] for p in copies]
     assert [r["source"] for r in reports] == [str(p) for p in copies]
@@ -308,7 +311,8 @@ def test_a_batch_input_longer_than_the_limit_is_an_error_record(tmp_path, config
     summary = run_batch([long], out, config=config.with_updates(audio_input={"max_duration_s": 20.0}), progress=False)
     (record,) = assert_one_line_each(out, [str(long)])
     assert summary.failed == 1 and record["error"]["kind"] == "bad_input"
-    assert "recording too long: decoding passed 2" in record["error"]["message"] and "long.mp3" in record["error"]["message"]
+    assert ("recording too long: decoding passed 2" in record["error"]["message"]
+            and "long.mp3" in record["error"]["message"])
 
 
 def _children(pid: int) -> set[int]:

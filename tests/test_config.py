@@ -81,7 +81,8 @@ def test_fusion_config_selects_the_configuration_file(tmp_path, monkeypatch):
     assert load_config().alerts.depressed_score == 0.5
     child = subprocess.run([sys.executable, "-c", "from fusion.config import default_config as d; "
                             "print(d().alerts.depressed_score, d().fingerprint())"],
-                           env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+                           env={**os.environ,
+                                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
                            capture_output=True, text=True, timeout=120)
     score, fingerprint = child.stdout.split()
     assert child.returncode == 0 and score == "0.5" and fingerprint == load_config(path).fingerprint(), child.stderr

@@ -50,7 +50,8 @@ def test_every_extra_a_message_names_exists():
 def test_a_recording_is_analysed_with_no_optional_stack_importable():
     out = _run("import fusion\nr = fusion.analyze('samples/diary_ko.flac')\n"
                "print(len(r.sentences), r.text.top, r.voice.top)\n"
-               "print(sorted(m for m in sys.modules if m.split('.')[0] in " + repr(list(OPTIONAL)) + " and sys.modules[m]))")
+               "print(sorted(m for m in sys.modules if m.split('.')[0] in " + repr(list(OPTIONAL))
+               + " and sys.modules[m]))")
     assert out.returncode == 0, out.stderr[-2000:]
     counts, leaked = out.stdout.strip().splitlines()[-2:]
     assert int(counts.split()[0]) >= 1
@@ -58,7 +59,8 @@ def test_a_recording_is_analysed_with_no_optional_stack_importable():
 
 
 def test_an_html_report_without_its_extra_says_what_to_install_before_analysing(tmp_path):
-    out = _run(f"from fusion.cli import app\napp(['analyze', 'samples/diary_ko.flac', '--html', r'{tmp_path / 'r.html'}'])",
+    out = _run("from fusion.cli import app\n"
+               f"app(['analyze', 'samples/diary_ko.flac', '--html', r'{tmp_path / 'r.html'}'])",
                blocked=("plotly",))
     assert out.returncode == 2
     assert "pip install 'fusion[report]'" in out.stderr and "Traceback" not in out.stderr

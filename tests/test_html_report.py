@@ -111,7 +111,8 @@ def test_a_new_alert_kind_needs_only_its_rule_and_severity_steps(sample_report, 
 
 def test_diary_text_cannot_inject_markup(sample_report):
     evil = sample_report.sentences[0].model_copy(update={"text": "</script><script>alert(1)</script><b>x</b>"})
-    report = sample_report.model_copy(update={"sentences": [evil, *sample_report.sentences[1:]], "source": "<i>a</i>.wav"})
+    report = sample_report.model_copy(update={"sentences": [evil, *sample_report.sentences[1:]],
+                                              "source": "<i>a</i>.wav"})
     page = render_html(report)
     assert "<script>alert(1)" not in page and "<b>x</b>" not in page and "<i>a</i>" not in page
 
@@ -120,7 +121,8 @@ def test_cli_writes_the_page(tmp_path):
     transcript = tmp_path / "t.txt"
     transcript.write_text("오늘 정말 즐거웠어. 친구를 만났거든.", encoding="utf-8")
     out = tmp_path / "diary.html"
-    result = CliRunner().invoke(app, ["analyze", str(SAMPLE), "--transcript", str(transcript), "--html", str(out), "-q"])
+    result = CliRunner().invoke(app, ["analyze", str(SAMPLE), "--transcript", str(transcript),
+                                      "--html", str(out), "-q"])
     assert result.exit_code == 0, result.output
     assert out.read_text(encoding="utf-8").count('data-sentence="') == 2
 
@@ -153,7 +155,8 @@ def _open(browser, path: Path):
 
 
 def _points(page, trace: int) -> int:
-    return page.evaluate(f"document.querySelectorAll('#timeline .trace.bars')[{trace}].querySelectorAll('.point').length")
+    return page.evaluate(f"document.querySelectorAll('#timeline .trace.bars')[{trace}]"
+                         ".querySelectorAll('.point').length")
 
 
 def test_sample_report_in_a_real_browser(browser, sample_report, tmp_path):

@@ -148,7 +148,8 @@ def low_slow_quiet(samples: np.ndarray, semitones: float = 4.0, gain_db: float =
 @pytest.mark.slow
 def test_flagship_through_whisper(shared_data, tmp_path):
     """Happy words spoken happily, then the same clip low, slow and quiet: only the latter alerts."""
-    happy = shared_data / "speech" / "ko_emotional" / "ned" / "ned00102.flac"  # 경치 좋고, 음식도 맛있고, 이번 여행은 대만족이야.
+    # 경치 좋고, 음식도 맛있고, 이번 여행은 대만족이야.
+    happy = shared_data / "speech" / "ko_emotional" / "ned" / "ned00102.flac"
     samples, rate = sf.read(happy, dtype="float32")
     normal_twin, low_twin = tmp_path / "normal.wav", tmp_path / "low.wav"
     sf.write(normal_twin, samples, rate)
@@ -212,13 +213,15 @@ def test_the_default_auto_baseline_follows_the_speaker_s_pitch(shared_data, conf
     assert report.voice.baseline == gender
     pitch, reference = report.voice.prosody.pitch_hz, config.audio.baselines[gender].pitch_hz
     other = config.audio.baselines["female" if gender == "male" else "male"].pitch_hz
-    assert abs(np.log2(pitch / reference)) < abs(np.log2(pitch / other)) - 0.25, "1.5 semitones or more from the boundary"
+    assert abs(np.log2(pitch / reference)) < abs(np.log2(pitch / other)) - 0.25, \
+        "1.5 semitones or more from the boundary"
     # the voice's offsets in the report are measured against the reference chosen
     assert report.voice.prosody.pitch_semitones == pytest.approx(12 * np.log2(pitch / reference), abs=0.01)
 
 
 def test_sentence_voices_follow_the_voice_of_their_stretch(shared_data):
-    """A long recording, happy clips then sad clips of one unseen speaker: each sentence's voice is its own stretch's."""
+    """A long recording, happy clips then sad clips of one unseen speaker:
+    each sentence's voice is its own stretch's."""
     clips = ko_emotional_test_clips(shared_data)["emg"]
     parts, spans, t = [], [], 0.0
     for clip in clips["happy"] + clips["sad"]:

@@ -28,7 +28,7 @@ def _toml(tmp_path: Path, **server: str) -> Path:
     """configs/default.toml with its storage in tmp_path and these [server] values (TOML literals)."""
     toml = default_config_path().read_text(encoding="utf-8")
     for key, value in {"storage_dir": f'"{tmp_path / "store"}"', **server}.items():
-        toml, found = re.subn(rf"(?m)^{key} = .*$", lambda _: f"{key} = {value}", toml, count=1)
+        toml, found = re.subn(rf"(?m)^{key} = .*$", lambda _, key=key, value=value: f"{key} = {value}", toml, count=1)
         assert found, key
     path = tmp_path / "config.toml"
     path.write_text(toml, encoding="utf-8")
@@ -58,7 +58,8 @@ def test_serve_without_uvicorn_exits_with_the_extra_and_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, "serve", "--config", str(_toml(tmp_path))],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: the HTTP service needs uvicorn, which is not installed: pip install 'fusion[serve]'"
+    assert result.stderr.strip() == ("error: the HTTP service needs uvicorn, which is not installed: "
+                                     "pip install 'fusion[serve]'")
 
 
 def test_an_unusable_database_url_is_one_line_naming_it_without_its_password(tmp_path):
@@ -66,13 +67,16 @@ def test_an_unusable_database_url_is_one_line_naming_it_without_its_password(tmp
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert "postgresql://diary:***@db.example.org/fusion" in result.stderr and "s3cret-pw" not in result.stderr
-    added = CliRunner().invoke(cli_app, ["serve", "add-user", "alice", "--config", str(_toml(tmp_path, database_url=f'"{PG_URL}"'))])
-    assert added.exit_code == 2 and "cannot open the database postgresql://diary:***@db.example.org/fusion" in added.output
+    added = CliRunner().invoke(cli_app, ["serve", "add-user", "alice",
+                                         "--config", str(_toml(tmp_path, database_url=f'"{PG_URL}"'))])
+    assert (added.exit_code == 2
+            and "cannot open the database postgresql://diary:***@db.example.org/fusion" in added.output)
 
 
 def test_a_static_user_s_token_is_changed_in_the_config_not_rotated(tmp_path):
     config = _toml(tmp_path)
-    config.write_text(config.read_text(encoding="utf-8").replace("[server.tokens]\n", '[server.tokens]\ncarol = "c-token"\n'),
+    config.write_text(config.read_text(encoding="utf-8").replace("[server.tokens]\n",
+                                                                 '[server.tokens]\ncarol = "c-token"\n'),
                       encoding="utf-8")
     with TestClient(create_app(load_config(config))):
         pass  # the service's start makes the config's users

@@ -15,7 +15,8 @@ from fusion.service.app import create_app
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "diary_ko.flac"
 WORDS = "오늘 정말 즐거웠어. 친구를 만났거든."
-MODELS = {name for name, value in vars(schemas).items() if isinstance(value, type) and value.__module__ == schemas.__name__}
+MODELS = {name for name, value in vars(schemas).items()
+          if isinstance(value, type) and value.__module__ == schemas.__name__}
 
 
 def _app(tmp_path: Path, **server):
@@ -54,15 +55,15 @@ def test_bodies_match_their_schemas(tmp_path):
     auth = {"Authorization": f"Bearer {token}"}
     with TestClient(app) as client:
         assert schemas.Health.model_validate(client.get("/healthz").json()).status == "ok"
-        created = client.post("/v1/analyses", files={"file": ("d.flac", SAMPLE.read_bytes())}, data={"transcript": WORDS},
-                              headers=auth)
+        created = client.post("/v1/analyses", files={"file": ("d.flac", SAMPLE.read_bytes())},
+                              data={"transcript": WORDS}, headers=auth)
         body = schemas.AnalysisCreated.model_validate(created.json())
         assert created.headers["location"] == body.url
         refused = client.get(f"/v1/analyses/{body.id}/report.html", headers={"Authorization": "Bearer wrong"})
         assert schemas.ErrorBody.model_validate(refused.json()).detail == "missing or unknown bearer token"
         deadline = time.monotonic() + 60
-        while (status := schemas.AnalysisStatus.model_validate(client.get(body.url, headers=auth).json())).status not in (
-                "done", "failed") and time.monotonic() < deadline:
+        while ((status := schemas.AnalysisStatus.model_validate(client.get(body.url, headers=auth).json())).status
+               not in ("done", "failed") and time.monotonic() < deadline):
             time.sleep(0.05)
     assert status.status == "done" and status.report.transcript == WORDS and status.created.tzinfo is not None
 

@@ -49,7 +49,8 @@ def test_a_database_that_cannot_be_opened_is_named_without_its_password(url, sho
 
 def test_an_unreachable_sqlite_file_is_named(tmp_path):
     url = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'fusion.db'}"
-    with pytest.raises(DatabaseError, match=re.escape(f"cannot open the database {url}: ") + ".*No such file or directory"):
+    with pytest.raises(DatabaseError,
+                       match=re.escape(f"cannot open the database {url}: ") + ".*No such file or directory"):
         Store(url)
 
 

@@ -115,7 +115,8 @@ def build_tiny_model(directory, id2label=None):
     cfg = BertConfig(
         vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=37, max_position_embeddings=32, num_labels=6,
-        **({"id2label": dict(enumerate(id2label)), "label2id": {l: i for i, l in enumerate(id2label)}} if id2label else {}),
+        **({"id2label": dict(enumerate(id2label)), "label2id": {label: i for i, label in enumerate(id2label)}}
+           if id2label else {}),
     )
     BertForSequenceClassification(cfg).eval().save_pretrained(directory)
     return directory
@@ -147,7 +148,8 @@ def test_hf_model_reorders_columns_into_config_order(tmp_path, config):
 @pytest.mark.parametrize("shape", ["id_to_label", "label_to_id"])
 def test_hf_model_reads_label_map_json(tmp_path, config, shape):
     directory = build_tiny_model(tmp_path / "tiny")
-    mapping = {str(i): l for i, l in enumerate(SHUFFLED)} if shape == "id_to_label" else {l: i for i, l in enumerate(SHUFFLED)}
+    mapping = ({str(i): label for i, label in enumerate(SHUFFLED)} if shape == "id_to_label"
+               else {label: i for i, label in enumerate(SHUFFLED)})
     (directory / "label_map.json").write_text(json.dumps(mapping, ensure_ascii=False), encoding="utf-8")
     probs = HFTextModel(str(directory), config.labels.ko, max_length=32).predict_proba(TEXTS)
     raw = raw_probs(directory, TEXTS)
@@ -228,7 +230,8 @@ def test_hf_model_with_a_neutral_output(tmp_path, config):
     directory = tmp_path / "tiny"
     build_tiny_model(directory, SHUFFLED)
     cfg = BertConfig.from_pretrained(directory)
-    cfg.num_labels, cfg.id2label, cfg.label2id = 7, dict(enumerate(labels)), {l: i for i, l in enumerate(labels)}
+    cfg.num_labels, cfg.id2label, cfg.label2id = (7, dict(enumerate(labels)),
+                                                  {label: i for i, label in enumerate(labels)})
     torch.manual_seed(0)
     BertForSequenceClassification(cfg).eval().save_pretrained(directory)
     model = HFTextModel(str(directory), config.labels.ko, max_length=32)

@@ -100,7 +100,8 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-assets/swagger-ui.css",
                                    swagger_favicon_url="/docs-assets/favicon-32x32.png",
-                                   swagger_ui_parameters={"validatorUrl": None})  # no badge calling validator.swagger.io
+                                   # no badge calling validator.swagger.io
+                                   swagger_ui_parameters={"validatorUrl": None})
 
     def authorized(header: bytes | None) -> bool:
         scheme, _, token = (header or b"").decode("latin-1").partition(" ")

@@ -21,7 +21,8 @@ app = typer.Typer(add_completion=False, help="The HTTP service for app backends 
 # Import name → distribution, for the packages `pip install 'fusion[serve]'` brings.
 STACK = {"fastapi": "fastapi", "uvicorn": "uvicorn", "sqlalchemy": "sqlalchemy", "python_multipart": "python-multipart",
          "swagger_ui_bundle": "swagger-ui-bundle"}
-_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml (also accepted before the sub-command)")
+_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml "
+                                              "(also accepted before the sub-command)")
 
 
 def require_stack() -> None:
@@ -105,4 +106,5 @@ def remove_user(ctx: typer.Context, name: str = typer.Argument(..., help="the us
         analyses, reports, recordings = remove(config_from(config or ctx.obj), name)
     except (ValueError, FusionError) as exc:
         fail(exc)
-    err.print(f"user {escape(name)} removed with {analyses} analyses ({reports} reports) and {recordings} stored recordings")
+    err.print(f"user {escape(name)} removed with {analyses} analyses ({reports} reports) "
+              f"and {recordings} stored recordings")

@@ -73,7 +73,8 @@ def create(
     file: UploadFile = File(..., description=f"the recording: {FORMATS_HELP}"),
     gender: Literal["male", "female"] | None = Form(None, description="neutral voice baseline (default: by pitch)"),
     transcript: str | None = Form(None, description="the diary's words: skips speech-to-text"),
-    language: str | None = Form(None, description="speech-to-text language, one of [server] languages (a 422 names them)"),
+    language: str | None = Form(None, description="speech-to-text language, one of [server] languages "
+                                                  "(a 422 names them)"),
     user: User = Depends(current_user),
     store: Store = Depends(_store),
 ) -> AnalysisCreated:

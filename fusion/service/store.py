@@ -216,7 +216,8 @@ class Store:
 
     def finish(self, analysis_id: str, claim: str, *, report_json: str | None = None, error: str | None = None) -> bool:
         """Store the result of the run holding ``claim``; False when the job was deleted or re-claimed."""
-        values = {"status": FAILED, "error": error} if error is not None else {"status": DONE, "report_json": report_json}
+        values = ({"status": FAILED, "error": error} if error is not None
+                  else {"status": DONE, "report_json": report_json})
         with self.session() as s, s.begin():
             done = s.execute(update(Analysis).where(Analysis.id == analysis_id, Analysis.claim == claim)
                              .values(claim=None, **values))
@@ -252,7 +253,8 @@ def engine_arguments(url: URL) -> dict:
 
 def _sqlite_pragmas(conn, _record) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA secure_delete=ON")  # freed pages are overwritten, so a deleted transcript is not left in the file
+    # freed pages are overwritten, so a deleted transcript is not left in the file
+    conn.execute("PRAGMA secure_delete=ON")
 
 
 def _private_file(path: str | None) -> None:
