@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +23,7 @@ SHARED_DATA = Path("..") / "shared" / "data"
 _DATA = typer.Option(None, "--data", help="data folder holding text/ and speech/ (default: $FUSION_DATA, else "
                                           "../shared/data when it exists)")
 _CACHE = typer.Option(None, "--cache", help="folder for cached features (default: the fusion cache folder)")
+_OUT = typer.Option(None, "--out", help="model directory to write (or, with --eval-only, to evaluate)")
 _EMBED = typer.Option(False, "--embed", help="write into the package's own model folder, replacing the shipped model")
 _QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar")
 
@@ -53,6 +55,25 @@ def model_dir(out: Optional[Path], embed: bool, shipped: Path) -> Path:
     return shipped if embed else out
 
 
+@contextmanager
+def _user_errors():
+    """A ``FusionError`` inside ends the command as every fusion command ends: the message, exit code 2."""
+    from fusion.cli import _fail
+    from fusion.errors import FusionError
+
+    try:
+        yield
+    except FusionError as exc:
+        _fail(exc)
+
+
+def _one_of(flag: str, value: str, known: tuple[str, ...]) -> None:
+    from fusion.errors import InputError
+
+    if value not in known:
+        raise InputError(flag, f"unknown value {value!r} (one of {', '.join(known)})")
+
+
 def _cache(cache: Optional[Path]) -> Path:
     from fusion.files import cache_dir
 
@@ -69,7 +90,7 @@ def _figures(title: str, figures: dict) -> None:
 
 @train_app.command("text")
 def train_text(
-    out: Optional[Path] = typer.Option(None, "--out", help="model directory to write (or, with --eval-only, to evaluate)"),
+    out: Optional[Path] = _OUT,
     embed: bool = _EMBED,
     recipe: str = typer.Option("embedded", "--recipe", help="embedded (n-gram logistic regression + neutral head) or hf (fine-tune a transformers model)"),
     base: Optional[str] = typer.Option(None, "--base", help="hf: the model to fine-tune, a hub id or a local directory"),
@@ -83,18 +104,14 @@ def train_text(
     quiet: bool = _QUIET,
 ) -> None:
     """Train the text emotion model on text/ of the data; prints dev/test figures. Use it with \\[text] model = DIR."""
-    from fusion.cli import _fail
     from fusion.errors import FusionError
+    from fusion.text_branch import EMBEDDED_DIR
+    from fusion.train import text as tt
 
-    try:
+    with _user_errors():
+        _one_of("--recipe", recipe, ("embedded", "hf"))
         text = data_root(data) / "text"
-        if recipe not in ("embedded", "hf"):
-            raise FusionError(f"--recipe: unknown recipe {recipe!r} (embedded or hf)")
-        from fusion.train import text as tt
-
         if eval_only:
-            from fusion.text_branch import EMBEDDED_DIR
-
             tt.print_metrics(tt.evaluate_only(text, out or EMBEDDED_DIR))
             return
         if recipe == "hf":
@@ -105,21 +122,17 @@ def train_text(
             metrics = train_hf(base, out, text, seed=seed, epochs=epochs or RECIPE["epochs"], max_length=max_length,
                                limit_per_class=limit_per_class, progress=not quiet)
         else:
-            from fusion.text_branch import EMBEDDED_DIR
-
             out = model_dir(out, embed, EMBEDDED_DIR)
             metrics = tt.train(text, out, seed, limit_per_class=limit_per_class, progress=not quiet,
                                command=_command("text").strip(),
                                candidates=list(tt.CANDIDATES) if with_embeddings else None)
-    except FusionError as exc:
-        _fail(exc)
     tt.print_metrics(metrics)
     typer.echo(f"model written to {out}", err=True)
 
 
 @train_app.command("audio")
 def train_audio(
-    out: Optional[Path] = typer.Option(None, "--out", help="model directory to write (or, with --eval-only, to evaluate)"),
+    out: Optional[Path] = _OUT,
     embed: bool = _EMBED,
     arch: str = typer.Option("whisper-encoder-lr", "--arch", help="whisper-encoder-lr (the embedded default) or cnn-bilstm-mfcc (the seed's network)"),
     data: Optional[Path] = _DATA,
@@ -134,13 +147,10 @@ def train_audio(
     quiet: bool = _QUIET,
 ) -> None:
     """Train a voice emotion model on speech/ of the data; prints dev/test figures. Use it with \\[audio] model = DIR."""
-    from fusion.cli import _fail, _settings
-    from fusion.errors import FusionError
+    from fusion.cli import _settings
 
-    try:
+    with _user_errors():
         speech = data_root(data) / "speech"
-        if arch not in ("whisper-encoder-lr", "cnn-bilstm-mfcc"):
-            raise FusionError(f"--arch: unknown architecture {arch!r} (whisper-encoder-lr or cnn-bilstm-mfcc)")
         if prosody_reference:
             import json
 
@@ -148,6 +158,7 @@ def train_audio(
 
             typer.echo(json.dumps(reference(speech), indent=2))
             return
+        _one_of("--arch", arch, ("whisper-encoder-lr", "cnn-bilstm-mfcc"))
         from fusion.audio_branch import EMBEDDED_ROOT
 
         target = (out or EMBEDDED_ROOT / arch) if eval_only else model_dir(out, embed, EMBEDDED_ROOT / arch)
@@ -156,8 +167,6 @@ def train_audio(
         else:
             _train_cnn(target, speech, _cache(cache), eval_only, seed, epochs, _settings(settings), limit_per_class,
                        speaker_report, quiet)
-    except FusionError as exc:
-        _fail(exc)
     if not eval_only:
         typer.echo(f"model written to {target}", err=True)
 
@@ -219,14 +228,10 @@ def train_alerts(
     quiet: bool = _QUIET,
 ) -> None:
     """Choose the depressed-voice rule of \\[alerts] on train+dev speakers (out-of-fold voice scores); prints the values."""
-    from fusion.cli import _fail
-    from fusion.errors import FusionError
     from fusion.train import alerts as tal
 
-    try:
+    with _user_errors():
         result = tal.calibrate(data_root(data) / "speech", _cache(cache), progress=not quiet, limit=limit_per_class)
-    except FusionError as exc:
-        _fail(exc)
     tal.print_result(result)
     if json_out is not None:
         import json
