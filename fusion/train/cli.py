@@ -17,7 +17,9 @@ from typing import Optional
 import typer
 
 train_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                        help="Train the text or voice emotion model into a model directory, or choose the alert rule.")
+                        help="Train the text or voice emotion model into a model directory, or choose the alert rule. "
+                             "Data: --data DIR, else $FUSION_DATA, else ../shared/data. Models are written to "
+                             "--out DIR; only --embed replaces the model shipped in the package.")
 SHARED_DATA = Path("..") / "shared" / "data"
 
 _DATA = typer.Option(None, "--data", help="data folder holding text/ and speech/ (default: $FUSION_DATA, else "
