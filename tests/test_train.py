@@ -222,6 +222,28 @@ def test_train_alerts_rule_separates_sad_voices_of_test_speakers(tmp_path, few_s
     assert found["test"]["balanced_accuracy"] > 0.65, found["test"]
 
 
+def test_speaker_report_of_the_shipped_cnn_hears_sadness_against_a_personal_baseline(tmp_path, shared_data):
+    """The model card's --eval-only --speaker-report: P(SAD) and pitch separate sad Korean test clips."""
+    report = tmp_path / "report.json"
+    result, _ = _invoke(["train", "audio", "--arch", "cnn-bilstm-mfcc", "--eval-only", "--speaker-report", str(report),
+                         "--data", str(shared_data), "--cache", str(tmp_path / "cache"), "--limit-per-class", "1", "-q"])
+    rows = json.loads(report.read_text())
+    assert {r["speaker"] for r in rows} == {"emg", "ned"} and {"sad", "neutral"} <= {r["label"] for r in rows}
+    aucs = {line.split("gender")[0].strip(): float(line.split()[-1]) for line in result.output.splitlines()
+            if "personal" in line and "gender" in line and "|" not in line}
+    assert aucs["P(SAD)"] > 0.9 and aucs["pitch drop"] > 0.9, aucs
+
+
+def test_prosody_reference_reproduces_the_configured_one(shared_data, config):
+    """``--prosody-reference`` derives the [audio.baselines] prosody values the config ships."""
+    result, _ = _invoke(["train", "audio", "--prosody-reference", "--data", str(shared_data)])
+    reference = json.loads(result.output)
+    for gender in ("male", "female"):
+        shipped = config.audio.baselines[gender]
+        for key, value in reference[gender].items():
+            assert abs(value - getattr(shipped, key)) <= 0.06, (gender, key)
+
+
 @pytest.mark.slow
 def test_retraining_the_shipped_recipe_reproduces_the_shipped_head(tmp_path, shared_data, config):
     """All the data, the shipped candidate only (its choice is in the model card): on every test clip the
