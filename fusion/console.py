@@ -30,3 +30,19 @@ def config_from(path: Path | None) -> Config:
         return load_config(path) if path else default_config()
     except FusionError as exc:
         fail(exc)
+
+
+def key_values(pairs: list[str]) -> dict:
+    """KEY=VALUE pairs (VALUE in TOML syntax, bare words as strings) → field overrides."""
+    import tomllib
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out

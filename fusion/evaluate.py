@@ -22,6 +22,8 @@ import numpy as np
 
 from fusion.config import Config, default_config
 from fusion.errors import InputError, MissingExtra
+from fusion.metrics import classification_metrics
+from fusion.progress import track
 
 TEXT_BATCH = 256
 
@@ -74,40 +76,6 @@ def split_known(raw: Iterable[str], lookup: dict[str, str]) -> tuple[list[int], 
     return keep, labels, dict(skipped)
 
 
-def track(items: Sequence, description: str, enabled: bool = True) -> Iterable:
-    """``items`` with a rich progress bar on stderr (nothing when ``enabled`` is False)."""
-    from rich.console import Console
-    from rich.progress import track as rich_track
-
-    return rich_track(items, description=description, total=len(items), disable=not enabled,
-                      console=Console(stderr=True), transient=True)
-
-
-# ---------------------------------------------------------------- metrics
-
-def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
-    """Accuracy, macro-F1 and UAR over the labels present in ``y_true``; per-label P/R/F1 and confusion over all.
-
-    Macro averages leave out labels with no true rows (a Korean set with three emotions is
-    not penalised for the model's other three); wrong predictions into them still count.
-    """
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-
-    present = [lab for lab in labels if lab in set(y_true)]
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=list(labels), zero_division=0)
-    _, uar, macro_f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average="macro",
-                                                          zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(macro_f1),
-        "uar": float(uar),
-        "per_label": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-                      for i, lab in enumerate(labels)},
-        "confusion": {"labels": list(labels),
-                      "matrix": confusion_matrix(y_true, y_pred, labels=list(labels)).tolist()},
-    }
-
-
 def classification_result(kind: str, csv_path, split, model_id: str, y_true, y_pred, labels, skipped: dict) -> dict:
     """The result of ``fusion eval text|audio``: what was run on which rows, and its classification metrics."""
     return {"task": kind, "data": str(csv_path), "split": split, "model": model_id, "n": len(y_true),
@@ -138,13 +106,6 @@ def eval_text(csv_path: str | Path, model: str | None = None, split: str | None 
     pred = np.concatenate(probs).argmax(axis=1) if probs else np.zeros(0, int)
     return classification_result("text", csv_path, split, clf.model_id, y_true, [labels[k] for k in pred], labels,
                                  skipped)
-
-
-def sad_vs_rest_auc(is_sad: Sequence[bool], p_sad: Sequence[float]) -> float | None:
-    """ROC-AUC of P(SAD) for SAD rows against all others; None when either group is empty."""
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(is_sad, p_sad)) if 0 < sum(is_sad) < len(is_sad) else None
 
 
 # ---------------------------------------------------------------- speech to text

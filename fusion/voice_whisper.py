@@ -241,9 +241,11 @@ def load(directory: Path, settings: dict, stt_sha256: str) -> WhisperVoice:
 
 def save(directory: Path, head: WhisperHead, config: dict) -> None:
     """Write the head (safetensors) and ``config.json`` (architecture, labels, layers, recipe, figures)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from fusion.files import atomic_write
 
     directory.mkdir(parents=True, exist_ok=True)
-    save_file(head.tensors(), directory / "model.safetensors")
-    (directory / "config.json").write_text(json.dumps({"architecture": ARCHITECTURE, **config}, indent=2,
-                                                      ensure_ascii=False) + "\n")
+    atomic_write(directory / "model.safetensors", save(head.tensors()))
+    atomic_write(directory / "config.json", json.dumps({"architecture": ARCHITECTURE, **config}, indent=2,
+                                                       ensure_ascii=False) + "\n")
