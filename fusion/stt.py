@@ -111,6 +111,14 @@ class _WhisperEngine:
         )
         return Transcript(kept, detected or language or "", self.name, self.model_id)
 
+    def _shared_options(self, language: str | None) -> dict:
+        """The decoding options both engines take under the same names."""
+        cfg = self.cfg
+        return {"language": language, "beam_size": cfg.beam_size, "word_timestamps": cfg.word_timestamps,
+                "condition_on_previous_text": cfg.condition_on_previous_text,
+                "initial_prompt": cfg.initial_prompt or None, "no_speech_threshold": cfg.no_speech_threshold,
+                "compression_ratio_threshold": cfg.compression_ratio_threshold}
+
     def _decode(self, samples: np.ndarray, language: str | None) -> tuple[list[tuple[Segment, float, float]], str]:
         """(segment, no_speech_prob, avg_logprob) for every decoded segment, and the language."""
         raise NotImplementedError
@@ -136,16 +144,10 @@ class FasterWhisperEngine(_WhisperEngine):
         cfg = self.cfg
         segments, info = self.model.transcribe(
             samples,
-            language=language,
-            beam_size=cfg.beam_size,
             temperature=list(cfg.temperature),
             vad_filter=cfg.vad_filter,
-            word_timestamps=cfg.word_timestamps,
-            condition_on_previous_text=cfg.condition_on_previous_text,
-            initial_prompt=cfg.initial_prompt or None,
-            no_speech_threshold=cfg.no_speech_threshold,
             log_prob_threshold=cfg.logprob_threshold,
-            compression_ratio_threshold=cfg.compression_ratio_threshold,
+            **self._shared_options(language),
         )
         raw = [
             (
@@ -187,15 +189,9 @@ class OpenAIWhisperEngine(_WhisperEngine):
         cfg = self.cfg
         result = self.model.transcribe(
             samples,
-            language=language,
-            beam_size=cfg.beam_size,
             temperature=cfg.temperature,
-            word_timestamps=cfg.word_timestamps,
-            condition_on_previous_text=cfg.condition_on_previous_text,
-            initial_prompt=cfg.initial_prompt or None,
-            no_speech_threshold=cfg.no_speech_threshold,
             logprob_threshold=cfg.logprob_threshold,
-            compression_ratio_threshold=cfg.compression_ratio_threshold,
+            **self._shared_options(language),
             fp16=False,
             verbose=None,
         )
