@@ -1,4 +1,7 @@
-"""``fusion`` on the command line: a thin shell over the Python API (``fusion serve`` lives in fusion/service/cli.py)."""
+"""``fusion`` on the command line: a thin shell over the Python API.
+
+``fusion serve`` lives in fusion/service/cli.py.
+"""
 
 from __future__ import annotations
 
@@ -37,8 +40,10 @@ def analyze(
     recording: Path = typer.Argument(..., help="audio file: wav, flac, mp3, m4a, ogg, opus, webm …"),
     json_out: Path | None = typer.Option(None, "--json", help="write the report as JSON here ('-' for stdout)"),
     html_out: Path | None = typer.Option(None, "--html", help="write the report as one self-contained HTML page here"),
-    gender: str | None = typer.Option(None, "--gender", "--baseline", help="neutral baseline: male, female or a personal baseline JSON"),
-    transcript: Path | None = typer.Option(None, "--transcript", help="UTF-8 text file: skip speech-to-text and use these words"),
+    gender: str | None = typer.Option(None, "--gender", "--baseline",
+                                      help="neutral baseline: male, female or a personal baseline JSON"),
+    transcript: Path | None = typer.Option(None, "--transcript",
+                                           help="UTF-8 text file: skip speech-to-text and use these words"),
     config: Path | None = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal report"),
 ) -> None:
@@ -108,11 +113,15 @@ def batch(
     inputs: str = typer.Argument(..., help="a folder (recursive), a glob, or a list file (.txt: one path a line)"),
     out: Path = typer.Option(..., "--out", help="JSONL results, one line per input; a rerun resumes it"),
     csv_out: Path | None = typer.Option(None, "--csv", help="also write a one-row-per-file CSV summary here"),
-    workers: int | None = typer.Option(None, "--workers", help="local worker processes (default: workers in the config's batch section)"),
+    workers: int | None = typer.Option(None, "--workers",
+                                       help="local worker processes (default: workers in the config's batch section)"),
     engine: str = typer.Option("local", "--engine", help="local or ray"),
-    address: str | None = typer.Option(None, "--address", help="Ray cluster address ('auto' for a running one); default: a local Ray"),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="analyse again the inputs whose earlier line is an error"),
-    gender: str | None = typer.Option(None, "--gender", "--baseline", help="neutral baseline for every file: male, female or a baseline JSON"),
+    address: str | None = typer.Option(None, "--address",
+                                       help="Ray cluster address ('auto' for a running one); default: a local Ray"),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="analyse again the inputs whose earlier line is an error"),
+    gender: str | None = typer.Option(None, "--gender", "--baseline",
+                                      help="neutral baseline for every file: male, female or a baseline JSON"),
     config: Path | None = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
@@ -131,7 +140,8 @@ def batch(
 
 app.add_typer(serve_app, name="serve")
 
-eval_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure the text, voice and speech-to-text models, and the alerts, on a labelled CSV.")
+eval_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                       help="Measure the text, voice and speech-to-text models, and the alerts, on a labelled CSV.")
 app.add_typer(eval_app, name="eval")
 _SPLIT = typer.Option(None, "--split", help="only rows whose 'split' column is this (train, dev, test)")
 _EVAL_JSON = typer.Option(None, "--json", help="write the full result as JSON here ('-' for stdout)")
@@ -174,20 +184,25 @@ def eval_text_cmd(
 @eval_app.command("audio")
 def eval_audio_cmd(
     data: Path = typer.Argument(..., help="CSV with columns path,label[,speaker,gender]"),
-    model: str | None = typer.Option(None, "--model", help="audio model directory or weights (default: the configured one)"),
-    personal_baseline: bool = typer.Option(False, "--personal-baseline", help="baseline per speaker from their neutral rows (not scored)"),
+    model: str | None = typer.Option(None, "--model",
+                                     help="audio model directory or weights (default: the configured one)"),
+    personal_baseline: bool = typer.Option(False, "--personal-baseline",
+                                           help="baseline per speaker from their neutral rows (not scored)"),
     split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
     config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
-    """Accuracy, macro-F1, UAR, per-label scores and confusion matrix of the voice model; lexically balanced rows apart."""
+    """Accuracy, macro-F1, UAR, per-label scores and confusion matrix of the voice model; lexically balanced rows apart.
+    """
     from fusion.evaluate_voice import eval_audio
 
-    _eval_output(lambda: eval_audio(data, model, split, personal_baseline, config_from(config), progress=not quiet), json_out)
+    _eval_output(lambda: eval_audio(data, model, split, personal_baseline, config_from(config), progress=not quiet),
+                 json_out)
 
 
 @eval_app.command("leakage")
 def eval_leakage_cmd(
-    data: Path = typer.Argument(Path("evalsets/leakage/sentences.csv"), help="CSV with columns text,kind (kind: happy or sad)"),
+    data: Path = typer.Argument(Path("evalsets/leakage/sentences.csv"),
+                                help="CSV with columns text,kind (kind: happy or sad)"),
     model: str | None = typer.Option(None, "--model", help="audio model directory (default: the configured one)"),
     json_out: Path | None = _EVAL_JSON, config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
@@ -202,7 +217,8 @@ def eval_stt_cmd(
     data: Path = typer.Argument(..., help="CSV with columns path,transcript"),
     engine: str | None = typer.Option(None, "--engine", help="faster-whisper or openai-whisper"),
     model: str | None = typer.Option(None, "--model", help="STT model (default: the configured one)"),
-    settings: list[str] = typer.Option([], "--set", help="override a field of the config's stt section, e.g. --set beam_size=1 --set vad_filter=false"),
+    settings: list[str] = typer.Option([], "--set", help="override a field of the config's stt section, "
+                                                         "e.g. --set beam_size=1 --set vad_filter=false"),
     split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
     config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
@@ -210,7 +226,8 @@ def eval_stt_cmd(
     from fusion.evaluate import eval_stt
 
     extra = key_values(settings)
-    _eval_output(lambda: eval_stt(data, engine, model, split, config_from(config), progress=not quiet, **extra), json_out)
+    _eval_output(lambda: eval_stt(data, engine, model, split, config_from(config), progress=not quiet, **extra),
+                 json_out)
 
 
 @eval_app.command("alerts")

@@ -2,10 +2,11 @@
 
 ``eval_text`` (columns text,label) and ``eval_stt`` (path,transcript) each return a JSON-ready
 dict; ``summary`` formats one (and ``fusion.evaluate_voice``'s) for the terminal. The voice model's
-evaluation is in ``fusion.evaluate_voice``, the alerts' in ``fusion.evaluate_alerts``. Paths are relative to the CSV's folder (or absolute); labels match
-case-insensitively, through the dataset-word maps of ``[eval]``; a row whose label the
-model lacks (neutral, calm, bored) is skipped and counted. ``split`` keeps only the rows
-of that ``split`` column value (the shared ``labels.csv`` files have one).
+evaluation is in ``fusion.evaluate_voice``, the alerts' in ``fusion.evaluate_alerts``. Paths are
+relative to the CSV's folder (or absolute); labels match case-insensitively, through the
+dataset-word maps of ``[eval]``; a row whose label the model lacks (neutral, calm, bored) is
+skipped and counted. ``split`` keeps only the rows of that ``split`` column value (the shared
+``labels.csv`` files have one).
 """
 
 from __future__ import annotations
@@ -184,8 +185,10 @@ def summary(result: dict) -> str:
     if result["task"] == "stt":
         s = result["settings"]
         return "\n".join([head, f"engine {s['engine']} {s['model']} beam {s['beam_size']} vad {s['vad_filter']}",
-                          f"n         {result['n']}", f"cer       {result['cer']:.4f}", f"wer       {result['wer']:.4f}",
-                          f"rtf       {result['rtf']:.3f}  ({result['decode_s']:.1f} s for {result['audio_s']:.1f} s audio)"])
+                          f"n         {result['n']}", f"cer       {result['cer']:.4f}",
+                          f"wer       {result['wer']:.4f}",
+                          f"rtf       {result['rtf']:.3f}  "
+                          f"({result['decode_s']:.1f} s for {result['audio_s']:.1f} s audio)"])
     lines = [head, f"model     {result['model']}", f"n         {result['n']}",
              f"skipped   {result['skipped']}  {result['skipped_labels'] or ''}".rstrip(),
              f"accuracy  {result['accuracy']:.4f}", f"macro_f1  {result['macro_f1']:.4f}",
@@ -196,7 +199,8 @@ def summary(result: dict) -> str:
         auc, n = result["sad_auc"], result["sad_auc_rows"]
         lines.append(f"sad_auc   {_num(auc)}  (P(SAD): {n['sad']} SAD rows vs "
                      f"{n['rest']} other non-baseline rows, skipped labels included)")
-        lines.append(f"neutral_auc {_num(result['neutral_auc'])}  (P(neutral voice): neutral/calm rows vs emotional rows)")
+        lines.append(f"neutral_auc {_num(result['neutral_auc'])}  "
+                     "(P(neutral voice): neutral/calm rows vs emotional rows)")
         for name, g in result["lexical"].items():
             lines.append(f"  {name:20s} n {g['n']:4d}  uar {_num(g['uar'])}  sad_auc {_num(g['sad_auc'])}")
     labels = result["confusion"]["labels"]

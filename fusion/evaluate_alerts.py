@@ -24,6 +24,7 @@ from fusion.errors import FusionError, InputError
 from fusion.evaluate import read_rows, resolve_path
 from fusion.progress import track
 
+
 def parse_expected(csv_path: str | Path, row: dict[str, str], kinds: list[str]) -> list[str]:
     """The row's ``expected`` kinds; an unknown kind is an error naming the CSV and the row's path."""
     expected = [k for k in re.split(r"[;\s]+", row["expected"] or "") if k]

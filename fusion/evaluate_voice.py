@@ -173,5 +173,6 @@ def leakage_summary(result: dict) -> str:
         f"leakage · {result['data']}", f"model     {result['model']}  (voice: {result['voice']}, fixed prosody)",
         f"P(SAD)    sad words {result['p_sad']['sad']:.4f} (n {result['n']['sad']})  "
         f"happy words {result['p_sad']['happy']:.4f} (n {result['n']['happy']})",
-        f"leakage   {result['leakage']:+.4f}  (mean P(SAD) of sad words minus happy words; 0 = the words do not matter)"])
+        f"leakage   {result['leakage']:+.4f}  "
+        "(mean P(SAD) of sad words minus happy words; 0 = the words do not matter)"])
 

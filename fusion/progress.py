@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 
 
 def progress_bar(enabled: bool = True, extra=(), transient: bool = False):
-    """A rich ``Progress`` (description, bar, done/total, ``extra`` columns, elapsed) on stderr; silent when disabled."""
+    """A rich ``Progress`` (description, bar, done/total, ``extra`` columns, elapsed) on stderr; silent when
+    disabled."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

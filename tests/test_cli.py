@@ -22,7 +22,8 @@ def test_analyze_writes_json_and_prints_the_report(tmp_path):
     transcript = tmp_path / "diary.txt"
     transcript.write_text("오늘 정말 즐거웠어. 친구를 만났거든.", encoding="utf-8")
     out = tmp_path / "out.json"
-    result = runner.invoke(app, ["analyze", str(SAMPLE), "--json", str(out), "--transcript", str(transcript), "--gender", "female"])
+    result = runner.invoke(app, ["analyze", str(SAMPLE), "--json", str(out), "--transcript", str(transcript),
+                                 "--gender", "female"])
     assert result.exit_code == 0, result.output
     assert "Alerts" in result.output and "Sentences" in result.output
     report = DiaryReport.model_validate_json(out.read_text(encoding="utf-8"))
@@ -59,7 +60,8 @@ def test_personal_baseline_round_trip(shared_data, tmp_path):
     assert result.exit_code == 0, result.output
     stored = json.loads(out.read_text(encoding="utf-8"))
     assert len(stored["mean"]) == len(stored["std"]) == 13
-    result = runner.invoke(app, ["analyze", str(calm[0]), "--gender", str(out), "--json", "-", "--transcript", str(_text(tmp_path))])
+    result = runner.invoke(app, ["analyze", str(calm[0]), "--gender", str(out), "--json", "-",
+                                 "--transcript", str(_text(tmp_path))])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["voice"]["baseline"] == "me"
 

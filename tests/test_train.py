@@ -121,7 +121,8 @@ def test_train_text_hf_recipe_on_a_tiny_bert(tmp_path, shared_data, config):
             "--limit-per-class", "7", "--epochs", "2", "--max-length", "32", "--seed", "0", "--quiet"]
     _invoke(args)
     assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
-    assert json.loads((out / "label_map.json").read_text(encoding="utf-8")) == {l: i for i, l in enumerate(config.labels.ko)}
+    label_map = json.loads((out / "label_map.json").read_text(encoding="utf-8"))
+    assert label_map == {label: i for i, label in enumerate(config.labels.ko)}
     meta = json.loads((out / "training.json").read_text(encoding="utf-8"))
     assert meta["training_data"]["rows"] == 42 and meta["recipe"]["lr"] == 2e-5 and meta["recipe"]["batch_size"] == 16
     assert 1 <= meta["recipe"]["best_epoch"] <= 2 and {"dev", "test"} <= set(meta["metrics"])
@@ -174,7 +175,8 @@ def test_train_cnn_bilstm_is_reproducible(tmp_path, shared_data, config):
         _invoke([str(tmp_path / name) if a == "OUT" else a for a in args])
     from safetensors.torch import load_file
 
-    first, second = load_file(tmp_path / "first" / "model.safetensors"), load_file(tmp_path / "second" / "model.safetensors")
+    first = load_file(tmp_path / "first" / "model.safetensors")
+    second = load_file(tmp_path / "second" / "model.safetensors")
     assert set(first) == set(load_audio_model_from(str(tmp_path / "first"), config).scorer.net.state_dict())
     for key in first:
         assert torch.equal(first[key], second[key]), key
@@ -226,7 +228,8 @@ def test_speaker_report_of_the_shipped_cnn_hears_sadness_against_a_personal_base
     """The model card's --eval-only --speaker-report: P(SAD) and pitch separate sad Korean test clips."""
     report = tmp_path / "report.json"
     result, _ = _invoke(["train", "audio", "--arch", "cnn-bilstm-mfcc", "--eval-only", "--speaker-report", str(report),
-                         "--data", str(shared_data), "--cache", str(tmp_path / "cache"), "--limit-per-class", "1", "-q"])
+                         "--data", str(shared_data), "--cache", str(tmp_path / "cache"), "--limit-per-class", "1",
+                         "-q"])
     rows = json.loads(report.read_text())
     assert {r["speaker"] for r in rows} == {"emg", "ned"} and {"sad", "neutral"} <= {r["label"] for r in rows}
     aucs = {line.split("gender")[0].strip(): float(line.split()[-1]) for line in result.output.splitlines()
@@ -277,7 +280,8 @@ def test_data_comes_from_the_option_then_the_environment_then_the_shared_folder(
 
 
 @pytest.mark.parametrize("command", [["train", "text", "--out", "OUT"], ["train", "audio", "--out", "OUT"],
-                                     ["train", "audio", "--arch", "cnn-bilstm-mfcc", "--out", "OUT"], ["train", "alerts"]])
+                                     ["train", "audio", "--arch", "cnn-bilstm-mfcc", "--out", "OUT"],
+                                     ["train", "alerts"]])
 def test_training_without_data_says_how_to_give_it(tmp_path, monkeypatch, command):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FUSION_DATA", raising=False)
@@ -295,7 +299,8 @@ def test_training_without_data_says_how_to_give_it(tmp_path, monkeypatch, comman
     assert not (tmp_path / "model").exists()
 
 
-@pytest.mark.parametrize("command", [["train", "text"], ["train", "audio"], ["train", "audio", "--arch", "cnn-bilstm-mfcc"]])
+@pytest.mark.parametrize("command", [["train", "text"], ["train", "audio"],
+                                     ["train", "audio", "--arch", "cnn-bilstm-mfcc"]])
 def test_training_writes_into_the_package_only_with_embed(tmp_path, shared_data, command):
     before = _mtimes(EMBEDDED_DIR) | _mtimes(EMBEDDED_ROOT)
     result = runner.invoke(app, [*command, "--data", str(shared_data), "-q"])

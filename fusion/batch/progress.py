@@ -15,10 +15,11 @@ class BatchProgress:
     def __init__(self, total: int, enabled: bool = True):
         self.total, self.files, self.audio_s = total, 0, 0.0
         self.t0 = time.perf_counter()
-        self.bar = progress_bar(enabled, extra=(TextColumn("{task.fields[rates]}"), TextColumn("ETA"), TimeRemainingColumn()))
+        extra = (TextColumn("{task.fields[rates]}"), TextColumn("ETA"), TimeRemainingColumn())
+        self.bar = progress_bar(enabled, extra=extra)
         self.task = self.bar.add_task("[bold]batch", total=total, rates="")
 
-    def __enter__(self) -> "BatchProgress":
+    def __enter__(self) -> BatchProgress:
         self.bar.start()
         return self
 

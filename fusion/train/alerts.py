@@ -55,7 +55,8 @@ def pitch_drops(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool) -
 def balanced_accuracy(score: np.ndarray, is_sad: np.ndarray, groups: np.ndarray, threshold: float) -> float:
     """Mean over datasets of (recall on sad + specificity on the others) / 2: the UAR of sad vs not sad."""
     fired = score >= threshold
-    return float(np.mean([uar(is_sad[groups == g], fired[groups == g], labels=(False, True)) for g in np.unique(groups)]))
+    return float(np.mean([uar(is_sad[groups == g], fired[groups == g], labels=(False, True))
+                          for g in np.unique(groups)]))
 
 
 def rates(score: np.ndarray, is_sad: np.ndarray, groups: np.ndarray, threshold: float) -> dict:
@@ -92,7 +93,8 @@ def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None 
                   + chosen["pitch_weight"] * pitch_drops(corpus, test, cache, progress))
     return {"clips": {"sad": int(is_sad.sum()), "not_sad": int((~is_sad).sum())}, "model": cand.name,
             "table": table, "depressed_pitch_weight": chosen["pitch_weight"],
-            "depressed_score": chosen["diary_threshold"], "depressed_score_sentence": max(sentence, chosen["diary_threshold"]),
+            "depressed_score": chosen["diary_threshold"],
+            "depressed_score_sentence": max(sentence, chosen["diary_threshold"]),
             "sentence_recall": float((score[is_sad] >= sentence).mean()),
             "test": rates(test_score, *_truth(corpus, test), chosen["diary_threshold"])}
 
@@ -113,7 +115,8 @@ def print_result(result: dict) -> None:
               f"{r['recall']:6.3f}  {r['false_alarms']:12.3f}")
     print(f"[alerts] depressed_pitch_weight = {result['depressed_pitch_weight']:g}, depressed_score = "
           f"{result['depressed_score']:g}, depressed_score_sentence = {result['depressed_score_sentence']:g} "
-          f"(sentence: {SENTENCE_FALSE_ALARMS:.0%} false alarms on train+dev clips, recall {result['sentence_recall']:.3f})")
+          f"(sentence: {SENTENCE_FALSE_ALARMS:.0%} false alarms on train+dev clips, "
+          f"recall {result['sentence_recall']:.3f})")
     test = result["test"]
     print(f"test speakers (reported, not used for any choice), diary threshold: balanced accuracy "
           f"{test['balanced_accuracy']:.3f}, recall {test['recall']:.3f}, false alarms {test['false_alarms']:.3f}")

@@ -1,4 +1,5 @@
-"""Train the CNN-BiLSTM voice emotion model on ``speech/`` of the data folder: ``fusion train audio --arch cnn-bilstm-mfcc``.
+"""Train the CNN-BiLSTM voice emotion model on ``speech/`` of the data folder:
+``fusion train audio --arch cnn-bilstm-mfcc``.
 
 Train split of ravdess, emodb and ko_emotional (speaker-independent splits from labels.csv);
 early stopping on dev; figures on test are printed, never used for a choice. Clips and
@@ -62,7 +63,8 @@ def _meta(cfg, seed, recipe: Recipe, best_epoch, n_train, counts, dev, test, com
 
 def train_model(out: Path, data: Path, cache: Path, seed: int = 0, recipe: Recipe | None = None,
                 limit_per_class: int | None = None, progress: bool = True, command: str | None = None) -> dict:
-    """Train on the speech datasets in ``data`` (early stopping on dev), save to ``out``; returns dev and test figures."""
+    """Train on the speech datasets in ``data`` (early stopping on dev), save to ``out``; returns dev and test
+    figures."""
     torch.set_num_threads(2)
     cfg = default_config()
     recipe = recipe or Recipe()
@@ -79,8 +81,9 @@ def train_model(out: Path, data: Path, cache: Path, seed: int = 0, recipe: Recip
         dev = evaluate(model, clips, "dev", personal, gendered)
         test = evaluate(model, clips, "test", personal, gendered)
     changed = [f"--set {k}={v}" for k, v in asdict(recipe).items() if v != getattr(Recipe(), k) and k != "epochs"]
-    command = command or " ".join([f"fusion train audio --arch {ARCHITECTURE} --out {out} --seed {seed} --epochs {epochs}",
-                                   *changed] + ([f"--limit-per-class {limit_per_class}"] if limit_per_class is not None else []))
+    limit = [f"--limit-per-class {limit_per_class}"] if limit_per_class is not None else []
+    command = command or " ".join([f"fusion train audio --arch {ARCHITECTURE} --out {out} --seed {seed} "
+                                   f"--epochs {epochs}", *changed] + limit)
     save_model(Path(out), model, _meta(cfg, seed, recipe, best_epoch, n_train, counts, dev, test,
                                        command, round(time.time() - t0), limit_per_class))
     return {"dev": dev, "test": test}

@@ -22,7 +22,7 @@ from fusion.config import default_config
 from fusion.metrics import roc_auc, uar
 from fusion.mfcc import pad_or_cut
 from fusion.prosody import NeutralBaseline
-from fusion.train.audio_clips import (DATASETS, LABEL_MAP, Augment, Clip, gender_baselines, speaker_baselines)
+from fusion.train.audio_clips import DATASETS, LABEL_MAP, Augment, Clip, gender_baselines, speaker_baselines
 from fusion.voice_cnn import AudioEmotionNet, CnnVoice
 
 GAIN_DB = 6.0
@@ -37,13 +37,17 @@ class Recipe:
     epochs: int = field(default=40, metadata={"help": "maximum epochs"})
     patience: int = field(default=8, metadata={"help": "epochs without a better dev score before stopping"})
     lr: float = field(default=2e-3, metadata={"help": "peak of the one-cycle schedule"})
-    p_personal: float = field(default=0.5, metadata={"help": "share of windows normalised by the speaker's own baseline (else male/female)"})
-    aug_copies: int = field(default=2, metadata={"help": "tempo/pitch-changed copies per training clip (cached features)"})
+    p_personal: float = field(default=0.5, metadata={
+        "help": "share of windows normalised by the speaker's own baseline (else male/female)"})
+    aug_copies: int = field(default=2, metadata={
+        "help": "tempo/pitch-changed copies per training clip (cached features)"})
     tempo: float = field(default=0.15, metadata={"help": "copies are time-stretched by a random factor in 1 ± tempo"})
     semitones: float = field(default=2.0, metadata={"help": "copies are pitch-shifted by a random ± semitones"})
     mixup: float = field(default=0.0, metadata={"help": "Beta(α, α) mixup of window pairs and their targets; 0 = off"})
-    average: int = field(default=1, metadata={"help": "final weights = mean of the N best epochs by dev (BatchNorm re-estimated); 1 = best"})
-    balanced: bool = field(default=False, metadata={"help": "draw clips class-balanced within each dataset (loss weights follow the draw)"})
+    average: int = field(default=1, metadata={
+        "help": "final weights = mean of the N best epochs by dev (BatchNorm re-estimated); 1 = best"})
+    balanced: bool = field(default=False, metadata={
+        "help": "draw clips class-balanced within each dataset (loss weights follow the draw)"})
 
 
     @property

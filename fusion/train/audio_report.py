@@ -65,7 +65,8 @@ def speaker_report(model: CnnVoice, data: Path, cfg: Config, speakers=("emg", "n
 
 
 def print_speaker_report(rows: list[dict]) -> None:
-    print(f"{'clip':14s} {'label':8s} | gender: P(SAD) top      st    dB  rate | personal: P(SAD) top      st    dB  rate")
+    print(f"{'clip':14s} {'label':8s} | gender: P(SAD) top      st    dB  rate "
+          "| personal: P(SAD) top      st    dB  rate")
     for r in rows:
         cells = [f"{r[k]['p_sad']:.2f} {r[k]['top']:8s} {r[k]['semitones']:+5.1f} {r[k]['energy_db']:+5.1f} "
                  f"{r[k]['rate_ratio']:.2f}" for k in ("gender", "personal")]
@@ -85,7 +86,8 @@ def cue_aucs(rows: list[dict], pitch_weight: float) -> dict[str, dict[str, float
     """
     cues = {"P(SAD)": lambda c: c["p_sad"], "pitch drop": lambda c: _drop(c["semitones"]),
             "energy drop": lambda c: _drop(c["energy_db"]), "slowing": lambda c: _drop(c["rate_ratio"] - 1),
-            f"P(SAD) + {pitch_weight:g} x pitch drop": lambda c: c["p_sad"] + pitch_weight * max(_drop(c["semitones"]), 0)}
+            f"P(SAD) + {pitch_weight:g} x pitch drop":
+                lambda c: c["p_sad"] + pitch_weight * max(_drop(c["semitones"]), 0)}
     is_sad = [r["label"] == "sad" for r in rows]
     return {name: {kind: roc_auc(is_sad, [cue(r[kind]) for r in rows]) for kind in ("gender", "personal")}
             for name, cue in cues.items()}

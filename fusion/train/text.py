@@ -23,11 +23,33 @@ from fusion.files import atomic_write
 from fusion.metrics import classification_metrics, macro_f1
 from fusion.progress import progress_bar
 from fusion.text_branch import CONFIG_FILE, WEIGHTS_FILE, EmbeddedTextModel, FeatureBlock, TextEmotionModel, featurize
-from fusion.train.text_data import (DIALOGUE, ELDERLY, MAP7, NEUTRAL7, SINGLE7, TURN_BREAK, E5, cached_morphemes,
-                                    limit_rows, read_split)
-from fusion.train.text_fit import (CANDIDATES, DEFAULT_CANDIDATES, E5_C, NB_ALPHA, NEUTRAL_C, SGD_ALPHA, LinearHead,
-                                   fit, fit_embedding_head, fit_temperature, neutral_rates, neutral_threshold,
-                                   with_embedding_head)
+from fusion.train.text_data import (
+    DIALOGUE,
+    E5,
+    ELDERLY,
+    MAP7,
+    NEUTRAL7,
+    SINGLE7,
+    TURN_BREAK,
+    cached_morphemes,
+    limit_rows,
+    read_split,
+)
+from fusion.train.text_fit import (
+    CANDIDATES,
+    DEFAULT_CANDIDATES,
+    E5_C,
+    NB_ALPHA,
+    NEUTRAL_C,
+    SGD_ALPHA,
+    LinearHead,
+    fit,
+    fit_embedding_head,
+    fit_temperature,
+    neutral_rates,
+    neutral_threshold,
+    with_embedding_head,
+)
 
 
 def evaluate(model: TextEmotionModel, texts: Sequence[str], labels: Sequence[str]) -> dict:
@@ -45,7 +67,8 @@ def write_config(out: Path, meta: dict) -> None:
 
 def save(out: Path, blocks: list[FeatureBlock], lr: LinearHead, meta: dict,
          neutral: LogisticRegression | None = None, e5_head: LinearHead | None = None) -> None:
-    """Write ``weights.npz`` (columns, idf, coef float16, intercept, neutral and embedding heads) and ``config.json``."""
+    """Write ``weights.npz`` (columns, idf, coef float16, intercept, neutral and embedding heads) and
+    ``config.json``."""
     out.mkdir(parents=True, exist_ok=True)
     arrays = {"coef": lr.coef_.astype(np.float16), "intercept": lr.intercept_.astype(np.float32)}
     if e5_head is not None:
@@ -74,8 +97,8 @@ def train(data: Path, out: Path, seed: int = 0, *, limit_per_class: int | None =
           command: str | None = None) -> dict:
     """Select a recipe on dev, fit the neutral head, save both to ``out``; return dev/test metrics.
 
-    ``data`` is the folder of the text CSVs. ``limit_per_class`` keeps the first N rows of each label of every split used (for quick
-    tests); ``candidates`` restricts the names of ``CANDIDATES`` tried.
+    ``data`` is the folder of the text CSVs. ``limit_per_class`` keeps the first N rows of each label of every
+    split used (for quick tests); ``candidates`` restricts the names of ``CANDIDATES`` tried.
     """
     data, out = Path(data), Path(out)
     labels = default_config().labels.ko

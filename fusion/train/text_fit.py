@@ -18,7 +18,8 @@ from fusion.train.text_data import embeddings
 CHAR = {"input": "text", "hashing": {"analyzer": "char_wb", "ngram_range": [1, 4], "n_features": 2**20}}
 MORPH = {
     "input": "morphemes",
-    "hashing": {"analyzer": "word", "token_pattern": r"\S+", "lowercase": False, "ngram_range": [1, 2], "n_features": 2**20},
+    "hashing": {"analyzer": "word", "token_pattern": r"\S+", "lowercase": False, "ngram_range": [1, 2],
+                "n_features": 2**20},
 }
 # name -> (feature blocks, logistic regression C, weight of mapped ko_single_turn_7 rows (0: unused),
 #          ensemble weights (LR, SGD modified-Huber, complement NB) of dev-scaled logits,

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from fusion.config import default_config
+from fusion.files import atomic_write
 from fusion.metrics import macro_f1
 from fusion.progress import progress_bar
-from fusion.files import atomic_write
 from fusion.train.text import evaluate
 from fusion.train.text_data import DIALOGUE, ELDERLY, limit_rows, read_split
 
@@ -113,7 +113,8 @@ def train_hf(
     tokenizer, model = _load_base(base, labels, RECIPE["dropout"])
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": RECIPE["weight_decay"]},
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": RECIPE["weight_decay"]},
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=lr)
@@ -140,7 +141,8 @@ def train_hf(
                 bar.advance(task)
             pred = _predict(model, tokenizer, dev_texts, max_length)
             score = macro_f1([labels.index(t) for t in dev_y], pred)
-            history.append({"epoch": epoch, "train_loss": round(total / len(texts), 4), "dev_macro_f1": round(score, 4)})
+            history.append({"epoch": epoch, "train_loss": round(total / len(texts), 4),
+                            "dev_macro_f1": round(score, 4)})
             bar.console.log(f"epoch {epoch}: loss {total / len(texts):.4f}, dev macro-F1 {score:.4f}")
             if score > best:
                 best, best_epoch, bad = score, epoch, 0

@@ -51,7 +51,7 @@ class Candidate:
     korean_weight: float = 10.0
 
     @classmethod
-    def read(cls, directory: Path) -> "Candidate":
+    def read(cls, directory: Path) -> Candidate:
         """The candidate a model directory was trained with (its config.json ``recipe``)."""
         path = Path(directory) / "config.json"
         try:
@@ -219,7 +219,8 @@ def train(out: Path, data: Path, cache: Path, progress: bool = True, candidates=
     save(Path(out), head, {
         "labels": model_labels(cfg), "layers": list(best.layers), "pool": "mean", "encoder": "embedded Whisper base "
         f"(sha256 {cfg.stt.embedded_sha256[:16]}…)", "recipe": asdict(best), "train_clips_per_label": counts,
-        "data": "shared/data/speech: ravdess, emodb, ko_emotional (plain-to-emotional; scripted speakers' neutral clips)",
+        "data": "shared/data/speech: ravdess, emodb, ko_emotional "
+                "(plain-to-emotional; scripted speakers' neutral clips)",
         "split": "candidates chosen on dev (RAVDESS/EmoDB dev speakers, Korean leave-one-speaker-out on ema/emh); "
                  "final head fitted on train+dev; test reported only",
         "candidates": [{"candidate": c.name, **{k: round(v, 4) for k, v in d.items()}} for c, d in table],
