@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from whisper_engines import vm_hwm_kb
 
 from fusion.audio import SAMPLE_RATE
-from whisper_engines import vm_hwm_kb
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 def speakers() -> dict[str, list[Path]]:
@@ -130,7 +130,8 @@ def main() -> None:
               f"RTF {wall / audio_s:.3f}, {audio_s / wall:.1f} min of diary per wall minute, "
               f"peak RSS {peak_mb:.0f} MB (target <= 1536)")
         print(f"  {line}")
-        figures.update(batch_wall_s=round(wall, 2), batch_rtf=round(wall / audio_s, 4), batch_peak_rss_mb=round(peak_mb))
+        figures.update(batch_wall_s=round(wall, 2), batch_rtf=round(wall / audio_s, 4),
+                       batch_peak_rss_mb=round(peak_mb))
 
         ab = side_by_side(paths, args.rounds)
         speedup = ab["singles_s"] / ab["batch_s"]
@@ -138,8 +139,9 @@ def main() -> None:
               f"batch engine {ab['batch_s']:.1f} s (RTF {ab['batch_s'] / audio_s:.3f}), "
               f"single analyze() calls {ab['singles_s']:.1f} s (RTF {ab['singles_s'] / audio_s:.3f}, "
               f"STT {ab['singles_stt_share']:.0%}); batch speed-up {speedup:.2f}x")
-        figures.update(ab_rounds=ab["rounds"], ab_batch_s=round(ab["batch_s"], 2), ab_singles_s=round(ab["singles_s"], 2),
-                       ab_batch_rtf=round(ab["batch_s"] / audio_s, 4), ab_singles_rtf=round(ab["singles_s"] / audio_s, 4),
+        figures.update(ab_rounds=ab["rounds"], ab_batch_s=round(ab["batch_s"], 2),
+                       ab_singles_s=round(ab["singles_s"], 2), ab_batch_rtf=round(ab["batch_s"] / audio_s, 4),
+                       ab_singles_rtf=round(ab["singles_s"] / audio_s, 4),
                        singles_stt_share=round(ab["singles_stt_share"], 3), batch_speedup=round(speedup, 3))
 
         if args.long:
@@ -155,7 +157,8 @@ def main() -> None:
             from whisper_engines import ENGINES, compare, report
 
             engines = compare(paths[: args.engines], None)
-            report(f"faster-whisper vs openai-whisper, same embedded weights, on {args.engines} of these diaries", engines)
+            report(f"faster-whisper vs openai-whisper, same embedded weights, on {args.engines} of these diaries",
+                   engines)
             for engine in ENGINES:
                 engines[engine].pop("texts")
             figures["engines"] = engines

@@ -41,7 +41,8 @@ def main() -> None:
     stages = list(cold)
     warm = {stage: statistics.median(run[stage] for run in warm_runs) for stage in stages}
 
-    print(f"recording: {args.recording.name}, {duration:.1f} s of audio; torch threads {torch.get_num_threads()}; {platform.processor() or platform.machine()}")
+    print(f"recording: {args.recording.name}, {duration:.1f} s of audio; torch threads {torch.get_num_threads()}; "
+          f"{platform.processor() or platform.machine()}")
     print(f"model load (once per process): {load_s:.2f} s")
     print(f"{'stage':<10} {'cold s':>8} {'warm s':>8} {'warm RTF':>9}")
     for stage in stages:

@@ -24,7 +24,8 @@ import librosa
 import numpy as np
 import soundfile as sf
 
-from fusion import audio_branch, combine, prosody as prosody_stage
+from fusion import audio_branch, combine
+from fusion import prosody as prosody_stage
 from fusion.audio import load_audio
 from fusion.config import Config, default_config
 from fusion.pipeline import Pipeline
@@ -69,7 +70,8 @@ def reference_one(path: Path, cfg: Config, tmp: Path) -> tuple[dict, float]:
     y3, _ = librosa.load(path, sr=16000)                                   # decode 3: prosody
     prosody = [prosody_stage.prosody(y3, 16000, (a, b)).for_report(base) for _, a, b in sentences]
     observations = [combine.Observation(probs[i], voice[i], prosody[i], sentence=i) for i in range(len(sentences))]
-    alerts = combine.mismatch_alerts(combine.Observation(text_mean, diary, measured.for_report(base)), observations, cfg)
+    alerts = combine.mismatch_alerts(combine.Observation(text_mean, diary, measured.for_report(base)),
+                                     observations, cfg)
     fused = combine.fuse(text_mean if sentences else None, diary, cfg)
     copy.unlink()
     return {"sentences": len(sentences), "alerts": [a.kind for a in alerts], "top": int(np.argmax(fused.en))}, stt_s
@@ -98,7 +100,8 @@ def main() -> None:
     ours_stt = sum(r.timings["stt"] for r in reports)
 
     ref_other, ours_other = ref_total - ref_stt, ours_total - ours_stt
-    print(f"{len(inputs)} recordings, {audio_s:.1f} s of audio; same models ({cfg.stt.model}, text {cfg.text.model}, audio {cfg.audio.model})")
+    print(f"{len(inputs)} recordings, {audio_s:.1f} s of audio; same models ({cfg.stt.model}, "
+          f"text {cfg.text.model}, audio {cfg.audio.model})")
     print(f"{'':<10} {'STT s':>8} {'non-STT s':>10} {'total s':>8}")
     print(f"{'reference':<10} {ref_stt:>8.2f} {ref_other:>10.2f} {ref_total:>8.2f}")
     print(f"{'ours':<10} {ours_stt:>8.2f} {ours_other:>10.2f} {ours_total:>8.2f}   (model load {load_s:.2f} s, once)")

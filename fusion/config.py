@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+import tomllib
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from fusion import __version__
 from fusion.combine import ALERT_RULES
+from fusion.errors import ConfigError
 from fusion.report import SCHEMA_VERSION
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -80,7 +81,8 @@ class TextConfig(_Section):
     model: str
     max_length: int
     batch_size: int
-    neutral_threshold: float           # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral
+    # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral
+    neutral_threshold: float
 
 
 class Baseline(_Section):
@@ -128,7 +130,7 @@ class AlertConfig(_Section):
     severity: dict[str, tuple[float, float, float]]   # kind of fusion.combine.ALERT_RULES → low, medium, high steps
 
     @model_validator(mode="after")
-    def _severity_covers_the_rules(self) -> "AlertConfig":
+    def _severity_covers_the_rules(self) -> AlertConfig:
         missing, unknown = set(ALERT_RULES) - set(self.severity), set(self.severity) - set(ALERT_RULES)
         if missing or unknown:
             raise ValueError(f"[alerts.severity] must give steps for exactly the alert kinds {list(ALERT_RULES)} "
@@ -154,6 +156,8 @@ class BatchConfig(_Section):
 class ServerConfig(_Section):
     """``fusion serve``: where uploads and the database live, and what an upload may be."""
 
+    host: str                          # `fusion serve` listens here (--host, --port override)
+    port: int
     database_url: str                  # any SQLAlchemy URL; "" = SQLite file fusion.db in storage_dir
     storage_dir: str
     max_upload_bytes: int
@@ -199,7 +203,7 @@ class Config(_Section):
     eval: EvalConfig
 
     @model_validator(mode="after")
-    def _shapes_agree(self) -> "Config":
+    def _shapes_agree(self) -> Config:
         n_ko, n_en = len(self.labels.ko), len(self.labels.en)
         if len(self.fusion.ko2en) != n_en or any(len(r) != n_ko for r in self.fusion.ko2en):
             raise ValueError(f"fusion.ko2en must be {n_en}x{n_ko} (rows EN, columns KO)")
@@ -222,7 +226,7 @@ class Config(_Section):
         payload = json.dumps({"fusion": __version__, "schema": SCHEMA_VERSION, "config": settings}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    def with_updates(self, **sections: dict) -> "Config":
+    def with_updates(self, **sections: dict) -> Config:
         """A copy with some fields of some sections replaced, validated again."""
         data = self.model_dump()
         for section, fields in sections.items():
@@ -240,11 +244,36 @@ def default_config_path() -> Path:
     raise FileNotFoundError("configs/default.toml not found beside the fusion package")
 
 
+def _problem(error: dict) -> str:
+    """One pydantic error as the dotted key of the TOML and what is wrong with it."""
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key}"
+    if error["type"] == "missing":
+        return f"missing key {key}"
+    if error["type"] == "value_error":  # a check of this module: its message names the tables
+        return f"{key}: {error['msg'].removeprefix('Value error, ')}"
+    return f"{key}: {error['msg']} (got {error['input']!r:.60})"
+
+
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate a TOML configuration file (the default one when ``path`` is None)."""
+    """Read and validate a TOML configuration file (the default one when ``path`` is None).
+
+    Raises :class:`~fusion.errors.ConfigError` naming the file and each offending key: a file that cannot
+    be read or parsed, an unknown or missing key, a value of the wrong type, tables that disagree.
+    """
     path = Path(path) if path is not None else default_config_path()
-    with path.open("rb") as fh:
-        return Config.model_validate(tomllib.load(fh))
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read the configuration ({exc.strerror or exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, f"not valid TOML ({exc})") from exc
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, "; ".join(_problem(e) for e in exc.errors())) from exc
 
 
 @lru_cache(maxsize=1)

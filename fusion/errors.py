@@ -33,5 +33,17 @@ class MissingExtra(FusionError):
 
     kind = "missing_extra"
 
-    def __init__(self, package: str, extra: str):
-        super().__init__(f"this needs {package}, which is not installed: pip install 'fusion[{extra}]'")
+    def __init__(self, package: str, extra: str, what: str):
+        super().__init__(f"{what} needs {package}, which is not installed: pip install 'fusion[{extra}]'")
+
+
+class ConfigError(FusionError, ValueError):
+    """A configuration file that cannot be read or does not have the shape of ``configs/default.toml``,
+    with the file and the offending keys named."""
+
+    kind = "config"
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

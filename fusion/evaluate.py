@@ -2,10 +2,11 @@
 
 ``eval_text`` (columns text,label) and ``eval_stt`` (path,transcript) each return a JSON-ready
 dict; ``summary`` formats one (and ``fusion.evaluate_voice``'s) for the terminal. The voice model's
-evaluation is in ``fusion.evaluate_voice``, the alerts' in ``fusion.evaluate_alerts``. Paths are relative to the CSV's folder (or absolute); labels match
-case-insensitively, through the dataset-word maps of ``[eval]``; a row whose label the
-model lacks (neutral, calm, bored) is skipped and counted. ``split`` keeps only the rows
-of that ``split`` column value (the shared ``labels.csv`` files have one).
+evaluation is in ``fusion.evaluate_voice``, the alerts' in ``fusion.evaluate_alerts``. Paths are
+relative to the CSV's folder (or absolute); labels match case-insensitively, through the
+dataset-word maps of ``[eval]``; a row whose label the model lacks (neutral, calm, bored) is
+skipped and counted. ``split`` keeps only the rows of that ``split`` column value (the shared
+``labels.csv`` files have one).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 
 from fusion.config import Config, default_config
 from fusion.errors import InputError, MissingExtra
+from fusion.metrics import classification_metrics
+from fusion.progress import track
 
 TEXT_BATCH = 256
 
@@ -74,40 +77,6 @@ def split_known(raw: Iterable[str], lookup: dict[str, str]) -> tuple[list[int], 
     return keep, labels, dict(skipped)
 
 
-def track(items: Sequence, description: str, enabled: bool = True) -> Iterable:
-    """``items`` with a rich progress bar on stderr (nothing when ``enabled`` is False)."""
-    from rich.console import Console
-    from rich.progress import track as rich_track
-
-    return rich_track(items, description=description, total=len(items), disable=not enabled,
-                      console=Console(stderr=True), transient=True)
-
-
-# ---------------------------------------------------------------- metrics
-
-def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
-    """Accuracy, macro-F1 and UAR over the labels present in ``y_true``; per-label P/R/F1 and confusion over all.
-
-    Macro averages leave out labels with no true rows (a Korean set with three emotions is
-    not penalised for the model's other three); wrong predictions into them still count.
-    """
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-
-    present = [lab for lab in labels if lab in set(y_true)]
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=list(labels), zero_division=0)
-    _, uar, macro_f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average="macro",
-                                                          zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(macro_f1),
-        "uar": float(uar),
-        "per_label": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-                      for i, lab in enumerate(labels)},
-        "confusion": {"labels": list(labels),
-                      "matrix": confusion_matrix(y_true, y_pred, labels=list(labels)).tolist()},
-    }
-
-
 def classification_result(kind: str, csv_path, split, model_id: str, y_true, y_pred, labels, skipped: dict) -> dict:
     """The result of ``fusion eval text|audio``: what was run on which rows, and its classification metrics."""
     return {"task": kind, "data": str(csv_path), "split": split, "model": model_id, "n": len(y_true),
@@ -140,13 +109,6 @@ def eval_text(csv_path: str | Path, model: str | None = None, split: str | None 
                                  skipped)
 
 
-def sad_vs_rest_auc(is_sad: Sequence[bool], p_sad: Sequence[float]) -> float | None:
-    """ROC-AUC of P(SAD) for SAD rows against all others; None when either group is empty."""
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(is_sad, p_sad)) if 0 < sum(is_sad) < len(is_sad) else None
-
-
 # ---------------------------------------------------------------- speech to text
 
 _PUNCT = re.compile(r"[^\w\s]|_")
@@ -163,7 +125,7 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]
     try:
         import jiwer
     except ImportError as exc:
-        raise MissingExtra("jiwer", "eval") from exc
+        raise MissingExtra("jiwer", "eval", "the speech-to-text evaluation") from exc
 
     refs = [normalise_text(r) for r in refs]
     hyps = [normalise_text(h) for h in hyps]
@@ -223,8 +185,10 @@ def summary(result: dict) -> str:
     if result["task"] == "stt":
         s = result["settings"]
         return "\n".join([head, f"engine {s['engine']} {s['model']} beam {s['beam_size']} vad {s['vad_filter']}",
-                          f"n         {result['n']}", f"cer       {result['cer']:.4f}", f"wer       {result['wer']:.4f}",
-                          f"rtf       {result['rtf']:.3f}  ({result['decode_s']:.1f} s for {result['audio_s']:.1f} s audio)"])
+                          f"n         {result['n']}", f"cer       {result['cer']:.4f}",
+                          f"wer       {result['wer']:.4f}",
+                          f"rtf       {result['rtf']:.3f}  "
+                          f"({result['decode_s']:.1f} s for {result['audio_s']:.1f} s audio)"])
     lines = [head, f"model     {result['model']}", f"n         {result['n']}",
              f"skipped   {result['skipped']}  {result['skipped_labels'] or ''}".rstrip(),
              f"accuracy  {result['accuracy']:.4f}", f"macro_f1  {result['macro_f1']:.4f}",
@@ -235,7 +199,8 @@ def summary(result: dict) -> str:
         auc, n = result["sad_auc"], result["sad_auc_rows"]
         lines.append(f"sad_auc   {_num(auc)}  (P(SAD): {n['sad']} SAD rows vs "
                      f"{n['rest']} other non-baseline rows, skipped labels included)")
-        lines.append(f"neutral_auc {_num(result['neutral_auc'])}  (P(neutral voice): neutral/calm rows vs emotional rows)")
+        lines.append(f"neutral_auc {_num(result['neutral_auc'])}  "
+                     "(P(neutral voice): neutral/calm rows vs emotional rows)")
         for name, g in result["lexical"].items():
             lines.append(f"  {name:20s} n {g['n']:4d}  uar {_num(g['uar'])}  sad_auc {_num(g['sad_auc'])}")
     labels = result["confusion"]["labels"]

@@ -21,7 +21,9 @@ import numpy as np
 from fusion.combine import ALERT_RULES
 from fusion.config import Config, default_config
 from fusion.errors import FusionError, InputError
-from fusion.evaluate import read_rows, resolve_path, track
+from fusion.evaluate import read_rows, resolve_path
+from fusion.progress import track
+
 
 def parse_expected(csv_path: str | Path, row: dict[str, str], kinds: list[str]) -> list[str]:
     """The row's ``expected`` kinds; an unknown kind is an error naming the CSV and the row's path."""

@@ -21,8 +21,9 @@ import numpy as np
 
 from fusion.config import Config, default_config
 from fusion.errors import InputError, ModelError
-from fusion.evaluate import (classification_result, label_lookup, read_rows, resolve_path, sad_vs_rest_auc,
-                             split_known, track)
+from fusion.evaluate import classification_result, label_lookup, read_rows, resolve_path, split_known
+from fusion.metrics import roc_auc, uar
+from fusion.progress import track
 
 SCRIPTED = "emotional-to-emotional"
 ESPEAK_SETTINGS = ("-s", "150", "-p", "50", "-a", "120")  # words per minute, pitch, amplitude: the same for both sets
@@ -68,11 +69,7 @@ def voice_of(model, path: Path, baseline_for, cfg: Config) -> tuple[np.ndarray, 
 
 
 def _group_figures(y_true, y_pred, is_sad, p_sad) -> dict:
-    from sklearn.metrics import recall_score
-
-    present = sorted(set(y_true))
-    uar = float(recall_score(y_true, y_pred, labels=present, average="macro", zero_division=0)) if y_true else None
-    return {"n": len(y_true), "uar": uar, "sad_auc": sad_vs_rest_auc(is_sad, p_sad)}
+    return {"n": len(y_true), "uar": uar(y_true, y_pred) if y_true else None, "sad_auc": roc_auc(is_sad, p_sad)}
 
 
 def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None = None,
@@ -113,8 +110,8 @@ def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None
     result.update({
         "baseline": "personal" if personal_baseline else "gender", "baseline_rows": len(used),
         "personal_speakers": sorted(personal), "architecture": net.architecture,
-        "sad_auc": sad_vs_rest_auc(is_sad, p_sad), "sad_auc_rows": {"sad": sum(is_sad), "rest": len(is_sad) - sum(is_sad)},
-        "neutral_auc": sad_vs_rest_auc([not e for e in emotional], [voice[i][1] for i in scored]),
+        "sad_auc": roc_auc(is_sad, p_sad), "sad_auc_rows": {"sad": sum(is_sad), "rest": len(is_sad) - sum(is_sad)},
+        "neutral_auc": roc_auc([not e for e in emotional], [voice[i][1] for i in scored]),
     })
     truth = dict(zip(keep, y_true))
     result["lexical"] = {}
@@ -176,5 +173,6 @@ def leakage_summary(result: dict) -> str:
         f"leakage · {result['data']}", f"model     {result['model']}  (voice: {result['voice']}, fixed prosody)",
         f"P(SAD)    sad words {result['p_sad']['sad']:.4f} (n {result['n']['sad']})  "
         f"happy words {result['p_sad']['happy']:.4f} (n {result['n']['happy']})",
-        f"leakage   {result['leakage']:+.4f}  (mean P(SAD) of sad words minus happy words; 0 = the words do not matter)"])
+        f"leakage   {result['leakage']:+.4f}  "
+        "(mean P(SAD) of sad words minus happy words; 0 = the words do not matter)"])
 

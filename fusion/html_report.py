@@ -19,7 +19,7 @@ try:
     from plotly.offline import get_plotlyjs
     from plotly.subplots import make_subplots
 except ImportError as exc:
-    raise MissingExtra("plotly", "report") from exc
+    raise MissingExtra("plotly", "report", "an HTML report") from exc
 
 from fusion.combine import ALERT_RULES
 from fusion.config import Config, default_config
@@ -40,7 +40,8 @@ MISMATCH = "#e0245e"
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR","NanumGothic",sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR","NanumGothic",sans-serif;\
+margin:0;background:#f6f7f9;color:#1d2330}
 main{max-width:1080px;margin:0 auto;padding:24px}
 h1{font-size:1.5rem;margin:0 0 4px}h2{font-size:1.15rem;margin:28px 0 8px}
 .meta{color:#5b6475;font-size:.9rem}
@@ -92,7 +93,8 @@ def _alert_html(alert: Alert, report: DiaryReport) -> str:
         detail = (f"<br><small>Voice against a calm baseline: pitch {prosody.pitch_semitones:+.1f} semitones, "
                   f"energy {prosody.energy_db_delta:+.1f} dB</small>")
     return (f'<div class="alert {alert.severity}"><span class="sev">{alert.severity}</span>'
-            f"<strong>{escape(ALERT_RULES[alert.kind].words)}</strong><br>In {escape(' and '.join(places))}.{detail}</div>")
+            f"<strong>{escape(ALERT_RULES[alert.kind].words)}</strong><br>"
+            f"In {escape(' and '.join(places))}.{detail}</div>")
 
 
 def _alerts_section(report: DiaryReport) -> str:
@@ -214,22 +216,27 @@ def render_html(report: DiaryReport, config: Config | None = None) -> str:
     """The whole page as one string (plotly.js included; nothing is fetched when it opens)."""
     config = config or default_config()
     names = _Names(config)
-    head = (f"{escape(Path(report.source).name or report.source)} · {report.duration_s:.1f} s · language {escape(report.language)} · "
-            f"{len(report.sentences)} sentences")
-    fused = f"Together, words and voice lean to {escape(names.words(report.fused.top_ko))} / {escape(report.fused.top_en)}."
+    head = (f"{escape(Path(report.source).name or report.source)} · {report.duration_s:.1f} s · "
+            f"language {escape(report.language)} · {len(report.sentences)} sentences")
+    fused = (f"Together, words and voice lean to {escape(names.words(report.fused.top_ko))} / "
+             f"{escape(report.fused.top_en)}.")
     timeline = (_figure(timeline_figure(report, names), "timeline", sentences=str(len(report.sentences)))
                 if report.sentences else "<p>No sentences to place on a timeline.</p>")
+    key = _key(report, names, config)
+    va = _figure(valence_arousal_figure(report), "va")
+    bars = _figure(diary_bars_figure(report, names), "bars")
+    m = report.models
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Voice diary report</title><style>{_CSS}</style><script>{get_plotlyjs()}</script></head>
 <body><main>
 <h1>Voice diary report</h1><div class="meta">{head}</div>
 {_alerts_section(report)}
-<section id="timeline-section"><h2>Timeline: words above, voice beneath</h2>{timeline}{_key(report, names, config)}</section>
-<section id="valence-arousal"><h2>Words vs voice: how pleasant, how excited</h2>{_figure(valence_arousal_figure(report), "va")}</section>
-<section id="diary"><h2>The diary as a whole</h2>{_figure(diary_bars_figure(report, names), "bars")}<p>{fused}</p></section>
+<section id="timeline-section"><h2>Timeline: words above, voice beneath</h2>{timeline}{key}</section>
+<section id="valence-arousal"><h2>Words vs voice: how pleasant, how excited</h2>{va}</section>
+<section id="diary"><h2>The diary as a whole</h2>{bars}<p>{fused}</p></section>
 {_transcript_section(report, names)}
-<footer>models: {escape(report.models.stt_model)} · {escape(report.models.text_model)} · {escape(report.models.audio_model)}
+<footer>models: {escape(m.stt_model)} · {escape(m.text_model)} · {escape(m.audio_model)}
 · report schema {escape(report.schema_version)}</footer>
 </main></body></html>
 """

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion import audio_branch, combine, prosody as prosody_stage, sentences as sentence_stage
+from fusion import audio_branch, combine
+from fusion import prosody as prosody_stage
+from fusion import sentences as sentence_stage
 from fusion.audio import Audio, audio_warnings, load_audio, voiced_spans
 from fusion.config import Config, default_config
 from fusion.report import (
@@ -22,9 +24,9 @@ from fusion.report import (
     FusedSummary,
     Models,
     Prosody,
-    ValenceArousal,
     SentenceReport,
     TextSummary,
+    ValenceArousal,
     VoiceSummary,
 )
 from fusion.stt import load_engine, transcribe_long
@@ -96,7 +98,7 @@ class Pipeline:
         self.audio_model = audio_branch.load_audio_model(self.config)
         sentence_stage.kiwi()  # the Korean analyser both the splitter and the text model use
 
-    def under(self, config: Config) -> "Pipeline":
+    def under(self, config: Config) -> Pipeline:
         """These loaded models under ``config``, which may differ only in settings that change no report."""
         if config.fingerprint() != self.config.fingerprint():
             raise ValueError("a pipeline's models serve only configurations of the same fingerprint")

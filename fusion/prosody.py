@@ -20,8 +20,8 @@ from fusion.audio import SAMPLE_RATE
 from fusion.config import AudioConfig, Config, default_config
 from fusion.errors import ModelError
 from fusion.files import atomic_write
-from fusion.report import Prosody as ReportProsody
 from fusion.mfcc import clip_mean
+from fusion.report import Prosody as ReportProsody
 
 Span = tuple[float, float]
 
@@ -38,9 +38,10 @@ class Prosody:
     energy_db: float
     rate_per_s: float
 
-    def relative_to(self, baseline: "NeutralBaseline") -> dict[str, float]:
+    def relative_to(self, baseline: NeutralBaseline) -> dict[str, float]:
         """Pitch (ratio, semitones), energy delta (dB) and rate ratio against the baseline's prosody reference."""
-        out = {"pitch_ratio": math.nan, "pitch_semitones": math.nan, "energy_delta_db": math.nan, "rate_ratio": math.nan}
+        out = {"pitch_ratio": math.nan, "pitch_semitones": math.nan, "energy_delta_db": math.nan,
+               "rate_ratio": math.nan}
         if baseline.pitch_hz and self.pitch_hz > 0:
             out["pitch_ratio"] = self.pitch_hz / baseline.pitch_hz
             out["pitch_semitones"] = 12.0 * math.log2(out["pitch_ratio"])
@@ -50,7 +51,7 @@ class Prosody:
             out["rate_ratio"] = self.rate_per_s / baseline.rate_per_s
         return out
 
-    def for_report(self, baseline: "NeutralBaseline") -> ReportProsody:
+    def for_report(self, baseline: NeutralBaseline) -> ReportProsody:
         """These measurements and their offsets from the baseline, rounded, None where nothing was measured."""
         rel = self.relative_to(baseline)
         return ReportProsody(
@@ -140,7 +141,7 @@ class NeutralBaseline:
         return (x - self.mean) / (self.std + eps)
 
     @classmethod
-    def from_config(cls, name: str, audio: AudioConfig) -> "NeutralBaseline":
+    def from_config(cls, name: str, audio: AudioConfig) -> NeutralBaseline:
         if name not in audio.baselines:
             raise ModelError(f"no baseline {name!r} in [audio.baselines]; have {sorted(audio.baselines)}")
         b = audio.baselines[name]
@@ -151,7 +152,7 @@ class NeutralBaseline:
         atomic_write(path, json.dumps(data, indent=2))
 
     @classmethod
-    def load_json(cls, path: str | Path) -> "NeutralBaseline":
+    def load_json(cls, path: str | Path) -> NeutralBaseline:
         try:
             data = json.loads(Path(path).read_text())
             return cls(**{"name": Path(path).stem, **data})

@@ -23,7 +23,8 @@ def _bars(title: str, dist: dict[str, float], scale: float = 1.0, suffix: str = 
     for label, value in dist.items():
         share = value / scale
         bar = "█" * round(share * BAR_WIDTH)
-        table.add_row(label, Text(bar.ljust(BAR_WIDTH, "·"), style="cyan" if label == top else "dim"), f"{value:.1f}{suffix}" if suffix else f"{value:.2f}")
+        table.add_row(label, Text(bar.ljust(BAR_WIDTH, "·"), style="cyan" if label == top else "dim"),
+                      f"{value:.1f}{suffix}" if suffix else f"{value:.2f}")
     return table
 
 
@@ -37,7 +38,8 @@ def _alert(alert: Alert, report: DiaryReport) -> Text:
     text.append(f"\n  in {where}.")
     prosody = next((e.prosody for e in alert.evidence if e.prosody is not None), None)
     if prosody is not None and prosody.pitch_semitones is not None and prosody.energy_db_delta is not None:
-        text.append(f"\n  Voice vs neutral baseline: pitch {prosody.pitch_semitones:+.1f} semitones, energy {prosody.energy_db_delta:+.1f} dB")
+        text.append(f"\n  Voice vs neutral baseline: pitch {prosody.pitch_semitones:+.1f} semitones, "
+                    f"energy {prosody.energy_db_delta:+.1f} dB")
         if prosody.rate_ratio is not None:
             text.append(f", speaking rate ×{prosody.rate_ratio:.2f}")
     return text
@@ -57,7 +59,8 @@ def render(report: DiaryReport, console: Console | None = None) -> None:
     grid = Table.grid(padding=(0, 4))
     grid.add_row(
         _bars("Words (share of sentences)", report.text.percent, 100.0, "%"),
-        _bars(f"Voice (baseline: {report.voice.baseline}; neutral {report.voice.neutral_prob:.0%})", report.voice.probs),
+        _bars(f"Voice (baseline: {report.voice.baseline}; neutral {report.voice.neutral_prob:.0%})",
+              report.voice.probs),
     )
     grid.add_row(_bars("Fused (KO)", report.fused.ko), _bars("Fused (EN)", report.fused.en))
     console.print(grid)
@@ -74,4 +77,5 @@ def render(report: DiaryReport, console: Console | None = None) -> None:
         words = "neutral" if s.neutral else s.text_top
         table.add_row(str(s.index), f"{s.start:.1f}–{s.end:.1f}", s.text, words, s.voice_label(), style=style)
     console.print(table)
-    console.print(f"[dim]models: {report.models.stt_model} · {report.models.text_model} · {report.models.audio_model}[/]")
+    console.print(f"[dim]models: {report.models.stt_model} · {report.models.text_model} · "
+                  f"{report.models.audio_model}[/]")

@@ -105,7 +105,8 @@ class SentenceReport(_Model):
     prosody: Prosody | None = Field(description="the voice over this sentence's span against the baseline")
 
     def voice_label(self) -> str:
-        """``neutral`` when a neutral voice is likelier than the top emotion (over all seven labels), else the top emotion."""
+        """``neutral`` when a neutral voice is likelier than the top emotion (over all seven labels),
+        else the top emotion."""
         if self.voice_neutral_prob > (1.0 - self.voice_neutral_prob) * self.voice_probs[self.voice_top]:
             return NEUTRAL_VOICE
         return self.voice_top

@@ -112,7 +112,8 @@ def sentences_from_text(
     total, done, out = sum(weights), 0, []
     for t, w in zip(texts, weights):
         lo, hi = offsets[-1] * done / total, offsets[-1] * (done + w) / total
-        out.append(Sentence(t, _clock(spans, offsets, lo, side="start"), _clock(spans, offsets, hi, side="end"), "transcript"))
+        out.append(Sentence(t, _clock(spans, offsets, lo, side="start"), _clock(spans, offsets, hi, side="end"),
+                            "transcript"))
         done += w
     return out
 

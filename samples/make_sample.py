@@ -30,7 +30,8 @@ HERE = Path(__file__).parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/speech/ko_emotional")
+    parser.add_argument("--data", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared/data/speech/ko_emotional")
     args = parser.parse_args()
     gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
     for name, (speaker, clips) in SAMPLES.items():

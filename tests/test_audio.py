@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import av
 import numpy as np
+import odd_audio
 import pytest
 import soundfile as sf
 
-import odd_audio
-from fusion.audio import (SAMPLE_RATE, Audio, audio_from_array, audio_warnings, container_format, declared_duration,
-                          load_audio, sniff_format, voiced_spans)
+from fusion.audio import (
+    SAMPLE_RATE,
+    Audio,
+    audio_from_array,
+    audio_warnings,
+    container_format,
+    declared_duration,
+    load_audio,
+    sniff_format,
+    voiced_spans,
+)
 from fusion.errors import InputError
 
 CLIP = "speech/ko_transcribed/pfa/pfa00004.flac"
@@ -145,13 +158,42 @@ def test_bad_input_raises_input_error_naming_file_and_problem(tmp_path, make):
     assert problem in str(info.value)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_unreadable_file_raises_input_error(tmp_path):
+def _without_root_file_access() -> None:
+    """In the child, before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the capability bounding set,
+    so a root process (as in CI's container) is refused an unreadable file as any user is; root keeps the rest."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH (linux/capability.h)
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.mark.parametrize("check", ["before-decoding", "while-opening"])
+def test_unreadable_file_raises_input_error(tmp_path, check):
+    """A file without read permission is an InputError saying so, both from the up-front check and from the
+    decoder's own open (a file that becomes unreadable between the two). Run in a child process that cannot
+    override file permissions, so it holds as root too."""
     path = tmp_path / "locked.wav"
     sf.write(path, np.zeros(1600, np.float32), 16000)
     path.chmod(0)
-    with pytest.raises(InputError, match="permission denied"):
-        load_audio(path)
+    script = f"""
+import sys
+from pathlib import Path
+from fusion import audio
+from fusion.errors import InputError
+if {check == "while-opening"!r}:
+    audio._check_file = lambda path: None
+try:
+    audio.load_audio(Path(sys.argv[1]))
+except InputError as exc:
+    print(exc.path, "|", exc)
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    child = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, env=env,
+                           timeout=120, preexec_fn=_without_root_file_access if os.geteuid() == 0 else None)
+    assert child.returncode == 0, child.stderr
+    named, message = child.stdout.strip().split(" | ")
+    assert named == str(path) and str(path) in message and "permission denied" in message, child.stdout
 
 
 def test_nan_samples_in_a_float_wav_become_silence_with_a_warning(tmp_path):

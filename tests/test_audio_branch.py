@@ -35,7 +35,8 @@ def test_labels_are_reordered_and_the_neutral_share_kept_apart(config):
     assert scores.spans.shape == (2, 6) and scores.diary_neutral == pytest.approx(0.5)
     np.testing.assert_allclose(scores.span_neutral, [0.5, 0.5])
     got = dict(zip(config.labels.en, scores.diary))
-    assert got["HAPPY"] == pytest.approx(0.5) and got["SAD"] == pytest.approx(0.25) and got["ANGRY"] == pytest.approx(0.25)
+    assert (got["HAPPY"] == pytest.approx(0.5) and got["SAD"] == pytest.approx(0.25)
+            and got["ANGRY"] == pytest.approx(0.25))
     with pytest.raises(ModelError, match="DISGUST"):
         ab.LabelledVoiceModel(FixedScorer([1.0]), ["HAPPY"], config.labels.en, "NEUTRAL", "tiny", "fixed")
 

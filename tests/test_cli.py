@@ -22,7 +22,8 @@ def test_analyze_writes_json_and_prints_the_report(tmp_path):
     transcript = tmp_path / "diary.txt"
     transcript.write_text("오늘 정말 즐거웠어. 친구를 만났거든.", encoding="utf-8")
     out = tmp_path / "out.json"
-    result = runner.invoke(app, ["analyze", str(SAMPLE), "--json", str(out), "--transcript", str(transcript), "--gender", "female"])
+    result = runner.invoke(app, ["analyze", str(SAMPLE), "--json", str(out), "--transcript", str(transcript),
+                                 "--gender", "female"])
     assert result.exit_code == 0, result.output
     assert "Alerts" in result.output and "Sentences" in result.output
     report = DiaryReport.model_validate_json(out.read_text(encoding="utf-8"))
@@ -59,7 +60,8 @@ def test_personal_baseline_round_trip(shared_data, tmp_path):
     assert result.exit_code == 0, result.output
     stored = json.loads(out.read_text(encoding="utf-8"))
     assert len(stored["mean"]) == len(stored["std"]) == 13
-    result = runner.invoke(app, ["analyze", str(calm[0]), "--gender", str(out), "--json", "-", "--transcript", str(_text(tmp_path))])
+    result = runner.invoke(app, ["analyze", str(calm[0]), "--gender", str(out), "--json", "-",
+                                 "--transcript", str(_text(tmp_path))])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["voice"]["baseline"] == "me"
 
@@ -110,3 +112,15 @@ def test_an_output_path_that_cannot_be_written_fails_before_the_analysis(tmp_pat
         assert result.exit_code == 2, result.output
         assert str(target) in result.output.replace("\n", "") and "cannot write the report" in result.output
         assert time.perf_counter() - t0 < 5, "refused before the analysis, not after"
+
+
+def test_analyze_runs_without_the_service_packages(tmp_path):
+    """The service's packages are installed here, so the machine without them is simulated: ``None`` in
+    ``sys.modules`` makes any import of them fail, as it would where ``fusion[serve]`` is not installed."""
+    blocked = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "python_multipart", "swagger_ui_bundle")
+    code = f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); from fusion.cli import app; app()"
+    out = tmp_path / "out.json"
+    result = subprocess.run([sys.executable, "-c", code, "analyze", str(SAMPLE), "-q", "--json", str(out),
+                             "--transcript", str(_text(tmp_path))], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert DiaryReport.model_validate_json(out.read_text(encoding="utf-8")).transcript == "아침에 밥을 먹었다."

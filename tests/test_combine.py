@@ -6,11 +6,11 @@ import re
 
 import numpy as np
 import pytest
-
 from pydantic import ValidationError
 
 from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
 from fusion.config import AlertConfig, default_config_path, load_config
+from fusion.errors import ConfigError
 from fusion.report import Alert, Prosody
 
 
@@ -163,6 +163,54 @@ def test_severity_grows_with_the_depressed_score(config):
     assert strong.score > mild.score
 
 
+@pytest.mark.parametrize("kind", list(ALERT_RULES))
+def test_severity_steps_of_every_kind(config, kind):
+    """Low below the second step, medium from it, high from the third: a score just either side of each step."""
+    from fusion.combine import _severity
+
+    _, medium, high = steps = config.alerts.severity[kind]
+    assert _severity(steps[0], steps) == _severity(medium - 0.01, steps) == "low"
+    assert _severity(medium, steps) == _severity(medium + 0.01, steps) == _severity(high - 0.01, steps) == "medium"
+    assert _severity(high, steps) == _severity(high + 0.01, steps) == _severity(high + 5.0, steps) == "high"
+
+
+@pytest.mark.parametrize("p_sad, semitones, severity", [
+    (0.69, 0.0, "low"), (0.71, 0.0, "medium"),      # either side of the 0.7 step, by P(SAD)
+    (0.9, -1.9, "medium"), (0.9, -2.1, "high"),     # either side of the 1.1 step, by pitch (0.1 a semitone)
+])
+def test_the_flagship_s_severity_follows_its_steps(config, p_sad, semitones, severity):
+    assert config.alerts.severity[FLAGSHIP] == (0.33, 0.7, 1.1) and config.alerts.depressed_pitch_weight == 0.1
+    obs = Observation(ko(config, joy=1.0), en(config, SAD=p_sad, HAPPY=1 - p_sad), voice_pitch(semitones))
+    (alert,) = mismatch_alerts(obs, [], config)
+    assert (alert.kind, alert.severity) == (FLAGSHIP, severity)
+    assert alert.score == pytest.approx(p_sad - 0.1 * semitones, abs=1e-4)
+
+
+def test_several_alerts_come_most_severe_first_then_by_score(config):
+    """All three kinds in one diary: a medium flagship for the whole diary, a high upbeat-voice sentence and a low
+    agitated-voice sentence whose score (0.78) is above the flagship's (0.75): severity orders before score."""
+    from fusion.combine import words_point
+
+    plain = words_point(ko(config, joy=1.0), True, config)
+    diary = Observation(ko(config, joy=1.0), en(config, SAD=0.75, HAPPY=0.25), voice_pitch(0.0))
+    upbeat = Observation(ko(config, sadness=0.9, hurt=0.1), en(config, HAPPY=0.9, SURPRISE=0.1), voice_pitch(1.0),
+                         sentence=0)
+    agitated = Observation(ko(config, joy=1.0), en(config, ANGRY=0.8, FEAR=0.2), voice_pitch(1.0), sentence=1,
+                           words_va=plain)
+    alerts = mismatch_alerts(diary, [upbeat, agitated], config)
+    assert [(a.kind, a.severity) for a in alerts] == [("negative_words_upbeat_tone", "high"), (FLAGSHIP, "medium"),
+                                                      ("calm_words_agitated_tone", "low")]
+    # valence gap 0.75 - (-0.78)
+    assert [a.score for a in alerts] == pytest.approx([0.75 - -0.78, 0.75, 0.78], abs=1e-4)
+    assert [(a.diary_level, a.sentences) for a in alerts] == [(False, [0]), (True, []), (False, [1])]
+    # two high alerts: the larger score first (a flagship sentence at -5 semitones scores 0.8 + 0.5 = 1.3)
+    sad_sentence = Observation(ko(config, joy=1.0), en(config, SAD=0.8, HAPPY=0.2), voice_pitch(-5.0), sentence=2)
+    calm_diary = Observation(ko(config, joy=1.0), en(config, HAPPY=1.0), voice_pitch(0.0))
+    alerts = mismatch_alerts(calm_diary, [sad_sentence, upbeat], config)
+    assert [(a.kind, a.severity, a.score) for a in alerts] == [("negative_words_upbeat_tone", "high", 1.53),
+                                                               (FLAGSHIP, "high", 1.3)]
+
+
 def test_a_neutral_sentence_drives_no_positive_words_alert(config):
     from fusion.combine import words_point
 
@@ -206,8 +254,9 @@ def test_the_rule_table_is_the_one_list_of_alert_kinds(config):
 def test_a_severity_table_that_disagrees_with_the_rules_is_refused(tmp_path, edit, problem):
     path = tmp_path / "config.toml"
     path.write_text(edit(default_config_path().read_text(encoding="utf-8")), encoding="utf-8")
-    with pytest.raises(ValidationError, match=re.escape(problem)):
+    with pytest.raises(ConfigError, match=re.escape(problem)) as info:
         load_config(path)
+    assert info.value.path == str(path) and "[alerts.severity]" in str(info.value)
 
 
 def test_an_alert_of_an_unknown_kind_is_refused():

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import tomllib
+import os
+import subprocess
+import sys
 import typing
+from pathlib import Path
 
 import pytest
+import tomllib
 from pydantic import BaseModel
 
-from fusion.config import Config, default_config_path
+from fusion.config import Config, default_config_path, load_config
+from fusion.errors import ConfigError, FusionError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sections(model: type[BaseModel], data: dict, where: str):
@@ -55,3 +62,67 @@ def test_settings_that_change_no_report_keep_the_fingerprint(config, section, fi
 ])
 def test_settings_that_change_a_report_change_the_fingerprint(config, section, fields):
     assert config.with_updates(**{section: fields}).fingerprint() != config.fingerprint()
+
+
+def _edited(tmp_path, old: str, new: str):
+    """configs/default.toml with its first ``old`` replaced by ``new``, written to tmp_path."""
+    toml = default_config_path().read_text(encoding="utf-8")
+    assert old in toml
+    path = tmp_path / "edited.toml"
+    path.write_text(toml.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def test_fusion_config_selects_the_configuration_file(tmp_path, monkeypatch):
+    """$FUSION_CONFIG names the file every entry point reads when none is given."""
+    path = _edited(tmp_path, "depressed_score = 0.33\n", "depressed_score = 0.5\n")
+    monkeypatch.setenv("FUSION_CONFIG", str(path))
+    assert default_config_path() == path
+    assert load_config().alerts.depressed_score == 0.5
+    child = subprocess.run([sys.executable, "-c", "from fusion.config import default_config as d; "
+                            "print(d().alerts.depressed_score, d().fingerprint())"],
+                           env={**os.environ,
+                                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+                           capture_output=True, text=True, timeout=120)
+    score, fingerprint = child.stdout.split()
+    assert child.returncode == 0 and score == "0.5" and fingerprint == load_config(path).fingerprint(), child.stderr
+    monkeypatch.delenv("FUSION_CONFIG")
+    assert default_config_path() == ROOT / "configs" / "default.toml"
+    monkeypatch.setenv("FUSION_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="missing.toml"):
+        load_config()
+
+
+@pytest.mark.parametrize("old, new, problem", [
+    ("[stt]\n", "[stt]\nbeam_sise = 5\n", "unknown key stt.beam_sise"),
+    ("[labels]\n", "[colours]\nwords = \"blue\"\n\n[labels]\n", "unknown key colours"),
+    ("min_chars = 2\n", "", "missing key sentences.min_chars"),
+    ("beam_size = 5\n", "beam_size = \"five\"\n", "stt.beam_size: Input should be a valid integer"),
+    ("vad_filter = true\n", "vad_filter = \"sometimes\"\n", "stt.vad_filter: Input should be a valid boolean"),
+    ("engine = \"faster-whisper\" ", "engine = \"whisper.cpp\" ", "stt.engine: Input should be 'faster-whisper' or"),
+    ("text_weight = 0.7\n", "text_weight = [0.7]\n", "fusion.text_weight: Input should be a valid number"),
+    ("calm_words_agitated_tone = [0.0, 1.0, 1.4]\n", "", "missing ['calm_words_agitated_tone']"),
+    ("calm_words_agitated_tone = [0.0, 1.0, 1.4]\n", "calm_words_agitated_tone = [0.0, 1.0]\n",
+     "alerts.severity.calm_words_agitated_tone"),
+    ("ko2en = [\n", "ko2en = [\n  [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],\n", "fusion.ko2en must be 6x6"),
+    ("[stt]\n", "[stt\n", "not valid TOML"),
+])
+def test_a_config_of_the_wrong_shape_is_a_config_error_naming_the_file_and_key(tmp_path, old, new, problem):
+    path = _edited(tmp_path, old, new)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert isinstance(info.value, FusionError) and info.value.kind == "config"
+    assert info.value.path == str(path) and str(info.value).startswith(f"{path}: ")
+    assert problem in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("how", ["--config", "FUSION_CONFIG"])
+def test_a_bad_config_is_one_line_on_the_command_line(tmp_path, how):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[alerts]\nbogus = 1\n")
+    args = [sys.executable, "-m", "fusion.cli", "analyze", "samples/diary_ko.flac"]
+    env = {**os.environ, "FUSION_CONFIG": str(bad)} if how == "FUSION_CONFIG" else dict(os.environ)
+    run = subprocess.run(args + (["--config", str(bad)] if how == "--config" else []), cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2
+    assert "bad.toml" in run.stderr and "alerts.bogus" in run.stderr and "Traceback" not in run.stderr

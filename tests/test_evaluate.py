@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,8 @@ from fusion.evaluate import error_rates, eval_text, normalise_text, read_rows
 
 runner = CliRunner()
 # Measured corpus CER on these three clips with the default settings: 0.00 (all 93 clips: 0.086; tests/test_stt.py
-# uses the same clips); 0.35 leaves room for CPU/int8 differences and still fails if the model, language or decoding breaks.
+# uses the same clips); 0.35 leaves room for CPU/int8 differences and still fails if the model, language or
+# decoding breaks.
 STT_CLIPS = ["pfa/pfa00004.flac", "pma/pma00010.flac", "pfl/pfl00006.flac"]
 MAX_CER = 0.35
 

@@ -11,8 +11,9 @@ import ast
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONAL = {"fastapi": "serve", "uvicorn": "serve", "sqlalchemy": "serve", "multipart": "serve", "plotly": "report",
@@ -49,7 +50,8 @@ def test_every_extra_a_message_names_exists():
 def test_a_recording_is_analysed_with_no_optional_stack_importable():
     out = _run("import fusion\nr = fusion.analyze('samples/diary_ko.flac')\n"
                "print(len(r.sentences), r.text.top, r.voice.top)\n"
-               "print(sorted(m for m in sys.modules if m.split('.')[0] in " + repr(list(OPTIONAL)) + " and sys.modules[m]))")
+               "print(sorted(m for m in sys.modules if m.split('.')[0] in " + repr(list(OPTIONAL))
+               + " and sys.modules[m]))")
     assert out.returncode == 0, out.stderr[-2000:]
     counts, leaked = out.stdout.strip().splitlines()[-2:]
     assert int(counts.split()[0]) >= 1
@@ -57,7 +59,8 @@ def test_a_recording_is_analysed_with_no_optional_stack_importable():
 
 
 def test_an_html_report_without_its_extra_says_what_to_install_before_analysing(tmp_path):
-    out = _run(f"from fusion.cli import app\napp(['analyze', 'samples/diary_ko.flac', '--html', r'{tmp_path / 'r.html'}'])",
+    out = _run("from fusion.cli import app\n"
+               f"app(['analyze', 'samples/diary_ko.flac', '--html', r'{tmp_path / 'r.html'}'])",
                blocked=("plotly",))
     assert out.returncode == 2
     assert "pip install 'fusion[report]'" in out.stderr and "Traceback" not in out.stderr
@@ -74,6 +77,6 @@ def test_the_other_extras_name_themselves():
         "hf": "from fusion.text_branch import HFTextModel\nHFTextModel('some/model', ('a', 'b'))",
     }
     for extra, code in checks.items():
-        out = _run(f"from fusion.errors import MissingExtra\ntry:\n    " + code.replace("\n", "\n    ")
+        out = _run("from fusion.errors import MissingExtra\ntry:\n    " + code.replace("\n", "\n    ")
                    + "\nexcept MissingExtra as e:\n    print(e)")
         assert f"pip install 'fusion[{extra}]'" in out.stdout, (extra, out.stdout, out.stderr[-1500:])

@@ -18,7 +18,7 @@ from fusion.combine import ALERT_RULES, AlertRule, Observation, mismatch_alerts
 from fusion.html_report import render_html
 from fusion.pipeline import analyze
 from fusion.render import render
-from fusion.report import Alert, DiaryReport
+from fusion.report import DiaryReport
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "diary_ko.flac"
@@ -34,9 +34,10 @@ def sample_report() -> DiaryReport:
     return analyze(SAMPLE)
 
 
-def _with_alert(report: DiaryReport, sentences: list[int], kind: str = "positive_words_depressed_tone") -> DiaryReport:
-    alert = Alert(kind=kind, severity="high", score=2.5, diary_level=False, sentences=sentences, evidence=[])
-    return report.model_copy(update={"alerts": [alert]})
+def _alert_words(page: str) -> list[str]:
+    """The alert kinds a page tells, in the order it tells them."""
+    found = [(page.index(rule.words), kind) for kind, rule in ALERT_RULES.items() if rule.words in page]
+    return [kind for _, kind in sorted(found)]
 
 
 def _terminal(report: DiaryReport) -> str:
@@ -52,18 +53,45 @@ def test_page_is_one_self_contained_file(sample_report):
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=|@import|url\(|(src|href)=[\"']?https?:", ours)
 
 
-def test_alerts_come_first_in_plain_words(sample_report):
-    page = render_html(_with_alert(sample_report, [1]))
-    words = ALERT_RULES["positive_words_depressed_tone"].words
+def test_alerts_come_first_in_plain_words_with_their_evidence(flagship_report):
+    """The real flagship alert of the sad-voice sample under happy words: told first, where it was found, and
+    the voice's pitch and energy against the calm baseline taken from the alert's own evidence."""
+    (alert,) = [a for a in flagship_report.alerts if a.kind == "positive_words_depressed_tone"]
+    page = render_html(flagship_report)
+    words = ALERT_RULES[alert.kind].words
     assert words in page and page.index(words) < page.index('id="timeline"') < page.index('id="transcript"')
-    assert page.count('class="flagged"') == 1
-    assert "Words and voice agree" in render_html(sample_report.model_copy(update={"alerts": []}))
+    box = page[page.index(f'<div class="alert {alert.severity}">'):]
+    box = box[:box.index("</div>")]
+    assert words in box and "the diary as a whole" in box
+    prosody = alert.evidence[0].prosody
+    assert prosody.pitch_semitones < -2.0  # measured -5.0: the low voice is the evidence
+    assert f"pitch {prosody.pitch_semitones:+.1f} semitones, energy {prosody.energy_db_delta:+.1f} dB" in box
+    assert page.count('class="flagged"') == len(alert.sentences)
+    assert "Words and voice agree" not in page
+    assert "Words and voice agree" in render_html(flagship_report.model_copy(update={"alerts": []}))
 
 
-@pytest.mark.parametrize("kind", list(ALERT_RULES))
-def test_every_alert_kind_is_told_in_words(sample_report, kind):
-    report = _with_alert(sample_report, [0], kind)
-    assert ALERT_RULES[kind].words in render_html(report) and ALERT_RULES[kind].words in _terminal(report)
+def test_every_alert_kind_is_told_in_words(flagship_report, mirror_reports):
+    """Each kind, as real audio raised it, in the page and on the terminal; a sentence it names is flagged."""
+    for report in (flagship_report, *mirror_reports.values()):
+        (alert,) = report.alerts
+        page = render_html(report)
+        assert _alert_words(page) == [alert.kind] and ALERT_RULES[alert.kind].words in _terminal(report)
+        flagged = re.findall(r'<tr class="flagged" data-sentence="(\d+)"', page)
+        assert sorted(map(int, flagged)) == alert.sentences
+
+
+def test_several_alerts_are_told_most_severe_first(flagship_report, mirror_reports):
+    """The alerts of one report (here the three real ones put together) keep the report's order on the page."""
+    ordered = [mirror_reports["negative_words_upbeat_tone"].alerts[0], flagship_report.alerts[0],
+               mirror_reports["calm_words_agitated_tone"].alerts[0]]
+    assert [a.severity for a in ordered] == ["high", "medium", "low"]  # measured scores 1.58, 0.90, 0.79
+    report = flagship_report.model_copy(update={"alerts": ordered})
+    assert _alert_words(render_html(report)) == [a.kind for a in ordered]
+    terminal = _terminal(report)
+    assert sorted(a.kind for a in ordered) == sorted(ALERT_RULES)
+    assert [terminal.index(ALERT_RULES[a.kind].words) for a in ordered] == sorted(
+        terminal.index(ALERT_RULES[a.kind].words) for a in ordered)
 
 
 def test_a_new_alert_kind_needs_only_its_rule_and_severity_steps(sample_report, config, monkeypatch):
@@ -83,7 +111,8 @@ def test_a_new_alert_kind_needs_only_its_rule_and_severity_steps(sample_report, 
 
 def test_diary_text_cannot_inject_markup(sample_report):
     evil = sample_report.sentences[0].model_copy(update={"text": "</script><script>alert(1)</script><b>x</b>"})
-    report = sample_report.model_copy(update={"sentences": [evil, *sample_report.sentences[1:]], "source": "<i>a</i>.wav"})
+    report = sample_report.model_copy(update={"sentences": [evil, *sample_report.sentences[1:]],
+                                              "source": "<i>a</i>.wav"})
     page = render_html(report)
     assert "<script>alert(1)" not in page and "<b>x</b>" not in page and "<i>a</i>" not in page
 
@@ -92,7 +121,8 @@ def test_cli_writes_the_page(tmp_path):
     transcript = tmp_path / "t.txt"
     transcript.write_text("오늘 정말 즐거웠어. 친구를 만났거든.", encoding="utf-8")
     out = tmp_path / "diary.html"
-    result = CliRunner().invoke(app, ["analyze", str(SAMPLE), "--transcript", str(transcript), "--html", str(out), "-q"])
+    result = CliRunner().invoke(app, ["analyze", str(SAMPLE), "--transcript", str(transcript),
+                                      "--html", str(out), "-q"])
     assert result.exit_code == 0, result.output
     assert out.read_text(encoding="utf-8").count('data-sentence="') == 2
 
@@ -125,7 +155,8 @@ def _open(browser, path: Path):
 
 
 def _points(page, trace: int) -> int:
-    return page.evaluate(f"document.querySelectorAll('#timeline .trace.bars')[{trace}].querySelectorAll('.point').length")
+    return page.evaluate(f"document.querySelectorAll('#timeline .trace.bars')[{trace}]"
+                         ".querySelectorAll('.point').length")
 
 
 def test_sample_report_in_a_real_browser(browser, sample_report, tmp_path):
@@ -147,11 +178,15 @@ def test_sample_report_in_a_real_browser(browser, sample_report, tmp_path):
     page.close()
 
 
-def test_mismatching_spans_are_highlighted_in_the_browser(browser, sample_report, tmp_path):
+def test_mismatching_spans_are_highlighted_in_the_browser(browser, mirror_reports, tmp_path):
+    """A real alert that names sentences (a happy voice under sad words: both sentences) outlines their spans."""
+    report = mirror_reports["negative_words_upbeat_tone"]
+    (alert,) = report.alerts
+    assert len(alert.sentences) >= 1
     path = tmp_path / "alert.html"
-    path.write_text(render_html(_with_alert(sample_report, [0, 2])), encoding="utf-8")
+    path.write_text(render_html(report), encoding="utf-8")
     page, problems = _open(browser, path)
-    assert page.evaluate("document.getElementById('timeline-plot').layout.shapes.length") == 2
-    assert page.locator("#timeline .shapelayer path").count() == 2
-    assert page.locator("#alerts .alert.high").count() == 1 and problems == []
+    assert page.evaluate("document.getElementById('timeline-plot').layout.shapes.length") == len(alert.sentences)
+    assert page.locator("#timeline .shapelayer path").count() == len(alert.sentences)
+    assert page.locator(f"#alerts .alert.{alert.severity}").count() == 1 and problems == []
     page.close()

@@ -148,7 +148,8 @@ def low_slow_quiet(samples: np.ndarray, semitones: float = 4.0, gain_db: float =
 @pytest.mark.slow
 def test_flagship_through_whisper(shared_data, tmp_path):
     """Happy words spoken happily, then the same clip low, slow and quiet: only the latter alerts."""
-    happy = shared_data / "speech" / "ko_emotional" / "ned" / "ned00102.flac"  # 경치 좋고, 음식도 맛있고, 이번 여행은 대만족이야.
+    # 경치 좋고, 음식도 맛있고, 이번 여행은 대만족이야.
+    happy = shared_data / "speech" / "ko_emotional" / "ned" / "ned00102.flac"
     samples, rate = sf.read(happy, dtype="float32")
     normal_twin, low_twin = tmp_path / "normal.wav", tmp_path / "low.wav"
     sf.write(normal_twin, samples, rate)
@@ -168,17 +169,59 @@ def test_flagship_through_whisper(shared_data, tmp_path):
 SAD_SAMPLE = ROOT / "samples" / "sad_voice_ko.flac"
 
 
-def test_the_sad_voice_sample_under_happy_words_raises_the_flagship():
+def test_the_sad_voice_sample_under_happy_words_raises_the_flagship(flagship_report):
     """The README's one-line demo: plain sentences read in a sad voice by a speaker no model was trained on."""
-    words = (ROOT / "samples" / "happy_words_ko.txt").read_text(encoding="utf-8")
-    report = analyze(SAD_SAMPLE, transcript=words)
+    report = flagship_report
     assert report.text.top == "기쁨" and report.voice.top == "SAD"
     alert = next(a for a in report.alerts if a.kind == FLAGSHIP)
     assert alert.diary_level and alert.evidence[0].voice_va.valence < 0 < alert.evidence[0].words_va.valence
 
 
+@pytest.mark.parametrize("kind", ["negative_words_upbeat_tone", "calm_words_agitated_tone"])
+def test_the_mirror_alerts_fire_on_real_voices(mirror_reports, config, kind):
+    """A happy voice under sad words, an angry voice under plain words: each raises its own kind only, for the
+    whole diary, with the voice past the rule's thresholds by a margin no CPU difference closes."""
+    report, a = mirror_reports[kind], config.alerts
+    assert [al.kind for al in report.alerts] == [kind]
+    (alert,) = report.alerts
+    assert alert.diary_level and alert.evidence[0].sentence is None
+    words, voice = alert.evidence[0].words_va, alert.evidence[0].voice_va
+    if kind == "negative_words_upbeat_tone":
+        assert report.voice.top == "HAPPY" and report.text.top == "슬픔"
+        assert words.valence <= a.negative_words_valence - 0.2  # measured -0.68
+        assert voice.valence >= a.upbeat_voice_valence + 0.25 and voice.arousal >= a.upbeat_voice_arousal + 0.15
+        gaps = [e.voice_va.valence - e.words_va.valence for e in alert.evidence]
+        assert alert.score == pytest.approx(max(gaps), abs=1e-3) and alert.score > 1.2  # measured 1.58: high
+    else:
+        assert report.voice.top == "ANGRY" and all(s.neutral for s in report.sentences)
+        assert (words.valence, words.arousal) == tuple(config.fusion.neutral_point)
+        assert voice.arousal >= a.agitated_voice_arousal + 0.1  # measured 0.75
+        assert alert.score == pytest.approx(max(e.voice_va.arousal - e.words_va.arousal for e in alert.evidence),
+                                            abs=1e-3)
+
+
+@pytest.mark.parametrize("clip, gender", [
+    ("ko_emotional/emg/emg00001.flac", "male"), ("ko_emotional/ned/ned00001.flac", "female"),
+    ("ravdess/Actor_01/03-01-01-01-01-01-01.flac", "male"), ("ravdess/Actor_02/03-01-01-01-01-01-02.flac", "female"),
+])
+def test_the_default_auto_baseline_follows_the_speaker_s_pitch(shared_data, config, clip, gender):
+    """[audio] baseline = "auto": a neutral clip of a man is heard against the male reference, of a woman against
+    the female one. The clips' pitch lies 2.8 semitones or more from the boundary (177 Hz, the geometric middle of the
+    two references' 133 and 236 Hz): 130, 260, 109 and 208 Hz measured."""
+    assert config.audio.baseline == "auto"
+    report = analyze(shared_data / "speech" / clip, transcript="오늘은 도서관에 갔다.")
+    assert report.voice.baseline == gender
+    pitch, reference = report.voice.prosody.pitch_hz, config.audio.baselines[gender].pitch_hz
+    other = config.audio.baselines["female" if gender == "male" else "male"].pitch_hz
+    assert abs(np.log2(pitch / reference)) < abs(np.log2(pitch / other)) - 0.25, \
+        "1.5 semitones or more from the boundary"
+    # the voice's offsets in the report are measured against the reference chosen
+    assert report.voice.prosody.pitch_semitones == pytest.approx(12 * np.log2(pitch / reference), abs=0.01)
+
+
 def test_sentence_voices_follow_the_voice_of_their_stretch(shared_data):
-    """A long recording, happy clips then sad clips of one unseen speaker: each sentence's voice is its own stretch's."""
+    """A long recording, happy clips then sad clips of one unseen speaker:
+    each sentence's voice is its own stretch's."""
     clips = ko_emotional_test_clips(shared_data)["emg"]
     parts, spans, t = [], [], 0.0
     for clip in clips["happy"] + clips["sad"]:

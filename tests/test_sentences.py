@@ -119,7 +119,8 @@ def test_a_sentence_boundary_inside_a_word_splits_its_time(regex_cfg):
 def test_segments_without_words_fall_back_to_segment_times(kiwi_cfg):
     segments = (Segment(" 오늘은 기분이 좋았다", 0.5, 2.0), Segment(" 내일은 비가 온대", 3.0, 4.2))
     sentences = sentences_from_transcript(Transcript(segments, "ko", "test", "test"), kiwi_cfg)
-    assert [(s.text, s.start, s.end) for s in sentences] == [("오늘은 기분이 좋았다", 0.5, 2.0), ("내일은 비가 온대", 3.0, 4.2)]
+    assert [(s.text, s.start, s.end) for s in sentences] == [("오늘은 기분이 좋았다", 0.5, 2.0),
+                                                              ("내일은 비가 온대", 3.0, 4.2)]
     assert sentences_from_transcript(Transcript((), "ko", "test", "test"), kiwi_cfg) == []
 
 

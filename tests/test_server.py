@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import odd_audio
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-import odd_audio
 from fusion.audio import sniff_format
 from fusion.cli import app as cli_app
 from fusion.config import default_config, default_config_path, load_config
@@ -31,7 +31,8 @@ WORDS = "오늘 정말 즐거웠어. 친구를 만났거든."
 
 
 def _config(tmp_path: Path, **server):
-    return default_config().with_updates(server={"storage_dir": str(tmp_path / "store"), "max_duration_s": 60.0, **server})
+    return default_config().with_updates(server={"storage_dir": str(tmp_path / "store"), "max_duration_s": 60.0,
+                                                 **server})
 
 
 def _auth(token: str) -> dict:
@@ -117,8 +118,10 @@ def test_upload_over_the_size_limit_is_413(tmp_path, limit, chunked):
     token = app.state.store.add_user("alice")
     with TestClient(app) as client:
         if chunked:
-            body = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.flac\"\r\n\r\n" + SAMPLE.read_bytes()
-            response = client.post("/v1/analyses", content=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
+            body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.flac\"\r\n\r\n"
+                    + SAMPLE.read_bytes())
+            response = client.post("/v1/analyses",
+                                   content=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
                                    headers={**_auth(token), "Content-Type": "multipart/form-data; boundary=b"})
         else:
             response = _post(client, token, transcript=WORDS)
@@ -400,7 +403,8 @@ def test_real_server_process_analyses_a_real_recording(tmp_path):
     config = _toml(tmp_path)
     cli = [sys.executable, "-m", "fusion.cli", "serve", "--config", str(config)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    token = subprocess.run([*cli, "add-user", "alice"], capture_output=True, text=True, check=True, env=env).stdout.strip()
+    token = subprocess.run([*cli, "add-user", "alice"], capture_output=True, text=True, check=True,
+                           env=env).stdout.strip()
     store = Store(default_config().with_updates(server={"storage_dir": str(tmp_path / "store")}).server.database())
     left = store.create(store.user_for_token(token).id, "left.flac", None, None, WORDS)
     (tmp_path / "store" / "uploads" / left.id).write_bytes(SAMPLE.read_bytes())
@@ -424,8 +428,10 @@ def test_real_server_process_analyses_a_real_recording(tmp_path):
             body = _wait(client, token, response.json()["id"], timeout=150)
             assert body["status"] == "done", body["error"]
             report = DiaryReport.model_validate(body["report"])
-            assert report.transcript_source == "stt" and report.sentences and report.duration_s == pytest.approx(25.6, abs=0.2)
-            assert client.get(f"/v1/analyses/{response.json()['id']}/report.html", headers=_auth(token)).status_code == 200
+            assert (report.transcript_source == "stt" and report.sentences
+                    and report.duration_s == pytest.approx(25.6, abs=0.2))
+            assert client.get(f"/v1/analyses/{response.json()['id']}/report.html",
+                              headers=_auth(token)).status_code == 200
     finally:
         server.terminate()
         output = server.communicate(timeout=60)[0].decode(errors="replace")

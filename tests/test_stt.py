@@ -16,6 +16,7 @@ import pytest
 
 from fusion.audio import audio_from_array, load_audio, voiced_spans
 from fusion.errors import ModelError
+from fusion.model_files import embedded_model_dir, openai_checkpoint, read_ctranslate2
 from fusion.stt import (
     STTEngine,
     Transcript,
@@ -25,8 +26,6 @@ from fusion.stt import (
     load_engine,
     transcribe_long,
 )
-from fusion.model_files import embedded_model_dir
-from fusion.model_files import openai_checkpoint, read_ctranslate2
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ["pfa/pfa00004.flac", "pma/pma00010.flac", "pfl/pfl00006.flac"]
@@ -118,6 +117,19 @@ def test_faster_whisper_base_transcribes_korean(engine, shared_data, transcripts
         assert "".join(w.text for w in words).strip() == result.text
         assert all(0 <= w.start <= w.end <= audio.duration + 0.05 for w in words)
         assert all(a.start <= b.start for a, b in zip(words, words[1:]))
+
+
+def test_language_auto_detects_korean(cache, config, shared_data, transcripts):
+    """[stt] language = "auto": Whisper's own language detection names a Korean clip Korean and transcribes it."""
+    auto = load_engine(config.with_updates(stt={"language": "auto"}).stt)
+    assert auto is not load_engine(config.stt)
+    clip = CLIPS[1]
+    result = auto.transcribe(load_audio(shared_data / "speech/ko_transcribed" / clip).samples)
+    assert result.language == "ko"
+    assert cer(result.text, transcripts[clip]) < MAX_CER, result.text
+    # detected, not assumed: an English clip (RAVDESS: "Kids are talking by the door") is English
+    english = auto.transcribe(load_audio(shared_data / "speech/ravdess/Actor_01/03-01-01-01-01-01-01.flac").samples)
+    assert english.language == "en" and "door" in english.text.lower(), english.text
 
 
 def test_silence_gives_an_empty_transcript(engine):
@@ -248,5 +260,6 @@ def test_stt_settings_are_chosen_on_speakers_the_reported_figure_never_heard(sha
     speakers = {split: {r["speaker"] for r in rows if r["split"] == split} for split in ("dev", "test")}
     assert speakers["dev"] and speakers["test"] and not speakers["dev"] & speakers["test"]
     assert len(rows) == 93 and all(Path(r["path"]).is_file() for r in rows)
-    stt_comment = (ROOT / "configs" / "default.toml").read_text(encoding="utf-8").split("\n[stt]\n")[1].split("\nbeam_size =")[0]
+    toml = (ROOT / "configs" / "default.toml").read_text(encoding="utf-8")
+    stt_comment = toml.split("\n[stt]\n")[1].split("\nbeam_size =")[0]
     assert "all 93 clips" not in stt_comment and "--split dev" in stt_comment and "--split test" in stt_comment

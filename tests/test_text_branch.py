@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification, BertTokenizerFast
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizerFast,
+)
 
 from fusion.config import TextConfig, default_config
 from fusion.errors import ModelError
@@ -90,7 +95,9 @@ def test_diary_text_scores_count_ratio_and_mean():
     percent, mean = diary_text_scores(probs)
     np.testing.assert_allclose(percent, [200 / 3, 0, 0, 0, 0, 100 / 3])
     assert percent.sum() == pytest.approx(100.0)
-    np.testing.assert_allclose(mean, probs.mean(axis=0))
+    # column sums 1.4, 0.2, 0.2, 0.5, 0.15, 0.55 over three sentences, worked out by hand
+    np.testing.assert_allclose(mean, [0.46667, 0.06667, 0.06667, 0.16667, 0.05, 0.18333], atol=1e-5)
+    assert mean.sum() == pytest.approx(1.0)
     percent, mean = diary_text_scores(np.zeros((0, 6)))
     assert not percent.any() and not mean.any() and percent.shape == (6,)
 
@@ -108,7 +115,8 @@ def build_tiny_model(directory, id2label=None):
     cfg = BertConfig(
         vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=37, max_position_embeddings=32, num_labels=6,
-        **({"id2label": dict(enumerate(id2label)), "label2id": {l: i for i, l in enumerate(id2label)}} if id2label else {}),
+        **({"id2label": dict(enumerate(id2label)), "label2id": {label: i for i, label in enumerate(id2label)}}
+           if id2label else {}),
     )
     BertForSequenceClassification(cfg).eval().save_pretrained(directory)
     return directory
@@ -140,7 +148,8 @@ def test_hf_model_reorders_columns_into_config_order(tmp_path, config):
 @pytest.mark.parametrize("shape", ["id_to_label", "label_to_id"])
 def test_hf_model_reads_label_map_json(tmp_path, config, shape):
     directory = build_tiny_model(tmp_path / "tiny")
-    mapping = {str(i): l for i, l in enumerate(SHUFFLED)} if shape == "id_to_label" else {l: i for i, l in enumerate(SHUFFLED)}
+    mapping = ({str(i): label for i, label in enumerate(SHUFFLED)} if shape == "id_to_label"
+               else {label: i for i, label in enumerate(SHUFFLED)})
     (directory / "label_map.json").write_text(json.dumps(mapping, ensure_ascii=False), encoding="utf-8")
     probs = HFTextModel(str(directory), config.labels.ko, max_length=32).predict_proba(TEXTS)
     raw = raw_probs(directory, TEXTS)
@@ -190,12 +199,39 @@ def test_embedded_neutral_head_separates_plain_sentences(embedded, config, share
     assert marked[gold].mean() > marked[~gold].mean() + 0.3
 
 
+def test_neutral_threshold_reproduces_the_model_card_and_is_the_dev_optimum(embedded, config, shared_data):
+    """[text] neutral_threshold on the dev rows it was chosen on gives the dev figures written in the model's
+    config.json (and MODEL_CARD.md); moving it trades neutral recall against false neutrals the expected way,
+    and either move lowers the balanced accuracy the threshold was chosen by."""
+    with (shared_data / "text" / "ko_single_turn_7.csv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "dev"]
+    p = embedded.predict_neutral([r["text"] for r in rows])
+    gold = np.array([r["label"] == "중립" for r in rows])
+
+    def rates(threshold: float) -> tuple[float, float]:
+        marked = p >= threshold
+        return float(marked[gold].mean()), float(marked[~gold].mean())
+
+    card = json.loads((EMBEDDED_DIR / "config.json").read_text(encoding="utf-8"))["metrics"]["neutral"]["dev"]
+    card = card["ko_single_turn_7.csv"]
+    assert (int(gold.sum()), int((~gold).sum())) == (card["n_neutral"], card["n_emotional"]) == (470, 3479)
+    recall, false_neutral = rates(config.text.neutral_threshold)
+    assert recall == pytest.approx(card["neutral_marked_neutral"], abs=0.01)  # 0.7468: 351 of 470
+    assert false_neutral == pytest.approx(card["emotional_marked_neutral"], abs=0.01)  # 0.3627
+    lower, higher = rates(config.text.neutral_threshold - 0.1), rates(config.text.neutral_threshold + 0.1)
+    assert lower[0] > recall + 0.05 and lower[1] > false_neutral + 0.05, "a lower threshold marks more neutral"
+    assert higher[0] < recall - 0.05 and higher[1] < false_neutral - 0.05, "a higher threshold marks fewer"
+    balanced = {t: (r + 1 - f) / 2 for t, (r, f) in ((0, (recall, false_neutral)), (-1, lower), (1, higher))}
+    assert balanced[0] > max(balanced[-1], balanced[1]) + 0.005, balanced  # 0.692 vs 0.674 / 0.666 measured
+
+
 def test_hf_model_with_a_neutral_output(tmp_path, config):
     labels = [*SHUFFLED, "중립"]
     directory = tmp_path / "tiny"
     build_tiny_model(directory, SHUFFLED)
     cfg = BertConfig.from_pretrained(directory)
-    cfg.num_labels, cfg.id2label, cfg.label2id = 7, dict(enumerate(labels)), {l: i for i, l in enumerate(labels)}
+    cfg.num_labels, cfg.id2label, cfg.label2id = (7, dict(enumerate(labels)),
+                                                  {label: i for i, label in enumerate(labels)})
     torch.manual_seed(0)
     BertForSequenceClassification(cfg).eval().save_pretrained(directory)
     model = HFTextModel(str(directory), config.labels.ko, max_length=32)

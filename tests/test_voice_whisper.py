@@ -35,7 +35,8 @@ def test_layer_encoder_equals_whisper_blocks_on_a_30_s_input(encoder, clip, conf
     checkpoint = torch.load(openai_checkpoint(expected_sha256=config.stt.embedded_sha256), weights_only=True, mmap=True)
     d = checkpoint["dims"]
     full = AudioEncoder(d["n_mels"], d["n_audio_ctx"], d["n_audio_state"], d["n_audio_head"], d["n_audio_layer"])
-    full.load_state_dict({k[8:]: v.float() for k, v in checkpoint["model_state_dict"].items() if k.startswith("encoder.")})
+    full.load_state_dict({k[8:]: v.float() for k, v in checkpoint["model_state_dict"].items()
+                          if k.startswith("encoder.")})
     seen = {}
     for k in (2, 3):
         full.blocks[k - 1].register_forward_hook(lambda m, i, out, k=k: seen.__setitem__(k, out[0]))

@@ -9,11 +9,11 @@ from __future__ import annotations
 import glob
 import os
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from fusion.batch.process import die_with_parent
 from fusion.batch.results import ResultsFile, read_results, write_csv
@@ -30,13 +30,15 @@ def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | Non
     extensions = set((config or default_config()).batch.extensions)
     path = Path(spec)
     if path.is_dir():
-        return sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in extensions)  # a folder "x.wav" too: its record says so
+        # a folder "x.wav" too: its record says so
+        return sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in extensions)
     if path.is_file() and path.suffix.lower() in _LIST_SUFFIXES:
         lines = path.read_text(encoding="utf-8").splitlines()
         named = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         return [n if Path(n).is_absolute() else str(path.parent / n) for n in named]
     if glob.has_magic(str(spec)):
-        return sorted(p for p in glob.glob(str(spec), recursive=True) if Path(p).is_file() or Path(p).suffix.lower() in extensions)
+        return sorted(p for p in glob.glob(str(spec), recursive=True)
+                      if Path(p).is_file() or Path(p).suffix.lower() in extensions)
     return [str(spec)]
 
 
@@ -70,7 +72,8 @@ def _engine(items: list[Item], config: Config, baseline: str | None, workers: in
         yield from Worker(config).run(items, baseline)
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_process,
-                                 initargs=(config.model_dump_json(), max(1, (os.cpu_count() or 1) // workers), os.getpid())) as pool:
+                                 initargs=(config.model_dump_json(), max(1, (os.cpu_count() or 1) // workers),
+                                           os.getpid())) as pool:
             futures = [pool.submit(_process_chunk, chunk, baseline)
                        for chunk in _chunks(items, config.batch.files_per_chunk)]
             for future in as_completed(futures):
@@ -122,7 +125,8 @@ class BatchSummary:
     def line(self) -> str:
         return (f"done {self.done}, failed {self.failed}, skipped {self.skipped}"
                 f"{f' ({self.skipped_failed} failed earlier: --retry-failed)' if self.skipped_failed else ''}"
-                f" of {self.total}; audio {self.audio_s / 60:.1f} min in {self.wall_s:.1f} s, real-time factor {self.rtf:.3f}")
+                f" of {self.total}; audio {self.audio_s / 60:.1f} min in {self.wall_s:.1f} s, "
+                f"real-time factor {self.rtf:.3f}")
 
 
 @dataclass

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import TextColumn, TimeRemainingColumn
+
+from fusion.progress import progress_bar
 
 
 class BatchProgress:
@@ -14,14 +15,11 @@ class BatchProgress:
     def __init__(self, total: int, enabled: bool = True):
         self.total, self.files, self.audio_s = total, 0, 0.0
         self.t0 = time.perf_counter()
-        self.bar = Progress(
-            TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rates]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True), disable=not enabled, transient=False,
-        )
-        self.task = self.bar.add_task("batch", total=total, rates="")
+        extra = (TextColumn("{task.fields[rates]}"), TextColumn("ETA"), TimeRemainingColumn())
+        self.bar = progress_bar(enabled, extra=extra)
+        self.task = self.bar.add_task("[bold]batch", total=total, rates="")
 
-    def __enter__(self) -> "BatchProgress":
+    def __enter__(self) -> BatchProgress:
         self.bar.start()
         return self
 

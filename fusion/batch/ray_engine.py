@@ -6,7 +6,7 @@ actors read the recordings by path, so on a cluster the paths must be visible to
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from fusion.batch.worker import Worker
 from fusion.config import Config
@@ -27,7 +27,7 @@ def run_ray(chunks: list[list], config: Config, baseline: str | None, address: s
         import ray
         from ray.util import ActorPool
     except ImportError as exc:
-        raise MissingExtra("ray", "ray") from exc
+        raise MissingExtra("ray", "ray", "the ray engine") from exc
 
     if not chunks:
         return

@@ -14,8 +14,8 @@ import fcntl
 import io
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from fusion.files import atomic_write
 
@@ -96,8 +96,9 @@ def write_csv(records: Iterable[dict], path: str | Path) -> None:
         if rec["status"] == "ok":
             rep = rec["report"]
             severities = [a["severity"] for a in rep["alerts"]]
-            row.update(duration_s=rep["duration_s"], text_top=rep["text"]["top"] or "", voice_top=rep["voice"]["top"] or "",
-                       fused_top=rep["fused"]["top_ko"], alert_kinds=";".join(sorted({a["kind"] for a in rep["alerts"]})),
+            row.update(duration_s=rep["duration_s"], text_top=rep["text"]["top"] or "",
+                       voice_top=rep["voice"]["top"] or "", fused_top=rep["fused"]["top_ko"],
+                       alert_kinds=";".join(sorted({a["kind"] for a in rep["alerts"]})),
                        severity=max(severities, key=_SEVERITY.index) if severities else "")
         else:
             row.update(error_kind=rec["error"]["kind"], message=rec["error"]["message"])

@@ -11,10 +11,10 @@ import hashlib
 import os
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
-from typing import Iterable, Iterator
 
 from fusion.batch.process import share_cores, tune_malloc
 from fusion.config import Config, default_config
@@ -51,7 +51,7 @@ class BatchResult:
         return self.report is not None
 
     @classmethod
-    def from_record(cls, record: dict) -> "BatchResult":
+    def from_record(cls, record: dict) -> BatchResult:
         if record["status"] == "ok":
             return cls(record["file"], record["key"], DiaryReport.model_validate(record["report"]))
         return cls(record["file"], record["key"], None, record["error"]["kind"], record["error"]["message"])

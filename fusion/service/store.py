@@ -1,6 +1,8 @@
 """The service's database: users with hashed bearer tokens, and one row per analysis job.
 
-Any SQLAlchemy URL works (SQLite by default, PostgreSQL in production). Users come
+Any SQLAlchemy URL works (SQLite by default, PostgreSQL in production); SQLite's connection
+options and PRAGMAs go to SQLite only, and a database that cannot be opened is a ``DatabaseError``
+naming its URL with the password hidden. Users come
 from ``fusion serve add-user`` or from ``[server.tokens]`` ("static": they follow the
 config on every start, so a token removed there stops working). The row is
 the job's truth: a server that dies mid-job finds it ``queued``/``running`` on the
@@ -17,14 +19,38 @@ import secrets
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, create_engine, delete, event, func, inspect, select, text, update
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from fusion.errors import FusionError
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class DatabaseError(FusionError):
+    """The configured database cannot be opened; names its URL with the password hidden."""
+
+    kind = "database"
 
 
 def hash_token(token: str) -> str:
@@ -68,16 +94,28 @@ class Store:
     """Short transactions over one engine; safe to share between the request and worker threads."""
 
     def __init__(self, url: str):
-        self.sqlite = url.startswith("sqlite")
-        if self.sqlite:
-            _private_file(url.removeprefix("sqlite:///"))
-        self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if self.sqlite else {})
-        if self.sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        _Base.metadata.create_all(self.engine)
-        if "static" not in {c["name"] for c in inspect(self.engine).get_columns("users")}:  # a database from before
-            with self.engine.begin() as conn:
-                conn.execute(text("ALTER TABLE users ADD COLUMN static BOOLEAN NOT NULL DEFAULT FALSE"))
+        try:
+            parsed = make_url(url)
+        except ArgumentError:  # not repeated: it may hold a password
+            raise DatabaseError("[server] database_url is not a SQLAlchemy URL "
+                                "(dialect+driver://user:password@host/database)") from None
+        self.sqlite = parsed.get_backend_name() == "sqlite"
+        shown = parsed.render_as_string(hide_password=True)
+        try:
+            if self.sqlite:
+                _private_file(parsed.database)
+            self.engine = create_engine(parsed, **engine_arguments(parsed))
+            if self.sqlite:
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            _Base.metadata.create_all(self.engine)
+            if "static" not in {c["name"] for c in inspect(self.engine).get_columns("users")}:  # a database from before
+                with self.engine.begin() as conn:
+                    conn.execute(text("ALTER TABLE users ADD COLUMN static BOOLEAN NOT NULL DEFAULT FALSE"))
+        except ImportError as exc:
+            raise DatabaseError(f"cannot open the database {shown}: its driver is not installed ({exc})") from None
+        except (SQLAlchemyError, OSError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).partition("\n")[0]  # the driver's words, not SQLAlchemy's
+            raise DatabaseError(f"cannot open the database {shown}: {reason}") from None
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -178,7 +216,8 @@ class Store:
 
     def finish(self, analysis_id: str, claim: str, *, report_json: str | None = None, error: str | None = None) -> bool:
         """Store the result of the run holding ``claim``; False when the job was deleted or re-claimed."""
-        values = {"status": FAILED, "error": error} if error is not None else {"status": DONE, "report_json": report_json}
+        values = ({"status": FAILED, "error": error} if error is not None
+                  else {"status": DONE, "report_json": report_json})
         with self.session() as s, s.begin():
             done = s.execute(update(Analysis).where(Analysis.id == analysis_id, Analysis.claim == claim)
                              .values(claim=None, **values))
@@ -204,12 +243,21 @@ class Store:
             s.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=QUEUED, claim=None))
 
 
+def engine_arguments(url: URL) -> dict:
+    """``create_engine`` options for ``url``: SQLite's connection options and a pre-ping for server databases
+    (whose connections a restart of the server drops)."""
+    if url.get_backend_name() == "sqlite":
+        return {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
 def _sqlite_pragmas(conn, _record) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA secure_delete=ON")  # freed pages are overwritten, so a deleted transcript is not left in the file
+    # freed pages are overwritten, so a deleted transcript is not left in the file
+    conn.execute("PRAGMA secure_delete=ON")
 
 
-def _private_file(path: str) -> None:
+def _private_file(path: str | None) -> None:
     """Create the SQLite file readable by its owner only (SQLite gives its -wal and -shm files the same mode)."""
     if path and path != ":memory:" and not os.path.exists(path):
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))

@@ -1,6 +1,7 @@
-"""``fusion train``: the trainers of the shipped models and of the alert rule.
+"""``fusion train``: the trainers of the shipped models and of the alert rule (commands in ``cli``).
 
-Modules: ``text`` (the embedded n-gram text model), ``text_hf`` (a transformers text model),
-``audio`` (the MFCC-delta CNN-BiLSTM voice model and the baselines), ``voice`` (the Whisper-encoder
-voice head), ``alerts`` (the depressed-voice rule of ``[alerts]``).
+``text`` (the embedded n-gram text model; its data in ``text_data``, its fitting in ``text_fit``),
+``text_hf`` (a transformers text model), ``audio`` (the MFCC-delta CNN-BiLSTM voice model; clips in
+``audio_clips``, recipe and fitting in ``audio_fit``, the Korean speaker report in ``audio_report``),
+``voice`` (the Whisper-encoder voice head), ``alerts`` (the depressed-voice rule of ``[alerts]``).
 """

@@ -15,7 +15,6 @@ is the lowest that keeps the false alarms on non-sad clips at ``SENTENCE_FALSE_A
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 
@@ -24,9 +23,10 @@ import numpy as np
 from fusion.audio import load_audio
 from fusion.audio_branch import EMBEDDED_ROOT
 from fusion.config import default_config
-from fusion.evaluate import track
+from fusion.metrics import uar
+from fusion.progress import track
 from fusion.prosody import prosody, resolve_baseline
-from fusion.train.voice import Candidate, Corpus, load_corpus, model_labels, out_of_fold
+from fusion.train.voice import Candidate, Corpus, fit, load_corpus, model_labels, out_of_fold
 from fusion.voice_whisper import ARCHITECTURE
 
 PITCH_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -53,40 +53,57 @@ def pitch_drops(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool) -
 
 
 def balanced_accuracy(score: np.ndarray, is_sad: np.ndarray, groups: np.ndarray, threshold: float) -> float:
-    """Mean over datasets of (recall on sad + specificity on the others) / 2."""
+    """Mean over datasets of (recall on sad + specificity on the others) / 2: the UAR of sad vs not sad."""
     fired = score >= threshold
-    return float(np.mean([(fired[(groups == g) & is_sad].mean() + (~fired[(groups == g) & ~is_sad]).mean()) / 2
+    return float(np.mean([uar(is_sad[groups == g], fired[groups == g], labels=(False, True))
                           for g in np.unique(groups)]))
 
 
-def calibrate(data: Path, cache: Path, progress: bool = True) -> dict:
-    """The search over weight and thresholds; returns the chosen values and every weight's best figures."""
+def rates(score: np.ndarray, is_sad: np.ndarray, groups: np.ndarray, threshold: float) -> dict:
+    return {"balanced_accuracy": balanced_accuracy(score, is_sad, groups, threshold),
+            "recall": float((score[is_sad] >= threshold).mean()),
+            "false_alarms": float((score[~is_sad] >= threshold).mean())}
+
+
+def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None = None) -> dict:
+    """The search over weight and thresholds; returns the chosen values, every weight's best figures and test's.
+
+    ``data`` is the folder of the speech datasets; ``limit`` keeps N clips per speaker and label (quick runs).
+    """
     cfg = default_config()
-    recipe = json.loads((EMBEDDED_ROOT / ARCHITECTURE / "config.json").read_text())["recipe"]
-    cand = Candidate(tuple(recipe["layers"]), recipe["C"], recipe["korean_weight"])
-    corpus = load_corpus(Path(data), Path(cache), cfg, progress)
+    cand = Candidate.read(EMBEDDED_ROOT / ARCHITECTURE)
+    corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit)
     rows = corpus.mask(split=("train", "dev"), label=("sad", *NOT_SAD))
     pool = corpus.mask(split=("train", "dev"))
-    p_sad = out_of_fold(corpus, cand, pool)[rows, model_labels(cfg).index("SAD")]
+    sad = model_labels(cfg).index("SAD")
+    p_sad = out_of_fold(corpus, cand, pool)[rows, sad]
     drops = pitch_drops(corpus, rows, cache, progress)
-    is_sad = np.array([corpus.rows[i]["label"] == "sad" for i in np.flatnonzero(rows)])
-    groups = np.array([corpus.rows[i]["dataset"] for i in np.flatnonzero(rows)])
+    is_sad, groups = _truth(corpus, rows)
     table = []
     for w in PITCH_WEIGHTS:
         score = p_sad + w * drops
         best = max(np.unique(np.round(score, 3)), key=lambda t: balanced_accuracy(score, is_sad, groups, t))
-        table.append({"pitch_weight": w, "diary_threshold": float(best),
-                      "balanced_accuracy": balanced_accuracy(score, is_sad, groups, best),
-                      "recall": float((score[is_sad] >= best).mean()),
-                      "false_alarms": float((score[~is_sad] >= best).mean())})
+        table.append({"pitch_weight": w, "diary_threshold": float(best), **rates(score, is_sad, groups, best)})
     chosen = max(table, key=lambda r: r["balanced_accuracy"])
     score = p_sad + chosen["pitch_weight"] * drops
     not_sad = np.sort(score[~is_sad])
     sentence = float(np.round(not_sad[int(math.ceil(len(not_sad) * (1 - SENTENCE_FALSE_ALARMS))) - 1] + 1e-3, 3))
+    test = corpus.mask(split="test", label=("sad", *NOT_SAD))
+    test_score = (fit(corpus, pool, cand).probs(corpus.x(cand.layers)[test].astype(np.float64))[:, sad]
+                  + chosen["pitch_weight"] * pitch_drops(corpus, test, cache, progress))
     return {"clips": {"sad": int(is_sad.sum()), "not_sad": int((~is_sad).sum())}, "model": cand.name,
             "table": table, "depressed_pitch_weight": chosen["pitch_weight"],
-            "depressed_score": chosen["diary_threshold"], "depressed_score_sentence": max(sentence, chosen["diary_threshold"]),
-            "sentence_recall": float((score[is_sad] >= sentence).mean())}
+            "depressed_score": chosen["diary_threshold"],
+            "depressed_score_sentence": max(sentence, chosen["diary_threshold"]),
+            "sentence_recall": float((score[is_sad] >= sentence).mean()),
+            "test": rates(test_score, *_truth(corpus, test), chosen["diary_threshold"])}
+
+
+def _truth(corpus: Corpus, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(is sad, dataset) of each selected clip."""
+    idx = np.flatnonzero(rows)
+    return (np.array([corpus.rows[i]["label"] == "sad" for i in idx]),
+            np.array([corpus.rows[i]["dataset"] for i in idx]))
 
 
 def print_result(result: dict) -> None:
@@ -98,4 +115,8 @@ def print_result(result: dict) -> None:
               f"{r['recall']:6.3f}  {r['false_alarms']:12.3f}")
     print(f"[alerts] depressed_pitch_weight = {result['depressed_pitch_weight']:g}, depressed_score = "
           f"{result['depressed_score']:g}, depressed_score_sentence = {result['depressed_score_sentence']:g} "
-          f"(sentence: {SENTENCE_FALSE_ALARMS:.0%} false alarms on train+dev clips, recall {result['sentence_recall']:.3f})")
+          f"(sentence: {SENTENCE_FALSE_ALARMS:.0%} false alarms on train+dev clips, "
+          f"recall {result['sentence_recall']:.3f})")
+    test = result["test"]
+    print(f"test speakers (reported, not used for any choice), diary threshold: balanced accuracy "
+          f"{test['balanced_accuracy']:.3f}, recall {test['recall']:.3f}, false alarms {test['false_alarms']:.3f}")

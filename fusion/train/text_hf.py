@@ -21,7 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from fusion.config import default_config
-from fusion.train.text import DATA_DIR, DIALOGUE, ELDERLY, evaluate, limit_rows, progress_bar, read_split
+from fusion.files import atomic_write
+from fusion.metrics import macro_f1
+from fusion.progress import progress_bar
+from fusion.train.text import evaluate
+from fusion.train.text_data import DIALOGUE, ELDERLY, limit_rows, read_split
 
 RECIPE = {
     "optimizer": "AdamW", "lr": 2e-5, "weight_decay": 0.01, "batch_size": 16, "epochs": 6, "patience": 2,
@@ -75,7 +79,7 @@ def _predict(model, tokenizer, texts: Sequence[str], max_length: int, batch_size
 def train_hf(
     base: str,
     out: Path,
-    data: Path = DATA_DIR,
+    data: Path,
     seed: int = 0,
     epochs: int = RECIPE["epochs"],
     patience: int = RECIPE["patience"],
@@ -86,9 +90,8 @@ def train_hf(
     limit_per_class: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Fine-tune ``base`` with the original recipe, save the best dev epoch to ``out``; dev/test metrics."""
+    """Fine-tune ``base`` on the text CSVs in ``data`` with the original recipe, save the best dev epoch to ``out``."""
     import torch
-    from sklearn.metrics import f1_score
     from torch import nn
 
     from fusion.text_branch import HFTextModel
@@ -110,7 +113,8 @@ def train_hf(
     tokenizer, model = _load_base(base, labels, RECIPE["dropout"])
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": RECIPE["weight_decay"]},
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": RECIPE["weight_decay"]},
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=lr)
@@ -136,8 +140,9 @@ def train_hf(
                 total += float(loss.detach()) * len(idx)
                 bar.advance(task)
             pred = _predict(model, tokenizer, dev_texts, max_length)
-            score = float(f1_score([labels.index(t) for t in dev_y], pred, labels=range(len(labels)), average="macro"))
-            history.append({"epoch": epoch, "train_loss": round(total / len(texts), 4), "dev_macro_f1": round(score, 4)})
+            score = macro_f1([labels.index(t) for t in dev_y], pred)
+            history.append({"epoch": epoch, "train_loss": round(total / len(texts), 4),
+                            "dev_macro_f1": round(score, 4)})
             bar.console.log(f"epoch {epoch}: loss {total / len(texts):.4f}, dev macro-F1 {score:.4f}")
             if score > best:
                 best, best_epoch, bad = score, epoch, 0
@@ -151,8 +156,8 @@ def train_hf(
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    (out / "label_map.json").write_text(
-        json.dumps({label: i for i, label in enumerate(labels)}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    atomic_write(out / "label_map.json",
+                 json.dumps({label: i for i, label in enumerate(labels)}, ensure_ascii=False, indent=2) + "\n")
     loaded = HFTextModel(str(out), labels, max_length=max_length)
     metrics = {"dev": evaluate(loaded, dev_texts, dev_y),
                "test": evaluate(loaded, *limit_rows(*read_split(data, DIALOGUE, "test"), limit_per_class))}
@@ -165,5 +170,5 @@ def train_hf(
                           "selection": f"{DIALOGUE} split=dev", "reported": f"{DIALOGUE} split=test"},
         "metrics": metrics,
     }
-    (out / "training.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    atomic_write(out / "training.json", json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
     return metrics

@@ -18,6 +18,7 @@ as .npy, so a retrain takes seconds.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import warnings
 from collections import Counter
@@ -28,9 +29,11 @@ import numpy as np
 
 from fusion.audio import load_audio, voiced_spans
 from fusion.config import Config, default_config
-from fusion.evaluate import sad_vs_rest_auc, track
-from fusion.train.audio import read_rows as read_dataset
-from fusion.voice_whisper import WhisperHead, load_encoder, pooled_features, save
+from fusion.errors import ModelError
+from fusion.metrics import roc_auc, uar
+from fusion.progress import track
+from fusion.train.audio_clips import read_rows as read_dataset
+from fusion.voice_whisper import ARCHITECTURE, WhisperHead, load_encoder, pooled_features, read_head, save
 
 ALL_LAYERS = (0, 1, 2, 3, 4, 5, 6)
 DATASETS = ("ravdess", "emodb", "ko_emotional")
@@ -46,6 +49,16 @@ class Candidate:
     layers: tuple[int, ...] = (2, 3)
     C: float = 0.1
     korean_weight: float = 10.0
+
+    @classmethod
+    def read(cls, directory: Path) -> Candidate:
+        """The candidate a model directory was trained with (its config.json ``recipe``)."""
+        path = Path(directory) / "config.json"
+        try:
+            recipe = json.loads(path.read_text(encoding="utf-8"))["recipe"]
+            return cls(tuple(recipe["layers"]), recipe["C"], recipe["korean_weight"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"{path}: not the config of a {ARCHITECTURE} head ({exc})") from exc
 
     @property
     def name(self) -> str:
@@ -143,15 +156,12 @@ def fit(corpus: Corpus, train: np.ndarray, cand: Candidate) -> WhisperHead:
 
 def scores(corpus: Corpus, head: WhisperHead, cand: Candidate, rows: np.ndarray, sad: int) -> dict:
     """UAR over the emotions present (argmax among the six emotions) and the SAD-vs-rest AUC of P(SAD)."""
-    from sklearn.metrics import recall_score
-
     p = head.probs(corpus.x(cand.layers)[rows].astype(np.float64))
     y = corpus.labels[rows]
     emotional = y < p.shape[1] - 1
     truth = y[emotional]
-    uar = recall_score(truth, p[emotional, :-1].argmax(1), labels=np.unique(truth), average="macro", zero_division=0)
-    out = {"uar": float(uar), "n": int(rows.sum())}
-    auc = sad_vs_rest_auc(list(y == sad), list(p[:, sad]))
+    out = {"uar": uar(truth, p[emotional, :-1].argmax(1)), "n": int(rows.sum())}
+    auc = roc_auc(list(y == sad), list(p[:, sad]))
     if auc is not None:
         out["sad_auc"] = auc
     return out
@@ -209,7 +219,8 @@ def train(out: Path, data: Path, cache: Path, progress: bool = True, candidates=
     save(Path(out), head, {
         "labels": model_labels(cfg), "layers": list(best.layers), "pool": "mean", "encoder": "embedded Whisper base "
         f"(sha256 {cfg.stt.embedded_sha256[:16]}…)", "recipe": asdict(best), "train_clips_per_label": counts,
-        "data": "shared/data/speech: ravdess, emodb, ko_emotional (plain-to-emotional; scripted speakers' neutral clips)",
+        "data": "shared/data/speech: ravdess, emodb, ko_emotional "
+                "(plain-to-emotional; scripted speakers' neutral clips)",
         "split": "candidates chosen on dev (RAVDESS/EmoDB dev speakers, Korean leave-one-speaker-out on ema/emh); "
                  "final head fitted on train+dev; test reported only",
         "candidates": [{"candidate": c.name, **{k: round(v, 4) for k, v in d.items()}} for c, d in table],
@@ -218,8 +229,16 @@ def train(out: Path, data: Path, cache: Path, progress: bool = True, candidates=
     return {"candidates": table, "chosen": best, "dev": dev, "test": test}
 
 
+def evaluate_only(model_dir: Path, data: Path, cache: Path, progress: bool = True, limit: int | None = None) -> dict:
+    """Test figures of the head in ``model_dir`` (trains nothing)."""
+    cfg = default_config()
+    cand, head = Candidate.read(model_dir), read_head(Path(model_dir))
+    corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit)
+    return {"test": test_figures(corpus, head, cand, model_labels(cfg).index("SAD"))}
+
+
 def print_figures(result: dict) -> None:
-    for cand, figures in result["candidates"]:
+    for cand, figures in result.get("candidates", []):
         mark = "*" if cand == result["chosen"] else " "
         print(f"{mark} {cand.name:45s} " + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()))
     print("test (reported, not used for any choice): " + "  ".join(f"{k} {v:.3f}" for k, v in result["test"].items()))

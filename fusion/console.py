@@ -1,0 +1,48 @@
+"""What every ``fusion`` command shares: the console on stderr, the one-line error exit and ``--config``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from fusion.config import Config
+
+err = Console(stderr=True)
+
+
+def fail(error: Exception | str) -> NoReturn:
+    """Print ``error: ...`` on one line and exit with status 2."""
+    err.print("[bold red]error:[/]", escape(str(error)), soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def config_from(path: Path | None) -> Config:
+    """The config in ``path``, or configs/default.toml when none is given; a bad file is a one-line error."""
+    from fusion.config import default_config, load_config
+    from fusion.errors import FusionError
+
+    try:
+        return load_config(path) if path else default_config()
+    except FusionError as exc:
+        fail(exc)
+
+
+def key_values(pairs: list[str]) -> dict:
+    """KEY=VALUE pairs (VALUE in TOML syntax, bare words as strings) → field overrides."""
+    import tomllib
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
