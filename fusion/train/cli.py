@@ -29,6 +29,7 @@ _CACHE = typer.Option(None, "--cache", help="folder for cached features (default
 _OUT = typer.Option(None, "--out", help="model directory to write (or, with --eval-only, to evaluate)")
 _EMBED = typer.Option(False, "--embed", help="write into the package's own model folder, replacing the shipped model")
 _QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar")
+_SEED = typer.Option(0, "--seed", help="random seed; the same seed gives the same weights")
 
 
 def data_root(data: Path | None) -> Path:
@@ -98,7 +99,7 @@ def train_text(
                                                             "or hf (fine-tune a transformers model)"),
     base: str | None = typer.Option(None, "--base", help="hf: the model to fine-tune, a hub id or a local directory"),
     data: Path | None = _DATA,
-    seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same weights"),
+    seed: int = _SEED,
     epochs: int | None = typer.Option(None, "--epochs", help="hf: maximum epochs (default 6, early stopping on dev)"),
     max_length: int = typer.Option(256, "--max-length", help="hf: tokens per sentence (truncated)"),
     limit_per_class: int | None = typer.Option(None, "--limit-per-class", help="use only the first N rows of each "
@@ -140,13 +141,13 @@ def train_text(
 
 @train_app.command("audio")
 def train_audio(
-    out: Path | None = _OUT,
-    embed: bool = _EMBED,
     arch: str = typer.Option("whisper-encoder-lr", "--arch", help="whisper-encoder-lr (the embedded default) or "
                                                                   "cnn-bilstm-mfcc (the seed's network)"),
+    out: Path | None = _OUT,
+    embed: bool = _EMBED,
     data: Path | None = _DATA,
     cache: Path | None = _CACHE,
-    seed: int = typer.Option(0, "--seed", help="cnn-bilstm-mfcc: random seed; the same seed gives the same weights"),
+    seed: int = _SEED,
     epochs: int | None = typer.Option(None, "--epochs", help="cnn-bilstm-mfcc: maximum epochs (default 40; early "
                                                              "stopping on the speaker-independent dev split)"),
     settings: list[str] = typer.Option([], "--set", help="cnn-bilstm-mfcc: a recipe field "
