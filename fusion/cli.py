@@ -172,13 +172,15 @@ def _eval_output(run, json_out: Path | None, summarise=None) -> None:
 def eval_text_cmd(
     data: Path = typer.Argument(..., help="CSV with columns text,label"),
     model: str | None = typer.Option(None, "--model", help="text model directory (default: the configured one)"),
+    stt: bool = typer.Option(False, "--stt-style", help="the texts as speech-to-text writes them: punctuation "
+                                                       "removed, a third of the spaces dropped, a few added"),
     split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
     config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
     """Accuracy, macro-F1, per-label scores and confusion matrix of the text model."""
     from fusion.evaluate import eval_text
 
-    _eval_output(lambda: eval_text(data, model, split, config_from(config), progress=not quiet), json_out)
+    _eval_output(lambda: eval_text(data, model, split, config_from(config), progress=not quiet, stt=stt), json_out)
 
 
 @eval_app.command("audio")

@@ -87,20 +87,24 @@ def classification_result(kind: str, csv_path, split, model_id: str, y_true, y_p
 # ---------------------------------------------------------------- text
 
 def eval_text(csv_path: str | Path, model: str | None = None, split: str | None = None,
-              config: Config | None = None, progress: bool = True) -> dict:
-    """The text model (``model``: a directory; default the configured one) on a text,label CSV."""
-    from fusion.text_branch import load_text_model
+              config: Config | None = None, progress: bool = True, stt: bool = False) -> dict:
+    """The text model (``model``: a directory; default the configured one) on a text,label CSV.
+
+    ``stt``: the texts as speech-to-text writes them (``stt_style``: no punctuation, spaces perturbed).
+    """
+    from fusion.text_branch import is_embedded, load_text_model
 
     cfg = config or default_config()
     text_cfg = cfg.text
     if model:
-        backend = "embedded" if (Path(model).expanduser() / "weights.npz").is_file() else "hf"
+        backend = "embedded" if is_embedded(Path(model).expanduser()) else "hf"
         text_cfg = text_cfg.model_copy(update={"model": model, "backend": backend})
     rows = read_rows(csv_path, ("text", "label"), split)
     labels = cfg.labels.ko
     lookup = label_lookup(labels, {**dict(zip(cfg.labels.ko_english, labels)), **cfg.eval.text_labels})
     keep, y_true, skipped = split_known((r["label"] for r in rows), lookup)
     texts = [rows[i]["text"] for i in keep]
+    texts = stt_style(texts) if stt else texts
     clf = load_text_model(text_cfg, labels)
     batches = [texts[a:a + TEXT_BATCH] for a in range(0, len(texts), TEXT_BATCH)]
     probs = [clf.predict_proba(b) for b in track(batches, "text", progress)]
@@ -112,6 +116,27 @@ def eval_text(csv_path: str | Path, model: str | None = None, split: str | None 
 # ---------------------------------------------------------------- speech to text
 
 _PUNCT = re.compile(r"[^\w\s]|_")
+
+
+def stt_style(texts: Sequence[str], seed: int = 0) -> list[str]:
+    """Texts as speech-to-text writes them: punctuation gone, a third of the spaces dropped, a few added.
+
+    Seeded, so a figure on this variant is reproducible.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for text in texts:
+        chars = []
+        for c in " ".join(_PUNCT.sub("", text).split()):
+            if c == " " and rng.random() < 1 / 3:
+                continue
+            chars.append(c)
+            if c != " " and rng.random() < 0.03:
+                chars.append(" ")
+        out.append(" ".join("".join(chars).split()))
+    return out
 
 
 def normalise_text(text: str) -> str:
