@@ -46,6 +46,17 @@ def save(directory: Path, top: dict[str, torch.Tensor], head: dict[str, torch.Te
                  json.dumps({"architecture": ARCHITECTURE, **config}, ensure_ascii=False, indent=2) + "\n")
 
 
+def spread(z: np.ndarray) -> float:
+    """How far logits spread around their row means: the scale each side of the ensemble is divided by."""
+    return float((z - z.mean(1, keepdims=True)).std())
+
+
+def mix(e5: np.ndarray, ngram: np.ndarray, w: float, scales: tuple[float, float] | None = None) -> np.ndarray:
+    """The ensemble's logits: ``1 - w`` of the e5 logits and ``w`` of the n-gram log-probabilities, each scaled."""
+    s_e5, s_ng = scales or (spread(e5), spread(ngram))
+    return (1 - w) * e5 / s_e5 + w * ngram / s_ng
+
+
 class E5TextModel:
     """Six-label probabilities and P(neutral) of Korean sentences from a fine-tuned e5 directory."""
 
@@ -118,7 +129,7 @@ class E5TextModel:
         ens = self.config["ensemble"]
         if ens["ngram_weight"] > 0 and self.ngram is not None and len(texts):
             ng = np.log(np.clip(self.ngram.predict_proba(texts), 1e-12, None))
-            z = (1 - ens["ngram_weight"]) * z / ens["e5_spread"] + ens["ngram_weight"] * ng / ens["ngram_spread"]
+            z = mix(z, ng, ens["ngram_weight"], (ens["e5_spread"], ens["ngram_spread"]))
         return z, feats
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

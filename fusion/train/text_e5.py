@@ -26,6 +26,7 @@ from fusion.config import default_config
 from fusion.files import atomic_write
 from fusion.metrics import macro_f1
 from fusion.train.text_data import DIALOGUE, ELDERLY, NEUTRAL7, SINGLE7, TURN_BREAK, limit_rows, read_split
+from fusion.train.text_e5_heads import ensemble_weight, neutral_head, temperature
 
 
 @dataclass(frozen=True)
@@ -227,62 +228,6 @@ def label_ids(labels: list[str], order: list[str]) -> np.ndarray:
     return np.array([index[label] for label in labels])
 
 
-def recipe_labels() -> list[str]:
-    return list(default_config().labels.ko)
-
-
-def record(recipe: E5Recipe) -> dict:
-    return asdict(recipe)
-
-
-def neutral_head(train_x: np.ndarray, train_y: np.ndarray, dev_x: np.ndarray, dev_y: np.ndarray) -> dict:
-    """Logistic regression neutral-vs-emotional, C by dev AUC, threshold by dev balanced accuracy."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    from fusion.metrics import roc_auc
-
-    scaler = StandardScaler().fit(train_x)
-    fits = {c: LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(train_x), train_y) for c in (0.01, 0.1, 1.0)}
-    auc = {c: roc_auc(dev_y, f.decision_function(scaler.transform(dev_x))) for c, f in fits.items()}
-    c = max(auc, key=auc.get)
-    z = fits[c].decision_function(scaler.transform(dev_x))
-    grid = np.quantile(z, np.linspace(0.01, 0.99, 197))
-    bal = [(np.mean(z[dev_y] >= t) + np.mean(z[~dev_y] < t)) / 2 for t in grid]
-    threshold = float(grid[int(np.argmax(bal))])
-    coef = fits[c].coef_[0] / scaler.scale_
-    intercept = float(fits[c].intercept_[0] - (fits[c].coef_[0] * scaler.mean_ / scaler.scale_).sum())
-    return {"C": c, "dev_auc": {str(k): round(v, 4) for k, v in auc.items()}, "coef": coef,
-            "intercept": intercept - threshold}          # P(neutral) = 0.5 at the dev operating point
-
-
-def ensemble_weight(e5_dev: np.ndarray, ngram_dev: np.ndarray, dev_y: np.ndarray,
-                    labels: list[str]) -> tuple[float, dict]:
-    """The n-gram model's share of the logit average with the best dev macro-F1 (each side scaled by its spread)."""
-    table = {}
-    for w in np.round(np.arange(0.0, 0.91, 0.1), 2):
-        z = mix(e5_dev, ngram_dev, float(w))
-        table[float(w)] = round(macro_f1(dev_y, z.argmax(1), labels=range(len(labels))), 4)
-    return max(table, key=lambda w: (table[w], -w)), table
-
-
-def spread(z: np.ndarray) -> float:
-    return float((z - z.mean(1, keepdims=True)).std())
-
-
-def mix(e5: np.ndarray, ngram: np.ndarray, w: float, scales: tuple[float, float] | None = None) -> np.ndarray:
-    s_e5, s_ng = scales or (spread(e5), spread(ngram))
-    return (1 - w) * e5 / s_e5 + w * ngram / s_ng
-
-
-def temperature(z: np.ndarray, y: np.ndarray) -> float:
-    """The softmax temperature with the least dev log-loss."""
-    def nll(t: float) -> float:
-        p = torch.log_softmax(torch.from_numpy(z / t), dim=1).numpy()
-        return float(-p[np.arange(len(y)), y].mean())
-
-    return float(min(np.round(np.arange(0.3, 3.01, 0.05), 2), key=nll))
-
 
 def train(data: Path, out: Path, seed: int = 0, recipe: E5Recipe = E5Recipe(), limit: int | None = None,
           progress: bool = True, command: str = "") -> dict:
@@ -291,7 +236,7 @@ def train(data: Path, out: Path, seed: int = 0, recipe: E5Recipe = E5Recipe(), l
     from fusion.evaluate import stt_style
     from fusion.progress import progress_bar
     from fusion.text_branch import EMBEDDED_DIR, EmbeddedTextModel
-    from fusion.text_e5 import file_sha256, save
+    from fusion.text_e5 import file_sha256, mix, save, spread
 
     started = time.time()
     torch.manual_seed(seed)
