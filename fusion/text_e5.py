@@ -34,14 +34,14 @@ def file_sha256(path: Path) -> str:
 def save(directory: Path, top: dict[str, torch.Tensor], head: dict[str, torch.Tensor], neutral: dict,
          config: dict) -> None:
     """Write the fine-tuned layers and heads (safetensors) and ``config.json``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save as to_bytes
 
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"top.{k}": v.half().contiguous() for k, v in top.items()}
     tensors |= {f"head.{k}": v.float().contiguous() for k, v in head.items()}
     tensors["neutral.coef"] = torch.from_numpy(np.asarray(neutral["coef"], np.float32))
     tensors["neutral.intercept"] = torch.tensor([neutral["intercept"]], dtype=torch.float32)
-    save_file(tensors, directory / WEIGHTS)
+    atomic_write(directory / WEIGHTS, to_bytes(tensors))
     atomic_write(directory / "config.json",
                  json.dumps({"architecture": ARCHITECTURE, **config}, ensure_ascii=False, indent=2) + "\n")
 
