@@ -164,7 +164,9 @@ def _eval_output(run, json_out: Path | None, summarise=None) -> None:
         sys.stdout.write(text + "\n")
     else:
         if json_out is not None:
-            json_out.write_text(text + "\n", encoding="utf-8")
+            from fusion.files import atomic_write
+
+            atomic_write(json_out, text + "\n")
         typer.echo(summarise(result))
 
 
