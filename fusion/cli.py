@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import typer
 
-from fusion.console import config_from, err, fail, key_values
+from fusion.console import check_writable, config_from, err, fail, key_values, write_output
 from fusion.errors import FusionError, InputError
 from fusion.service.cli import app as serve_app
 from fusion.train.cli import train_app
@@ -55,7 +54,7 @@ def analyze(
     cfg = config_from(config)
     try:
         for out in (json_out, html_out):
-            _check_writable(out)
+            check_writable(out)
         if html_out is not None:
             from fusion.html_report import save_html  # before the analysis: says at once if the extra is missing
         words = _read_transcript(transcript) if transcript else None
@@ -74,19 +73,6 @@ def analyze(
         fail(InputError(exc.filename or json_out, f"cannot write the report: {exc.strerror or exc}"))
     if not quiet and str(json_out) != "-":
         render(report)
-
-
-def _check_writable(path: Path | None) -> None:
-    """Refuse an output path that cannot be written before the analysis runs, not after."""
-    if path is None or str(path) == "-":
-        return
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise InputError(path, "cannot write the report: it is a directory")
-    if not folder.is_dir():
-        raise InputError(path, f"cannot write the report: the folder {folder} does not exist")
-    if not os.access(path if path.exists() else folder, os.W_OK):
-        raise InputError(path, "cannot write the report: permission denied")
 
 
 @app.command()
@@ -156,6 +142,7 @@ def _eval_output(run, json_out: Path | None, summarise=None) -> None:
 
     summarise = summarise or summary
     try:
+        check_writable(json_out)
         result = run()
     except (FusionError, ValueError) as exc:
         fail(exc)
@@ -164,9 +151,7 @@ def _eval_output(run, json_out: Path | None, summarise=None) -> None:
         sys.stdout.write(text + "\n")
     else:
         if json_out is not None:
-            from fusion.files import atomic_write
-
-            atomic_write(json_out, text + "\n")
+            write_output(json_out, text + "\n")
         typer.echo(summarise(result))
 
 

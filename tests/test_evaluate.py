@@ -115,3 +115,11 @@ def test_cli_reports_a_bad_csv_and_exits_2(tmp_path):
     result = runner.invoke(app, ["eval", "audio", str(tmp_path / "missing.csv"), "-q"])
     assert result.exit_code == 2
     assert "missing.csv" in result.output
+
+
+def test_cli_refuses_an_unwritable_json_path_before_evaluating(tmp_path):
+    data = tmp_path / "few.csv"
+    data.write_text("text,label\n오늘 정말 기뻐,기쁨\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", "text", str(data), "--json", str(tmp_path / "no" / "r.json"), "--quiet"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert not (tmp_path / "no").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["few.csv"]

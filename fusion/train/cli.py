@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from fusion.console import fail, key_values
+from fusion.console import fail, key_values, write_output
 
 train_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         help="Train the text or voice emotion model into a model directory, or choose the alert rule. "
@@ -240,13 +240,12 @@ def _speaker_report(model: Path, speech: Path, dest: Path) -> None:
 
     from fusion.audio_branch import load_audio_model_from
     from fusion.config import default_config
-    from fusion.files import atomic_write
     from fusion.train.audio_report import cue_aucs, print_speaker_report, speaker_report
 
     cfg = default_config()
     report = speaker_report(load_audio_model_from(str(model), cfg).scorer, speech, cfg)
     print_speaker_report(report)
-    atomic_write(dest, json.dumps(report, indent=2))
+    write_output(dest, json.dumps(report, indent=2))
     typer.echo("SAD-vs-rest ROC-AUC of each cue (Korean test speakers, neutral clips included):")
     for cue, auc in cue_aucs(report, cfg.alerts.depressed_pitch_weight).items():
         typer.echo(f"  {cue:32s} gender {auc['gender']:.3f}  personal {auc['personal']:.3f}")
@@ -271,6 +270,4 @@ def train_alerts(
     if json_out is not None:
         import json
 
-        from fusion.files import atomic_write
-
-        atomic_write(json_out, json.dumps(result, indent=2) + "\n")
+        write_output(json_out, json.dumps(result, indent=2) + "\n")
