@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -207,6 +208,7 @@ def fine_tune(model, train: Encoded, dev: Encoded, labels: list[str], recipe: E5
         f1 = macro_f1(dev.labels, dev_logits.argmax(1), labels=range(len(labels)))
         log.append({"epoch": epoch + 1, "train_loss": round(float(np.mean(losses)), 4), "dev_macro_f1": round(f1, 4),
                     "seconds": round(time.time() - started, 1)})
+        print(f"epoch {epoch + 1}: {log[-1]}", file=sys.stderr, flush=True)  # a long run says where it is
         if f1 > best:
             best, stale = f1, 0
             best_state = {"top": {k: v.clone() for k, v in top.state_dict().items()},
