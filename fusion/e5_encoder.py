@@ -308,6 +308,10 @@ class E5Tokenizer:
         normalized = [self.normalize(t) for t in texts]
         return [e.ids for e in self.backend.encode_batch(normalized, add_special_tokens=specials)]
 
+    def encode_capped(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+        """Piece ids with ``<s>``…``</s>``, at most ``max_length`` of them (the end cut, ``</s>`` kept)."""
+        return [i if len(i) <= max_length else i[: max_length - 1] + [self.eos] for i in self.encode(texts)]
+
 
 def _outside_class(pieces: Sequence[str]) -> str:
     """A regex class matching any character that occurs in no piece."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fusion.e5_encoder import mean_pool
 from fusion.errors import ModelError
 from fusion.files import atomic_write
 
@@ -105,8 +106,7 @@ class E5TextModel:
 
     @torch.inference_mode()
     def _encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        ids = [i if len(i) <= self.max_length else i[: self.max_length - 1] + [self.tokenizer.eos]
-               for i in self.tokenizer.encode([self.prefix + t for t in texts])]
+        ids = self.tokenizer.encode_capped([self.prefix + t for t in texts], self.max_length)
         logits = np.zeros((len(ids), len(self.labels)))
         feats = np.zeros((len(ids), 2 * self.model.dims.hidden))
         order = np.argsort([len(i) for i in ids], kind="stable")
@@ -117,8 +117,7 @@ class E5TextModel:
             mask = (x != self.tokenizer.pad).float()
             mid = self.model.layers(self.model.embed_tokens(x), mask, 0, self.frozen)
             h = self.model.layers(mid, mask, self.frozen)
-            m = mask[..., None]
-            top, low = ((h * m).sum(1) / m.sum(1)).double(), ((mid * m).sum(1) / m.sum(1)).double()
+            top, low = mean_pool(h, mask).double(), mean_pool(mid, mask).double()
             logits[b] = (top @ self.head_w.T + self.head_b).numpy()
             feats[b] = torch.cat([top, low], 1).numpy()
         return logits, feats

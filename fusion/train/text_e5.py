@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from fusion.config import default_config
+from fusion.e5_encoder import mean_pool
 from fusion.files import atomic_write
 from fusion.metrics import macro_f1
 from fusion.train.text_data import DIALOGUE, ELDERLY, NEUTRAL7, SINGLE7, TURN_BREAK, limit_rows, read_split
@@ -107,8 +108,7 @@ def pad(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 def encode_frozen(model, tokenizer, texts: list[str], recipe: E5Recipe, prefix: str, bar=None,
                   what: str = "") -> list[torch.Tensor]:
     """The states after the frozen layers for each text (float16, unpadded)."""
-    ids = [i[: recipe.max_length - 1][:-1] + [tokenizer.eos] if len(i) > recipe.max_length else i
-           for i in tokenizer.encode([prefix + t for t in texts])]
+    ids = tokenizer.encode_capped([prefix + t for t in texts], recipe.max_length)
     out: list[torch.Tensor] = [None] * len(ids)  # type: ignore[list-item]
     task = bar.add_task(f"text: e5 layers 1–{recipe.frozen_layers}, {what}", total=len(ids)) if bar else None
     for b in batches(np.array([len(i) for i in ids]), 64, None):
@@ -131,12 +131,7 @@ class Head(torch.nn.Module):
         self.dropout, self.out = torch.nn.Dropout(dropout), torch.nn.Linear(hidden, n_labels)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.out(self.dropout(pooled(h, mask)))
-
-
-def pooled(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask[..., None]
-    return (h * m).sum(1) / m.sum(1)
+        return self.out(self.dropout(mean_pool(h, mask)))
 
 
 def top_outputs(model, head: Head, data: list[torch.Tensor], recipe: E5Recipe) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +142,7 @@ def top_outputs(model, head: Head, data: list[torch.Tensor], recipe: E5Recipe) -
         for b in batches(np.array([len(s) for s in data]), 128, None):
             x, mask = pad([data[i] for i in b])
             h = model.layers(x, mask, recipe.frozen_layers)
-            logits[b], pools[b] = head(h, mask).numpy(), pooled(h, mask).numpy()
+            logits[b], pools[b] = head(h, mask).numpy(), mean_pool(h, mask).numpy()
     return logits, pools
 
 
@@ -167,8 +162,8 @@ def optimizer(model, head: Head, recipe: E5Recipe) -> torch.optim.Optimizer:
 
 
 def fine_tune(model, train: Encoded, dev: Encoded, labels: list[str], recipe: E5Recipe, seed: int,
-              bar=None) -> tuple[Head, dict, list[dict]]:
-    """Train the top layers and the head; return the head, the best state (by dev macro-F1) and the epoch log."""
+              bar=None) -> tuple[Head, list[dict]]:
+    """Train the top layers and the head; keep their best state (by dev macro-F1); return the head and the epoch log."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     for p in model.parameters():
@@ -222,7 +217,7 @@ def fine_tune(model, train: Encoded, dev: Encoded, labels: list[str], recipe: E5
     for layer in top:
         layer.dropout = 0.0
     model.eval(), head.eval()
-    return head, best_state, log
+    return head, log
 
 
 def label_ids(labels: list[str], order: list[str]) -> np.ndarray:
@@ -255,7 +250,7 @@ def train(data: Path, out: Path, seed: int = 0, recipe: E5Recipe = E5Recipe(), l
         enc |= {k: encode_frozen(model, tokenizer, v, recipe, prefix, bar, k) for k, v in variants.items()}
         enc |= {f"n_{k}": encode_frozen(model, tokenizer, v[0], recipe, prefix, bar, f"neutral {k}")
                 for k, v in neutral.items()}
-        head, _, log = fine_tune(model, Encoded(enc["train"], y["train"]), Encoded(enc["dev"], y["dev"]), labels,
+        head, log = fine_tune(model, Encoded(enc["train"], y["train"]), Encoded(enc["dev"], y["dev"]), labels,
                                  recipe, seed, bar)
     out_logits, feats = {}, {}
     for k, states in enc.items():
