@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from fusion import __version__
 from fusion.combine import ALERT_RULES
 from fusion.errors import ConfigError
-from fusion.report import SCHEMA_VERSION
+from fusion.report import SCHEMA_VERSION, TREND_SIGNALS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE_DIR / "models"
@@ -177,6 +177,25 @@ class ServerConfig(_Section):
         return self.database_url or f"sqlite:///{self.storage_path() / 'fusion.db'}"
 
 
+class HistoryConfig(_Section):
+    """A person's diaries over time (``fusion.history``): the automatic baseline and the drift alert."""
+
+    min_diaries: int                   # a user's own baseline is built once this many of their diaries are done
+    max_diaries: int                   # ... from at most this many, the most recent
+    window_days: float                 # drift: the recent diaries are those of the last this many days
+    min_recent: int                    # ... at least this many of them
+    min_usual: int                     # ... against at least this many earlier diaries
+    z_floor: dict[str, float]          # per signal: smallest robust spread, so a steady voice's z stays sane
+    min_score: float                   # mean of the signals' negated z-scores at or above which the alert fires
+    severity: tuple[float, float, float]  # score steps of low, medium, high
+
+    @model_validator(mode="after")
+    def _floors_name_the_signals(self) -> HistoryConfig:
+        if set(self.z_floor) != set(TREND_SIGNALS):
+            raise ValueError(f"[history.z_floor] must give exactly {list(TREND_SIGNALS)}")
+        return self
+
+
 class EvalConfig(_Section):
     """``fusion eval``: dataset label words → model labels, and the label that builds personal baselines."""
 
@@ -186,7 +205,8 @@ class EvalConfig(_Section):
 
 
 # Settings that schedule, limit or serve analyses but never change a report: left out of Config.fingerprint().
-NOT_IN_REPORT = {"batch": True, "server": True, "eval": True, "stt": {"cpu_threads"}, "audio_input": {"max_duration_s"}}
+NOT_IN_REPORT = {"batch": True, "server": True, "eval": True, "history": True, "stt": {"cpu_threads"},
+                 "audio_input": {"max_duration_s"}}
 
 
 class Config(_Section):
@@ -200,6 +220,7 @@ class Config(_Section):
     alerts: AlertConfig
     batch: BatchConfig
     server: ServerConfig
+    history: HistoryConfig
     eval: EvalConfig
 
     @model_validator(mode="after")

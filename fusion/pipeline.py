@@ -10,6 +10,7 @@ import copy
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from fusion import prosody as prosody_stage
 from fusion import sentences as sentence_stage
 from fusion.audio import Audio, audio_warnings, load_audio, voiced_spans
 from fusion.config import Config, default_config
+from fusion.prosody import NeutralBaseline
 from fusion.report import (
     DiaryReport,
     FusedSummary,
@@ -70,7 +72,7 @@ class _Voice:
     diary_neutral: float
     prosody: list[Prosody]
     diary_prosody: Prosody
-    baseline: str
+    baseline: NeutralBaseline
     heard: bool          # any voiced audio at all; without it ``diary`` is uniform
 
 
@@ -86,6 +88,7 @@ class Heard:
     sents: list
     warnings: list[str]
     timer: _Timer
+    recorded_at: datetime | None = None
 
 
 class Pipeline:
@@ -111,18 +114,24 @@ class Pipeline:
         source: str | Path | Audio,
         *,
         transcript: str | None = None,
-        baseline: str | None = None,
+        baseline: str | NeutralBaseline | None = None,
+        recorded_at: datetime | None = None,
     ) -> DiaryReport:
         """Analyse one recording (a path, or an already decoded :class:`~fusion.audio.Audio`).
 
         ``transcript`` skips speech-to-text: its sentences are spread over the
-        speech in the recording. ``baseline`` is ``auto`` (by pitch), ``male``, ``female``
-        or the path of a personal baseline JSON (``fusion baseline``); default from config.
+        speech in the recording. ``baseline`` is ``auto`` (by pitch), ``male``, ``female``,
+        the path of a personal baseline JSON (``fusion baseline``) or a built ``NeutralBaseline``;
+        default from config. ``recorded_at`` defaults to a path's modification time.
         """
-        return self.analyze_batch([self.hear(source, transcript=transcript)], baseline=baseline)[0]
+        heard = self.hear(source, transcript=transcript, recorded_at=recorded_at)
+        return self.analyze_batch([heard], baseline=baseline)[0]
 
-    def hear(self, source: str | Path | Audio, *, transcript: str | None = None) -> Heard:
-        """The stages before the models of emotion: decode → stt → sentences (or the given transcript split)."""
+    def hear(self, source: str | Path | Audio, *, transcript: str | None = None,
+             recorded_at: datetime | None = None) -> Heard:
+        """The stages before the models of emotion: decode → stt → sentences (or the given transcript split).
+
+        ``recorded_at`` defaults to the modification time of a path (none for decoded audio)."""
         cfg = self.config
         timer = _Timer()
         with timer.stage("decode"):
@@ -146,9 +155,12 @@ class Pipeline:
             warnings.append("no speech found: the report holds neither words nor a voice emotion")
         elif not sents:
             warnings.append("no words were recognised: the report rests on the voice alone")
-        return Heard(audio, speech, language, transcript, "given" if heard is None else "stt", sents, warnings, timer)
+        if recorded_at is None and not isinstance(source, Audio):
+            recorded_at = file_time(source)
+        return Heard(audio, speech, language, transcript, "given" if heard is None else "stt", sents, warnings, timer,
+                     recorded_at)
 
-    def analyze_batch(self, heard: list[Heard], *, baseline: str | None = None) -> list[DiaryReport]:
+    def analyze_batch(self, heard: list[Heard], *, baseline: str | NeutralBaseline | None = None) -> list[DiaryReport]:
         """Finish several heard recordings: one text-model call for all their sentences, then voice and combine.
 
         The text stage's time is shared among the recordings in proportion to their sentences.
@@ -169,7 +181,7 @@ class Pipeline:
             with h.timer.stage("combine"):
                 report = self._assemble(h.audio, h.language, h.transcript, h.transcript_source, h.sents, text, voice,
                                         h.warnings)
-            reports.append(report.model_copy(update={"timings": h.timer.stages}))
+            reports.append(report.model_copy(update={"timings": h.timer.stages, "recorded_at": h.recorded_at}))
         return reports
 
     def _words_from(self, probs: np.ndarray, neutral: np.ndarray) -> _Words:
@@ -178,7 +190,8 @@ class Pipeline:
         points = [combine.words_point(p, bool(m), self.config) for p, m in zip(probs, marked)]
         return _Words(probs, percent, mean, neutral, marked, points)
 
-    def _voice(self, audio: Audio, spans: list[tuple[float, float]], speech, baseline: str | None) -> _Voice:
+    def _voice(self, audio: Audio, spans: list[tuple[float, float]], speech,
+               baseline: str | NeutralBaseline | None) -> _Voice:
         """Voice emotion and prosody of the whole diary and of each span, against the neutral baseline."""
         cfg = self.config
         measured = prosody_stage.prosody(audio.samples, audio.sample_rate)
@@ -192,7 +205,7 @@ class Pipeline:
             diary_neutral=scores.diary_neutral if speech else 0.0,
             prosody=[prosody_stage.prosody(audio.samples, audio.sample_rate, span).for_report(base) for span in spans],
             diary_prosody=measured.for_report(base),
-            baseline=base.name,
+            baseline=base,
             heard=bool(speech),
         )
 
@@ -238,7 +251,8 @@ class Pipeline:
                              top=_top(ko, text.mean) if sents else None,
                              neutral_percent=round(100.0 * float(text.marked.mean()) if sents else 0.0, 2)),
             voice=VoiceSummary(probs=_dist(en, voice.diary), top=_top(en, voice.diary) if voice.heard else None,
-                               neutral_prob=round(voice.diary_neutral, 4), baseline=voice.baseline,
+                               neutral_prob=round(voice.diary_neutral, 4), baseline=voice.baseline.name,
+                               baseline_diaries=voice.baseline.diaries, baseline_since=voice.baseline.since,
                                prosody=voice.diary_prosody),
             fused=FusedSummary(en=_dist(en, fused.en), ko=_dist(ko, fused.ko),
                                top_en=_top(en, fused.en), top_ko=_top(ko, fused.ko)),
@@ -248,6 +262,11 @@ class Pipeline:
             timings={},
             warnings=warnings,
         )
+
+
+def file_time(path: str | Path) -> datetime:
+    """When a recording file was last modified (its recording time, for want of a better one), UTC."""
+    return datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc)
 
 
 _PIPELINES: dict[str, Pipeline] = {}
@@ -271,12 +290,13 @@ def analyze(
     source: str | Path | Audio,
     *,
     transcript: str | None = None,
-    baseline: str | None = None,
+    baseline: str | NeutralBaseline | None = None,
+    recorded_at: datetime | None = None,
     config: Config | None = None,
 ) -> DiaryReport:
-    """Analyse one diary recording with models loaded once per process.
+    """Analyse one diary recording with models loaded once per process (arguments as :meth:`Pipeline.analyze`).
 
     >>> report = analyze("diary.wav", transcript="오늘 정말 즐거웠어. 친구를 만났거든.")  # doctest: +SKIP
     >>> [a.kind for a in report.alerts]                                              # doctest: +SKIP
     """
-    return load_pipeline(config).analyze(source, transcript=transcript, baseline=baseline)
+    return load_pipeline(config).analyze(source, transcript=transcript, baseline=baseline, recorded_at=recorded_at)

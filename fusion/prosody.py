@@ -2,8 +2,9 @@
 
 ``prosody`` measures pitch, loudness and speaking rate of a recording or a span of it;
 ``NeutralBaseline`` holds a neutral reference (the seed's MFCC mean/std, plus a prosody
-reference), built from calm clips (``build_baseline``) or taken from the config
-(male / female, or ``auto`` by the speaker's pitch: ``resolve_baseline``).
+reference), built from calm clips (``build_baseline``), from a person's own diaries whatever
+their mood (``baseline_from_stats`` over each diary's ``VoiceStats``, robust: medians and MADs)
+or taken from the config (male / female, or ``auto`` by the speaker's pitch: ``resolve_baseline``).
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ class NeutralBaseline:
     pitch_hz: float | None = None
     energy_db: float | None = None
     rate_per_s: float | None = None
+    diaries: int | None = None         # personal-auto: how many diaries built it
+    since: str | None = None           # personal-auto: ISO time of the earliest of them
 
     def __post_init__(self):
         for field in ("mean", "std"):
@@ -160,27 +163,70 @@ class NeutralBaseline:
             raise BaselineError(f"{path}: not a readable baseline JSON ({exc})") from exc
 
 
+@dataclass(frozen=True)
+class VoiceStats:
+    """What a baseline needs of one recording: its MFCC mean (the CNN's feature centre) and its prosody."""
+
+    mfcc_mean: np.ndarray
+    prosody: Prosody
+
+    def to_dict(self) -> dict:
+        return {"mfcc_mean": [round(float(x), 5) for x in self.mfcc_mean],
+                **{k: (None if not math.isfinite(v) else round(v, 4)) for k, v in asdict(self.prosody).items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VoiceStats:
+        return cls(np.asarray(data["mfcc_mean"], dtype=np.float32),
+                   Prosody(*(math.nan if data[k] is None else float(data[k]) for k in ("pitch_hz", "energy_db",
+                                                                                         "rate_per_s"))))
+
+
+def voice_stats(samples: np.ndarray, cfg: AudioConfig, sr: int = SAMPLE_RATE,
+                measured: Prosody | None = None) -> VoiceStats:
+    """``VoiceStats`` of a recording (``measured``: its prosody, when already computed)."""
+    return VoiceStats(clip_mean(samples, cfg.n_mfcc, cfg.frames), measured or prosody(samples, sr))
+
+
+def baseline_from_stats(stats: list[VoiceStats], name: str, robust: bool = False, diaries: int | None = None,
+                        since: str | None = None) -> NeutralBaseline:
+    """A baseline from ≥ 2 recordings' stats: MFCC centre and spread across recordings (mean/std, or with
+    ``robust`` median and 1.4826·MAD, so a few very emotional diaries do not move it), median prosody."""
+    if len(stats) < 2:
+        raise BaselineError(f"a baseline needs at least 2 recordings (spread across them), got {len(stats)}")
+    means = np.stack([s.mfcc_mean for s in stats])
+    if robust:
+        centre = np.median(means, axis=0)
+        spread = 1.4826 * np.median(np.abs(means - centre), axis=0)
+    else:
+        centre, spread = means.mean(axis=0), means.std(axis=0)
+
+    def median(field: str) -> float | None:
+        values = [v for s in stats if math.isfinite(v := getattr(s.prosody, field))]
+        return float(np.median(values)) if values else None
+
+    return NeutralBaseline(centre, spread, name, median("pitch_hz"), median("energy_db"), median("rate_per_s"),
+                           diaries, since)
+
+
 def build_baseline(clips: list[np.ndarray], name: str = "personal", cfg: AudioConfig | None = None,
                    sr: int = SAMPLE_RATE) -> NeutralBaseline:
     """A personal baseline from ≥ 2 neutral clips: mean and std across the per-file means, plus median prosody."""
     cfg = cfg or default_config().audio
     if len(clips) < 2:
         raise BaselineError(f"a baseline needs at least 2 neutral clips (std across clips), got {len(clips)}")
-    means = np.stack([clip_mean(c, cfg.n_mfcc, cfg.frames) for c in clips])
-    pros = [prosody(c, sr) for c in clips]
-    pitches = [p.pitch_hz for p in pros if math.isfinite(p.pitch_hz)]
-    return NeutralBaseline(means.mean(axis=0), means.std(axis=0), name,
-                           float(np.median(pitches)) if pitches else None,
-                           float(np.median([p.energy_db for p in pros])),
-                           float(np.median([p.rate_per_s for p in pros])))
+    return baseline_from_stats([voice_stats(c, cfg, sr) for c in clips], name)
 
 
-def resolve_baseline(spec: str, cfg: Config | None = None, pitch_hz: float | None = None) -> NeutralBaseline:
-    """``"male"`` / ``"female"`` (any name in [audio.baselines]), a path to a baseline JSON, or ``"auto"``.
+def resolve_baseline(spec: str | NeutralBaseline, cfg: Config | None = None,
+                     pitch_hz: float | None = None) -> NeutralBaseline:
+    """``"male"`` / ``"female"`` (any name in [audio.baselines]), a path to a baseline JSON, ``"auto"``, or a
+    ``NeutralBaseline`` already built (returned as it is).
 
     ``"auto"`` takes the configured baseline whose reference pitch is nearest (in semitones)
     to ``pitch_hz``, the speaker's measured median pitch; without one, the first configured.
     """
+    if isinstance(spec, NeutralBaseline):
+        return spec
     cfg = cfg or default_config()
     if spec == "auto":
         named = {k: b for k, b in cfg.audio.baselines.items() if b.pitch_hz}

@@ -1,12 +1,16 @@
 """The DiaryReport: what one recording produced, as versioned, validated JSON.
 
-``SCHEMA_VERSION`` changes whenever a field is renamed, removed or changes
-meaning; adding an optional field keeps it. ``DiaryReport.model_json_schema()``
-gives the JSON Schema.
+``SCHEMA_VERSION`` changes whenever a field is added, renamed, removed or changes
+meaning; a report of an older version still validates (every field added since has a
+default). ``DiaryReport.model_json_schema()`` gives the JSON Schema.
+
+1.1: ``recorded_at``; the voice's baseline says how many diaries built it and since when
+(``personal-auto``); ``trend_alerts`` (a person's recent diaries against their own history).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,7 +18,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from fusion.files import atomic_write
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+
+# The one alert about a person's recent diaries against their own history (``fusion.history``), not one diary.
+DRIFT_KIND = "voice_lower_than_usual"
+# What that alert weighs: the voice's valence, its pitch (semitones against the usual median) and its level.
+TREND_SIGNALS = ("voice_valence", "pitch_semitones", "energy_db")
 
 Severity = Literal["low", "medium", "high"]
 
@@ -124,7 +133,10 @@ class VoiceSummary(_Model):
                                                 "recording holds no voiced audio")
     top: str | None
     neutral_prob: float = Field(0.0, description="probability that the voice is neutral")
-    baseline: str
+    baseline: str = Field(description="the neutral baseline the voice is measured against: male, female, a personal "
+                                      "baseline's name, or personal-auto (built from the person's own diaries)")
+    baseline_diaries: int | None = Field(None, description="personal-auto: how many diaries built the baseline")
+    baseline_since: datetime | None = Field(None, description="personal-auto: when the earliest of them was recorded")
     prosody: Prosody | None
 
 
@@ -133,6 +145,27 @@ class FusedSummary(_Model):
     ko: dict[str, float]
     top_en: str
     top_ko: str
+
+
+class TrendSignal(_Model):
+    """One measure of the voice over the recent diaries against the person's usual diaries."""
+
+    recent: float = Field(description="median over the recent diaries")
+    usual: float = Field(description="median over the earlier diaries")
+    z: float = Field(description="robust z-score of recent against usual (median / 1.4826 MAD, floored)")
+
+
+class TrendAlert(_Model):
+    """The voice of a person's recent diaries sits lower than their own usual: never raised from one diary."""
+
+    kind: Literal[DRIFT_KIND] = DRIFT_KIND
+    severity: Severity
+    score: float = Field(description="mean of the negated z-scores of the signals")
+    window_days: float
+    recent_diaries: int
+    usual_diaries: int
+    since: datetime = Field(description="the first day of the recent window")
+    signals: dict[str, TrendSignal] = Field(description="those of TREND_SIGNALS measured in enough diaries")
 
 
 class Models(_Model):
@@ -145,6 +178,8 @@ class Models(_Model):
 class DiaryReport(_Model):
     schema_version: str = SCHEMA_VERSION
     source: str
+    recorded_at: datetime | None = Field(None, description="when the diary was recorded (the file's time, a date "
+                                                           "given with it, or the upload time)")
     duration_s: float
     language: str
     models: Models
@@ -159,6 +194,8 @@ class DiaryReport(_Model):
     alerts: list[Alert]
     timings: dict[str, float] = Field(description="wall seconds per stage")
     warnings: list[str]
+    trend_alerts: list[TrendAlert] = Field([], description="the person's recent diaries against their own history "
+                                                           "(the service, with enough dated diaries)")
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)
