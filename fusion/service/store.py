@@ -42,7 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from fusion.errors import FusionError
@@ -77,6 +77,8 @@ class User(_Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     static: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("FALSE"))
+    # the user's latest baseline version: versions only count up, also past deleted ones
+    baseline_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -106,7 +108,7 @@ class Analysis(_Base):
 
 
 class Baseline(_Base):
-    """One version of a user's neutral baseline (versions count up per user, over both kinds)."""
+    """One version of a user's neutral baseline (versions count up per user over both kinds, never reused)."""
 
     __tablename__ = "baselines"
     __table_args__ = (UniqueConstraint("user_id", "version"),)
@@ -149,7 +151,8 @@ class Store:
 
     def _add_missing_columns(self) -> None:
         """A database from before gains the columns added since (old rows keep NULL or the default)."""
-        added = {"users": {"static": "BOOLEAN NOT NULL DEFAULT FALSE"},
+        added = {"users": {"static": "BOOLEAN NOT NULL DEFAULT FALSE",
+                           "baseline_version": "INTEGER NOT NULL DEFAULT 0"},
                  "analyses": {"voice_stats": "TEXT", "recorded_at": "TIMESTAMP"}}
         for table, columns in added.items():
             have = {c["name"] for c in inspect(self.engine).get_columns(table)}
@@ -315,21 +318,16 @@ class Store:
 
     def add_baseline(self, user_id: int, kind: str, recordings: int, baseline_json: str, *,
                      since: datetime | None = None, sources: str | None = None) -> Baseline:
-        """Store the user's next baseline version (one more than their latest of either kind)."""
-        tries = 3  # two writers may pick the same number; the unique (user, version) refuses one, which tries again
-        while True:
-            try:
-                with self.session() as s, s.begin():
-                    top = s.scalar(select(func.max(Baseline.version)).where(Baseline.user_id == user_id)) or 0
-                    row = Baseline(user_id=user_id, version=top + 1, kind=kind, recordings=recordings,
-                                   since=None if since is None else _naive_utc(since), sources=sources,
-                                   baseline_json=baseline_json)
-                    s.add(row)
-                return row
-            except IntegrityError:
-                tries -= 1
-                if not tries:
-                    raise
+        """Store the user's next baseline version (one more than any they had, deleted ones included)."""
+        with self.session() as s, s.begin():
+            # the update takes the row's write lock first, so two writers never get the same number
+            s.execute(update(User).where(User.id == user_id).values(baseline_version=User.baseline_version + 1))
+            version = s.scalar(select(User.baseline_version).where(User.id == user_id))
+            row = Baseline(user_id=user_id, version=version, kind=kind, recordings=recordings,
+                           since=None if since is None else _naive_utc(since), sources=sources,
+                           baseline_json=baseline_json)
+            s.add(row)
+        return row
 
     def baselines(self, user_id: int, kind: str | None = None) -> list[Baseline]:
         """The user's baseline versions (of ``kind``), oldest first."""
