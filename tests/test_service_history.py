@@ -16,6 +16,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -23,10 +24,12 @@ from typer.testing import CliRunner
 from fusion.cli import app as cli_app
 from fusion.config import default_config_path, load_config
 from fusion.history import utc
+from fusion.prosody import Prosody, VoiceStats
 from fusion.report import DRIFT_KIND, DiaryReport, ValenceArousal
 from fusion.service.app import create_app
+from fusion.service.baselines import forget_diary, from_json, refresh_auto
 from fusion.service.schemas import BaselineInfo, ExportLine, Timeline
-from fusion.service.store import Store, hash_token
+from fusion.service.store import PERSONAL_AUTO, Store, hash_token
 
 SPEAKER = "nea"
 # Upload order of the diaries, as recording days after the first: the 6th upload is not the latest recording.
@@ -320,3 +323,38 @@ def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path
         # an export is what the app backend keeps: the stored report holds the alert
         lines = [json.loads(line) for line in client.get("/v1/export", headers=_auth(token)).text.splitlines()]
         assert lines[-1]["id"] == body["id"] and lines[-1]["report"]["trend_alerts"][0]["kind"] == DRIFT_KIND
+
+
+def test_the_automatic_baseline_follows_the_set_of_diaries(tmp_path):
+    """Store level, with made-up voice stats: a version only when the most recent diaries change, at most
+    max_diaries of them by recording time, and a deleted diary takes the versions built from it along."""
+    config = load_config(_toml(tmp_path)).with_updates(history={"min_diaries": 3, "max_diaries": 4})
+    (tmp_path / "store").mkdir()
+    store = Store(config.server.database())
+    try:
+        user_id = store.user_for_token(store.add_user("erin")).id
+        rng = np.random.default_rng(0)
+        first = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+        ids = []
+        for day in (3, 0, 5, 1, 4):  # recorded out of order
+            row = store.create(user_id, "d.flac", None, None, None, first + timedelta(days=day))
+            stats = VoiceStats(rng.normal(size=13).astype(np.float32), Prosody(200.0 + day, -20.0, 4.0))
+            assert store.finish(row.id, store.claim(row.id), report_json="{}",
+                                voice_stats=json.dumps(stats.to_dict()))
+            ids.append((day, row.id))
+            made = refresh_auto(store, user_id, config)
+            assert (made is None) == (len(ids) < 3)
+        assert refresh_auto(store, user_id, config).version == 3, "versions after the 3rd, 4th and 5th diary only"
+        latest = store.latest_baseline(user_id, PERSONAL_AUTO)
+        by_day = dict(ids)
+        assert json.loads(latest.sources) == sorted(by_day[d] for d in (1, 3, 4, 5)), "the 4 most recently recorded"
+        assert latest.recordings == 4 and utc(latest.since) == first + timedelta(days=1)
+        assert from_json(latest.baseline_json).pitch_hz == pytest.approx(203.5)
+
+        store.delete(by_day[5])
+        forget_diary(store, user_id, by_day[5], config)
+        left = store.baselines(user_id, PERSONAL_AUTO)
+        assert all(by_day[5] not in json.loads(b.sources) for b in left)
+        assert left[-1].version == 4 and json.loads(left[-1].sources) == sorted(by_day[d] for d in (0, 1, 3, 4))
+    finally:
+        store.close()
