@@ -27,7 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fusion import history
 from fusion.audio import container_format, declared_duration, load_audio
 from fusion.errors import InputError
-from fusion.prosody import build_baseline
+from fusion.prosody import baseline_from_stats, voice_stats
 from fusion.report import DiaryReport
 from fusion.service import baselines
 from fusion.service.schemas import (
@@ -241,19 +241,20 @@ def make_baseline(
         for file, part in zip(files, parts):
             _accept(file, part, request, server.max_upload_bytes - used, message)
             used += part.stat().st_size
-        clips = []
+        stats = []  # what build_baseline does, one decoded recording in memory at a time
         for file, part in zip(files, parts):
             try:
-                clips.append(load_audio(part, config.audio_input.sample_rate,
-                                        max_duration_s=server.max_duration_s).samples)
+                audio = load_audio(part, config.audio_input.sample_rate, max_duration_s=server.max_duration_s)
             except InputError as exc:
                 raise HTTPException(415, f"{(file.filename or 'upload')[-200:]}: not a usable recording: "
                                          f"{exc.problem}") from exc
-        built = build_baseline(clips, PERSONAL, config.audio, config.audio_input.sample_rate)
+            stats.append(voice_stats(audio.samples, config.audio, audio.sample_rate))
+            del audio
+        built = baseline_from_stats(stats, PERSONAL)
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
-    row = store.add_baseline(user.id, PERSONAL, len(clips), baselines.to_json(built))
+    row = store.add_baseline(user.id, PERSONAL, len(stats), baselines.to_json(built))
     return baselines.describe(built, row, config)
 
 
