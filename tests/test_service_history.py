@@ -362,3 +362,16 @@ def test_the_automatic_baseline_follows_the_set_of_diaries(tmp_path):
         assert left[-1].version == 4 and json.loads(left[-1].sources) == sorted(by_day[d] for d in (0, 1, 3, 4))
     finally:
         store.close()
+
+
+def test_a_history_that_cannot_be_read_leaves_the_new_report_without_a_drift_alert(tmp_path, shared_data, caplog):
+    path, words = _clips(shared_data)["nea00001"]
+    app = create_app(load_config(_toml(tmp_path)))
+    store: Store = app.state.store
+    token = store.add_user("fay")
+    row = store.create(store.user_for_token(token).id, "old.flac", None, None, None)
+    assert store.finish(row.id, store.claim(row.id), report_json='{"not": "a report"}')
+    with TestClient(app) as client:
+        body = _wait(client, token, _upload(client, token, path, words).json()["id"])
+    assert DiaryReport.model_validate(body["report"]).trend_alerts == []
+    assert "the drift alert could not be computed" in caplog.text

@@ -100,10 +100,15 @@ class Workers:
                     log.exception("user %d: the personal-auto baseline could not be refreshed", row.user_id)
 
     def _trend(self, row: Analysis, report: DiaryReport) -> TrendAlert | None:
-        """The drift alert over the user's done diaries recorded up to this one (this one last)."""
-        earlier = [entry(r.id, DiaryReport.model_validate_json(r.report_json), r.when)
-                   for r in self.store.diaries(row.user_id) if r.id != row.id and r.when <= row.when]
-        return trend_alert([*earlier, entry(row.id, report, row.when)], self.config.history)
+        """The drift alert over the user's done diaries recorded up to this one (this one last); a history that
+        cannot be read is logged and leaves this diary's own report as it is."""
+        try:
+            earlier = [entry(r.id, DiaryReport.model_validate_json(r.report_json), r.when)
+                       for r in self.store.diaries(row.user_id) if r.id != row.id and r.when <= row.when]
+            return trend_alert([*earlier, entry(row.id, report, row.when)], self.config.history)
+        except Exception:
+            log.exception("analysis %s: the drift alert could not be computed from the user's history", row.id)
+            return None
 
 
 def _stats(audio: Audio, report: DiaryReport, config: Config) -> str | None:

@@ -168,9 +168,10 @@ def remove(request: Request, row: Analysis = Depends(own), store: Store = Depend
 @router.get("/v1/timeline", response_model=Timeline, responses={401: {"model": ErrorBody}})
 def timeline(
     request: Request,
-    start: datetime | None = Query(None, alias="from", description="first recording time shown, ISO 8601 "
-                                                                    "(without a zone: UTC)"),
-    end: datetime | None = Query(None, alias="to", description="last recording time shown, ISO 8601"),
+    start: datetime | None = Query(None, alias="from", description="first recording time shown, ISO 8601 (without "
+                                                                    "a zone: UTC; a date alone: its midnight)"),
+    end: datetime | None = Query(None, alias="to", description="last recording time shown, ISO 8601 (inclusive; "
+                                                                "a date alone: its midnight)"),
     user: User = Depends(current_user),
     store: Store = Depends(_store),
 ) -> Timeline:
