@@ -1,7 +1,9 @@
-"""``fusion serve``: the HTTP API against the app in-process, and once as a real uvicorn process."""
+"""``fusion serve``: the HTTP API against the app in-process, and once as a real uvicorn process (which also serves
+a timeline and an export)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -432,6 +434,13 @@ def test_real_server_process_analyses_a_real_recording(tmp_path):
                     and report.duration_s == pytest.approx(25.6, abs=0.2))
             assert client.get(f"/v1/analyses/{response.json()['id']}/report.html",
                               headers=_auth(token)).status_code == 200
+            timeline = client.get("/v1/timeline", headers=_auth(token))
+            assert timeline.status_code == 200
+            assert response.json()["id"] in [entry["id"] for entry in timeline.json()["entries"]]
+            with client.stream("GET", "/v1/export", headers=_auth(token)) as export:
+                assert export.headers["content-type"] == "application/x-ndjson"
+                lines = [json.loads(line) for line in export.iter_lines() if line]
+            assert {line["id"] for line in lines} == {left.id, response.json()["id"]}
     finally:
         server.terminate()
         output = server.communicate(timeout=60)[0].decode(errors="replace")

@@ -39,7 +39,8 @@ def test_every_json_body_is_documented_by_a_service_schema(tmp_path):
         openapi = client.get("/openapi.json").json()
     bodies = list(_json_bodies(openapi))
     assert {(m, p) for m, p, s, _ in bodies if s.startswith("2")} >= {
-        ("get", "/healthz"), ("post", "/v1/analyses"), ("get", "/v1/analyses/{analysis_id}")}
+        ("get", "/healthz"), ("post", "/v1/analyses"), ("get", "/v1/analyses/{analysis_id}"), ("get", "/v1/timeline"),
+        ("get", "/v1/baseline"), ("post", "/v1/baseline")}
     for method, path, status, schema in bodies:
         name = schema.get("$ref", "").removeprefix("#/components/schemas/")
         assert name in openapi["components"]["schemas"], (method, path, status, schema)
@@ -47,6 +48,9 @@ def test_every_json_body_is_documented_by_a_service_schema(tmp_path):
     errors = {(m, p, s) for m, p, s, schema in bodies if schema["$ref"].endswith("/ErrorBody")}
     assert ("get", "/v1/analyses/{analysis_id}/report.html", "409") in errors
     assert ("post", "/v1/analyses", "413") in errors and ("delete", "/v1/analyses/{analysis_id}", "404") in errors
+    assert ("get", "/v1/export", "401") in errors and ("post", "/v1/baseline", "413") in errors
+    lines = openapi["paths"]["/v1/export"]["get"]["responses"]["200"]["content"]
+    assert lines == {"application/x-ndjson": {"schema": {"$ref": "#/components/schemas/ExportLine"}}}
 
 
 def test_bodies_match_their_schemas(tmp_path):

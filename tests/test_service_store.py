@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from fusion.service.store import DatabaseError, Store, engine_arguments
+from fusion.service.store import PERSONAL, DatabaseError, Store, engine_arguments
 
 
 def test_a_sqlite_url_with_its_driver_named_is_still_sqlite(tmp_path):
@@ -58,3 +60,34 @@ def test_a_database_url_that_is_no_url_is_refused_without_repeating_it():
     with pytest.raises(DatabaseError, match=r"database_url is not a SQLAlchemy URL") as caught:
         Store("s3cret-pw at the usual host")
     assert "s3cret-pw" not in str(caught.value)
+
+
+def test_a_database_from_before_gains_the_new_columns_and_its_rows_keep_their_upload_time(tmp_path):
+    """A database made before diaries had a recording time (and users a baseline version): opening it adds the
+    columns; its analyses are dated by their upload."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(100) UNIQUE, token_hash VARCHAR(64) UNIQUE,
+                                static BOOLEAN NOT NULL DEFAULT FALSE, created DATETIME);
+            CREATE TABLE analyses (id VARCHAR(32) PRIMARY KEY, user_id INTEGER REFERENCES users(id),
+                                   status VARCHAR(16), filename VARCHAR(200), gender VARCHAR(16), language VARCHAR(16),
+                                   transcript TEXT, attempts INTEGER, claim VARCHAR(32), error TEXT, report_json TEXT,
+                                   created DATETIME, updated DATETIME);
+            INSERT INTO users VALUES (1, 'alice', 'h', FALSE, '2026-01-02 03:04:05.000000');
+            INSERT INTO analyses VALUES ('a1', 1, 'done', 'd.flac', NULL, NULL, NULL, 1, NULL, NULL, '{}',
+                                         '2026-01-02 03:04:05.000000', '2026-01-02 03:04:06.000000');
+        """)
+    store = Store(f"sqlite:///{path}")
+    try:
+        row = store.get("a1")
+        assert row.recorded_at is None and row.voice_stats is None
+        assert row.when == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        assert [r.id for r in store.diaries(1)] == ["a1"] and store.analyses(1)[0][0] == "a1"
+        assert store.add_baseline(1, PERSONAL, 2, "{}").version == 1
+    finally:
+        store.close()
+    columns = {table: {c[1] for c in sqlite3.connect(path).execute(f"PRAGMA table_info({table})")}
+               for table in ("users", "analyses", "baselines")}
+    assert {"baseline_version"} <= columns["users"] and {"recorded_at", "voice_stats"} <= columns["analyses"]
+    assert {"version", "kind", "sources", "baseline_json"} <= columns["baselines"]

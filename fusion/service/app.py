@@ -4,6 +4,8 @@
 database (``fusion.service.store``), the storage folders and the worker threads (``fusion.service.jobs``)
 that share one set of loaded models (``fusion.pipeline.analyze``) live for the app's lifespan in
 ``app.state``; a gate in front refuses an unknown token or an oversized body before any of it is read.
+Its one bound holds for every POST: one recording with its form fields. A baseline's calm recordings
+(``POST /v1/baseline``) must fit in it together, which the route checks again file by file.
 The worker decodes through the same demuxer the upload check used (``fusion.audio.open_audio``) and stops
 at ``max_duration_s``, whatever the header said.
 """
@@ -89,7 +91,7 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
 
     app = FastAPI(title="fusion", summary="Words and voice of a spoken diary, fused.", lifespan=lifespan, docs_url=None,
                   redoc_url=None)
-    app.state.store, app.state.workers, app.state.server = store, workers, server
+    app.state.store, app.state.workers, app.state.server, app.state.config = store, workers, server, config
     app.state.uploads, app.state.incoming = root / "uploads", root / "incoming"
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
@@ -125,18 +127,19 @@ def storage(server: ServerConfig) -> Path:
     return root
 
 
-def remove_user(config: Config, name: str) -> tuple[int, int, int]:
-    """Delete a user, their analyses and their stored recordings; returns (analyses, reports, recordings) removed."""
+def remove_user(config: Config, name: str) -> tuple[int, int, int, int]:
+    """Delete a user with their token, analyses, baselines (every version) and stored recordings; returns
+    (analyses, reports, recordings, baseline versions) removed."""
     uploads = storage(config.server) / "uploads"
     store = Store(config.server.database())
     try:
-        rows = store.remove_user(name)
+        rows, baselines = store.remove_user(name)
     finally:
         store.close()
     recordings = [uploads / row.id for row in rows if (uploads / row.id).is_file()]
     for path in recordings:
         path.unlink()
-    return len(rows), sum(row.report_json is not None for row in rows), len(recordings)
+    return len(rows), sum(row.report_json is not None for row in rows), len(recordings), baselines
 
 
 def serve(config: Config | None = None) -> None:

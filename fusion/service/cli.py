@@ -99,12 +99,13 @@ def rotate_token(ctx: typer.Context, name: str = typer.Argument(..., help="the u
 @app.command("remove-user")
 def remove_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user to delete"),
                 config: Path | None = _CONFIG) -> None:
-    """Delete a user with all their recordings, reports and analyses, and say what was removed."""
+    """Delete a user with their token and all their recordings, reports, analyses and baselines, and say what was
+    removed."""
     from fusion.service.app import remove_user as remove
 
     try:
-        analyses, reports, recordings = remove(config_from(config or ctx.obj), name)
+        analyses, reports, recordings, baselines = remove(config_from(config or ctx.obj), name)
     except (ValueError, FusionError) as exc:
         fail(exc)
     err.print(f"user {escape(name)} removed with {analyses} analyses ({reports} reports) "
-              f"and {recordings} stored recordings")
+              f"and {recordings} stored recordings; {baselines} baseline versions")

@@ -2,20 +2,30 @@
 
 A job is claimed in the database before it runs, so a restart re-queues what was left unfinished
 (at most ``[server] max_attempts`` times) and two workers never run the same upload.
+
+A job is measured against the user's baseline of the moment (``fusion.service.baselines``). Once done it keeps
+the diary's ``VoiceStats`` (its prosody taken from the report, not measured again) and carries the drift alert
+when the user's diaries up to its recording time raise it; then the user's ``personal-auto`` baseline is
+refreshed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fusion.audio import load_audio
+from fusion.audio import Audio, load_audio
 from fusion.config import Config
 from fusion.errors import FusionError, InputError
-from fusion.report import DiaryReport
+from fusion.history import entry, trend_alert
+from fusion.prosody import Prosody, voice_stats
+from fusion.report import DiaryReport, TrendAlert
+from fusion.service.baselines import current, refresh_auto
 from fusion.service.store import Analysis, Store
 
 log = logging.getLogger(__name__)
@@ -67,8 +77,14 @@ class Workers:
         try:
             audio = load_audio(self.uploads / row.id, config.audio_input.sample_rate,
                                max_duration_s=config.server.max_duration_s)
-            report = self.analyze(audio, transcript=row.transcript, baseline=row.gender, config=config)
-            report_json = report.model_copy(update={"source": row.filename}).to_json(None)
+            baseline = row.gender or current(self.store, row.user_id, config)[0]
+            report = self.analyze(audio, transcript=row.transcript, baseline=baseline, recorded_at=row.when,
+                                  config=config)
+            report = report.model_copy(update={"source": row.filename})
+            stats = _stats(audio, report, config)
+            if (alert := self._trend(row, report)) is not None:
+                report = report.model_copy(update={"trend_alerts": [alert]})
+            report_json = report.to_json(None)
         except InputError as exc:
             self.store.finish(row.id, claim, error=f"bad recording: {exc.problem}")
         except FusionError as exc:
@@ -77,4 +93,30 @@ class Workers:
             log.exception("analysis %s failed", row.id)
             self.store.finish(row.id, claim, error="internal error while analysing (details are in the server log)")
         else:
-            self.store.finish(row.id, claim, report_json=report_json)
+            if self.store.finish(row.id, claim, report_json=report_json, voice_stats=stats) and stats is not None:
+                try:
+                    refresh_auto(self.store, row.user_id, config)
+                except Exception:  # the diary is done all the same; the next one tries again
+                    log.exception("user %d: the personal-auto baseline could not be refreshed", row.user_id)
+
+    def _trend(self, row: Analysis, report: DiaryReport) -> TrendAlert | None:
+        """The drift alert over the user's done diaries recorded up to this one (this one last); a history that
+        cannot be read is logged and leaves this diary's own report as it is."""
+        try:
+            earlier = [entry(r.id, DiaryReport.model_validate_json(r.report_json), r.when)
+                       for r in self.store.diaries(row.user_id) if r.id != row.id and r.when <= row.when]
+            return trend_alert([*earlier, entry(row.id, report, row.when)], self.config.history)
+        except Exception:
+            log.exception("analysis %s: the drift alert could not be computed from the user's history", row.id)
+            return None
+
+
+def _stats(audio: Audio, report: DiaryReport, config: Config) -> str | None:
+    """The diary's ``VoiceStats`` as JSON, its prosody read back from the report (rounded to 3 decimals there,
+    far below what a baseline's median notices); None for a diary without voiced audio."""
+    if report.voice.top is None:
+        return None
+    p = report.voice.prosody
+    measured = None if p is None else Prosody(*(math.nan if v is None else v
+                                                 for v in (p.pitch_hz, p.energy_db, p.speaking_rate)))
+    return json.dumps(voice_stats(audio.samples, config.audio, audio.sample_rate, measured=measured).to_dict())

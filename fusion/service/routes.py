@@ -5,25 +5,41 @@ generated name in ``[server].storage_dir`` and handed to the workers (``fusion.s
 client sends ever becomes part of a file path. The app (``fusion.service.app``) keeps the store, the
 workers, the ``[server]`` config and the storage folders in ``app.state``; the dependencies below read them.
 A new endpoint is its response model in ``schemas.py``, its function here and its test.
+
+Each diary has a recording time (``recorded_at`` with the upload, else the upload's own), which orders the
+caller's timeline (``/v1/timeline``) and export (``/v1/export``); ``/v1/baseline`` shows, makes or drops the
+caller's neutral voice baseline (``fusion.service.baselines``).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from datetime import timezone
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from fusion.audio import container_format, declared_duration
+from fusion import history
+from fusion.audio import container_format, declared_duration, load_audio
 from fusion.errors import InputError
+from fusion.prosody import baseline_from_stats, voice_stats
 from fusion.report import DiaryReport
-from fusion.service.schemas import AnalysisCreated, AnalysisStatus, ErrorBody, Health
-from fusion.service.store import DONE, Analysis, Store, User
+from fusion.service import baselines
+from fusion.service.schemas import (
+    AnalysisCreated,
+    AnalysisStatus,
+    BaselineInfo,
+    ErrorBody,
+    ExportLine,
+    Health,
+    Timeline,
+)
+from fusion.service.store import DONE, PERSONAL, Analysis, Store, User
 
 CHUNK = 1 << 20
 NO_TOKEN = "missing or unknown bearer token"
@@ -38,6 +54,19 @@ _JSON_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components
 
 def too_large(limit: int) -> str:
     return f"upload too large: the limit is {limit / 1e6:.1f} MB"
+
+
+class NDJSONResponse(StreamingResponse):
+    """JSON lines, sent as they are made."""
+
+    media_type = "application/x-ndjson"
+
+
+class _JSONLines(JSONResponse):
+    """Only for the documentation of a route answering ``NDJSONResponse``: its media type, and its 200 model as
+    the schema of each line (FastAPI documents a model of a non-JSON response class as a string)."""
+
+    media_type = NDJSONResponse.media_type
 
 
 def _store(request: Request) -> Store:
@@ -75,12 +104,15 @@ def create(
     transcript: str | None = Form(None, description="the diary's words: skips speech-to-text"),
     language: str | None = Form(None, description="speech-to-text language, one of [server] languages "
                                                   "(a 422 names them)"),
+    recorded_at: str | None = Form(None, description="when the diary was recorded, ISO 8601 (without a zone: UTC; "
+                                                     "at most a day ahead); default: now"),
     user: User = Depends(current_user),
     store: Store = Depends(_store),
 ) -> AnalysisCreated:
     """Queue a recording for analysis."""
     state = request.app.state
     server = state.server
+    when = _recording_time(recorded_at)
     if language is not None and language not in server.languages:
         raise HTTPException(422, f"language must be one of {list(server.languages)}")
     transcript = (transcript or "").strip() or None
@@ -91,15 +123,9 @@ def create(
                                  f"{server.max_queued_per_user}; upload again when one is done")
     part = state.incoming / f"{uuid.uuid4().hex}.part"
     try:
-        _receive(file, part, server.max_upload_bytes)
-        _check_quota(store, user, state.uploads, part.stat().st_size, server.max_stored_bytes_per_user)
-        try:
-            seconds = declared_duration(part)
-        except InputError as exc:
-            raise HTTPException(415, f"not a usable recording: {exc.problem}") from exc
-        if seconds > server.max_duration_s:
-            raise HTTPException(413, f"recording too long: {seconds:.0f} s, the limit is {server.max_duration_s:.0f} s")
-        row = store.create(user.id, (file.filename or "upload")[-200:], gender, language, transcript)
+        _accept(file, part, request, server.max_upload_bytes, too_large(server.max_upload_bytes),
+                quota=(store, user))
+        row = store.create(user.id, (file.filename or "upload")[-200:], gender, language, transcript, when)
         part.replace(state.uploads / row.id)
     finally:
         part.unlink(missing_ok=True)
@@ -132,20 +158,156 @@ def report_html(row: Analysis = Depends(own)) -> HTMLResponse:
 
 @router.delete("/v1/analyses/{analysis_id}", status_code=204, response_class=Response, responses=_OWN)
 def remove(request: Request, row: Analysis = Depends(own), store: Store = Depends(_store)) -> Response:
-    """Delete an analysis with its recording and report."""
+    """Delete an analysis with its recording and report (and the automatic baselines built from it)."""
     store.delete(row.id)
     (request.app.state.uploads / row.id).unlink(missing_ok=True)
+    baselines.forget_diary(store, row.user_id, row.id, request.app.state.config)
     return Response(status_code=204)
 
 
-def _receive(file: UploadFile, dest: Path, limit: int) -> None:
-    """Copy the upload to ``dest`` within ``limit`` bytes; refuse it unless its first bytes name an audio container."""
+@router.get("/v1/timeline", response_model=Timeline, responses={401: {"model": ErrorBody}})
+def timeline(
+    request: Request,
+    start: datetime | None = Query(None, alias="from", description="first recording time shown, ISO 8601 (without "
+                                                                    "a zone: UTC; a date alone: its midnight)"),
+    end: datetime | None = Query(None, alias="to", description="last recording time shown, ISO 8601 (inclusive; "
+                                                                "a date alone: its midnight)"),
+    user: User = Depends(current_user),
+    store: Store = Depends(_store),
+) -> Timeline:
+    """The caller's done diaries in recording order (each linking its report page), their ISO weeks, and the drift
+    alert as of the last one shown; ``voice_lower_than_usual`` marks the diaries where it was raised."""
+    start, end = (None if t is None else history.utc(t) for t in (start, end))
+    if start is not None and end is not None and start > end:
+        raise HTTPException(422, "from is later than to")
+    cfg = request.app.state.config.history
+    entries = history.timeline(
+        (history.entry(row.id, DiaryReport.model_validate_json(row.report_json), row.when,
+                       str(request.url_for("report_html", analysis_id=row.id))) for row in store.diaries(user.id)),
+        cfg)
+    upto = [e for e in entries if end is None or e.recorded_at <= end]
+    shown = [e for e in upto if start is None or e.recorded_at >= start]
+    return Timeline(entries=shown, weeks=history.weekly(shown),
+                    trend=history.trend_alert(upto, cfg) if shown else None)
+
+
+@router.get("/v1/export", response_class=_JSONLines,
+            responses={200: {"model": ExportLine, "description": "one ExportLine per line, in recording order"},
+                       401: _JSON_ERROR})
+def export(user: User = Depends(current_user), store: Store = Depends(_store)) -> NDJSONResponse:
+    """Every analysis of the caller with its report, one JSON line each (``application/x-ndjson``), streamed."""
+    ids = [analysis_id for analysis_id, _ in store.analyses(user.id)]
+
+    def lines() -> Iterator[str]:
+        for analysis_id in ids:
+            row = store.get(analysis_id, user.id)
+            if row is None:
+                continue  # deleted while the export ran
+            line = ExportLine(id=row.id, filename=row.filename, recorded_at=row.when, status=row.status,
+                              error=row.error,
+                              report=DiaryReport.model_validate_json(row.report_json) if row.report_json else None)
+            yield line.model_dump_json() + "\n"
+
+    return NDJSONResponse(lines())
+
+
+@router.get("/v1/baseline", response_model=BaselineInfo, responses={401: {"model": ErrorBody}})
+def baseline(request: Request, user: User = Depends(current_user), store: Store = Depends(_store)) -> BaselineInfo:
+    """The baseline the caller's next diary (uploaded without ``gender``) will be measured against: their latest
+    hand-made one, else the one built from their own diaries, else the service's reference."""
+    config = request.app.state.config
+    return baselines.describe(*baselines.current(store, user.id, config), config)
+
+
+@router.post("/v1/baseline", status_code=201, response_model=BaselineInfo,
+             responses={code: {"model": ErrorBody} for code in (401, 413, 415)})
+def make_baseline(
+    request: Request,
+    files: list[UploadFile] = File(..., description=f"2 or more calm recordings of the caller (at most [server] "
+                                                    f"max_baseline_files, together no larger than one upload): "
+                                                    f"{FORMATS_HELP}"),
+    user: User = Depends(current_user),
+    store: Store = Depends(_store),
+) -> BaselineInfo:
+    """Make the caller's own baseline from calm recordings; their diaries are measured against it from now on
+    (a new version each time; the recordings themselves are not kept)."""
+    state = request.app.state
+    server, config = state.server, state.config
+    if not 2 <= len(files) <= server.max_baseline_files:
+        raise HTTPException(422, f"a baseline takes 2 to {server.max_baseline_files} recordings, got {len(files)}")
+    parts = [state.incoming / f"{uuid.uuid4().hex}.part" for _ in files]
+    message = f"baseline recordings too large: together the limit is {server.max_upload_bytes / 1e6:.1f} MB"
+    try:
+        used = 0
+        for file, part in zip(files, parts):
+            _accept(file, part, request, server.max_upload_bytes - used, message)
+            used += part.stat().st_size
+        stats = []  # what build_baseline does, one decoded recording in memory at a time
+        for file, part in zip(files, parts):
+            try:
+                audio = load_audio(part, config.audio_input.sample_rate, max_duration_s=server.max_duration_s)
+            except InputError as exc:
+                raise HTTPException(415, f"{(file.filename or 'upload')[-200:]}: not a usable recording: "
+                                         f"{exc.problem}") from exc
+            stats.append(voice_stats(audio.samples, config.audio, audio.sample_rate))
+            del audio
+        built = baseline_from_stats(stats, PERSONAL)
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+    row = store.add_baseline(user.id, PERSONAL, len(stats), baselines.to_json(built))
+    return baselines.describe(built, row, config)
+
+
+@router.delete("/v1/baseline", status_code=204, response_class=Response, responses={401: {"model": ErrorBody}})
+def drop_baseline(user: User = Depends(current_user), store: Store = Depends(_store)) -> Response:
+    """Remove the caller's hand-made baselines (every version): their diaries go back to the automatic one."""
+    store.remove_baselines(user.id, PERSONAL)
+    return Response(status_code=204)
+
+
+def _recording_time(value: str | None) -> datetime:
+    """``recorded_at`` as given (aware UTC; a time without a zone is UTC), or now; 422 when unreadable or more than
+    a day ahead."""
+    now = datetime.now(timezone.utc)
+    if value is None or not value.strip():
+        return now
+    try:
+        moment = history.utc(datetime.fromisoformat(value.strip()))
+    except ValueError:
+        raise HTTPException(422, f"recorded_at is not an ISO 8601 time: {value[:40]!r}") from None
+    if moment > now + timedelta(days=1):
+        raise HTTPException(422, "recorded_at is more than a day in the future")
+    return moment
+
+
+def _accept(file: UploadFile, part: Path, request: Request, limit: int, message: str,
+            quota: tuple[Store, User] | None = None) -> None:
+    """Receive ``file`` into ``part`` and check it as a recording: at most ``limit`` bytes (else 413 ``message``),
+    an audio container by its first bytes, within the user's storage quota (``quota``) and declaring no more than
+    ``[server] max_duration_s``."""
+    state = request.app.state
+    server = state.server
+    _receive(file, part, limit, message)
+    if quota is not None:
+        _check_quota(*quota, state.uploads, part.stat().st_size, server.max_stored_bytes_per_user)
+    try:
+        seconds = declared_duration(part)
+    except InputError as exc:
+        raise HTTPException(415, f"not a usable recording: {exc.problem}") from exc
+    if seconds > server.max_duration_s:
+        raise HTTPException(413, f"recording too long: {seconds:.0f} s, the limit is {server.max_duration_s:.0f} s")
+
+
+def _receive(file: UploadFile, dest: Path, limit: int, message: str) -> None:
+    """Copy the upload to ``dest`` within ``limit`` bytes (else 413 ``message``); refuse it unless its first bytes
+    name an audio container."""
     size = 0
     with os.fdopen(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
         while chunk := file.file.read(CHUNK):
             size += len(chunk)
             if size > limit:
-                raise HTTPException(413, too_large(limit))
+                raise HTTPException(413, message)
             out.write(chunk)
     if size == 0:
         raise HTTPException(422, "the uploaded file is empty")

@@ -1,4 +1,4 @@
-"""The service's database: users with hashed bearer tokens, and one row per analysis job.
+"""The service's database: users with hashed bearer tokens, one row per analysis job, and each user's baselines.
 
 Any SQLAlchemy URL works (SQLite by default, PostgreSQL in production); SQLite's connection
 options and PRAGMAs go to SQLite only, and a database that cannot be opened is a ``DatabaseError``
@@ -9,6 +9,11 @@ the job's truth: a server that dies mid-job finds it ``queued``/``running`` on t
 next start and runs it again (or fails it with a reason). Each run claims the row
 with a fresh ``claim`` token and only the holder of the current claim may finish it,
 so a stale worker can never overwrite a newer result.
+
+A done analysis keeps its diary's ``VoiceStats`` (JSON) beside the report, and every analysis its
+``recorded_at`` (an older database gains the column; its rows fall back to ``created``). A user's
+neutral baselines are versioned rows of ``baselines``: ``personal`` (made by hand from calm recordings)
+or ``personal-auto`` (built from their own diaries, with the ids of those diaries in ``sources``).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     Boolean,
+    DateTime,
     ForeignKey,
     Integer,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     delete,
     event,
@@ -41,6 +48,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from fusion.errors import FusionError
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+PERSONAL, PERSONAL_AUTO = "personal", "personal-auto"
 
 
 def _now() -> datetime:
@@ -69,6 +77,8 @@ class User(_Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     static: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("FALSE"))
+    # the user's latest baseline version: versions only count up, also past deleted ones
+    baseline_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -86,8 +96,32 @@ class Analysis(_Base):
     claim: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     report_json: Mapped[str | None] = mapped_column(Text)
+    voice_stats: Mapped[str | None] = mapped_column(Text)  # VoiceStats.to_dict() as JSON (done only)
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)  # UTC; None in rows from before
     created: Mapped[datetime] = mapped_column(default=_now)
     updated: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+    @property
+    def when(self) -> datetime:
+        """When the diary was recorded, as an aware UTC time (rows from before the column: their upload time)."""
+        return (self.recorded_at or self.created).replace(tzinfo=timezone.utc)
+
+
+class Baseline(_Base):
+    """One version of a user's neutral baseline (versions count up per user over both kinds, never reused)."""
+
+    __tablename__ = "baselines"
+    __table_args__ = (UniqueConstraint("user_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # PERSONAL or PERSONAL_AUTO
+    recordings: Mapped[int] = mapped_column(Integer)  # diaries (personal-auto) or calm clips (personal)
+    since: Mapped[datetime | None] = mapped_column(DateTime)  # personal-auto: the earliest diary's recorded_at (UTC)
+    sources: Mapped[str | None] = mapped_column(Text)  # personal-auto: JSON list of the diaries' ids, sorted
+    baseline_json: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(default=_now)
 
 
 class Store:
@@ -108,14 +142,24 @@ class Store:
             if self.sqlite:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             _Base.metadata.create_all(self.engine)
-            if "static" not in {c["name"] for c in inspect(self.engine).get_columns("users")}:  # a database from before
-                with self.engine.begin() as conn:
-                    conn.execute(text("ALTER TABLE users ADD COLUMN static BOOLEAN NOT NULL DEFAULT FALSE"))
+            self._add_missing_columns()
         except ImportError as exc:
             raise DatabaseError(f"cannot open the database {shown}: its driver is not installed ({exc})") from None
         except (SQLAlchemyError, OSError) as exc:
             reason = str(getattr(exc, "orig", None) or exc).partition("\n")[0]  # the driver's words, not SQLAlchemy's
             raise DatabaseError(f"cannot open the database {shown}: {reason}") from None
+
+    def _add_missing_columns(self) -> None:
+        """A database from before gains the columns added since (old rows keep NULL or the default)."""
+        added = {"users": {"static": "BOOLEAN NOT NULL DEFAULT FALSE",
+                           "baseline_version": "INTEGER NOT NULL DEFAULT 0"},
+                 "analyses": {"voice_stats": "TEXT", "recorded_at": "TIMESTAMP"}}
+        for table, columns in added.items():
+            have = {c["name"] for c in inspect(self.engine).get_columns(table)}
+            for name, kind in columns.items():
+                if name not in have:
+                    with self.engine.begin() as conn:
+                        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -167,17 +211,19 @@ class Store:
             user.token_hash = hash_token(token)
         return token
 
-    def remove_user(self, name: str) -> list[Analysis]:
-        """Delete ``name`` and all their analyses; returns the deleted analyses (their uploads are the caller's)."""
+    def remove_user(self, name: str) -> tuple[list[Analysis], int]:
+        """Delete ``name`` with their token, all their analyses and every version of their baselines; returns the
+        deleted analyses (their uploads are the caller's) and how many baseline versions went."""
         with self.session() as s, s.begin():
             user = s.scalar(select(User).where(User.name == name))
             if user is None:
                 raise ValueError(f"no user {name!r}")
             rows = list(s.scalars(select(Analysis).where(Analysis.user_id == user.id)))
             s.execute(delete(Analysis).where(Analysis.user_id == user.id))
+            baselines = s.execute(delete(Baseline).where(Baseline.user_id == user.id)).rowcount
             s.delete(user)
         self.compact()
-        return rows
+        return rows, baselines
 
     def open_jobs(self, user_id: int) -> int:
         """How many of the user's analyses are queued or running."""
@@ -194,9 +240,11 @@ class Store:
             return s.scalar(select(User).where(User.token_hash == hash_token(token)))
 
     def create(self, user_id: int, filename: str, gender: str | None, language: str | None,
-               transcript: str | None) -> Analysis:
+               transcript: str | None, recorded_at: datetime | None = None) -> Analysis:
+        """A queued analysis recorded at ``recorded_at`` (aware, or naive UTC; default: now)."""
+        when = _now() if recorded_at is None else _naive_utc(recorded_at)
         row = Analysis(id=uuid.uuid4().hex, user_id=user_id, status=QUEUED, filename=filename,
-                       gender=gender, language=language, transcript=transcript)
+                       gender=gender, language=language, transcript=transcript, recorded_at=when)
         with self.session() as s, s.begin():
             s.add(row)
         return row
@@ -214,10 +262,11 @@ class Store:
                              .values(status=RUNNING, claim=claim, attempts=Analysis.attempts + 1))
         return claim if done.rowcount == 1 else None
 
-    def finish(self, analysis_id: str, claim: str, *, report_json: str | None = None, error: str | None = None) -> bool:
+    def finish(self, analysis_id: str, claim: str, *, report_json: str | None = None, error: str | None = None,
+               voice_stats: str | None = None) -> bool:
         """Store the result of the run holding ``claim``; False when the job was deleted or re-claimed."""
         values = ({"status": FAILED, "error": error} if error is not None
-                  else {"status": DONE, "report_json": report_json})
+                  else {"status": DONE, "report_json": report_json, "voice_stats": voice_stats})
         with self.session() as s, s.begin():
             done = s.execute(update(Analysis).where(Analysis.id == analysis_id, Analysis.claim == claim)
                              .values(claim=None, **values))
@@ -242,6 +291,65 @@ class Store:
         with self.session() as s, s.begin():
             s.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=QUEUED, claim=None))
 
+    def diaries(self, user_id: int) -> list[Analysis]:
+        """The user's done analyses, in recording order (rows from before ``recorded_at``: by upload time)."""
+        with self.session() as s:
+            rows = list(s.scalars(select(Analysis).where(Analysis.user_id == user_id, Analysis.status == DONE)))
+        return sorted(rows, key=lambda row: (row.when, row.id))
+
+    def analyses(self, user_id: int) -> list[tuple[str, datetime]]:
+        """(id, recorded_at) of every analysis of the user, in recording order."""
+        with self.session() as s:
+            rows = s.execute(select(Analysis.id, Analysis.recorded_at, Analysis.created)
+                             .where(Analysis.user_id == user_id)).all()
+        return sorted(((i, r or c) for i, r, c in rows), key=lambda pair: (pair[1], pair[0]))
+
+    def stats_of_recent(self, user_id: int, limit: int) -> list[Analysis]:
+        """The user's ``limit`` most recently recorded done analyses that hold voice stats, oldest first."""
+        with self.session() as s:
+            rows = list(s.scalars(select(Analysis).where(Analysis.user_id == user_id, Analysis.status == DONE,
+                                                         Analysis.voice_stats.is_not(None))))
+        return sorted(rows, key=lambda row: (row.when, row.id))[-limit:] if limit > 0 else []
+
+    def latest_baseline(self, user_id: int, kind: str) -> Baseline | None:
+        with self.session() as s:
+            return s.scalar(select(Baseline).where(Baseline.user_id == user_id, Baseline.kind == kind)
+                            .order_by(Baseline.version.desc()).limit(1))
+
+    def add_baseline(self, user_id: int, kind: str, recordings: int, baseline_json: str, *,
+                     since: datetime | None = None, sources: str | None = None) -> Baseline:
+        """Store the user's next baseline version (one more than any they had, deleted ones included)."""
+        with self.session() as s, s.begin():
+            # the update takes the row's write lock first, so two writers never get the same number
+            s.execute(update(User).where(User.id == user_id).values(baseline_version=User.baseline_version + 1))
+            version = s.scalar(select(User.baseline_version).where(User.id == user_id))
+            row = Baseline(user_id=user_id, version=version, kind=kind, recordings=recordings,
+                           since=None if since is None else _naive_utc(since), sources=sources,
+                           baseline_json=baseline_json)
+            s.add(row)
+        return row
+
+    def baselines(self, user_id: int, kind: str | None = None) -> list[Baseline]:
+        """The user's baseline versions (of ``kind``), oldest first."""
+        with self.session() as s:
+            query = select(Baseline).where(Baseline.user_id == user_id)
+            if kind is not None:
+                query = query.where(Baseline.kind == kind)
+            return list(s.scalars(query.order_by(Baseline.version)))
+
+    def remove_baselines(self, user_id: int, kind: str | None = None, ids: list[int] | None = None) -> int:
+        """Delete the user's baselines of ``kind`` (or those of ``ids``); returns how many went."""
+        with self.session() as s, s.begin():
+            query = delete(Baseline).where(Baseline.user_id == user_id)
+            if kind is not None:
+                query = query.where(Baseline.kind == kind)
+            if ids is not None:
+                query = query.where(Baseline.id.in_(ids))
+            gone = s.execute(query).rowcount
+        if gone:
+            self.compact()
+        return gone
+
 
 def engine_arguments(url: URL) -> dict:
     """``create_engine`` options for ``url``: SQLite's connection options and a pre-ping for server databases
@@ -261,6 +369,11 @@ def _private_file(path: str | None) -> None:
     """Create the SQLite file readable by its owner only (SQLite gives its -wal and -shm files the same mode)."""
     if path and path != ":memory:" and not os.path.exists(path):
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """The database keeps naive UTC times (as ``created``); an aware time is converted first."""
+    return moment if moment.tzinfo is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _revoked() -> str:

@@ -1,0 +1,92 @@
+"""A user's neutral baseline in the service: which one their next diary is measured against, and the automatic
+one built from their own diaries.
+
+A job's baseline is, in this order: the ``gender`` its upload named; the user's latest hand-made baseline
+(``POST /v1/baseline``, kind ``personal``); their latest ``personal-auto`` one; the config's ``[audio] baseline``
+("auto": male or female by the diary's pitch). ``personal-auto`` is built (robust: medians and MADs) from the
+``VoiceStats`` of the user's most recently recorded ``[history] max_diaries`` done diaries once there are
+``min_diaries`` of them, and stored as a new version whenever that set of diaries changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict
+from datetime import timezone
+
+import numpy as np
+
+from fusion.config import Config
+from fusion.prosody import NeutralBaseline, VoiceStats, baseline_from_stats
+from fusion.service.schemas import BaselineInfo
+from fusion.service.store import PERSONAL, PERSONAL_AUTO, Baseline, Store
+
+log = logging.getLogger(__name__)
+
+
+def to_json(baseline: NeutralBaseline) -> str:
+    return json.dumps({k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(baseline).items()})
+
+
+def from_json(text: str) -> NeutralBaseline:
+    return NeutralBaseline(**json.loads(text))
+
+
+def current(store: Store, user_id: int, config: Config) -> tuple[str | NeutralBaseline, Baseline | None]:
+    """The baseline the user's next diary uploaded without ``gender`` is measured against, with its stored row
+    (None: the config's default, a name ``fusion.prosody.resolve_baseline`` knows)."""
+    for kind in (PERSONAL, PERSONAL_AUTO):
+        if (row := store.latest_baseline(user_id, kind)) is not None:
+            return from_json(row.baseline_json), row
+    return config.audio.baseline, None
+
+
+def refresh_auto(store: Store, user_id: int, config: Config) -> Baseline | None:
+    """The user's latest ``personal-auto`` baseline, first stored anew when the diaries it should rest on changed;
+    None while fewer than ``[history] min_diaries`` diaries hold voice stats."""
+    cfg = config.history
+    rows = store.stats_of_recent(user_id, cfg.max_diaries)
+    if len(rows) < cfg.min_diaries:
+        return None
+    sources = json.dumps(sorted(row.id for row in rows))
+    latest = store.latest_baseline(user_id, PERSONAL_AUTO)
+    if latest is not None and latest.sources == sources:
+        return latest
+    since = rows[0].when
+    stats = [VoiceStats.from_dict(json.loads(row.voice_stats)) for row in rows]
+    baseline = baseline_from_stats(stats, PERSONAL_AUTO, robust=True, diaries=len(rows), since=since.isoformat())
+    row = store.add_baseline(user_id, PERSONAL_AUTO, len(rows), to_json(baseline), since=since, sources=sources)
+    log.info("user %d: personal-auto baseline version %d from %d diaries", user_id, row.version, len(rows))
+    return row
+
+
+def forget_diary(store: Store, user_id: int, analysis_id: str, config: Config) -> None:
+    """A diary deleted: the automatic baseline versions built from it go with it, and the remaining diaries
+    (when enough) make a new one."""
+    built = [b.id for b in store.baselines(user_id, PERSONAL_AUTO) if analysis_id in json.loads(b.sources or "[]")]
+    if built:
+        store.remove_baselines(user_id, ids=built)
+    refresh_auto(store, user_id, config)
+
+
+def describe(spec: str | NeutralBaseline, row: Baseline | None, config: Config) -> BaselineInfo:
+    """``spec`` (and the row it was stored as) in the shape ``/v1/baseline`` answers with."""
+    if row is None:
+        named = config.audio.baselines.get(spec) if isinstance(spec, str) else None
+        return BaselineInfo(kind="reference", name=spec if isinstance(spec, str) else spec.name, version=None,
+                            diaries=None, clips=None, since=None, created=None,
+                            pitch_hz=named.pitch_hz if named else None, energy_db=named.energy_db if named else None)
+    auto = row.kind == PERSONAL_AUTO
+    return BaselineInfo(
+        kind=row.kind, name=spec.name, version=row.version,
+        diaries=row.recordings if auto else None, clips=None if auto else row.recordings,
+        since=None if row.since is None else row.since.replace(tzinfo=timezone.utc),
+        created=row.created.replace(tzinfo=timezone.utc),
+        pitch_hz=_rounded(spec.pitch_hz), energy_db=_rounded(spec.energy_db),
+    )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 3)
