@@ -150,15 +150,22 @@ class NeutralBaseline:
         b = audio.baselines[name]
         return cls(np.array(b.mean), np.array(b.std), name, b.pitch_hz, b.energy_db, b.rate_per_s)
 
+    def to_json(self) -> str:
+        return json.dumps({k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(self).items()},
+                          indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, name: str | None = None) -> NeutralBaseline:
+        """A baseline from ``to_json``'s text (``name`` is the default for a JSON without one)."""
+        return cls(**{**({"name": name} if name else {}), **json.loads(text)})
+
     def save_json(self, path: str | Path) -> None:
-        data = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(self).items()}
-        atomic_write(path, json.dumps(data, indent=2))
+        atomic_write(path, self.to_json())
 
     @classmethod
     def load_json(cls, path: str | Path) -> NeutralBaseline:
         try:
-            data = json.loads(Path(path).read_text())
-            return cls(**{"name": Path(path).stem, **data})
+            return cls.from_json(Path(path).read_text(), name=Path(path).stem)
         except (OSError, ValueError, TypeError) as exc:
             raise BaselineError(f"{path}: not a readable baseline JSON ({exc})") from exc
 

@@ -25,10 +25,10 @@ from fusion.audio import load_audio
 from fusion.cli import app as cli_app
 from fusion.config import default_config_path, load_config
 from fusion.history import utc
-from fusion.prosody import Prosody, VoiceStats, build_baseline
+from fusion.prosody import NeutralBaseline, Prosody, VoiceStats, build_baseline
 from fusion.report import DRIFT_KIND, DiaryReport, ValenceArousal
 from fusion.service.app import create_app
-from fusion.service.baselines import forget_diary, from_json, refresh_auto
+from fusion.service.baselines import forget_diary, refresh_auto
 from fusion.service.schemas import BaselineInfo, ExportLine, Timeline
 from fusion.service.store import PERSONAL_AUTO, Store, hash_token
 
@@ -353,7 +353,7 @@ def test_the_automatic_baseline_follows_the_set_of_diaries(tmp_path):
         by_day = dict(ids)
         assert json.loads(latest.sources) == sorted(by_day[d] for d in (1, 3, 4, 5)), "the 4 most recently recorded"
         assert latest.recordings == 4 and utc(latest.since) == first + timedelta(days=1)
-        assert from_json(latest.baseline_json).pitch_hz == pytest.approx(203.5)
+        assert NeutralBaseline.from_json(latest.baseline_json).pitch_hz == pytest.approx(203.5)
 
         store.delete(by_day[5])
         forget_diary(store, user_id, by_day[5], config)

@@ -13,10 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict
 from datetime import timezone
-
-import numpy as np
 
 from fusion.config import Config
 from fusion.prosody import NeutralBaseline, VoiceStats, baseline_from_stats
@@ -26,20 +23,12 @@ from fusion.service.store import PERSONAL, PERSONAL_AUTO, Baseline, Store
 log = logging.getLogger(__name__)
 
 
-def to_json(baseline: NeutralBaseline) -> str:
-    return json.dumps({k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(baseline).items()})
-
-
-def from_json(text: str) -> NeutralBaseline:
-    return NeutralBaseline(**json.loads(text))
-
-
 def current(store: Store, user_id: int, config: Config) -> tuple[str | NeutralBaseline, Baseline | None]:
     """The baseline the user's next diary uploaded without ``gender`` is measured against, with its stored row
     (None: the config's default, a name ``fusion.prosody.resolve_baseline`` knows)."""
     for kind in (PERSONAL, PERSONAL_AUTO):
         if (row := store.latest_baseline(user_id, kind)) is not None:
-            return from_json(row.baseline_json), row
+            return NeutralBaseline.from_json(row.baseline_json), row
     return config.audio.baseline, None
 
 
@@ -57,7 +46,7 @@ def refresh_auto(store: Store, user_id: int, config: Config) -> Baseline | None:
     since = rows[0].when
     stats = [VoiceStats.from_dict(json.loads(row.voice_stats)) for row in rows]
     baseline = baseline_from_stats(stats, PERSONAL_AUTO, robust=True, diaries=len(rows), since=since.isoformat())
-    row = store.add_baseline(user_id, PERSONAL_AUTO, len(rows), to_json(baseline), since=since, sources=sources)
+    row = store.add_baseline(user_id, PERSONAL_AUTO, len(rows), baseline.to_json(), since=since, sources=sources)
     log.info("user %d: personal-auto baseline version %d from %d diaries", user_id, row.version, len(rows))
     return row
 

@@ -255,7 +255,7 @@ def make_baseline(
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
-    row = store.add_baseline(user.id, PERSONAL, len(stats), baselines.to_json(built))
+    row = store.add_baseline(user.id, PERSONAL, len(stats), built.to_json())
     return baselines.describe(built, row, config)
 
 
