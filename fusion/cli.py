@@ -99,6 +99,9 @@ def batch(
     inputs: str = typer.Argument(..., help="a folder (recursive), a glob, or a list file (.txt: one path a line)"),
     out: Path = typer.Option(..., "--out", help="JSONL results, one line per input; a rerun resumes it"),
     csv_out: Path | None = typer.Option(None, "--csv", help="also write a one-row-per-file CSV summary here"),
+    dates: Path | None = typer.Option(None, "--dates", help="CSV file,recorded_at (ISO 8601; no zone: UTC; paths "
+                                                            "relative to the CSV): when each recording was made; "
+                                                            "default: the file's modification time"),
     workers: int | None = typer.Option(None, "--workers",
                                        help="local worker processes (default: workers in the config's batch section)"),
     engine: str = typer.Option("local", "--engine", help="local or ray"),
@@ -116,7 +119,8 @@ def batch(
 
     try:
         summary = run_batch(inputs, out, csv_path=csv_out, baseline=gender, config=config_from(config), workers=workers,
-                            engine=engine, address=address, retry_failed=retry_failed, progress=not quiet)
+                            engine=engine, address=address, retry_failed=retry_failed, progress=not quiet,
+                            dates=dates)
     except (FusionError, ValueError, OSError) as exc:
         fail(exc)
     err.print(summary.line(), soft_wrap=True)

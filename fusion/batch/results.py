@@ -20,8 +20,8 @@ from pathlib import Path
 from fusion.files import atomic_write
 
 _SEVERITY = ("low", "medium", "high")
-CSV_COLUMNS = ("file", "status", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds", "severity",
-               "error_kind", "message")
+CSV_COLUMNS = ("file", "status", "recorded_at", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds",
+               "severity", "error_kind", "message")
 
 
 class ResultsLocked(OSError):
@@ -87,7 +87,8 @@ class ResultsFile:
 
 
 def write_csv(records: Iterable[dict], path: str | Path) -> None:
-    """One summary row per record (duration, top emotions, alert kinds, worst severity, status), written atomically."""
+    """One summary row per record (when recorded, duration, top emotions, alert kinds, worst severity, status),
+    written atomically."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
     writer.writeheader()
@@ -96,8 +97,9 @@ def write_csv(records: Iterable[dict], path: str | Path) -> None:
         if rec["status"] == "ok":
             rep = rec["report"]
             severities = [a["severity"] for a in rep["alerts"]]
-            row.update(duration_s=rep["duration_s"], text_top=rep["text"]["top"] or "",
-                       voice_top=rep["voice"]["top"] or "", fused_top=rep["fused"]["top_ko"],
+            row.update(recorded_at=rep.get("recorded_at") or "", duration_s=rep["duration_s"],
+                       text_top=rep["text"]["top"] or "", voice_top=rep["voice"]["top"] or "",
+                       fused_top=rep["fused"]["top_ko"],
                        alert_kinds=";".join(sorted({a["kind"] for a in rep["alerts"]})),
                        severity=max(severities, key=_SEVERITY.index) if severities else "")
         else:
