@@ -108,3 +108,36 @@ def write_csv(records: Iterable[dict], path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buffer.getvalue(), durable=True)
+
+
+def timeline_entries(records: Iterable[dict]) -> tuple[list, int, int]:
+    """The timeline entries (``fusion.history.entry``) of a results file's reports, and how many records were
+    left out: ``(entries, errors, undated)``. An entry's id is the file as the batch recorded it; a report
+    without ``recorded_at`` (schema 1.0) is dated by its file's modification time, or left out when the file
+    is gone. A record that is no report is a ValueError naming it."""
+    from datetime import datetime, timezone
+
+    from fusion.history import entry
+    from fusion.report import DiaryReport
+
+    entries, errors, undated = [], 0, 0
+    for number, rec in enumerate(records, 1):
+        if rec.get("status") != "ok":
+            errors += 1
+            continue
+        try:
+            report = DiaryReport.model_validate(rec["report"])
+        except ValueError as exc:  # pydantic's ValidationError, told in one line
+            first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": (), "msg": str(exc)}
+            where = ".".join(map(str, first["loc"]))
+            raise ValueError(f"record {number} ({rec.get('file')}): not a DiaryReport ({where}: {first['msg']})") \
+                from None
+        when = report.recorded_at
+        if when is None:
+            try:
+                when = datetime.fromtimestamp(os.stat(rec["file"]).st_mtime, timezone.utc)
+            except OSError:
+                undated += 1
+                continue
+        entries.append(entry(rec["file"], report, recorded_at=when))
+    return entries, errors, undated
