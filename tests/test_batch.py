@@ -24,6 +24,7 @@ from fusion.batch.process import share_cores
 from fusion.batch.results import ResultsLocked
 from fusion.cli import app as cli_app
 from fusion.config import default_config_path
+from fusion.pipeline import file_time
 from fusion.report import DiaryReport
 
 CLIPS = [f"speech/ko_transcribed/{s}/{s}{n:05d}.flac" for s in ("pfa", "pma") for n in (1, 2, 3, 4)]
@@ -215,6 +216,7 @@ def test_local_worker_processes_give_the_same_lines(clips, tmp_path, config):
         assert record["status"] == "ok"
         batch, single = DiaryReport.model_validate(record["report"]), analyze(record["file"])
         assert batch.source == single.source == record["file"] and batch.duration_s == single.duration_s
+        assert batch.recorded_at == single.recorded_at == file_time(record["file"]), "the date crosses processes"
         assert SequenceMatcher(None, batch.transcript, single.transcript).ratio() > 0.8, (batch.transcript,
                                                                                          single.transcript)
         assert ((batch.text.top, batch.voice.top, batch.fused.top_en)
@@ -276,6 +278,7 @@ def test_ray_engine_on_a_local_instance(clips, tmp_path, config):
     assert (summary.done, summary.failed) == (3, 1)
     records = {r["file"]: r for r in assert_one_line_each(out, [str(p) for p in sources])}
     assert records[str(sources[-1])]["error"]["kind"] == "bad_input"
+    assert records[str(clips[0])]["report"]["recorded_at"] == file_time(clips[0]).isoformat().replace("+00:00", "Z")
     local = analyze(clips[0])
     remote = DiaryReport.model_validate(records[str(clips[0])]["report"]).transcript
     # The same words, not the same bytes: int8 kernels split over other thread counts may round differently.
