@@ -140,6 +140,8 @@ def history(
 
     Without --html or --csv, prints the weeks in the terminal.
     """
+    import json
+
     from fusion.batch.results import read_results, timeline_entries
     from fusion.history import entries_csv, timeline, trend_alert, weekly
 
@@ -153,7 +155,9 @@ def history(
             raise InputError(results, "no such results file")
         try:
             entries, errors, undated = timeline_entries(read_results(results))
-        except ValueError as exc:  # a line that is no JSON, or no report
+        except json.JSONDecodeError as exc:
+            raise InputError(results, f"not a fusion batch results file: a line is not JSON ({exc.msg})") from exc
+        except ValueError as exc:  # a record that holds no report
             raise InputError(results, str(exc)) from exc
     except FusionError as exc:
         fail(exc)

@@ -146,6 +146,12 @@ def test_history_refuses_bad_paths_and_a_missing_plotly_in_one_line(diaries, tmp
         assert result.exit_code == 2 and problem in result.output and "error:" in result.output, result.output
     result = runner.invoke(app, ["history", str(tmp_path / "none.jsonl")])
     assert result.exit_code == 2 and "none.jsonl: no such results file" in " ".join(result.output.split())
+    for lines, problem in (('{"file": "x", "sta\n{}\n', "not a fusion batch results file: a line is not JSON"),
+                           ('{"file": "x", "key": "k", "status": "ok", "report": {"source": "x"}}\n',
+                            "record 1 (x): not a DiaryReport (duration_s: Field required)")):
+        (tmp_path / "bad.jsonl").write_text(lines, encoding="utf-8")
+        result = runner.invoke(app, ["history", str(tmp_path / "bad.jsonl")])
+        assert result.exit_code == 2 and f"bad.jsonl: {problem}" in " ".join(result.output.split()), result.output
     code = "import sys; sys.modules['plotly'] = None; from fusion.cli import app; app()"
     run = [sys.executable, "-c", code, "history", str(diaries)]
     blocked = subprocess.run([*run, "--html", str(tmp_path / "t.html")], capture_output=True, text=True, cwd=ROOT)
