@@ -22,14 +22,13 @@ except ImportError as exc:
 
 from fusion.combine import ALERT_RULES
 from fusion.config import Config, default_config
-from fusion.history import DRIFT_WORDS, TimelineEntry, WeekSummary, describe_trend
-from fusion.html_report import COLOURS, MISMATCH, figure_div, page
+from fusion.history import DRIFT_WORDS, TimelineEntry, WeekSummary
+from fusion.html_report import COLOURS, MISMATCH, figure_div, page, trend_html
 from fusion.report import DRIFT_KIND, TrendAlert
 
 WORDS_COLOUR, VOICE_COLOUR = "#f28c28", "#1f77b4"
 
 _CSS = """
-.alert ul{margin:6px 0 0;padding-left:20px}
 td.num{text-align:right;font-variant-numeric:tabular-nums}td.when{white-space:nowrap}
 tr.alerted td{background:#fde8ee}
 """
@@ -72,11 +71,7 @@ def _drift_section(trend: TrendAlert | None) -> str:
     if trend is None:
         return ('<section id="drift"><h2>What stands out</h2><div class="agree">The recent diaries\' voice is '
                 "not lower than usual (or there are not yet enough diaries to tell).</div></section>")
-    first, *rest = describe_trend(trend)
-    items = "".join(f"<li>{escape(line)}</li>" for line in rest)
-    return (f'<section id="drift"><h2>What stands out</h2><div class="alert drift {trend.severity}" '
-            f'data-kind="{DRIFT_KIND}"><span class="sev">{trend.severity}</span>'
-            f"<strong>{escape(first)}</strong><ul>{items}</ul></div></section>")
+    return f'<section id="drift"><h2>What stands out</h2>{trend_html(trend)}</section>'
 
 
 def valence_figure(entries: list[TimelineEntry], trend: TrendAlert | None, gloss: _Gloss) -> go.Figure:

@@ -28,7 +28,8 @@ except ImportError as exc:
 from fusion.combine import ALERT_RULES
 from fusion.config import Config, default_config
 from fusion.files import atomic_write
-from fusion.report import Alert, DiaryReport
+from fusion.history import describe_trend
+from fusion.report import Alert, DiaryReport, TrendAlert
 
 # Colour of each emotion, by its English name, so words and voice use one visual language.
 COLOURS = {
@@ -54,6 +55,7 @@ h1{font-size:1.5rem;margin:0 0 4px}h2{font-size:1.15rem;margin:28px 0 8px}
 section{background:#fff;border-radius:10px;padding:16px 20px;margin-top:16px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 .alert{border-left:6px solid #c9a227;padding:8px 12px;margin:8px 0;background:#fff8e6;border-radius:4px}
 .alert.medium{border-color:#f28c28;background:#fff1e6}.alert.high{border-color:#e0245e;background:#fde8ee}
+.alert ul{margin:6px 0 0;padding-left:20px}
 .alert .sev{text-transform:uppercase;font-size:.75rem;font-weight:700;letter-spacing:.05em;margin-right:6px}
 .agree{border-left:6px solid #2ca02c;padding:8px 12px;background:#eaf7ea;border-radius:4px}
 .warn{color:#8a6100}
@@ -103,9 +105,18 @@ def _alert_html(alert: Alert, report: DiaryReport) -> str:
             f"In {escape(' and '.join(places))}.{detail}</div>")
 
 
+def trend_html(alert: TrendAlert) -> str:
+    """A drift alert (a person's recent diaries against their usual) as ``fusion.history.describe_trend`` tells it."""
+    first, *rest = describe_trend(alert)
+    items = "".join(f"<li>{escape(line)}</li>" for line in rest)
+    return (f'<div class="alert drift {alert.severity}" data-kind="{escape(alert.kind)}"><span class="sev">'
+            f"{alert.severity}</span><strong>{escape(first)}</strong><ul>{items}</ul></div>")
+
+
 def _alerts_section(report: DiaryReport) -> str:
     body = "".join(_alert_html(a, report) for a in report.alerts) or \
         '<div class="agree">Words and voice agree: no mismatch.</div>'
+    body += "".join(trend_html(t) for t in report.trend_alerts)
     body += "".join(f'<p class="warn">Note: {escape(w)}</p>' for w in report.warnings)
     return f'<section id="alerts"><h2>What stands out</h2>{body}</section>'
 

@@ -180,6 +180,19 @@ def test_pages_loading_plotly_from_a_url_are_small_and_the_file_is_the_installed
     print("page sizes (bytes):", sizes, "self-contained timeline:", len(inline.encode("utf-8")))
 
 
+def test_a_report_that_carries_the_drift_alert_tells_it_in_the_same_words(diaries):
+    """A report with a trend alert (the service's, as of that diary) tells it beside its own alerts, before its
+    timeline, in the words and numbers of the timeline page."""
+    trend = trend_alert(_entries(diaries), CFG)
+    last = DiaryReport.model_validate(read_results(diaries)[-1]["report"])
+    page = render_html(last.model_copy(update={"trend_alerts": [trend]}), plotly_js=PLOTLY_URL)
+    box = page[page.index('<div class="alert drift'):]
+    box = box[:box.index("</div>")]
+    assert [escape(line) in box for line in describe_trend(trend)] == [True] * len(describe_trend(trend))
+    assert page.index(escape(DRIFT_WORDS)) < page.index('id="timeline"')
+    assert escape(DRIFT_WORDS) not in render_html(last, plotly_js=PLOTLY_URL)
+
+
 def test_ids_and_links_cannot_inject_markup(diaries):
     entries = _entries(diaries)
     evil = [entries[0].model_copy(update={"id": "<script>alert(1)</script><b>x</b>.flac",
