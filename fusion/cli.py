@@ -99,6 +99,9 @@ def batch(
     inputs: str = typer.Argument(..., help="a folder (recursive), a glob, or a list file (.txt: one path a line)"),
     out: Path = typer.Option(..., "--out", help="JSONL results, one line per input; a rerun resumes it"),
     csv_out: Path | None = typer.Option(None, "--csv", help="also write a one-row-per-file CSV summary here"),
+    dates: Path | None = typer.Option(None, "--dates", help="CSV file,recorded_at (ISO 8601; no zone: UTC; paths "
+                                                            "relative to the CSV): when each recording was made; "
+                                                            "default: the file's modification time"),
     workers: int | None = typer.Option(None, "--workers",
                                        help="local worker processes (default: workers in the config's batch section)"),
     engine: str = typer.Option("local", "--engine", help="local or ray"),
@@ -116,12 +119,82 @@ def batch(
 
     try:
         summary = run_batch(inputs, out, csv_path=csv_out, baseline=gender, config=config_from(config), workers=workers,
-                            engine=engine, address=address, retry_failed=retry_failed, progress=not quiet)
+                            engine=engine, address=address, retry_failed=retry_failed, progress=not quiet,
+                            dates=dates)
     except (FusionError, ValueError, OSError) as exc:
         fail(exc)
     err.print(summary.line(), soft_wrap=True)
     if summary.any_failed:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def history(
+    results: Path = typer.Argument(..., help="a fusion batch results file (JSONL)"),
+    html_out: Path | None = typer.Option(None, "--html", help="write the timeline as one self-contained HTML page"),
+    csv_out: Path | None = typer.Option(None, "--csv", help="write one row per diary, in date order, here"),
+    title: str = typer.Option("Diaries over time", "--title", help="the page's title"),
+    config: Path | None = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
+) -> None:
+    """A person's diaries over time, from a batch's results: weeks, words vs voice, the drift alert.
+
+    Without --html or --csv, prints the weeks in the terminal.
+    """
+    import json
+
+    from fusion.batch.results import read_results, timeline_entries
+    from fusion.history import entries_csv, timeline, trend_alert, weekly
+
+    cfg = config_from(config)
+    try:
+        for out in (html_out, csv_out):
+            check_writable(out)
+        if html_out is not None:
+            from fusion.history_html import render_timeline  # says at once if the report extra is missing
+        if not results.is_file():
+            raise InputError(results, "no such results file")
+        try:
+            entries, errors, undated = timeline_entries(read_results(results))
+        except json.JSONDecodeError as exc:
+            raise InputError(results, f"not a fusion batch results file: a line is not JSON ({exc.msg})") from exc
+        except ValueError as exc:  # a record that holds no report
+            raise InputError(results, str(exc)) from exc
+    except FusionError as exc:
+        fail(exc)
+    entries = timeline(entries, cfg.history)
+    weeks, trend = weekly(entries), trend_alert(entries, cfg.history)
+    if html_out is not None:
+        write_output(html_out, render_timeline(entries, weeks, trend, title=title, config=cfg))
+    if csv_out is not None:
+        write_output(csv_out, entries_csv(entries))
+    if html_out is None and csv_out is None:
+        _print_weeks(weeks, trend)
+    if undated:
+        err.print(f"warning: {undated} report(s) without recorded_at whose file is gone: left out", soft_wrap=True)
+    drift = f"yes ({trend.severity})" if trend else "no"
+    err.print(f"{len(entries)} diaries in {len(weeks)} weeks; drift alert: {drift}"
+              f"{f'; {errors} error record(s) skipped' if errors else ''}", soft_wrap=True)
+
+
+def _print_weeks(weeks, trend) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from fusion.history import describe_trend
+
+    out = Console()
+    if trend is not None:
+        first, *rest = describe_trend(trend)
+        out.print(f"[bold red]{escape(first)}[/]")
+        for line in rest:
+            out.print("  " + escape(line))
+    table = Table("week", "from", "diaries", "words valence", "voice valence", "alerts (diaries)")
+    for w in weeks:
+        table.add_row(w.week, f"{w.start:%Y-%m-%d}", str(w.diaries),
+                      *("–" if v is None else f"{v:+.2f}" for v in (w.words_valence, w.voice_valence)),
+                      ", ".join(f"{k} ×{n}" for k, n in w.alerts.items()) or "–")
+    out.print(table)
 
 
 app.add_typer(serve_app, name="serve")

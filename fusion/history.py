@@ -158,3 +158,45 @@ def weekly(entries: Iterable[TimelineEntry]) -> list[WeekSummary]:
                                voice_valence=round(float(np.mean(voice)), 3) if voice else None,
                                alerts=dict(sorted(kinds.items()))))
     return out
+
+
+# How the drift alert is told, in one place: the timeline page, the terminal and the service read it here.
+DRIFT_WORDS = "In the recent diaries the voice sounds lower than this person's usual."
+SIGNAL_WORDS = {  # signal → (its name, the unit its numbers are in)
+    "voice_valence": ("voice valence", "on the -1 … +1 scale"),
+    "pitch_semitones": ("pitch", "semitones against the usual median pitch"),
+    "energy_db": ("energy", "dB"),
+}
+
+
+def describe_trend(alert: TrendAlert) -> list[str]:
+    """The drift alert in plain sentences: what, over which diaries, then each signal's recent and usual medians
+    and robust z-score."""
+    lines = [DRIFT_WORDS,
+             f"The last {alert.window_days:g} days (since {alert.since:%Y-%m-%d}): {alert.recent_diaries} diaries, "
+             f"against {alert.usual_diaries} earlier ones; severity {alert.severity}, score {alert.score:.1f}."]
+    for name, signal in alert.signals.items():
+        what, unit = SIGNAL_WORDS[name]
+        lines.append(f"{what.capitalize()}: recent median {signal.recent:+.2f}, usual {signal.usual:+.2f} ({unit}); "
+                     f"z = {signal.z:+.1f}.")
+    return lines
+
+
+CSV_COLUMNS = ("id", "recorded_at", "duration_s", "words_valence", "words_arousal", "voice_valence", "voice_arousal",
+               "text_top", "voice_top", "alert_kinds")
+
+
+def entries_csv(entries: Iterable[TimelineEntry]) -> str:
+    """One CSV row per diary, in the given order: when, how long, both points, both top labels, alert kinds."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for e in entries:
+        writer.writerow([e.id, e.recorded_at.isoformat(), e.duration_s,
+                         *(("", "") if e.words_va is None else (e.words_va.valence, e.words_va.arousal)),
+                         *(("", "") if e.voice_va is None else (e.voice_va.valence, e.voice_va.arousal)),
+                         e.text_top or "", e.voice_top or "", ";".join(e.alerts)])
+    return buffer.getvalue()

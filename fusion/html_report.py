@@ -1,10 +1,14 @@
-"""A DiaryReport as one self-contained HTML page: alerts in words, then plotly charts.
+"""A DiaryReport as one HTML page: alerts in words, then plotly charts.
 
-The page carries plotly.js inline, so it opens offline and can be mailed or stored
-as one file. Reading order: alerts first (the sentences of ``fusion.combine.ALERT_RULES``),
-a timeline of the diary (each sentence a span coloured by its words' emotion, the
-voice's emotion beneath it, mismatching spans outlined in red), the words-vs-voice
-valence/arousal picture, the diary-level bars of both label sets, the transcript.
+By default the page carries plotly.js inline (about 4.6 MB), so it opens offline and can be mailed or
+stored as one file; given a URL (a server's :data:`PLOTLY_URL`, where it serves :func:`plotly_js_path`)
+the page loads it from there instead and weighs tens of kilobytes. :func:`page` is the shell (head, CSS,
+plotly) that the timeline of a person's diaries (``fusion.history_html``) shares.
+
+Reading order: alerts first (the sentences of ``fusion.combine.ALERT_RULES``), a timeline of the diary
+(each sentence a span coloured by its words' emotion, the voice's emotion beneath it, mismatching spans
+outlined in red), the words-vs-voice valence/arousal picture, the diary-level bars of both label sets,
+the transcript.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ except ImportError as exc:
 from fusion.combine import ALERT_RULES
 from fusion.config import Config, default_config
 from fusion.files import atomic_write
-from fusion.report import Alert, DiaryReport
+from fusion.history import describe_trend
+from fusion.report import Alert, DiaryReport, TrendAlert
 
 # Colour of each emotion, by its English name, so words and voice use one visual language.
 COLOURS = {
@@ -38,6 +43,8 @@ COLOURS = {
 _FALLBACK = "#7f7f7f"
 MISMATCH = "#e0245e"
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+# Where a server publishes plotly.js for its pages (the file of plotly_js_path()).
+PLOTLY_URL = "/static/plotly.min.js"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR","NanumGothic",sans-serif;\
@@ -48,6 +55,7 @@ h1{font-size:1.5rem;margin:0 0 4px}h2{font-size:1.15rem;margin:28px 0 8px}
 section{background:#fff;border-radius:10px;padding:16px 20px;margin-top:16px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 .alert{border-left:6px solid #c9a227;padding:8px 12px;margin:8px 0;background:#fff8e6;border-radius:4px}
 .alert.medium{border-color:#f28c28;background:#fff1e6}.alert.high{border-color:#e0245e;background:#fde8ee}
+.alert ul{margin:6px 0 0;padding-left:20px}
 .alert .sev{text-transform:uppercase;font-size:.75rem;font-weight:700;letter-spacing:.05em;margin-right:6px}
 .agree{border-left:6px solid #2ca02c;padding:8px 12px;background:#eaf7ea;border-radius:4px}
 .warn{color:#8a6100}
@@ -97,9 +105,18 @@ def _alert_html(alert: Alert, report: DiaryReport) -> str:
             f"In {escape(' and '.join(places))}.{detail}</div>")
 
 
+def trend_html(alert: TrendAlert) -> str:
+    """A drift alert (a person's recent diaries against their usual) as ``fusion.history.describe_trend`` tells it."""
+    first, *rest = describe_trend(alert)
+    items = "".join(f"<li>{escape(line)}</li>" for line in rest)
+    return (f'<div class="alert drift {alert.severity}" data-kind="{escape(alert.kind)}"><span class="sev">'
+            f"{alert.severity}</span><strong>{escape(first)}</strong><ul>{items}</ul></div>")
+
+
 def _alerts_section(report: DiaryReport) -> str:
     body = "".join(_alert_html(a, report) for a in report.alerts) or \
         '<div class="agree">Words and voice agree: no mismatch.</div>'
+    body += "".join(trend_html(t) for t in report.trend_alerts)
     body += "".join(f'<p class="warn">Note: {escape(w)}</p>' for w in report.warnings)
     return f'<section id="alerts"><h2>What stands out</h2>{body}</section>'
 
@@ -206,40 +223,57 @@ def _key(report: DiaryReport, names: _Names, config: Config) -> str:
             f'<div class="key"><span><i style="background:{MISMATCH}"></i>words and voice disagree</span></div>')
 
 
-def _figure(fig: go.Figure, div_id: str, **attrs: str) -> str:
+def figure_div(fig: go.Figure, div_id: str, **attrs: str) -> str:
+    """A figure as a ``<div id=div_id>`` holding the plot ``div_id-plot`` (plotly.js comes with the page)."""
     extra = "".join(f' data-{k}="{escape(v)}"' for k, v in attrs.items())
     body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{div_id}-plot", config=_PLOT_CONFIG)
     return f'<div id="{div_id}"{extra}>{body}</div>'
 
 
-def render_html(report: DiaryReport, config: Config | None = None) -> str:
-    """The whole page as one string (plotly.js included; nothing is fetched when it opens)."""
+def plotly_js_path() -> Path:
+    """The installed plotly package's ``plotly.min.js``: the one file a server publishes at :data:`PLOTLY_URL`."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def page(title: str, body: str, plotly_js: str | None = None, css: str = "") -> str:
+    """A whole page around ``body`` (HTML): the shared head and CSS, and plotly.js inline (``plotly_js`` None,
+    nothing is fetched when it opens) or from that URL."""
+    plotly = (f"<script>{get_plotlyjs()}</script>" if plotly_js is None
+              else f'<script src="{escape(plotly_js)}" charset="utf-8"></script>')
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title><style>{_CSS}{css}</style>{plotly}</head>
+<body><main>
+{body}
+</main></body></html>
+"""
+
+
+def render_html(report: DiaryReport, config: Config | None = None, plotly_js: str | None = None) -> str:
+    """The whole page as one string: plotly.js inline (``plotly_js`` None: nothing is fetched when it opens),
+    or loaded from the URL ``plotly_js`` (e.g. :data:`PLOTLY_URL`)."""
     config = config or default_config()
     names = _Names(config)
     head = (f"{escape(Path(report.source).name or report.source)} · {report.duration_s:.1f} s · "
             f"language {escape(report.language)} · {len(report.sentences)} sentences")
     fused = (f"Together, words and voice lean to {escape(names.words(report.fused.top_ko))} / "
              f"{escape(report.fused.top_en)}.")
-    timeline = (_figure(timeline_figure(report, names), "timeline", sentences=str(len(report.sentences)))
+    timeline = (figure_div(timeline_figure(report, names), "timeline", sentences=str(len(report.sentences)))
                 if report.sentences else "<p>No sentences to place on a timeline.</p>")
     key = _key(report, names, config)
-    va = _figure(valence_arousal_figure(report), "va")
-    bars = _figure(diary_bars_figure(report, names), "bars")
+    va = figure_div(valence_arousal_figure(report), "va")
+    bars = figure_div(diary_bars_figure(report, names), "bars")
     m = report.models
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Voice diary report</title><style>{_CSS}</style><script>{get_plotlyjs()}</script></head>
-<body><main>
-<h1>Voice diary report</h1><div class="meta">{head}</div>
+    return page("Voice diary report", f"""<h1>Voice diary report</h1><div class="meta">{head}</div>
 {_alerts_section(report)}
 <section id="timeline-section"><h2>Timeline: words above, voice beneath</h2>{timeline}{key}</section>
 <section id="valence-arousal"><h2>Words vs voice: how pleasant, how excited</h2>{va}</section>
 <section id="diary"><h2>The diary as a whole</h2>{bars}<p>{fused}</p></section>
 {_transcript_section(report, names)}
 <footer>models: {escape(m.stt_model)} · {escape(m.text_model)} · {escape(m.audio_model)}
-· report schema {escape(report.schema_version)}</footer>
-</main></body></html>
-"""
+· report schema {escape(report.schema_version)}</footer>""", plotly_js)
 
 
 def save_html(report: DiaryReport, path: str | Path, config: Config | None = None) -> None:

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from difflib import SequenceMatcher
 from pathlib import Path
 
 import pytest
 from require import unavailable
+from typer.testing import CliRunner
 
 from fusion import analyze, analyze_many
 from fusion.batch import ResultsFile, Worker, content_key, read_results, run_batch
 from fusion.batch.process import share_cores
 from fusion.batch.results import ResultsLocked
+from fusion.cli import app as cli_app
 from fusion.config import default_config_path
+from fusion.pipeline import file_time
 from fusion.report import DiaryReport
 
 CLIPS = [f"speech/ko_transcribed/{s}/{s}{n:05d}.flac" for s in ("pfa", "pma") for n in (1, 2, 3, 4)]
@@ -211,6 +216,7 @@ def test_local_worker_processes_give_the_same_lines(clips, tmp_path, config):
         assert record["status"] == "ok"
         batch, single = DiaryReport.model_validate(record["report"]), analyze(record["file"])
         assert batch.source == single.source == record["file"] and batch.duration_s == single.duration_s
+        assert batch.recorded_at == single.recorded_at == file_time(record["file"]), "the date crosses processes"
         assert SequenceMatcher(None, batch.transcript, single.transcript).ratio() > 0.8, (batch.transcript,
                                                                                          single.transcript)
         assert ((batch.text.top, batch.voice.top, batch.fused.top_en)
@@ -272,6 +278,7 @@ def test_ray_engine_on_a_local_instance(clips, tmp_path, config):
     assert (summary.done, summary.failed) == (3, 1)
     records = {r["file"]: r for r in assert_one_line_each(out, [str(p) for p in sources])}
     assert records[str(sources[-1])]["error"]["kind"] == "bad_input"
+    assert records[str(clips[0])]["report"]["recorded_at"] == file_time(clips[0]).isoformat().replace("+00:00", "Z")
     local = analyze(clips[0])
     remote = DiaryReport.model_validate(records[str(clips[0])]["report"]).transcript
     # The same words, not the same bytes: int8 kernels split over other thread counts may round differently.
@@ -364,3 +371,77 @@ def _running(pids: set[int]) -> set[int]:
         except OSError:
             return "gone"
     return {pid for pid in pids if state(pid) not in ("Z", "gone")}
+
+
+def test_dates_csv_sets_each_recorded_at_and_a_changed_date_updates_the_line_without_a_new_analysis(clips, tmp_path):
+    """``--dates``: rows name inputs by a path relative to the CSV (or absolute), a naive time is UTC, an input
+    without a row keeps its file's modification time; identical files dated apart keep their own dates. The date
+    is not part of the resume key: a rerun with another date rewrites that line and analyses nothing."""
+    folder = clips[0].parent
+    twin = folder / "twin.flac"
+    twin.write_bytes(clips[0].read_bytes())
+    os.utime(clips[2], (1_780_000_000, 1_780_000_000))
+    dates = tmp_path / "dates.csv"
+    dates.write_text(f"file,recorded_at\nin/{clips[0].name},2026-11-02T21:30:00+09:00\n"
+                     f"{clips[1]},2026-11-03\nin/twin.flac,2026-11-05T08:00:00Z\n", encoding="utf-8")
+    inputs = [*clips[:3], twin]
+    out, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
+    result = CliRunner().invoke(cli_app, ["batch", *(["--dates", str(dates)]), "--out", str(out), "--csv", str(table),
+                                          "-q", str(folder / "*.flac")])
+    assert result.exit_code == 0, result.output
+    records = {Path(r["file"]).name: r for r in read_results(out)}
+    assert len(records) == len(clips) + 1  # every clip of the folder; only the dated ones have rows
+    when = {name: r["report"]["recorded_at"] for name, r in records.items()}
+    assert when[clips[0].name] == "2026-11-02T12:30:00Z" and when[clips[1].name] == "2026-11-03T00:00:00Z"
+    assert when["twin.flac"] == "2026-11-05T08:00:00Z", "the same content, analysed once, dated apart"
+    assert records["twin.flac"]["report"]["transcript"] == records[clips[0].name]["report"]["transcript"]
+    assert datetime.fromisoformat(when[clips[2].name]) == datetime.fromtimestamp(1_780_000_000, timezone.utc)
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(table.open(encoding="utf-8"))}
+    assert {name: row["recorded_at"] for name, row in rows.items()} == when
+    assert DiaryReport.model_validate(records[clips[1].name]["report"]).recorded_at == datetime(2026, 11, 3,
+                                                                                                 tzinfo=timezone.utc)
+
+    keys = {name: r["key"] for name, r in records.items()}
+    dates.write_text(f"file,recorded_at\n{clips[1].name},2026-11-04T07:00\n", encoding="utf-8")
+    dates.rename(folder / "dates.csv")
+    again = run_batch([str(p) for p in inputs], out, dates=folder / "dates.csv", progress=False)
+    assert (again.done, again.skipped, again.audio_s) == (0, 4, 0.0), "nothing analysed again"
+    # clips[1] has a new date; clips[0] and the twin lost their rows, so their file's time is their date now
+    assert again.redated == 3 and "3 given a new date" in again.line()
+    records = {Path(r["file"]).name: r for r in read_results(out)}
+    assert records[clips[1].name]["report"]["recorded_at"] == "2026-11-04T07:00:00Z"
+    assert records[clips[2].name]["report"]["recorded_at"] == when[clips[2].name]
+    assert {name: r["key"] for name, r in records.items()} == keys, "the same keys: the date is no analysis input"
+    assert run_batch([str(p) for p in inputs], out, dates=folder / "dates.csv", progress=False).redated == 0
+
+
+def test_analyze_many_passes_the_date_past_the_decode_ahead(clips):
+    """The worker decodes ahead and gives the pipeline decoded audio, which has no file time: the time is sent
+    with each input instead."""
+    os.utime(clips[3], (1_770_000_000, 1_770_000_000))
+    given = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)
+    results = list(analyze_many(clips[2:4], dates={str(clips[2]): given}))
+    assert [r.report.recorded_at for r in results] == [given, datetime.fromtimestamp(1_770_000_000, timezone.utc)]
+
+
+@pytest.mark.parametrize("rows, problem", [
+    ("file,recorded_at\npfa00001.flac,2026-11-02\npfa00002.flac,yesterday\n",
+     "line 3: recorded_at 'yesterday' of pfa00002.flac is not an ISO 8601 date"),
+    ("file,recorded_at\npfa00001.flac,2026-11-02\nnot_here.flac,2026-11-03\n",
+     "line 3: not_here.flac is not one of the batch's inputs"),
+    ("file,recorded_at\npfa00001.flac,2026-11-02\n./pfa00001.flac,2026-11-03\n",
+     "line 3: ./pfa00001.flac is dated already on line 2"),
+    ("file,when\npfa00001.flac,2026-11-02\n",
+     "the dates CSV needs the columns file,recorded_at (missing: recorded_at)"),
+    ("file,recorded_at\npfa00001.flac,\n", "line 2: recorded_at '' of pfa00001.flac is not an ISO 8601 date"),
+])
+def test_a_bad_dates_csv_is_one_line_naming_it_before_any_work(clips, tmp_path, rows, problem):
+    dates = clips[0].parent / "dates.csv"
+    dates.write_text(rows, encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    t0 = time.perf_counter()
+    result = CliRunner().invoke(cli_app, ["batch", str(clips[0].parent), "--out", str(out), "--dates", str(dates)])
+    assert result.exit_code == 2
+    line = " ".join(result.output.split())
+    assert f"error: {dates}: {problem}" in line and len(result.output.strip().splitlines()) <= 2, result.output
+    assert not out.exists() and time.perf_counter() - t0 < 5, "refused before any recording is read"

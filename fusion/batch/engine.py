@@ -9,12 +9,14 @@ from __future__ import annotations
 import glob
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
+from fusion.batch.dates import parse_time, read_dates
 from fusion.batch.process import die_with_parent
 from fusion.batch.results import ResultsFile, read_results, write_csv
 from fusion.batch.worker import BatchResult, Item, Worker, content_key
@@ -40,6 +42,24 @@ def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | Non
         return sorted(p for p in glob.glob(str(spec), recursive=True)
                       if Path(p).is_file() or Path(p).suffix.lower() in extensions)
     return [str(spec)]
+
+
+def recorded_at(file: str, dates: Mapping[str, datetime] | None = None) -> datetime | None:
+    """When ``file`` was recorded: its row of the dates CSV, else its modification time (None: it cannot be read)."""
+    if dates and file in dates:
+        return dates[file]
+    try:
+        return datetime.fromtimestamp(os.stat(file).st_mtime, timezone.utc)
+    except (OSError, ValueError):
+        return None
+
+
+def _dates(dates: str | Path | Mapping[str, datetime] | None, files: list[str]) -> dict[str, datetime]:
+    if dates is None:
+        return {}
+    if isinstance(dates, Mapping):
+        return {f: parse_time(w) if isinstance(w, str) else w for f, w in dates.items()}
+    return read_dates(dates, files)
 
 
 _PROCESS_WORKER: Worker | None = None
@@ -88,17 +108,21 @@ def analyze_many(
     workers: int | None = None,
     engine: str = "local",
     address: str | None = None,
+    dates: str | Path | Mapping[str, datetime] | None = None,
 ) -> Iterator[BatchResult]:
     """Analyse many recordings, streaming one :class:`BatchResult` per input (errors are results too).
 
     ``sources`` is a folder, a glob, a list file or a sequence of paths. Results come chunk by chunk
-    (``[batch] files_per_chunk``), in input order with the local engine of one worker.
+    (``[batch] files_per_chunk``), in input order with the local engine of one worker. ``dates``: a dates
+    CSV (:mod:`fusion.batch.dates`) or a mapping input → recorded_at; other inputs are dated by their file's time.
 
     >>> for result in analyze_many("recordings/"):            # doctest: +SKIP
     ...     print(result.file, result.report.text.top if result.ok else result.error_kind)
     """
     config = config or default_config()
-    items = [(i, f, None) for i, f in enumerate(collect_inputs(sources, config))]
+    files = collect_inputs(sources, config)
+    when = _dates(dates, files)
+    items = [(i, f, None, recorded_at(f, when)) for i, f in enumerate(files)]
     for chunk in _engine(items, config, baseline, workers or config.batch.workers, engine, address):
         for _, record in chunk:
             yield BatchResult.from_record(record)
@@ -111,6 +135,7 @@ class BatchSummary:
     failed: int = 0
     skipped: int = 0
     skipped_failed: int = 0   # skipped inputs whose earlier record is an error (see --retry-failed)
+    redated: int = 0          # skipped inputs whose line was given this run's recorded_at
     audio_s: float = 0.0
     wall_s: float = 0.0
 
@@ -125,6 +150,7 @@ class BatchSummary:
     def line(self) -> str:
         return (f"done {self.done}, failed {self.failed}, skipped {self.skipped}"
                 f"{f' ({self.skipped_failed} failed earlier: --retry-failed)' if self.skipped_failed else ''}"
+                f"{f' ({self.redated} given a new date)' if self.redated else ''}"
                 f" of {self.total}; audio {self.audio_s / 60:.1f} min in {self.wall_s:.1f} s, "
                 f"real-time factor {self.rtf:.3f}")
 
@@ -133,19 +159,43 @@ class BatchSummary:
 class _Plan:
     todo: list[Item]                # inputs to analyse, one per distinct content
     copies: list[dict]              # lines for inputs whose content already has a line under another path
-    twins: dict[str, list[str]]     # key → the other inputs of that content, given a copy of its line
+    twins: dict[str, list[tuple[str, datetime | None]]]  # key → the other inputs of that content (and their
+    #                                                         recorded_at), given a copy of its line
 
 
-def _plan(files: list[str], results: ResultsFile, version: str, retry_failed: bool, summary: BatchSummary) -> _Plan:
+def _json_time(moment: datetime | None) -> str | None:
+    """A time as a report's JSON holds it (pydantic's form, so an unchanged date compares equal)."""
+    from pydantic_core import to_jsonable_python
+
+    return None if moment is None else to_jsonable_python(moment)
+
+
+def _same_time(stored: str | None, moment: datetime | None) -> bool:
+    if stored is None or moment is None:
+        return stored is None and moment is None
+    return parse_time(stored) == moment
+
+
+def _plan(files: list[str], results: ResultsFile, version: str, retry_failed: bool, summary: BatchSummary,
+          dates: Mapping[str, datetime]) -> _Plan:
     """What each input needs: nothing (its line is there), a copy of its content's line (moved or identical
-    file) or an analysis; drops (atomically) earlier records that are stale or are failures to retry."""
+    file) or an analysis; drops (atomically) earlier records that are stale or are failures to retry.
+
+    The date is not part of the key (it changes nothing the models compute): a line whose report holds
+    another recorded_at than this run gives its file (a changed dates CSV, a touched file) is rewritten with
+    the new one, without a second analysis."""
     keys = {f: content_key(f, version) for f in files}
+    when = {f: recorded_at(f, dates) for f in files}
     records = read_results(results.path)
     wanted = set(keys.values())
     keep = [r for r in records if not (r["file"] in keys and r["key"] != keys[r["file"]])
             and not (retry_failed and r["status"] == "error" and r["key"] in wanted)]
-    if len(keep) < len(records):
-        results.keep_only(keep)
+    redated = [_dated(r, when[r["file"]]) if r["file"] in keys and r["status"] == "ok"
+               and not _same_time(r["report"].get("recorded_at"), when[r["file"]]) else r for r in keep]
+    summary.redated = sum(a is not b for a, b in zip(redated, keep))
+    if len(keep) < len(records) or summary.redated:
+        results.keep_only(redated)
+    keep = redated
     lines = {(r["file"], r["key"]): r["status"] for r in keep}
     by_key = {r["key"]: r for r in keep}
     plan = _Plan([], [], {})
@@ -155,20 +205,24 @@ def _plan(files: list[str], results: ResultsFile, version: str, retry_failed: bo
             summary.skipped += 1
             summary.skipped_failed += lines[(f, key)] == "error"
         elif key in by_key:
-            plan.copies.append(_for_file(by_key[key], f))
+            plan.copies.append(_for_file(by_key[key], f, when[f]))
         elif key in plan.twins:
-            plan.twins[key].append(f)  # the same content twice in one run is analysed once
+            plan.twins[key].append((f, when[f]))  # the same content twice in one run is analysed once
         else:
-            plan.todo.append((i, f, key))
+            plan.todo.append((i, f, key, when[f]))
             plan.twins[key] = []
     return plan
 
 
-def _for_file(record: dict, file: str) -> dict:
-    """The line of the same content under another path, retold for ``file``."""
+def _dated(record: dict, moment: datetime | None) -> dict:
+    return {**record, "report": {**record["report"], "recorded_at": _json_time(moment)}}
+
+
+def _for_file(record: dict, file: str, moment: datetime | None) -> dict:
+    """The line of the same content under another path, retold for ``file`` (recorded at ``moment``)."""
     out = {**record, "file": file}
     if record["status"] == "ok":
-        out["report"] = {**record["report"], "source": file}
+        out["report"] = {**record["report"], "source": file, "recorded_at": _json_time(moment)}
     else:
         out["error"] = {**record["error"], "message": record["error"]["message"].replace(record["file"], file)}
     return out
@@ -191,24 +245,29 @@ def run_batch(
     address: str | None = None,
     retry_failed: bool = False,
     progress: bool = True,
+    dates: str | Path | Mapping[str, datetime] | None = None,
 ) -> BatchSummary:
-    """Analyse every input into ``out`` (JSONL), resuming a previous run; optional CSV summary."""
+    """Analyse every input into ``out`` (JSONL), resuming a previous run; optional CSV summary.
+
+    Each report's ``recorded_at`` is the input's row of ``dates`` (a dates CSV, :mod:`fusion.batch.dates`,
+    checked whole before any work; or a mapping input → time), else its file's modification time."""
     from fusion.batch.progress import BatchProgress
 
     config = config or default_config()
     t0 = time.perf_counter()
     files = list(dict.fromkeys(collect_inputs(sources, config)))
+    given = _dates(dates, files)
     summary = BatchSummary(total=len(files))
     results = ResultsFile(out, fsync=config.batch.fsync)
     try:
-        plan = _plan(files, results, config.fingerprint(), retry_failed, summary)
+        plan = _plan(files, results, config.fingerprint(), retry_failed, summary, given)
         for record in plan.copies:
             results.append(record)
             _count(summary, record)
         with BatchProgress(len(plan.todo), enabled=progress) as bar:
             for chunk in _engine(plan.todo, config, baseline, workers or config.batch.workers, engine, address):
                 for _, record in chunk:
-                    for line in (record, *(_for_file(record, f) for f in plan.twins[record["key"]])):
+                    for line in (record, *(_for_file(record, f, w) for f, w in plan.twins[record["key"]])):
                         results.append(line)
                         _count(summary, line)
                     seconds = record["report"]["duration_s"] if record["status"] == "ok" else 0.0

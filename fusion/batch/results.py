@@ -20,8 +20,8 @@ from pathlib import Path
 from fusion.files import atomic_write
 
 _SEVERITY = ("low", "medium", "high")
-CSV_COLUMNS = ("file", "status", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds", "severity",
-               "error_kind", "message")
+CSV_COLUMNS = ("file", "status", "recorded_at", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds",
+               "severity", "error_kind", "message")
 
 
 class ResultsLocked(OSError):
@@ -87,7 +87,8 @@ class ResultsFile:
 
 
 def write_csv(records: Iterable[dict], path: str | Path) -> None:
-    """One summary row per record (duration, top emotions, alert kinds, worst severity, status), written atomically."""
+    """One summary row per record (when recorded, duration, top emotions, alert kinds, worst severity, status),
+    written atomically."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
     writer.writeheader()
@@ -96,8 +97,9 @@ def write_csv(records: Iterable[dict], path: str | Path) -> None:
         if rec["status"] == "ok":
             rep = rec["report"]
             severities = [a["severity"] for a in rep["alerts"]]
-            row.update(duration_s=rep["duration_s"], text_top=rep["text"]["top"] or "",
-                       voice_top=rep["voice"]["top"] or "", fused_top=rep["fused"]["top_ko"],
+            row.update(recorded_at=rep.get("recorded_at") or "", duration_s=rep["duration_s"],
+                       text_top=rep["text"]["top"] or "", voice_top=rep["voice"]["top"] or "",
+                       fused_top=rep["fused"]["top_ko"],
                        alert_kinds=";".join(sorted({a["kind"] for a in rep["alerts"]})),
                        severity=max(severities, key=_SEVERITY.index) if severities else "")
         else:
@@ -106,3 +108,36 @@ def write_csv(records: Iterable[dict], path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buffer.getvalue(), durable=True)
+
+
+def timeline_entries(records: Iterable[dict]) -> tuple[list, int, int]:
+    """The timeline entries (``fusion.history.entry``) of a results file's reports, and how many records were
+    left out: ``(entries, errors, undated)``. An entry's id is the file as the batch recorded it; a report
+    without ``recorded_at`` (schema 1.0) is dated by its file's modification time, or left out when the file
+    is gone. A record that is no report is a ValueError naming it."""
+    from datetime import datetime, timezone
+
+    from fusion.history import entry
+    from fusion.report import DiaryReport
+
+    entries, errors, undated = [], 0, 0
+    for number, rec in enumerate(records, 1):
+        if rec.get("status") != "ok":
+            errors += 1
+            continue
+        try:
+            report = DiaryReport.model_validate(rec["report"])
+        except ValueError as exc:  # pydantic's ValidationError, told in one line
+            first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": (), "msg": str(exc)}
+            where = ".".join(map(str, first["loc"]))
+            raise ValueError(f"record {number} ({rec.get('file')}): not a DiaryReport ({where}: {first['msg']})") \
+                from None
+        when = report.recorded_at
+        if when is None:
+            try:
+                when = datetime.fromtimestamp(os.stat(rec["file"]).st_mtime, timezone.utc)
+            except OSError:
+                undated += 1
+                continue
+        entries.append(entry(rec["file"], report, recorded_at=when))
+    return entries, errors, undated

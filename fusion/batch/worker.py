@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import islice
 
 from fusion.batch.process import share_cores, tune_malloc
@@ -21,7 +22,10 @@ from fusion.config import Config, default_config
 from fusion.errors import FusionError
 from fusion.report import DiaryReport
 
-Item = tuple[int, str, str | None]  # (input index, file, key or None: computed by the worker)
+# (input index, file, key or None: computed by the worker, recorded_at or None: the file's modification time).
+# The worker decodes ahead and hands the pipeline decoded audio, which has no file time of its own, so the
+# time travels with the item.
+Item = tuple[int, str, str | None, datetime | None]
 
 
 def content_key(file: str, version: str) -> str:
@@ -103,13 +107,17 @@ class Worker:
 
     def run(self, items: Iterable[Item], baseline: str | None = None) -> Iterator[list[tuple[int, dict]]]:
         """Chunks of ``(index, record)``, in input order within a chunk, as soon as each chunk is finished."""
+        from fusion.pipeline import file_time
+
         cfg = self.config.batch
         heard, done, audio_s = [], [], 0.0
-        for (index, file, key), future in _prefetch(self._decode, items, cfg.prefetch):
+        for item, future in _prefetch(self._decode, items, cfg.prefetch):
+            index, file, key = item[:3]
             key = key or content_key(file, self.version)
             try:
                 audio, decode_s = future.result()
-                h = self.pipeline.hear(audio)
+                when = (item[3] if len(item) > 3 else None) or file_time(file)  # a 3-item tuple: the file's time
+                h = self.pipeline.hear(audio, recorded_at=when)
                 h.timer.stages["decode"] = round(h.timer.stages["decode"] + decode_s, 4)
             except Exception as exc:  # a bad file is a record, never the end of the batch
                 done.append((index, _failed(file, key, exc)))

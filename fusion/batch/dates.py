@@ -1,0 +1,69 @@
+"""``fusion batch --dates DATES.csv``: when each recording was made, when its file's time is not the truth.
+
+The CSV has the columns ``file,recorded_at`` (others are ignored). ``file`` is a path, absolute or
+relative to the CSV's own folder (as a list file's lines are to the list file); a row names the batch
+input that is the same file (both paths resolved, symlinks followed), however the batch spelled it.
+``recorded_at`` is ISO 8601 (``2026-11-02``, ``2026-11-02T21:30``, ``2026-11-02T21:30:00+09:00``, ``…Z``);
+a time without a zone is UTC. Inputs without a row keep their file's modification time. Every row is
+checked before any recording is read: a bad date, a file that is not an input, or a file named twice
+is a one-line error naming the CSV and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fusion.errors import InputError
+
+COLUMNS = ("file", "recorded_at")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date or date and time as an aware UTC datetime (no zone: UTC); ValueError if it is none."""
+    moment = datetime.fromisoformat(text.strip())
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _same_file(path: str | Path) -> str:
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def read_dates(path: str | Path, inputs: Iterable[str]) -> dict[str, datetime]:
+    """``input as the batch names it → recorded_at`` for every row of the dates CSV at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read the dates CSV ({exc.__class__.__name__}: {exc})") from exc
+    rows = csv.DictReader(text.splitlines())
+    missing = [c for c in COLUMNS if c not in (rows.fieldnames or [])]
+    if missing:
+        raise InputError(path, f"the dates CSV needs the columns {','.join(COLUMNS)} (missing: {', '.join(missing)})")
+    by_file: dict[str, list[str]] = {}
+    for f in inputs:
+        by_file.setdefault(_same_file(f), []).append(f)
+    dates: dict[str, datetime] = {}
+    named: dict[str, int] = {}
+    for row in rows:
+        line = rows.line_num
+        name, when = (row.get("file") or "").strip(), (row.get("recorded_at") or "").strip()
+        if not name:
+            raise InputError(path, f"line {line}: no file named")
+        try:
+            moment = parse_time(when)
+        except ValueError:
+            raise InputError(path, f"line {line}: recorded_at {when!r} of {name} is not an ISO 8601 date "
+                                   "(e.g. 2026-11-02 or 2026-11-02T21:30:00+09:00)") from None
+        target = _same_file(name if Path(name).is_absolute() else path.parent / name)
+        if target not in by_file:
+            raise InputError(path, f"line {line}: {name} is not one of the batch's inputs "
+                                   "(paths are relative to the CSV's folder)")
+        if target in named:
+            raise InputError(path, f"line {line}: {name} is dated already on line {named[target]}")
+        named[target] = line
+        dates.update(dict.fromkeys(by_file[target], moment))
+    return dates
