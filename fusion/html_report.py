@@ -239,12 +239,12 @@ def plotly_js_path() -> Path:
 
 def page(title: str, body: str, plotly_js: str | None = None, css: str = "") -> str:
     """A whole page around ``body`` (HTML): the shared head and CSS, and plotly.js inline (``plotly_js`` None,
-    nothing is fetched when it opens) or from that URL."""
+    nothing is fetched when it opens) or from that URL; an empty icon, so a browser asks for no favicon."""
     plotly = (f"<script>{get_plotlyjs()}</script>" if plotly_js is None
               else f'<script src="{escape(plotly_js)}" charset="utf-8"></script>')
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title><style>{_CSS}{css}</style>{plotly}</head>
+<title>{escape(title)}</title><link rel="icon" href="data:,"><style>{_CSS}{css}</style>{plotly}</head>
 <body><main>
 {body}
 </main></body></html>

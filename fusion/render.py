@@ -8,7 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from fusion.combine import ALERT_RULES
-from fusion.report import Alert, DiaryReport
+from fusion.history import describe_trend
+from fusion.report import Alert, DiaryReport, TrendAlert
 
 SEVERITY_STYLE = {"low": "yellow", "medium": "dark_orange", "high": "bold red"}
 BAR_WIDTH = 20
@@ -45,12 +46,30 @@ def _alert(alert: Alert, report: DiaryReport) -> Text:
     return text
 
 
+def _trend(alert: TrendAlert) -> Text:
+    first, *rest = describe_trend(alert)
+    text = Text(f"[{alert.severity}] ", style=SEVERITY_STYLE[alert.severity])
+    text.append(first, style="bold")
+    for line in rest:
+        text.append(f"\n  {line}")
+    return text
+
+
+def _baseline(report: DiaryReport) -> str:
+    voice = report.voice
+    if voice.baseline_diaries is None:
+        return voice.baseline
+    since = f" since {voice.baseline_since:%Y-%m-%d}" if voice.baseline_since else ""
+    return f"{voice.baseline}, {voice.baseline_diaries} diaries{since}"
+
+
 def render(report: DiaryReport, console: Console | None = None) -> None:
     """Print the report: alerts, warnings, diary-level bars, then sentence by sentence."""
     console = console or Console()
     head = f"{report.source} · {report.duration_s:.1f} s · {report.language} · {len(report.sentences)} sentences"
-    if report.alerts:
-        console.print(Panel(Group(*(_alert(a, report) for a in report.alerts)), title="Alerts", border_style="red"))
+    if report.alerts or report.trend_alerts:
+        told = [*(_alert(a, report) for a in report.alerts), *(_trend(a) for a in report.trend_alerts)]
+        console.print(Panel(Group(*told), title="Alerts", border_style="red"))
     else:
         console.print(Panel("Words and voice agree: no mismatch.", title="Alerts", border_style="green"))
     for warning in report.warnings:
@@ -59,14 +78,15 @@ def render(report: DiaryReport, console: Console | None = None) -> None:
     grid = Table.grid(padding=(0, 4))
     grid.add_row(
         _bars("Words (share of sentences)", report.text.percent, 100.0, "%"),
-        _bars(f"Voice (baseline: {report.voice.baseline}; neutral {report.voice.neutral_prob:.0%})",
+        _bars(f"Voice (neutral {report.voice.neutral_prob:.0%})",
               report.voice.probs),
     )
     grid.add_row(_bars("Fused (KO)", report.fused.ko), _bars("Fused (EN)", report.fused.en))
     console.print(grid)
     console.print(
         f"Words valence {report.words_va.valence:+.2f} arousal {report.words_va.arousal:+.2f} · "
-        f"voice valence {report.voice_va.valence:+.2f} arousal {report.voice_va.arousal:+.2f}"
+        f"voice valence {report.voice_va.valence:+.2f} arousal {report.voice_va.arousal:+.2f} · "
+        f"voice baseline: {_baseline(report)}"
     )
     flagged = {i for a in report.alerts for i in a.sentences}
     table = Table(title="Sentences", title_justify="left")

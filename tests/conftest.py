@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS
 from require import unavailable
 
 from fusion.config import Config, default_config
@@ -26,6 +27,30 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def config() -> Config:
     return default_config()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Chromium (pages open in contexts of it: ``offline_browser``, or one with the headers a test needs)."""
+    # Outside CI a developer machine may lack the browser; CI (.ci/run installs it) must never skip.
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("playwright.sync_api")
+        if not Path(CHROMIUM).exists():
+            pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set FUSION_CHROMIUM)")
+    import playwright.sync_api as playwright
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def offline_browser(chromium):
+    """A browser context with no network: a self-contained page must open in it."""
+    context = chromium.new_context(viewport={"width": 1200, "height": 900}, offline=True)
+    yield context
+    context.close()
 
 
 @pytest.fixture(scope="session")

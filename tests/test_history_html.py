@@ -13,7 +13,9 @@ from html import escape
 from pathlib import Path
 
 import pytest
+from browser import watched_page
 from plotly.offline import get_plotlyjs
+from rich.console import Console
 from typer.testing import CliRunner
 
 from fusion.batch import read_results, run_batch
@@ -23,12 +25,10 @@ from fusion.config import default_config
 from fusion.history import DRIFT_WORDS, describe_trend, timeline, trend_alert, weekly
 from fusion.history_html import render_timeline
 from fusion.html_report import PLOTLY_URL, plotly_js_path, render_html
+from fusion.render import render
 from fusion.report import DRIFT_KIND, DiaryReport
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("FUSION_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 CFG = default_config().history
 runner = CliRunner()
 
@@ -193,6 +193,23 @@ def test_a_report_that_carries_the_drift_alert_tells_it_in_the_same_words(diarie
     assert escape(DRIFT_WORDS) not in render_html(last, plotly_js=PLOTLY_URL)
 
 
+def test_the_terminal_report_tells_the_drift_alert_and_the_baseline_behind_the_voice(diaries):
+    trend = trend_alert(_entries(diaries), CFG)
+    last = DiaryReport.model_validate(read_results(diaries)[-1]["report"])
+    carried = last.model_copy(update={"trend_alerts": [trend]})
+    carried = carried.model_copy(update={"voice": carried.voice.model_copy(update={
+        "baseline": "personal-auto", "baseline_diaries": 7, "baseline_since": datetime(2026, 11, 2, tzinfo=timezone.utc)
+    })})
+    console = Console(record=True, width=200)
+    render(carried, console)
+    told = console.export_text()
+    assert all(line in told for line in describe_trend(trend)[:2])
+    assert "voice baseline: personal-auto, 7 diaries since 2026-11-02" in told
+    console = Console(record=True, width=200)
+    render(last, console)
+    assert DRIFT_WORDS not in console.export_text()
+
+
 def test_ids_and_links_cannot_inject_markup(diaries):
     entries = _entries(diaries)
     evil = [entries[0].model_copy(update={"id": "<script>alert(1)</script><b>x</b>.flac",
@@ -204,23 +221,7 @@ def test_ids_and_links_cannot_inject_markup(diaries):
     assert '<a href="/v1/analyses/abc/report.html?a=1&amp;b=&lt;2&gt;">' in page
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    # Outside CI a developer machine may lack the browser; CI (.ci/run installs it) must never skip.
-    if os.environ.get("CI") != "true":
-        pytest.importorskip("playwright.sync_api")
-        if not Path(CHROMIUM).exists():
-            pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set FUSION_CHROMIUM)")
-    import playwright.sync_api as playwright
-    with playwright.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1100, "height": 900}, offline=True)
-        yield context
-        context.close()
-
-
-def test_timeline_page_in_a_real_browser(browser, diaries, tmp_path):
+def test_timeline_page_in_a_real_browser(offline_browser, diaries, tmp_path):
     """No console errors; one point per diary on the words line and on the voice line; the alert markers are
     exactly the diaries that carry an alert. FUSION_SCREENSHOTS=docs writes docs/timeline.png."""
     path = tmp_path / "trend.html"
@@ -229,11 +230,7 @@ def test_timeline_page_in_a_real_browser(browser, diaries, tmp_path):
     entries = _entries(diaries)
     alerted = [e for e in entries if e.alerts]
     assert alerted, "the drift alert marks a diary"
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url}"))
+    page, problems = watched_page(offline_browser)
     page.goto(path.as_uri())
     page.wait_for_selector("#trend .trace.scatter .point")
     points = page.evaluate("[...document.querySelectorAll('#trend .trace.scatter')]"

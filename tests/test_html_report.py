@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import watched_page
 from plotly.offline import get_plotlyjs
 from rich.console import Console
 from typer.testing import CliRunner
@@ -23,9 +24,6 @@ from fusion.report import DiaryReport
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "diary_ko.flac"
 DOCS_PICTURE = ROOT / "docs" / "report.png"
-CHROMIUM = os.environ.get("FUSION_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +48,7 @@ def test_page_is_one_self_contained_file(sample_report):
     page = render_html(sample_report)
     assert page.startswith("<!DOCTYPE html>") and page.count(get_plotlyjs()) == 1, "plotly.js inline, once"
     ours = page.replace(get_plotlyjs(), "")
-    assert not re.search(r"<script[^>]+src=|<link[^>]+href=|@import|url\(|(src|href)=[\"']?https?:", ours)
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=(?!\"data:)|@import|url\(|(src|href)=[\"']?https?:", ours)
 
 
 def test_alerts_come_first_in_plain_words_with_their_evidence(flagship_report):
@@ -127,28 +125,8 @@ def test_cli_writes_the_page(tmp_path):
     assert out.read_text(encoding="utf-8").count('data-sentence="') == 2
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    # Outside CI a developer machine may lack the browser; CI (.ci/run installs it) must never skip.
-    if os.environ.get("CI") != "true":
-        pytest.importorskip("playwright.sync_api")
-        if not Path(CHROMIUM).exists():
-            pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set FUSION_CHROMIUM)")
-    import playwright.sync_api as playwright
-    with playwright.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1200, "height": 900}, offline=True)
-        yield context
-        context.close()
-
-
-def _open(browser, path: Path):
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url}"))
+def _open(offline_browser, path: Path):
+    page, problems = watched_page(offline_browser)
     page.goto(path.as_uri())
     page.wait_for_selector("#timeline .trace.bars .point")
     return page, problems
@@ -159,10 +137,10 @@ def _points(page, trace: int) -> int:
                          ".querySelectorAll('.point').length")
 
 
-def test_sample_report_in_a_real_browser(browser, sample_report, tmp_path):
+def test_sample_report_in_a_real_browser(offline_browser, sample_report, tmp_path):
     path = tmp_path / "report.html"
     path.write_text(render_html(sample_report), encoding="utf-8")
-    page, problems = _open(browser, path)
+    page, problems = _open(offline_browser, path)
     n = len(sample_report.sentences)
     assert n > 1 and _points(page, 0) == n and _points(page, 1) == n, "one words span and one voice span per sentence"
     assert page.locator("#timeline").get_attribute("data-sentences") == str(n)
@@ -178,14 +156,14 @@ def test_sample_report_in_a_real_browser(browser, sample_report, tmp_path):
     page.close()
 
 
-def test_mismatching_spans_are_highlighted_in_the_browser(browser, mirror_reports, tmp_path):
+def test_mismatching_spans_are_highlighted_in_the_browser(offline_browser, mirror_reports, tmp_path):
     """A real alert that names sentences (a happy voice under sad words: both sentences) outlines their spans."""
     report = mirror_reports["negative_words_upbeat_tone"]
     (alert,) = report.alerts
     assert len(alert.sentences) >= 1
     path = tmp_path / "alert.html"
     path.write_text(render_html(report), encoding="utf-8")
-    page, problems = _open(browser, path)
+    page, problems = _open(offline_browser, path)
     assert page.evaluate("document.getElementById('timeline-plot').layout.shapes.length") == len(alert.sentences)
     assert page.locator("#timeline .shapelayer path").count() == len(alert.sentences)
     assert page.locator(f"#alerts .alert.{alert.severity}").count() == 1 and problems == []

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import odd_audio
 import pytest
+from browser import watched_page
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -401,7 +402,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_real_server_process_analyses_a_real_recording(tmp_path):
+def _open_timeline_page(chromium, base: str, token: str, diaries: int) -> None:
+    """The served timeline page in Chromium: plotly.js comes from the service, nothing fails, a point per diary."""
+    context = chromium.new_context(extra_http_headers=_auth(token))
+    try:
+        page, problems = watched_page(context)
+        page.goto(f"{base}/v1/timeline.html")
+        page.wait_for_selector("#trend .trace.scatter .point")
+        points = page.evaluate("[...document.querySelectorAll('#trend .trace.scatter')]"
+                               ".map(t => t.querySelectorAll('.point').length)")
+        assert points[:2] == [diaries, diaries] and problems == []
+    finally:
+        context.close()
+
+
+def test_real_server_process_analyses_a_real_recording(tmp_path, chromium):
     config = _toml(tmp_path)
     cli = [sys.executable, "-m", "fusion.cli", "serve", "--config", str(config)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -437,6 +452,7 @@ def test_real_server_process_analyses_a_real_recording(tmp_path):
             timeline = client.get("/v1/timeline", headers=_auth(token))
             assert timeline.status_code == 200
             assert response.json()["id"] in [entry["id"] for entry in timeline.json()["entries"]]
+            _open_timeline_page(chromium, base, token, len(timeline.json()["entries"]))
             with client.stream("GET", "/v1/export", headers=_auth(token)) as export:
                 assert export.headers["content-type"] == "application/x-ndjson"
                 lines = [json.loads(line) for line in export.iter_lines() if line]

@@ -139,6 +139,30 @@ def test_the_timeline_lists_the_callers_diaries_in_date_order(diaries):
     assert timeline.entries[0].url.endswith(f"/v1/analyses/{by_date[0]}/report.html")
 
 
+def test_pages_load_one_served_copy_of_plotly_and_stay_small(diaries):
+    """The report and timeline pages fetch plotly.js from /static (no token needed: it holds no user data) instead
+    of carrying its 4.8 MB each; every diary is a row of the timeline page, linking its report page."""
+    from fusion.html_report import PLOTLY_URL, plotly_js_path
+
+    client, alice = diaries.client, diaries.alice
+    script = client.get(PLOTLY_URL)
+    assert script.status_code == 200 and script.content == plotly_js_path().read_bytes()
+    assert script.headers["content-type"].startswith("text/javascript")
+    tag = f'<script src="{PLOTLY_URL}"'
+    timeline_page = client.get("/v1/timeline.html", headers=_auth(alice))
+    report_page = client.get(f"/v1/analyses/{diaries.uploads[0][0]}/report.html", headers=_auth(alice))
+    for page in (timeline_page, report_page):
+        assert page.status_code == 200 and page.text.count(tag) == 1
+        assert len(page.content) <= 300_000, f"{page.request.url.path}: {len(page.content)} bytes"
+    assert timeline_page.text.count('data-diary="') == 6
+    assert all(f"/v1/analyses/{analysis_id}/report.html" in timeline_page.text for analysis_id, _, _ in diaries.uploads)
+    assert client.get("/v1/timeline.html").status_code == 401
+    bobs = client.get("/v1/timeline.html", headers=_auth(diaries.bob))
+    assert bobs.status_code == 200 and 'data-diary="' not in bobs.text
+    print(f"page sizes: timeline {len(timeline_page.content)} bytes, report {len(report_page.content)} bytes, "
+          f"plotly.js {len(script.content)} bytes served once")
+
+
 def test_from_and_to_bound_the_timeline(diaries):
     first = diaries.first
     params = {"from": (first + timedelta(days=1)).isoformat(), "to": (first + timedelta(days=3)).isoformat()}

@@ -147,13 +147,14 @@ def status(row: Analysis = Depends(own)) -> AnalysisStatus:
 
 @router.get("/v1/analyses/{analysis_id}/report.html", response_class=HTMLResponse,
             responses={code: _JSON_ERROR for code in (401, 404, 409)})
-def report_html(row: Analysis = Depends(own)) -> HTMLResponse:
-    """The report as one self-contained HTML page (409 until the analysis is done)."""
-    from fusion.html_report import render_html
+def report_html(request: Request, row: Analysis = Depends(own)) -> HTMLResponse:
+    """The report as an HTML page that loads plotly.js from this service (409 until the analysis is done)."""
+    from fusion.html_report import PLOTLY_URL, render_html
 
     if row.status != DONE:
         raise HTTPException(409, f"the analysis is {row.status}" + (f": {row.error}" if row.error else ""))
-    return HTMLResponse(render_html(DiaryReport.model_validate_json(row.report_json)))
+    return HTMLResponse(render_html(DiaryReport.model_validate_json(row.report_json), request.app.state.config,
+                                    plotly_js=PLOTLY_URL))
 
 
 @router.delete("/v1/analyses/{analysis_id}", status_code=204, response_class=Response, responses=_OWN)
@@ -165,16 +166,14 @@ def remove(request: Request, row: Analysis = Depends(own), store: Store = Depend
     return Response(status_code=204)
 
 
+_FROM = Query(None, alias="from", description="first recording time shown, ISO 8601 (without a zone: UTC; a date "
+                                             "alone: its midnight)")
+_TO = Query(None, alias="to", description="last recording time shown, ISO 8601 (inclusive; a date alone: its midnight)")
+
+
 @router.get("/v1/timeline", response_model=Timeline, responses={401: {"model": ErrorBody}})
-def timeline(
-    request: Request,
-    start: datetime | None = Query(None, alias="from", description="first recording time shown, ISO 8601 (without "
-                                                                    "a zone: UTC; a date alone: its midnight)"),
-    end: datetime | None = Query(None, alias="to", description="last recording time shown, ISO 8601 (inclusive; "
-                                                                "a date alone: its midnight)"),
-    user: User = Depends(current_user),
-    store: Store = Depends(_store),
-) -> Timeline:
+def timeline(request: Request, start: datetime | None = _FROM, end: datetime | None = _TO,
+             user: User = Depends(current_user), store: Store = Depends(_store)) -> Timeline:
     """The caller's done diaries in recording order (each linking its report page), their ISO weeks, and the drift
     alert as of the last one shown; ``voice_lower_than_usual`` marks the diaries where it was raised."""
     start, end = (None if t is None else history.utc(t) for t in (start, end))
@@ -189,6 +188,19 @@ def timeline(
     shown = [e for e in upto if start is None or e.recorded_at >= start]
     return Timeline(entries=shown, weeks=history.weekly(shown),
                     trend=history.trend_alert(upto, cfg) if shown else None)
+
+
+@router.get("/v1/timeline.html", response_class=HTMLResponse, responses={code: _JSON_ERROR for code in (401, 422)})
+def timeline_html(request: Request, start: datetime | None = _FROM, end: datetime | None = _TO,
+                  user: User = Depends(current_user), store: Store = Depends(_store)) -> HTMLResponse:
+    """The caller's timeline as a page: words against voice over the days, alert markers, the weeks, and each
+    diary linking its report page (plotly.js loads from this service)."""
+    from fusion.history_html import render_timeline
+    from fusion.html_report import PLOTLY_URL
+
+    shown = timeline(request, start, end, user, store)
+    return HTMLResponse(render_timeline(shown.entries, shown.weeks, shown.trend, plotly_js=PLOTLY_URL,
+                                        config=request.app.state.config))
 
 
 @router.get("/v1/export", response_class=_JSONLines,
