@@ -19,11 +19,12 @@ import odd_audio
 import pytest
 from browser import watched_page
 from fastapi.testclient import TestClient
+from service_config import service_toml
 from typer.testing import CliRunner
 
 from fusion.audio import sniff_format
 from fusion.cli import app as cli_app
-from fusion.config import default_config, default_config_path, load_config
+from fusion.config import default_config, load_config
 from fusion.report import DiaryReport
 from fusion.service.app import create_app
 from fusion.service.store import RUNNING, Analysis, Store
@@ -279,15 +280,6 @@ def test_a_recording_that_fails_to_analyse_reports_why(service):
     assert str(ROOT) not in body["error"] and "uploads" not in body["error"]
 
 
-def _toml(tmp_path: Path, tokens: str = "") -> Path:
-    """The default configuration file with its storage in tmp_path and these [server.tokens] lines."""
-    toml = default_config_path().read_text(encoding="utf-8")
-    toml = re.sub(r'(?m)^storage_dir = .*$', f'storage_dir = "{tmp_path / "store"}"', toml)
-    path = tmp_path / "config.toml"
-    path.write_text(toml.replace("[server.tokens]\n", f"[server.tokens]\n{tokens}"), encoding="utf-8")
-    return path
-
-
 def _cli(*args: str):
     result = CliRunner().invoke(cli_app, ["serve", *args])
     assert result.exit_code == 0, result.output
@@ -296,14 +288,14 @@ def _cli(*args: str):
 
 def test_a_static_token_removed_from_the_config_stops_working_on_restart(tmp_path):
     probe = "/v1/analyses/" + "0" * 32
-    with TestClient(create_app(load_config(_toml(tmp_path, 'carol = "carol-static-token"\n')))) as client:
+    with TestClient(create_app(load_config(service_toml(tmp_path, 'carol = "carol-static-token"\n')))) as client:
         assert client.get(probe, headers=_auth("carol-static-token")).status_code == 404
-    with TestClient(create_app(load_config(_toml(tmp_path)))) as client:
+    with TestClient(create_app(load_config(service_toml(tmp_path)))) as client:
         assert client.get(probe, headers=_auth("carol-static-token")).status_code == 401
 
 
 def test_every_serve_sub_command_takes_config_and_users_can_be_rotated_and_removed(tmp_path):
-    config_path = _toml(tmp_path)
+    config_path = service_toml(tmp_path)
     old = _cli("add-user", "alice", "--config", str(config_path)).stdout.strip()
     new = _cli("rotate-token", "alice", "--config", str(config_path)).stdout.strip()
     config = load_config(config_path)
@@ -417,7 +409,7 @@ def _open_timeline_page(chromium, base: str, token: str, diaries: int) -> None:
 
 
 def test_real_server_process_analyses_a_real_recording(tmp_path, chromium):
-    config = _toml(tmp_path)
+    config = service_toml(tmp_path)
     cli = [sys.executable, "-m", "fusion.cli", "serve", "--config", str(config)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     token = subprocess.run([*cli, "add-user", "alice"], capture_output=True, text=True, check=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -13,26 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from service_config import service_toml
 from typer.testing import CliRunner
 
 from fusion.cli import app as cli_app
-from fusion.config import default_config_path, load_config
+from fusion.config import load_config
 from fusion.service.app import create_app
 from fusion.service.cli import STACK
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = "postgresql://diary:s3cret-pw@db.example.org/fusion"
-
-
-def _toml(tmp_path: Path, **server: str) -> Path:
-    """configs/default.toml with its storage in tmp_path and these [server] values (TOML literals)."""
-    toml = default_config_path().read_text(encoding="utf-8")
-    for key, value in {"storage_dir": f'"{tmp_path / "store"}"', **server}.items():
-        toml, found = re.subn(rf"(?m)^{key} = .*$", lambda _, key=key, value=value: f"{key} = {value}", toml, count=1)
-        assert found, key
-    path = tmp_path / "config.toml"
-    path.write_text(toml, encoding="utf-8")
-    return path
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -46,7 +35,7 @@ def test_a_missing_service_package_is_a_one_line_error_naming_the_extra(tmp_path
     """The packages are installed here, so their absence is simulated: ``None`` in ``sys.modules`` makes
     ``import`` fail exactly as it does where the package is missing."""
     monkeypatch.setitem(sys.modules, module, None)
-    result = CliRunner().invoke(cli_app, ["serve", "--config", str(_toml(tmp_path)), command, "alice"])
+    result = CliRunner().invoke(cli_app, ["serve", "--config", str(service_toml(tmp_path)), command, "alice"])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert result.output.strip().count("\n") == 0
     assert STACK[module] in result.output and "pip install 'fusion[serve]'" in result.output
@@ -55,7 +44,7 @@ def test_a_missing_service_package_is_a_one_line_error_naming_the_extra(tmp_path
 def test_serve_without_uvicorn_exits_with_the_extra_and_no_traceback(tmp_path):
     """uvicorn is installed here; a ``None`` in ``sys.modules`` stands in for its absence."""
     code = "import sys; sys.modules['uvicorn'] = None; from fusion.cli import app; app()"
-    result = subprocess.run([sys.executable, "-c", code, "serve", "--config", str(_toml(tmp_path))],
+    result = subprocess.run([sys.executable, "-c", code, "serve", "--config", str(service_toml(tmp_path))],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: the HTTP service needs uvicorn, which is not installed: "
@@ -63,18 +52,18 @@ def test_serve_without_uvicorn_exits_with_the_extra_and_no_traceback(tmp_path):
 
 
 def test_an_unusable_database_url_is_one_line_naming_it_without_its_password(tmp_path):
-    result = _cli("serve", "--config", str(_toml(tmp_path, database_url=f'"{PG_URL}"')))
+    result = _cli("serve", "--config", str(service_toml(tmp_path, database_url=f'"{PG_URL}"')))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert "postgresql://diary:***@db.example.org/fusion" in result.stderr and "s3cret-pw" not in result.stderr
     added = CliRunner().invoke(cli_app, ["serve", "add-user", "alice",
-                                         "--config", str(_toml(tmp_path, database_url=f'"{PG_URL}"'))])
+                                         "--config", str(service_toml(tmp_path, database_url=f'"{PG_URL}"'))])
     assert (added.exit_code == 2
             and "cannot open the database postgresql://diary:***@db.example.org/fusion" in added.output)
 
 
 def test_a_static_user_s_token_is_changed_in_the_config_not_rotated(tmp_path):
-    config = _toml(tmp_path)
+    config = service_toml(tmp_path)
     config.write_text(config.read_text(encoding="utf-8").replace("[server.tokens]\n",
                                                                  '[server.tokens]\ncarol = "c-token"\n'),
                       encoding="utf-8")
@@ -92,7 +81,7 @@ def _free_port() -> int:
 
 def test_serve_listens_where_the_config_says(tmp_path):
     port = _free_port()
-    config = _toml(tmp_path, host='"127.0.0.1"', port=str(port))
+    config = service_toml(tmp_path, host='"127.0.0.1"', port=str(port))
     server = subprocess.Popen([sys.executable, "-m", "fusion.cli", "serve", "--config", str(config)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
@@ -19,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from service_config import service_toml
 from typer.testing import CliRunner
 
 from fusion.audio import load_audio
 from fusion.cli import app as cli_app
-from fusion.config import default_config_path, load_config
+from fusion.config import load_config
 from fusion.history import utc
 from fusion.prosody import NeutralBaseline, Prosody, VoiceStats, build_baseline
 from fusion.report import DRIFT_KIND, DiaryReport, ValenceArousal
@@ -65,18 +65,6 @@ def _wait(client, token: str, analysis_id: str, timeout: float = 120.0) -> dict:
     raise AssertionError(f"analysis {analysis_id} still {body['status']} after {timeout} s")
 
 
-def _toml(tmp_path: Path, **server: str) -> Path:
-    """configs/default.toml with its storage in tmp_path and these [server] values (TOML literals), for the app
-    and the command line alike."""
-    toml = default_config_path().read_text(encoding="utf-8")
-    for key, value in {"storage_dir": f'"{tmp_path / "store"}"', **server}.items():
-        toml, found = re.subn(rf"(?m)^{key} = .*$", lambda _, key=key, value=value: f"{key} = {value}", toml, count=1)
-        assert found, key
-    path = tmp_path / "config.toml"
-    path.write_text(toml, encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def diaries(shared_data, tmp_path_factory):
     """alice's six dated diaries, uploaded out of date order and each awaited; bob has none.
@@ -85,7 +73,7 @@ def diaries(shared_data, tmp_path_factory):
     order as (id, day, report) and the speaker's clips.
     """
     tmp_path = tmp_path_factory.mktemp("history")
-    config_path = _toml(tmp_path)
+    config_path = service_toml(tmp_path)
     config = load_config(config_path)
     clips = _clips(shared_data)
     names = ["nea00001", "nea00101", "nea00002", "nea00201", "nea00003", "nea00301"]
@@ -260,7 +248,7 @@ def test_remove_user_leaves_nothing_of_them_on_disk_or_in_the_database(diaries):
 
 def test_recorded_at_is_refused_when_unreadable_or_in_the_future(tmp_path, shared_data):
     path, words = _clips(shared_data)["nea00001"]
-    app = create_app(load_config(_toml(tmp_path)))
+    app = create_app(load_config(service_toml(tmp_path)))
     token = app.state.store.add_user("carol")
     with TestClient(app) as client:
         for stamp in ("yesterday", "2026-13-01", (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()):
@@ -279,7 +267,7 @@ def test_a_baseline_request_is_bounded_like_one_upload(tmp_path, shared_data):
     clips = _clips(shared_data)
     sizes = [clips[n][0].stat().st_size for n in ("nea00001", "nea00002", "nea00003")]
     limit = sum(sizes[:2]) + 1000  # two fit, three do not; the body of three stays under the gate's bound
-    app = create_app(load_config(_toml(tmp_path, max_upload_bytes=str(limit))))
+    app = create_app(load_config(service_toml(tmp_path, max_upload_bytes=str(limit))))
     token = app.state.store.add_user("carol")
     with TestClient(app) as client:
         pulled = []
@@ -321,7 +309,7 @@ def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path
     report with a higher, louder, more pleasant voice (weeks ago) and as it is (days ago). The new diary then runs
     through the real pipeline and the job's wiring."""
     path, words = _clips(shared_data)["nea00201"]
-    config = load_config(_toml(tmp_path))
+    config = load_config(service_toml(tmp_path))
     now = datetime.now(timezone.utc).replace(microsecond=0)
     app = create_app(config)
     store: Store = app.state.store
@@ -356,7 +344,7 @@ def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path
 def test_the_automatic_baseline_follows_the_set_of_diaries(tmp_path):
     """Store level, with made-up voice stats: a version only when the most recent diaries change, at most
     max_diaries of them by recording time, and a deleted diary takes the versions built from it along."""
-    config = load_config(_toml(tmp_path)).with_updates(history={"min_diaries": 3, "max_diaries": 4})
+    config = load_config(service_toml(tmp_path)).with_updates(history={"min_diaries": 3, "max_diaries": 4})
     (tmp_path / "store").mkdir()
     store = Store(config.server.database())
     try:
@@ -390,7 +378,7 @@ def test_the_automatic_baseline_follows_the_set_of_diaries(tmp_path):
 
 def test_a_history_that_cannot_be_read_leaves_the_new_report_without_a_drift_alert(tmp_path, shared_data, caplog):
     path, words = _clips(shared_data)["nea00001"]
-    app = create_app(load_config(_toml(tmp_path)))
+    app = create_app(load_config(service_toml(tmp_path)))
     store: Store = app.state.store
     token = store.add_user("fay")
     row = store.create(store.user_for_token(token).id, "old.flac", None, None, None)
