@@ -226,7 +226,7 @@ def eval_stt_cmd(
 def eval_alerts_cmd(
     data: Path = typer.Argument(..., help="CSV with columns path,transcript,expected[,baseline,group,speaker,sources]"),
     baseline_mode: str | None = typer.Option(
-        None, "--baseline-mode", help="instead of each row's baseline column: reference (the configured one) or auto "
+        None, "--baseline-mode", help="instead of each row's baseline column: reference (male/female by pitch) or auto "
                                       "(per row from its speaker's other rows, as the service's personal-auto "
                                       "baseline; needs a speaker column)"),
     split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,

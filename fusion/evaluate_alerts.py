@@ -11,9 +11,10 @@ relative to the CSV's folder), ``group`` (a label for the per-group counts), ``s
 file cannot be analysed is reported as an error row and left out of both; the evaluation goes on.
 
 ``baseline_mode`` overrides the ``baseline`` column (``fusion.eval_baselines``): ``reference``
-hears every row against ``[audio] baseline``; ``auto`` against the personal-auto baseline of its
-speaker's other rows (leaving out the rows that share a source recording with it). A hand-made
-personal baseline is a ``baseline`` column naming JSONs (``alerts_personal.csv``).
+hears every row against the configured reference nearest its pitch (``auto`` in the column);
+``auto`` against the personal-auto baseline of its speaker's other rows (leaving out the rows that
+share a source recording with it). A hand-made personal baseline is a ``baseline`` column naming
+JSONs (``alerts_personal.csv``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from fusion.evaluate import read_rows, resolve_path
 from fusion.progress import track
 
 FLAGSHIP = "positive_words_depressed_tone"
-BASELINE_WORDS = {"csv": "each row's baseline column", "reference": "[audio] baseline for every row",
+BASELINE_WORDS = {"csv": "each row's baseline column", "reference": "the configured reference nearest each row's pitch",
                   "auto": "personal-auto per row, from its speaker's other rows"}
 
 
@@ -95,7 +96,7 @@ def row_baselines(csv_path: str | Path, rows: list[dict[str, str]], mode: str | 
         raise ValueError("eval alerts: a personal baseline comes from the CSV's baseline column (JSON paths, "
                          "as in alerts_personal.csv); --baseline-mode takes reference or auto")
     if mode == "reference":
-        return [cfg.audio.baseline] * len(rows)
+        return ["auto"] * len(rows)
     missing = [r["path"] for r in rows if not (r.get("speaker") or "").strip()]
     if missing:
         raise InputError(csv_path, f"--baseline-mode auto needs a speaker on every row; {len(missing)} lack one, "
@@ -111,7 +112,7 @@ def row_baselines(csv_path: str | Path, rows: list[dict[str, str]], mode: str | 
     speakers = [r["speaker"].strip() if ok else "" for r, ok in zip(rows, readable)]
     sources = [frozenset(x for x in re.split(r"[;\s]+", r.get("sources") or "") if x) or frozenset([r["path"]])
                for r in rows]
-    return [b if b is not None else cfg.audio.baseline for b in leave_one_out(stats, speakers, sources)]
+    return [b if b is not None else "auto" for b in leave_one_out(stats, speakers, sources)]
 
 
 def kind_metrics(items: list[dict], kind: str) -> dict:

@@ -44,13 +44,13 @@ def personal_baselines(rows: list[dict], stats: dict, cfg: Config) -> dict:
 
 
 def reference_baseline(row: dict, pitch_hz: float, cfg: Config):
-    """The row's gender's reference baseline (male/female), else ``[audio] baseline`` (``auto``: by pitch)."""
+    """The row's gender's reference baseline (male/female), else the configured one nearest its pitch."""
     from fusion.prosody import resolve_baseline
 
     gender = (row.get("gender") or "").strip().lower()
     if gender in cfg.audio.baselines:
         return resolve_baseline(gender, cfg)
-    return resolve_baseline(cfg.audio.baseline, cfg, pitch_hz=pitch_hz)
+    return resolve_baseline("auto", cfg, pitch_hz=pitch_hz)
 
 
 def voice_of(model, path: Path, baseline_for, cfg: Config) -> tuple[np.ndarray, float]:
