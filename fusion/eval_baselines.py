@@ -1,7 +1,7 @@
 """Which neutral baseline each evaluated clip is heard against: ``--baseline-mode`` of ``fusion eval``.
 
-- ``reference``: the configured reference baselines (the row's ``gender`` if it names one, else
-  ``[audio] baseline``'s choice by pitch): what a new user gets.
+- ``reference``: the configured reference baselines (the row's ``gender`` if it names one, else the
+  one nearest the clip's pitch): what a new user gets.
 - ``personal``: a hand-made baseline per speaker from their calm clips (``fusion baseline``).
 - ``auto``: the service's personal-auto baseline, built from the person's own diaries whatever their
   mood (``baseline_from_stats(robust=True)``: medians and 1.4826·MAD). Here each clip's baseline is
