@@ -248,8 +248,11 @@ def eval_audio_cmd(
     data: Path = typer.Argument(..., help="CSV with columns path,label[,speaker,gender]"),
     model: str | None = typer.Option(None, "--model",
                                      help="audio model directory or weights (default: the configured one)"),
-    personal_baseline: bool = typer.Option(False, "--personal-baseline",
-                                           help="baseline per speaker from their neutral rows (not scored)"),
+    baseline_mode: str | None = typer.Option(
+        None, "--baseline-mode", help="reference (default: the row's gender, else by pitch), personal (per speaker "
+                                      "from their neutral rows, not scored) or auto (per clip from its speaker's "
+                                      "other rows, any label, as the service's personal-auto baseline)"),
+    personal_baseline: bool = typer.Option(False, "--personal-baseline", help="the same as --baseline-mode personal"),
     split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
     config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
@@ -257,8 +260,8 @@ def eval_audio_cmd(
     """
     from fusion.evaluate_voice import eval_audio
 
-    _eval_output(lambda: eval_audio(data, model, split, personal_baseline, config_from(config), progress=not quiet),
-                 json_out)
+    _eval_output(lambda: eval_audio(data, model, split, personal_baseline, config_from(config), progress=not quiet,
+                                    baseline_mode=baseline_mode), json_out)
 
 
 @eval_app.command("leakage")
@@ -294,14 +297,19 @@ def eval_stt_cmd(
 
 @eval_app.command("alerts")
 def eval_alerts_cmd(
-    data: Path = typer.Argument(..., help="CSV with columns path,transcript,expected[,baseline,group]"),
+    data: Path = typer.Argument(..., help="CSV with columns path,transcript,expected[,baseline,group,speaker,sources]"),
+    baseline_mode: str | None = typer.Option(
+        None, "--baseline-mode", help="instead of each row's baseline column: reference (male/female by pitch) or auto "
+                                      "(per row from its speaker's other rows, as the service's personal-auto "
+                                      "baseline; needs a speaker column)"),
     split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
     config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
     """Recall and false-alarm rate per alert kind of the whole pipeline (transcripts given, no speech-to-text)."""
     from fusion.evaluate_alerts import eval_alerts, summary
 
-    _eval_output(lambda: eval_alerts(data, config_from(config), split, progress=not quiet), json_out, summary)
+    _eval_output(lambda: eval_alerts(data, config_from(config), split, progress=not quiet, baseline_mode=baseline_mode),
+                 json_out, summary)
 
 
 app.add_typer(train_app, name="train")

@@ -204,6 +204,21 @@ def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _baseline_line(result: dict) -> str:
+    """Which baselines an ``eval audio`` result heard its clips against (``fusion.eval_baselines``)."""
+    mode, fallback = result["baseline"], result.get("reference_rows", 0)
+    speakers = len(result["personal_speakers"])
+    if mode == "personal":
+        text = f"{result['baseline_rows']} neutral rows built {speakers} personal baselines"
+    elif mode == "auto":
+        text = f"personal-auto per clip, from its speaker's other rows ({speakers} speakers)"
+    else:
+        text = "reference: the row's gender, else by pitch"
+    if mode != "reference" and fallback:
+        text += f"; {fallback} rows on the reference"
+    return f"baseline  {mode}  ({text})"
+
+
 def summary(result: dict) -> str:
     """A plain-text summary of an ``eval_*`` result for the terminal."""
     head = f"{result['task']} · {result['data']}" + (f" (split {result['split']})" if result.get("split") else "")
@@ -219,15 +234,19 @@ def summary(result: dict) -> str:
              f"accuracy  {result['accuracy']:.4f}", f"macro_f1  {result['macro_f1']:.4f}",
              f"uar       {result['uar']:.4f}"]
     if result["task"] == "audio":
-        lines.append(f"baseline  {result['baseline']}  ({result['baseline_rows']} neutral rows built "
-                     f"{len(result['personal_speakers'])} personal baselines)")
+        lines.append(_baseline_line(result))
         auc, n = result["sad_auc"], result["sad_auc_rows"]
         lines.append(f"sad_auc   {_num(auc)}  (P(SAD): {n['sad']} SAD rows vs "
                      f"{n['rest']} other non-baseline rows, skipped labels included)")
+        lines.append(f"depressed_auc {_num(result['depressed_auc'])}  "
+                     "(the same rows by P(SAD) + the pitch term against the baseline)")
         lines.append(f"neutral_auc {_num(result['neutral_auc'])}  "
                      "(P(neutral voice): neutral/calm rows vs emotional rows)")
-        for name, g in result["lexical"].items():
-            lines.append(f"  {name:20s} n {g['n']:4d}  uar {_num(g['uar'])}  sad_auc {_num(g['sad_auc'])}")
+        for title, groups in (("", result["lexical"]), ("speaker ", result.get("per_speaker", {}))):
+            for name, g in groups.items():
+                lines.append(f"  {title + name:20s} n {g['n']:4d}  uar {_num(g['uar'])}  sad_auc {_num(g['sad_auc'])}"
+                             f"  depressed_auc {_num(g.get('depressed_auc'))}"
+                             f"  neutral_auc {_num(g.get('neutral_auc'))}")
     labels = result["confusion"]["labels"]
     width = max(8, *(len(_cell(lab, 0)) + 1 for lab in labels))
     lines.append("\n" + _cell("label", width) + "precision  recall     f1  support")

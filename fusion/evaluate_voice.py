@@ -21,6 +21,7 @@ import numpy as np
 
 from fusion.config import Config, default_config
 from fusion.errors import InputError, ModelError
+from fusion.eval_baselines import check_mode, clip_stats, leave_one_out
 from fusion.evaluate import classification_result, label_lookup, read_rows, resolve_path, split_known
 from fusion.metrics import roc_auc, uar
 from fusion.progress import track
@@ -29,34 +30,27 @@ SCRIPTED = "emotional-to-emotional"
 ESPEAK_SETTINGS = ("-s", "150", "-p", "50", "-a", "120")  # words per minute, pitch, amplitude: the same for both sets
 
 
-def personal_baselines(csv_path, rows: list[dict], cfg: Config, progress: bool = True) -> dict:
-    """speaker → ``NeutralBaseline`` from that speaker's neutral rows (speakers with fewer than 2 get none)."""
-    from fusion.audio import load_audio
-    from fusion.prosody import build_baseline
+def personal_baselines(rows: list[dict], stats: dict, cfg: Config) -> dict:
+    """speaker → ``NeutralBaseline`` from that speaker's ``[eval] neutral_label`` rows, as ``fusion baseline``
+    builds one from calm clips (speakers with fewer than 2 get none)."""
+    from fusion.prosody import baseline_from_stats
 
     by_speaker = defaultdict(list)
-    for r in rows:
+    for i, r in enumerate(rows):
         if r["label"].strip().lower() == cfg.eval.neutral_label.lower():
-            by_speaker[r["speaker"].strip()].append(r["path"])
-    out = {}
-    for speaker in track(sorted(by_speaker), "baselines", progress):
-        paths = by_speaker[speaker]
-        if len(paths) >= 2:
-            clips = [load_audio(resolve_path(csv_path, p)).samples for p in paths]
-            out[speaker] = build_baseline(clips, name=f"personal:{speaker}", cfg=cfg.audio)
-    return out
+            by_speaker[r["speaker"].strip()].append(i)
+    return {speaker: baseline_from_stats([stats[i] for i in idx], f"personal:{speaker}")
+            for speaker, idx in sorted(by_speaker.items()) if len(idx) >= 2}
 
 
-def row_baseline(row: dict, samples: np.ndarray, personal: dict, cfg: Config):
-    """The row's speaker baseline if built, else its gender's (male/female), else ``auto`` by pitch."""
-    from fusion.prosody import prosody, resolve_baseline
+def reference_baseline(row: dict, pitch_hz: float, cfg: Config):
+    """The row's gender's reference baseline (male/female), else the configured one nearest its pitch."""
+    from fusion.prosody import resolve_baseline
 
-    if (speaker := row.get("speaker", "").strip()) in personal:
-        return personal[speaker]
     gender = (row.get("gender") or "").strip().lower()
     if gender in cfg.audio.baselines:
         return resolve_baseline(gender, cfg)
-    return resolve_baseline("auto", cfg, pitch_hz=prosody(samples).pitch_hz)
+    return resolve_baseline("auto", cfg, pitch_hz=pitch_hz)
 
 
 def voice_of(model, path: Path, baseline_for, cfg: Config) -> tuple[np.ndarray, float]:
@@ -68,60 +62,97 @@ def voice_of(model, path: Path, baseline_for, cfg: Config) -> tuple[np.ndarray, 
     return scores.diary, scores.diary_neutral
 
 
-def _group_figures(y_true, y_pred, is_sad, p_sad) -> dict:
-    return {"n": len(y_true), "uar": uar(y_true, y_pred) if y_true else None, "sad_auc": roc_auc(is_sad, p_sad)}
+def _group_figures(y_true, y_pred, is_sad, p_sad, depressed=None) -> dict:
+    out = {"n": len(y_true), "uar": uar(y_true, y_pred) if y_true else None, "sad_auc": roc_auc(is_sad, p_sad)}
+    if depressed is not None:
+        out["depressed_auc"] = roc_auc(is_sad, depressed)
+    return out
+
+
+def _mode(personal_baseline: bool, baseline_mode: str | None) -> str:
+    if personal_baseline and baseline_mode not in (None, "personal"):
+        raise ValueError(f"--personal-baseline is --baseline-mode personal; it cannot go with {baseline_mode!r}")
+    return check_mode(baseline_mode or ("personal" if personal_baseline else "reference"))
 
 
 def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None = None,
-               personal_baseline: bool = False, config: Config | None = None, progress: bool = True) -> dict:
+               personal_baseline: bool = False, config: Config | None = None, progress: bool = True,
+               baseline_mode: str | None = None) -> dict:
     """The voice model on a path,label[,speaker,gender,subset] CSV, one prediction per clip.
 
-    With ``personal_baseline`` each speaker's ``[eval] neutral_label`` rows build that speaker's
-    baseline and are not scored (``baseline_rows``). ``sad_auc`` ranks P(SAD) (the neutral share
-    taken out) of the SAD rows against every other scored row, neutral and calm included, since
-    low mood must be told from calm; ``neutral_auc`` ranks P(neutral voice) of the rows whose label
-    the model lacks (neutral, calm) against the emotional ones. ``lexical`` repeats UAR and
-    ``sad_auc`` for the lexically balanced rows and the scripted rows apart.
+    ``baseline_mode`` (``fusion.eval_baselines``): ``reference`` (default) hears each clip against
+    its gender's reference baseline; ``personal`` (``personal_baseline``) builds each speaker's
+    baseline from their ``[eval] neutral_label`` rows, which are then not scored (``baseline_rows``);
+    ``auto`` builds each clip's from its speaker's other rows, whatever their label (leave one out).
+    A clip without a personal or auto baseline is heard against the reference (``reference_rows``).
+    ``sad_auc`` ranks P(SAD) (the neutral share taken out) of the SAD rows against every other
+    scored row, neutral and calm included, since low mood must be told from calm;
+    ``depressed_auc`` ranks the flagship alert's depressed-voice score (P(SAD) plus
+    ``[alerts] depressed_pitch_weight`` per semitone of pitch below the baseline) the same way:
+    the baseline moves it through the pitch term whatever the model. ``neutral_auc`` ranks
+    P(neutral voice) of the rows whose label the model lacks (neutral, calm) against the
+    emotional ones. ``lexical`` and ``per_speaker`` repeat the figures for the lexically balanced
+    and scripted rows apart, and for each speaker.
     """
     from fusion.audio_branch import load_audio_model_from
+    from fusion.combine import depressed_score
 
     cfg = config or default_config()
-    required = ("path", "label", "speaker") if personal_baseline else ("path", "label")
+    mode = _mode(personal_baseline, baseline_mode)
+    required = ("path", "label") if mode == "reference" else ("path", "label", "speaker")
     rows = read_rows(csv_path, required, split)
     net = load_audio_model_from(model or cfg.audio.model, cfg)
-    personal = personal_baselines(csv_path, rows, cfg, progress) if personal_baseline else {}
-    lookup = label_lookup(net.labels, cfg.eval.audio_labels)
+    paths = [resolve_path(csv_path, r["path"]) for r in rows]
+    stats = clip_stats(paths, cfg, progress)
+    speakers = [r.get("speaker", "").strip() for r in rows]
+    personal = personal_baselines(rows, stats, cfg) if mode == "personal" else {}
     neutral = cfg.eval.neutral_label.lower()
-    used = {i for i, r in enumerate(rows) if r.get("speaker", "").strip() in personal
-            and r["label"].strip().lower() == neutral}
+    used = {i for i, r in enumerate(rows) if speakers[i] in personal and r["label"].strip().lower() == neutral}
+    if mode == "auto":
+        own = leave_one_out(stats, speakers)
+    else:
+        own = [personal.get(s) if i not in used else None for i, s in enumerate(speakers)]
+    base = [own[i] or reference_baseline(rows[i], stats[i].prosody.pitch_hz, cfg) for i in range(len(rows))]
+    lookup = label_lookup(net.labels, cfg.eval.audio_labels)
     scored = [i for i in range(len(rows)) if i not in used]
     keep, y_true, skipped = split_known((rows[i]["label"] for i in scored), lookup)
     keep = [scored[k] for k in keep]
     voice = {}
     for i in track(scored, "audio", progress):
-        voice[i] = voice_of(net, resolve_path(csv_path, rows[i]["path"]),
-                            lambda samples, row=rows[i]: row_baseline(row, samples, personal, cfg), cfg)
+        voice[i] = voice_of(net, paths[i], lambda _samples, b=base[i]: b, cfg)
     y_pred = [net.labels[int(np.argmax(voice[i][0]))] for i in keep]
     result = classification_result("audio", csv_path, split, net.model_id, y_true, y_pred, net.labels, skipped)
     sad = net.labels.index("SAD")
     is_sad = [lookup.get(rows[i]["label"].strip().lower()) == "SAD" for i in scored]
     p_sad = [float(voice[i][0][sad]) * (1.0 - voice[i][1]) for i in scored]
+    order = [net.labels.index(label) for label in cfg.labels.en]
+    depressed = [depressed_score(np.asarray(voice[i][0])[order], stats[i].prosody.for_report(base[i]), cfg,
+                                 voice[i][1]) for i in scored]
     emotional = [rows[i]["label"].strip().lower() in lookup for i in scored]
     result.update({
-        "baseline": "personal" if personal_baseline else "gender", "baseline_rows": len(used),
-        "personal_speakers": sorted(personal), "architecture": net.architecture,
+        "baseline": mode, "baseline_rows": len(used),
+        "personal_speakers": sorted({speakers[i] for i in scored if own[i] is not None}),
+        "reference_rows": sum(own[i] is None for i in scored), "architecture": net.architecture,
         "sad_auc": roc_auc(is_sad, p_sad), "sad_auc_rows": {"sad": sum(is_sad), "rest": len(is_sad) - sum(is_sad)},
+        "depressed_auc": roc_auc(is_sad, depressed),
         "neutral_auc": roc_auc([not e for e in emotional], [voice[i][1] for i in scored]),
     })
     truth = dict(zip(keep, y_true))
+
+    def figures(part: list[int]) -> dict:
+        labelled = [scored[k] for k in part if scored[k] in truth]
+        out = _group_figures([truth[i] for i in labelled], [net.labels[int(np.argmax(voice[i][0]))] for i in labelled],
+                             [is_sad[k] for k in part], [p_sad[k] for k in part], [depressed[k] for k in part])
+        out["neutral_auc"] = roc_auc([not emotional[k] for k in part], [voice[scored[k]][1] for k in part])
+        return out
+
     result["lexical"] = {}
     for name, scripted in (("lexically balanced", False), ("scripted", True)):
         part = [k for k, i in enumerate(scored) if (rows[i].get("subset", "").strip() == SCRIPTED) == scripted]
         if part:
-            labelled = [scored[k] for k in part if scored[k] in truth]
-            result["lexical"][name] = _group_figures(
-                [truth[i] for i in labelled], [net.labels[int(np.argmax(voice[i][0]))] for i in labelled],
-                [is_sad[k] for k in part], [p_sad[k] for k in part])
+            result["lexical"][name] = figures(part)
+    result["per_speaker"] = {s: figures([k for k, i in enumerate(scored) if speakers[i] == s])
+                             for s in sorted({speakers[i] for i in scored}) if s}
     return result
 
 

@@ -111,6 +111,41 @@ def test_cli_writes_json_and_prints_the_table(alerts_csv, tmp_path):
     assert FLAGSHIP in run.output and "false alarms" in run.output
 
 
+def test_auto_baseline_mode_needs_speakers_and_personal_is_the_csvs(alerts_csv):
+    with pytest.raises(InputError, match="speaker"):
+        eval_alerts(alerts_csv, progress=False, baseline_mode="auto")
+    with pytest.raises(ValueError, match="alerts_personal"):
+        eval_alerts(alerts_csv, progress=False, baseline_mode="personal")
+
+
+def test_auto_baseline_mode_builds_each_rows_from_its_speakers_others(shared_data, tmp_path):
+    """Three emg clips and a recording joined from two of them: the joined one shares sources with both, so one
+    other recording is left to it and it is heard against the reference; each clip keeps at least two others
+    (the joined one is left out of the baselines of the clips it contains)."""
+    import numpy as np
+    import soundfile as sf
+
+    emg = shared_data / "speech" / "ko_emotional" / "emg"
+    clips = ["emg00001.flac", "emg00101.flac", "emg00201.flac"]
+    joined = np.concatenate([sf.read(emg / clips[0], dtype="float32")[0], sf.read(emg / clips[2], dtype="float32")[0]])
+    sf.write(tmp_path / "joined.flac", joined, 16000)
+    rows = [{"path": str(emg / c), "transcript": HAPPY_WORDS, "expected": "", "baseline": "", "group": "clip",
+             "speaker": "emg", "sources": c} for c in clips]
+    rows.append({"path": "joined.flac", "transcript": HAPPY_WORDS, "expected": "", "baseline": "", "group": "joined",
+                 "speaker": "emg", "sources": f"{clips[0]};{clips[2]}"})
+    path = tmp_path / "auto.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = eval_alerts(path, progress=False, baseline_mode="auto")
+    assert result["baseline_mode"] == "auto" and result["reference_rows"] == 1
+    names = [it["baseline"] for it in result["items"]]
+    assert names[:3] == ["personal-auto:emg"] * 3 and names[3] in ("male", "female"), names
+    assert set(result["per_speaker"]) == {"emg"}
+    assert "baseline  auto" in summary(result) and "by speaker" in summary(result)
+
+
 def test_cli_bad_csv_exits_with_the_file_named(tmp_path):
     run = CliRunner().invoke(app, ["eval", "alerts", str(tmp_path / "absent.csv")])
     assert run.exit_code == 2

@@ -43,7 +43,7 @@ def test_audio_with_gender_baselines(audio_csv, config):
     check_shape(result, config.labels.en)
     assert result["n"] == 5 and result["skipped"] == 5
     assert result["skipped_labels"] == {"neutral": 3, "Neutral": 1, "calm": 1}
-    assert result["baseline"] == "gender" and result["baseline_rows"] == 0
+    assert result["baseline"] == "reference" and result["baseline_rows"] == 0 and result["reference_rows"] == 10
     assert [result["per_label"][k]["support"] for k in ("HAPPY", "SAD", "ANGRY")] == [2, 1, 2]
     assert result["sad_auc_rows"] == {"sad": 1, "rest": 9}  # no baseline rows: skipped neutral/calm rows count
     # The one sad clip ranks above all nine others when measured (1.0); one clip ranked wrongly
@@ -84,6 +84,65 @@ def test_cli_audio_sad_auc_on_two_test_speakers(shared_data, tmp_path):
     assert set(groups) == {"lexically balanced", "scripted"}  # emg reads plain sentences, ned scripted ones
     assert groups["lexically balanced"]["n"] == groups["scripted"]["n"] == 15  # happy, angry, sad of each speaker
     assert "lexically balanced" in result.output and saved["architecture"] == "whisper-encoder-lr"
+
+
+@pytest.fixture(scope="module")
+def auto_csv(audio_csv, shared_data) -> Path:
+    """The clips above plus two of dev speaker nem: too few for a leave-one-out baseline of its own."""
+    rows = shared_rows(audio_csv)
+    src = shared_data / "speech" / "ko_emotional" / "nem"
+    rows += [{"path": str(src / name), "label": label, "speaker": "nem", "gender": "male"}
+             for name, label in (("nem00001.flac", "neutral"), ("nem00201.flac", "sad"))]
+    return write_csv(audio_csv.parent / "auto.csv", rows)
+
+
+def test_auto_baseline_leaves_the_scored_clip_out(auto_csv, config):
+    from fusion.eval_baselines import clip_stats, leave_one_out
+    from fusion.evaluate import read_rows, resolve_path
+    from fusion.prosody import baseline_from_stats
+
+    rows = read_rows(auto_csv, ("path", "speaker"))
+    stats = clip_stats([resolve_path(auto_csv, r["path"]) for r in rows], config, progress=False)
+    speakers = [r["speaker"] for r in rows]
+    built = leave_one_out(stats, speakers)
+    emg = [i for i, s in enumerate(speakers) if s == "emg"]
+    everyone = baseline_from_stats([stats[i] for i in emg], "all", robust=True)
+    for i in emg:
+        others = baseline_from_stats([stats[j] for j in emg if j != i], "others", robust=True)
+        assert built[i].name == "personal-auto:emg" and built[i].diaries == len(emg) - 1
+        np.testing.assert_array_equal(built[i].mean, others.mean)
+        assert built[i].pitch_hz == others.pitch_hz
+    # Leaving a clip out moves the centre (median of 4 instead of 5) for every emg clip.
+    assert all(not np.array_equal(built[i].mean, everyone.mean) for i in emg)
+    # nem has two clips: one left out leaves one, no spread: those rows fall back to the reference.
+    assert [built[i] for i, s in enumerate(speakers) if s == "nem"] == [None, None]
+    # A clip that shares a source recording with the scored one is left out too.
+    sources = [frozenset([r["path"]]) for r in rows]
+    sources[emg[1]] = sources[emg[1]] | sources[emg[0]]  # as if emg[1] were joined from emg[0]
+    shared = leave_one_out(stats, speakers, sources)
+    assert shared[emg[0]].diaries == shared[emg[1]].diaries == len(emg) - 2 and shared[emg[2]].diaries == len(emg) - 1
+
+
+def test_audio_with_auto_baselines_names_the_mode(auto_csv, config, tmp_path):
+    result = eval_audio(auto_csv, baseline_mode="auto", progress=False)
+    check_shape(result, config.labels.en)
+    assert result["baseline"] == "auto" and result["baseline_rows"] == 0  # every row is scored
+    assert result["personal_speakers"] == ["emg", "ned"] and result["reference_rows"] == 2  # nem's two
+    assert set(result["per_speaker"]) == {"emg", "ned", "nem"}
+    assert result["per_speaker"]["nem"]["n"] == 1 and result["sad_auc_rows"] == {"sad": 2, "rest": 10}
+    assert 0.0 <= result["depressed_auc"] <= 1.0
+    out = tmp_path / "auto.json"
+    cli = runner.invoke(app, ["eval", "audio", str(auto_csv), "--baseline-mode", "auto", "--json", str(out), "-q"])
+    assert cli.exit_code == 0, cli.output
+    assert "baseline  auto" in cli.output and "2 rows on the reference" in cli.output and "speaker nem" in cli.output
+    assert json.loads(out.read_text(encoding="utf-8"))["baseline"] == "auto"
+
+
+def test_baseline_mode_is_checked(auto_csv):
+    with pytest.raises(ValueError, match="reference, personal, auto"):
+        eval_audio(auto_csv, baseline_mode="mine", progress=False)
+    cli = runner.invoke(app, ["eval", "audio", str(auto_csv), "--personal-baseline", "--baseline-mode", "auto"])
+    assert cli.exit_code != 0 and "--personal-baseline" in cli.output
 
 
 def write_sentences(path: Path, happy: list[str], sad: list[str]) -> Path:

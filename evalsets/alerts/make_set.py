@@ -40,7 +40,7 @@ JOINS_PER_EMOTION = 3
 SPEAKER = "emg"
 RAVDESS_LABELS = ("sad", "happy", "neutral", "calm")
 FLAGSHIP = "positive_words_depressed_tone"
-FIELDS = ["path", "transcript", "expected", "baseline", "group"]
+FIELDS = ["path", "transcript", "expected", "baseline", "group", "speaker", "sources"]
 TRANSCRIPTS = [
     "오늘 정말 행복했어. 친구들이랑 맛있는 저녁을 먹고 많이 웃었어.",
     "드디어 시험에 합격했어! 너무 기뻐서 하루 종일 웃음이 났어.",
@@ -81,9 +81,12 @@ def join_clips(paths: list[Path], dest: Path) -> Path:
 
 
 def row(path: Path, voice: str, part: str, speaker: str, extra: dict | None = None) -> dict:
-    """One scored recording; ``speaker`` and ``clips`` (its source clips) are dropped from the CSV."""
+    """One scored recording; ``clips`` (its source clips) go to the CSV as ``sources`` (``;``-separated), so
+    ``fusion eval alerts --baseline-mode auto`` can leave a recording's own clips out of its baseline."""
+    extra = extra or {}
     return {"path": path.relative_to(HERE).as_posix(), "expected": FLAGSHIP if voice == "sad" else "",
-            "baseline": "auto", "group": f"{part} {voice}", "voice": voice, "speaker": speaker, **(extra or {})}
+            "baseline": "auto", "group": f"{part} {voice}", "voice": voice, "speaker": speaker,
+            "sources": ";".join(extra.get("clips", [])), **extra}
 
 
 def ko_rows(data: Path, out: Path, rng: np.random.Generator) -> list[dict]:
@@ -148,7 +151,8 @@ def calm_rows(data: Path) -> list[dict]:
     with (folder / "labels.csv").open(encoding="utf-8", newline="") as fh:
         clips = list(csv.DictReader(fh))
     return [{"path": os.path.relpath(folder / c["path"], HERE), "transcript": c["transcript"], "expected": "",
-             "baseline": "auto", "group": f"calm {c['speaker']}"} for c in clips]
+             "baseline": "auto", "group": f"calm {c['speaker']}", "speaker": c["speaker"], "sources": c["path"]}
+            for c in clips]
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
