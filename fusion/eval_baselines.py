@@ -4,9 +4,9 @@
   one nearest the clip's pitch): what a new user gets.
 - ``personal``: a hand-made baseline per speaker from their calm clips (``fusion baseline``).
 - ``auto``: the service's personal-auto baseline, built from the person's own diaries whatever their
-  mood (``baseline_from_stats(robust=True)``: medians and 1.4826·MAD). Here each clip's baseline is
-  built from the *other* clips of its speaker among the evaluated rows, whatever their label, leaving
-  out the clip being scored (and any clip sharing a source recording with it), as the service would
+  mood (``fusion.prosody.auto_baseline``: median prosody, the MFCC reference nearest its pitch). Here
+  each clip's baseline is built from the *other* clips of its speaker among the evaluated rows, whatever
+  their label, leaving out the clip being scored (and any clip sharing a source recording with it), as the service would
   from a person's other diaries. Each clip's ``VoiceStats`` is computed once, so leaving one out
   costs only a median. A clip with fewer than ``AUTO_MIN_OTHERS`` such clips (a speaker with fewer
   than three) falls back to ``reference`` and is counted.
@@ -23,7 +23,7 @@ from fusion.progress import track
 
 MODES = ("reference", "personal", "auto")
 AUTO_NAME = "personal-auto"
-AUTO_MIN_OTHERS = 2  # baseline_from_stats needs a spread across at least two recordings
+AUTO_MIN_OTHERS = 2  # as the service's: a baseline rests on at least two recordings
 
 
 def check_mode(mode: str) -> str:
@@ -40,15 +40,15 @@ def clip_stats(paths: Sequence[Path], cfg: Config, progress: bool = True, what: 
     return [voice_stats(load_audio(p).samples, cfg.audio) for p in track(paths, what, progress)]
 
 
-def leave_one_out(stats: Sequence, speakers: Sequence[str], sources: Sequence[frozenset[str]] | None = None,
-                  name: str = AUTO_NAME) -> list:
-    """Per clip, the robust baseline of its speaker's other clips (None where fewer than ``AUTO_MIN_OTHERS``).
+def leave_one_out(stats: Sequence, speakers: Sequence[str], cfg: Config,
+                  sources: Sequence[frozenset[str]] | None = None, name: str = AUTO_NAME) -> list:
+    """Per clip, the personal-auto baseline of its speaker's other clips (None where fewer than ``AUTO_MIN_OTHERS``).
 
     A clip with no speaker (empty) gets None. ``sources`` (per clip, the recordings it is made of)
     also leaves out the clips that share a recording with the scored one, so a recording joined from
     clips is not measured against a baseline made of those very clips.
     """
-    from fusion.prosody import baseline_from_stats
+    from fusion.prosody import auto_baseline
 
     by_speaker = defaultdict(list)
     for i, speaker in enumerate(speakers):
@@ -58,6 +58,6 @@ def leave_one_out(stats: Sequence, speakers: Sequence[str], sources: Sequence[fr
     for i, speaker in enumerate(speakers):
         others = [j for j in by_speaker.get(speaker, []) if j != i
                   and not (sources is not None and sources[i] & sources[j])]
-        out.append(baseline_from_stats([stats[j] for j in others], f"{name}:{speaker}", robust=True,
-                                       diaries=len(others)) if len(others) >= AUTO_MIN_OTHERS else None)
+        out.append(auto_baseline([stats[j] for j in others], cfg, f"{name}:{speaker}")
+                   if len(others) >= AUTO_MIN_OTHERS else None)
     return out

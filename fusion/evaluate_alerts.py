@@ -112,7 +112,7 @@ def row_baselines(csv_path: str | Path, rows: list[dict[str, str]], mode: str | 
     speakers = [r["speaker"].strip() if ok else "" for r, ok in zip(rows, readable)]
     sources = [frozenset(x for x in re.split(r"[;\s]+", r.get("sources") or "") if x) or frozenset([r["path"]])
                for r in rows]
-    return [b if b is not None else "auto" for b in leave_one_out(stats, speakers, sources)]
+    return [b if b is not None else "auto" for b in leave_one_out(stats, speakers, cfg, sources)]
 
 
 def kind_metrics(items: list[dict], kind: str) -> dict:

@@ -109,7 +109,7 @@ def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None
     neutral = cfg.eval.neutral_label.lower()
     used = {i for i, r in enumerate(rows) if speakers[i] in personal and r["label"].strip().lower() == neutral}
     if mode == "auto":
-        own = leave_one_out(stats, speakers)
+        own = leave_one_out(stats, speakers, cfg)
     else:
         own = [personal.get(s) if i not in used else None for i, s in enumerate(speakers)]
     base = [own[i] or reference_baseline(rows[i], stats[i].prosody.pitch_hz, cfg) for i in range(len(rows))]

@@ -3,7 +3,7 @@
 ``prosody`` measures pitch, loudness and speaking rate of a recording or a span of it;
 ``NeutralBaseline`` holds a neutral reference (the seed's MFCC mean/std, plus a prosody
 reference), built from calm clips (``build_baseline``), from a person's own diaries whatever
-their mood (``baseline_from_stats`` over each diary's ``VoiceStats``, robust: medians and MADs)
+their mood (``auto_baseline`` over each diary's ``VoiceStats``: median prosody)
 or taken from the config (male / female, or ``auto`` by the speaker's pitch: ``resolve_baseline``).
 """
 
@@ -194,25 +194,38 @@ def voice_stats(samples: np.ndarray, cfg: AudioConfig, sr: int = SAMPLE_RATE,
     return VoiceStats(clip_mean(samples, cfg.n_mfcc, cfg.frames), measured or prosody(samples, sr))
 
 
-def baseline_from_stats(stats: list[VoiceStats], name: str, robust: bool = False, diaries: int | None = None,
-                        since: str | None = None) -> NeutralBaseline:
-    """A baseline from ≥ 2 recordings' stats: MFCC centre and spread across recordings (mean/std, or with
-    ``robust`` median and 1.4826·MAD, so a few very emotional diaries do not move it), median prosody."""
-    if len(stats) < 2:
-        raise BaselineError(f"a baseline needs at least 2 recordings (spread across them), got {len(stats)}")
-    means = np.stack([s.mfcc_mean for s in stats])
-    if robust:
-        centre = np.median(means, axis=0)
-        spread = 1.4826 * np.median(np.abs(means - centre), axis=0)
-    else:
-        centre, spread = means.mean(axis=0), means.std(axis=0)
-
+def _median_prosody(stats: list[VoiceStats]) -> tuple[float | None, float | None, float | None]:
+    """Median pitch, level and rate over recordings, each over those where it was measured (None: none)."""
     def median(field: str) -> float | None:
         values = [v for s in stats if math.isfinite(v := getattr(s.prosody, field))]
         return float(np.median(values)) if values else None
 
-    return NeutralBaseline(centre, spread, name, median("pitch_hz"), median("energy_db"), median("rate_per_s"),
-                           diaries, since)
+    return median("pitch_hz"), median("energy_db"), median("rate_per_s")
+
+
+def baseline_from_stats(stats: list[VoiceStats], name: str) -> NeutralBaseline:
+    """A baseline from ≥ 2 calm recordings' stats: MFCC mean and std across recordings, median prosody."""
+    if len(stats) < 2:
+        raise BaselineError(f"a baseline needs at least 2 recordings (spread across them), got {len(stats)}")
+    means = np.stack([s.mfcc_mean for s in stats])
+    return NeutralBaseline(means.mean(axis=0), means.std(axis=0), name, *_median_prosody(stats))
+
+
+def auto_baseline(stats: list[VoiceStats], cfg: Config, name: str = "personal-auto", since: str | None = None,
+                  ) -> NeutralBaseline:
+    """A person's baseline from their own recordings whatever their mood (≥ 2): their median pitch, level and rate
+    (medians, so a few very emotional diaries do not move them), with the MFCC centre and spread of the reference
+    nearest their pitch.
+
+    The MFCC part is not the person's own: measured (cnn-bilstm-mfcc MODEL_CARD, "Baselines"), a spread taken across
+    moods is about twice the calm spread the network was trained against, its input flattens and it hears
+    sadness everywhere (ko_emotional test UAR 0.533 → 0.433).
+    """
+    if len(stats) < 2:
+        raise BaselineError(f"a baseline needs at least 2 recordings, got {len(stats)}")
+    pitch, energy, rate = _median_prosody(stats)
+    reference = resolve_baseline("auto", cfg, pitch_hz=pitch)
+    return NeutralBaseline(reference.mean, reference.std, name, pitch, energy, rate, len(stats), since)
 
 
 def build_baseline(clips: list[np.ndarray], name: str = "personal", cfg: AudioConfig | None = None,

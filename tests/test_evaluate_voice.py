@@ -99,27 +99,28 @@ def auto_csv(audio_csv, shared_data) -> Path:
 def test_auto_baseline_leaves_the_scored_clip_out(auto_csv, config):
     from fusion.eval_baselines import clip_stats, leave_one_out
     from fusion.evaluate import read_rows, resolve_path
-    from fusion.prosody import baseline_from_stats
+    from fusion.prosody import auto_baseline, resolve_baseline
 
     rows = read_rows(auto_csv, ("path", "speaker"))
     stats = clip_stats([resolve_path(auto_csv, r["path"]) for r in rows], config, progress=False)
     speakers = [r["speaker"] for r in rows]
-    built = leave_one_out(stats, speakers)
+    built = leave_one_out(stats, speakers, config)
     emg = [i for i, s in enumerate(speakers) if s == "emg"]
-    everyone = baseline_from_stats([stats[i] for i in emg], "all", robust=True)
+    everyone = auto_baseline([stats[i] for i in emg], config, "all")
     for i in emg:
-        others = baseline_from_stats([stats[j] for j in emg if j != i], "others", robust=True)
+        others = auto_baseline([stats[j] for j in emg if j != i], config, "others")
         assert built[i].name == "personal-auto:emg" and built[i].diaries == len(emg) - 1
-        np.testing.assert_array_equal(built[i].mean, others.mean)
-        assert built[i].pitch_hz == others.pitch_hz
-    # Leaving a clip out moves the centre (median of 4 instead of 5) for every emg clip.
-    assert all(not np.array_equal(built[i].mean, everyone.mean) for i in emg)
+        assert (built[i].pitch_hz, built[i].energy_db) == (others.pitch_hz, others.energy_db)
+        # the MFCC centre and spread are the reference's nearest the speaker's pitch (emg: female)
+        np.testing.assert_array_equal(built[i].std, resolve_baseline("female", config).std)
+    # Leaving a clip out moves the median pitch (a median of 4 instead of 5) for every emg clip.
+    assert all(built[i].pitch_hz != everyone.pitch_hz for i in emg)
     # nem has two clips: one left out leaves one, no spread: those rows fall back to the reference.
     assert [built[i] for i, s in enumerate(speakers) if s == "nem"] == [None, None]
     # A clip that shares a source recording with the scored one is left out too.
     sources = [frozenset([r["path"]]) for r in rows]
     sources[emg[1]] = sources[emg[1]] | sources[emg[0]]  # as if emg[1] were joined from emg[0]
-    shared = leave_one_out(stats, speakers, sources)
+    shared = leave_one_out(stats, speakers, config, sources)
     assert shared[emg[0]].diaries == shared[emg[1]].diaries == len(emg) - 2 and shared[emg[2]].diaries == len(emg) - 1
 
 

@@ -16,7 +16,7 @@ import math
 from datetime import timezone
 
 from fusion.config import Config
-from fusion.prosody import NeutralBaseline, VoiceStats, baseline_from_stats
+from fusion.prosody import NeutralBaseline, VoiceStats, auto_baseline
 from fusion.service.schemas import BaselineInfo
 from fusion.service.store import PERSONAL, PERSONAL_AUTO, Baseline, Store
 
@@ -45,7 +45,7 @@ def refresh_auto(store: Store, user_id: int, config: Config) -> Baseline | None:
         return latest
     since = rows[0].when
     stats = [VoiceStats.from_dict(json.loads(row.voice_stats)) for row in rows]
-    baseline = baseline_from_stats(stats, PERSONAL_AUTO, robust=True, diaries=len(rows), since=since.isoformat())
+    baseline = auto_baseline(stats, config, PERSONAL_AUTO, since=since.isoformat())
     row = store.add_baseline(user_id, PERSONAL_AUTO, len(rows), baseline.to_json(), since=since, sources=sources)
     log.info("user %d: personal-auto baseline version %d from %d diaries", user_id, row.version, len(rows))
     return row

@@ -190,7 +190,7 @@ def timeline(request: Request, start: datetime | None = _FROM, end: datetime | N
                     trend=history.trend_alert(upto, cfg) if shown else None)
 
 
-@router.get("/v1/timeline.html", response_class=HTMLResponse, responses={code: _JSON_ERROR for code in (401, 422)})
+@router.get("/v1/timeline.html", response_class=HTMLResponse, responses={401: _JSON_ERROR})
 def timeline_html(request: Request, start: datetime | None = _FROM, end: datetime | None = _TO,
                   user: User = Depends(current_user), store: Store = Depends(_store)) -> HTMLResponse:
     """The caller's timeline as a page: words against voice over the days, alert markers, the weeks, and each
