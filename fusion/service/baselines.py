@@ -3,9 +3,9 @@ one built from their own diaries.
 
 A job's baseline is, in this order: the ``gender`` its upload named; the user's latest hand-made baseline
 (``POST /v1/baseline``, kind ``personal``); their latest ``personal-auto`` one; the config's ``[audio] baseline``
-("auto": male or female by the diary's pitch). ``personal-auto`` is built (robust: medians and MADs) from the
-``VoiceStats`` of the user's most recently recorded ``[history] max_diaries`` done diaries once there are
-``min_diaries`` of them, and stored as a new version whenever that set of diaries changes.
+("auto": male or female by the diary's pitch). ``personal-auto`` is built (``fusion.prosody.auto_baseline``:
+median prosody) from the ``VoiceStats`` of the user's most recently recorded ``[history] max_diaries`` done diaries
+once there are ``min_diaries`` of them, and stored as a new version whenever that set of diaries changes.
 """
 
 from __future__ import annotations
