@@ -186,6 +186,7 @@ class HistoryConfig(_Section):
     window_days: float                 # drift: the recent diaries are those of the last this many days
     min_recent: int                    # ... at least this many of them
     min_usual: int                     # ... against at least this many earlier diaries
+    max_usual: int                     # ... and at most this many, the latest before the recent ones
     z_floor: dict[str, float]          # per signal: smallest robust spread, so a steady voice's z stays sane
     min_score: float                   # mean of the signals' negated z-scores at or above which the alert fires
     severity: tuple[float, float, float]  # score steps of low, medium, high

@@ -103,15 +103,18 @@ def _signal_values(entries: list[TimelineEntry], reference_hz: float | None) -> 
 def trend_alert(history: list[TimelineEntry], cfg: HistoryConfig) -> TrendAlert | None:
     """``voice_lower_than_usual`` as of the last of ``history`` (date-ordered), or None.
 
-    Recent = the diaries within ``window_days`` before the last one (it included); usual = all earlier ones.
+    Recent = the diaries within ``window_days`` before the last one (it included); usual = the ``max_usual`` diaries
+    before those (a person's usual of years ago is not their usual now, and the cost stays bounded).
     Each signal measured in at least ``min_recent`` recent and ``min_usual`` usual diaries gets a robust z-score;
     the alert fires when the mean of their negated z-scores reaches ``min_score``.
     """
     if not history:
         return None
     since = history[-1].recorded_at - timedelta(days=cfg.window_days)
-    recent = [e for e in history if e.recorded_at > since]
-    usual = [e for e in history if e.recorded_at <= since]
+    first = len(history)
+    while first > 0 and history[first - 1].recorded_at > since:
+        first -= 1
+    recent, usual = history[first:], history[max(0, first - cfg.max_usual):first]
     if len(recent) < cfg.min_recent or len(usual) < cfg.min_usual:
         return None
     pitches = [e.pitch_hz for e in usual if e.pitch_hz]

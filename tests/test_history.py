@@ -87,3 +87,14 @@ def test_weekly_summary_counts_diaries_and_alerts_per_iso_week():
     assert [w.start.weekday() for w in weeks] == [0] * len(weeks)
     assert sum(w.alerts.get(DRIFT_KIND, 0) for w in weeks) == 4
     assert weeks[0].voice_valence == pytest.approx(0.1, abs=0.05)
+
+
+def test_only_the_latest_usual_diaries_count():
+    """A person's usual is their last ``max_usual`` diaries before the recent ones, not every diary they ever kept:
+    a year of a lower voice long ago does not hide a drop from how they have sounded lately."""
+    long_ago = [diary(d, valence=-0.4, pitch=170.0, energy=-26.0) for d in range(-400, -300)]
+    lately = [diary(d) for d in range(0, 60)]
+    low_week = [low(d) for d in range(60, 67)]
+    alert = trend_alert(long_ago + lately + low_week, CFG)
+    assert alert is not None and alert.usual_diaries == CFG.max_usual == 60
+    assert trend_alert(long_ago + lately + low_week, CFG.model_copy(update={"max_usual": 200})) is None
