@@ -154,7 +154,10 @@ def history(
         if not results.is_file():
             raise InputError(results, "no such results file")
         try:
-            entries, errors, undated = timeline_entries(read_results(results))
+            records = read_results(results)
+            if not records and results.stat().st_size:
+                raise InputError(results, "not a fusion batch results file: it holds no complete line")
+            entries, errors, undated = timeline_entries(records)
         except json.JSONDecodeError as exc:
             raise InputError(results, f"not a fusion batch results file: a line is not JSON ({exc.msg})") from exc
         except ValueError as exc:  # a record that holds no report

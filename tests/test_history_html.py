@@ -148,7 +148,11 @@ def test_history_refuses_bad_paths_and_a_missing_plotly_in_one_line(diaries, tmp
     assert result.exit_code == 2 and "none.jsonl: no such results file" in " ".join(result.output.split())
     for lines, problem in (('{"file": "x", "sta\n{}\n', "not a fusion batch results file: a line is not JSON"),
                            ('{"file": "x", "key": "k", "status": "ok", "report": {"source": "x"}}\n',
-                            "record 1 (x): not a DiaryReport (duration_s: Field required)")):
+                            "record 1 (x): not a DiaryReport (duration_s: Field required)"),
+                           ("[1, 2]\n", "record 1 is not a fusion batch result"),
+                           ('{"a": 1}\n', "record 1 is not a fusion batch result"),
+                           ("\x00\x01 binary, no line end",
+                            "not a fusion batch results file: it holds no complete line")):
         (tmp_path / "bad.jsonl").write_text(lines, encoding="utf-8")
         result = runner.invoke(app, ["history", str(tmp_path / "bad.jsonl")])
         assert result.exit_code == 2 and f"bad.jsonl: {problem}" in " ".join(result.output.split()), result.output

@@ -122,7 +122,9 @@ def timeline_entries(records: Iterable[dict]) -> tuple[list, int, int]:
 
     entries, errors, undated = [], 0, 0
     for number, rec in enumerate(records, 1):
-        if rec.get("status") != "ok":
+        if not (isinstance(rec, dict) and isinstance(rec.get("file"), str) and rec.get("status") in ("ok", "error")):
+            raise ValueError(f"record {number} is not a fusion batch result (a file and a status ok or error)")
+        if rec["status"] != "ok":
             errors += 1
             continue
         try:
