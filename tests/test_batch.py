@@ -434,10 +434,16 @@ def test_analyze_many_passes_the_date_past_the_decode_ahead(clips):
     ("file,when\npfa00001.flac,2026-11-02\n",
      "the dates CSV needs the columns file,recorded_at (missing: recorded_at)"),
     ("file,recorded_at\npfa00001.flac,\n", "line 2: recorded_at '' of pfa00001.flac is not an ISO 8601 date"),
+    (b"\xff\xfe\x00f\x00i\x00l\x00e", "the dates CSV is not UTF-8 text (byte 0)"),
+    (None, "cannot read the dates CSV (No such file or directory)"),
 ])
 def test_a_bad_dates_csv_is_one_line_naming_it_before_any_work(clips, tmp_path, rows, problem):
     dates = clips[0].parent / "dates.csv"
-    dates.write_text(rows, encoding="utf-8")
+    dates.unlink(missing_ok=True)
+    if isinstance(rows, bytes):
+        dates.write_bytes(rows)
+    elif rows is not None:
+        dates.write_text(rows, encoding="utf-8")
     out = tmp_path / "r.jsonl"
     t0 = time.perf_counter()
     result = CliRunner().invoke(cli_app, ["batch", str(clips[0].parent), "--out", str(out), "--dates", str(dates)])

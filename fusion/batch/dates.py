@@ -37,8 +37,10 @@ def read_dates(path: str | Path, inputs: Iterable[str]) -> dict[str, datetime]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot read the dates CSV ({exc.__class__.__name__}: {exc})") from exc
+    except OSError as exc:
+        raise InputError(path, f"cannot read the dates CSV ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"the dates CSV is not UTF-8 text (byte {exc.start})") from exc
     rows = csv.DictReader(text.splitlines())
     missing = [c for c in COLUMNS if c not in (rows.fieldnames or [])]
     if missing:
