@@ -86,11 +86,12 @@ def baseline(
     from fusion.prosody import build_baseline
 
     try:
+        check_writable(out)
         clips = [load_audio(path).samples for path in recordings]
         built = build_baseline(clips, name=name or out.stem)
     except FusionError as exc:
         fail(exc)
-    built.save_json(out)
+    write_output(out, built.to_json())
     err.print(f"baseline from {len(clips)} recordings written to {out}")
 
 

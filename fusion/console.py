@@ -57,11 +57,11 @@ def check_writable(path: Path | None) -> None:
         return
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise InputError(path, "cannot write the report: it is a directory")
+        raise InputError(path, "cannot write it: it is a directory")
     if not folder.is_dir():
-        raise InputError(path, f"cannot write the report: the folder {folder} does not exist")
+        raise InputError(path, f"cannot write it: the folder {folder} does not exist")
     if not os.access(path if path.exists() else folder, os.W_OK):
-        raise InputError(path, "cannot write the report: permission denied")
+        raise InputError(path, "cannot write it: permission denied")
 
 
 def write_output(path: Path, text: str) -> None:

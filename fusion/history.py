@@ -59,6 +59,24 @@ def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date or date and time as an aware UTC datetime (no zone: UTC); ValueError if it is none."""
+    return utc(datetime.fromisoformat(text.strip()))
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def recording_problem(moment: datetime, now: datetime | None = None) -> str | None:
+    """Why ``moment`` cannot be when a diary was recorded (before 1970, or more than a day after ``now``), or None."""
+    now = now or datetime.now(timezone.utc)
+    if utc(moment) < EARLIEST:
+        return f"{moment.date().isoformat()} is before {EARLIEST.year}"
+    if utc(moment) > now + timedelta(days=1):
+        return f"{moment:%Y-%m-%d %H:%M} is more than a day in the future"
+    return None
+
+
 def entry(diary_id: str, report: DiaryReport, recorded_at: datetime | None = None, url: str | None = None,
           ) -> TimelineEntry:
     """The timeline entry of one report (``recorded_at`` overrides the report's own)."""

@@ -208,7 +208,13 @@ def baseline_from_stats(stats: list[VoiceStats], name: str) -> NeutralBaseline:
     if len(stats) < 2:
         raise BaselineError(f"a baseline needs at least 2 recordings (spread across them), got {len(stats)}")
     means = np.stack([s.mfcc_mean for s in stats])
-    return NeutralBaseline(means.mean(axis=0), means.std(axis=0), name, *_median_prosody(stats))
+    if not means.std(axis=0).any():
+        raise BaselineError(f"the {len(stats)} recordings sound exactly alike (the same recording more than once?): "
+                            "a baseline needs different calm recordings")
+    pitch, energy, rate = _median_prosody(stats)
+    if pitch is None:
+        raise BaselineError(f"none of the {len(stats)} recordings holds voiced speech")
+    return NeutralBaseline(means.mean(axis=0), means.std(axis=0), name, pitch, energy, rate)
 
 
 def auto_baseline(stats: list[VoiceStats], cfg: Config, name: str = "personal-auto", since: str | None = None,

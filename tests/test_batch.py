@@ -436,6 +436,10 @@ def test_analyze_many_passes_the_date_past_the_decode_ahead(clips):
     ("file,recorded_at\npfa00001.flac,\n", "line 2: recorded_at '' of pfa00001.flac is not an ISO 8601 date"),
     (b"\xff\xfe\x00f\x00i\x00l\x00e", "the dates CSV is not UTF-8 text (byte 0)"),
     (None, "cannot read the dates CSV (No such file or directory)"),
+    ("file,recorded_at\npfa00001.flac,1969-12-31T23:00:00Z\n", "line 2: recorded_at of pfa00001.flac: 1969-12-31 is "
+                                                               "before 1970"),
+    ("file,recorded_at\npfa00001.flac,2999-01-01\n", "line 2: recorded_at of pfa00001.flac: 2999-01-01 00:00 is "
+                                                     "more than a day in the future"),
 ])
 def test_a_bad_dates_csv_is_one_line_naming_it_before_any_work(clips, tmp_path, rows, problem):
     dates = clips[0].parent / "dates.csv"

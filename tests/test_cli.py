@@ -110,8 +110,29 @@ def test_an_output_path_that_cannot_be_written_fails_before_the_analysis(tmp_pat
         t0 = time.perf_counter()
         result = runner.invoke(app, ["analyze", str(SAMPLE), option, str(target), "--transcript", str(_text(tmp_path))])
         assert result.exit_code == 2, result.output
-        assert str(target) in result.output.replace("\n", "") and "cannot write the report" in result.output
+        assert str(target) in result.output.replace("\n", "") and "cannot write it" in result.output
         assert time.perf_counter() - t0 < 5, "refused before the analysis, not after"
+
+
+def test_a_baseline_is_refused_before_any_work_when_unwritable_and_from_recordings_that_cannot_make_one(tmp_path,
+                                                                                                        shared_data):
+    """Two different calm clips make a baseline; the same clip twice (no spread) or silence (no voice) do not, and
+    an unwritable --out is refused first; each a one-line error, no traceback."""
+    import numpy as np
+    import soundfile as sf
+
+    calm = [str(shared_data / "speech" / "ko_emotional" / "ned" / f"ned0000{i}.flac") for i in (1, 2)]
+    written = runner.invoke(app, ["baseline", *calm, "--out", str(tmp_path / "me.json")])
+    assert written.exit_code == 0 and (tmp_path / "me.json").is_file(), written.output
+    for seed, path in enumerate((tmp_path / "a.wav", tmp_path / "b.wav")):  # faint hiss, no voice
+        sf.write(path, np.random.default_rng(seed).normal(0, 1e-4, 32000).astype(np.float32), 16000)
+    for args, problem in (([*calm, "--out", str(tmp_path / "no" / "me.json")], "the folder"),
+                          ([calm[0], calm[0], "--out", str(tmp_path / "x.json")], "sound exactly alike"),
+                          ([str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "--out", str(tmp_path / "x.json")],
+                           "holds voiced speech")):
+        result = runner.invoke(app, ["baseline", *args])
+        assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
+        assert "Traceback" not in result.output and not (tmp_path / "x.json").exists()
 
 
 def test_analyze_runs_without_the_service_packages(tmp_path):

@@ -215,6 +215,9 @@ def test_a_baseline_needs_two_real_recordings(diaries):
     assert refused.status_code == 415 and "not an audio recording" in refused.json()["detail"]
     many = one * (diaries.config.server.max_baseline_files + 1)
     assert client.post("/v1/baseline", files=many, headers=_auth(alice)).status_code == 422
+    twice = client.post("/v1/baseline", files=one * 2, headers=_auth(alice))
+    assert twice.status_code == 422 and "sound exactly alike" in twice.json()["detail"]
+    assert not any((diaries.config.server.storage_path() / "incoming").iterdir()), "no upload left behind"
     assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(alice)).json()).kind == "personal-auto"
 
 
@@ -246,14 +249,17 @@ def test_remove_user_leaves_nothing_of_them_on_disk_or_in_the_database(diaries):
     assert client.get("/v1/timeline", headers=_auth(alice)).status_code == 401
 
 
-def test_recorded_at_is_refused_when_unreadable_or_in_the_future(tmp_path, shared_data):
+def test_recorded_at_is_refused_when_unreadable_before_1970_or_in_the_future(tmp_path, shared_data):
     path, words = _clips(shared_data)["nea00001"]
     app = create_app(load_config(service_toml(tmp_path)))
     token = app.state.store.add_user("carol")
     with TestClient(app) as client:
-        for stamp in ("yesterday", "2026-13-01", (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()):
+        for stamp, problem in (("yesterday", "is not an ISO 8601 time"), ("2026-13-01", "is not an ISO 8601 time"),
+                               ((datetime.now(timezone.utc) + timedelta(days=2)).isoformat(), "in the future"),
+                               ("0001-01-01", "0001-01-01 is before 1970")):
             refused = _upload(client, token, path, words, recorded_at=stamp)
-            assert refused.status_code == 422 and refused.json()["detail"].startswith("recorded_at"), stamp
+            detail = refused.json()["detail"]
+            assert refused.status_code == 422 and detail.startswith("recorded_at") and problem in detail, stamp
         assert not any((tmp_path / "store" / "uploads").iterdir())
         before = datetime.now(timezone.utc)
         body = _wait(client, token, _upload(client, token, path, words).json()["id"])

@@ -14,18 +14,13 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from fusion.errors import InputError
+from fusion.history import parse_time, recording_problem
 
 COLUMNS = ("file", "recorded_at")
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 date or date and time as an aware UTC datetime (no zone: UTC); ValueError if it is none."""
-    moment = datetime.fromisoformat(text.strip())
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _same_file(path: str | Path) -> str:
@@ -60,6 +55,8 @@ def read_dates(path: str | Path, inputs: Iterable[str]) -> dict[str, datetime]:
         except ValueError:
             raise InputError(path, f"line {line}: recorded_at {when!r} of {name} is not an ISO 8601 date "
                                    "(e.g. 2026-11-02 or 2026-11-02T21:30:00+09:00)") from None
+        if problem := recording_problem(moment):
+            raise InputError(path, f"line {line}: recorded_at of {name}: {problem}")
         target = _same_file(name if Path(name).is_absolute() else path.parent / name)
         if target not in by_file:
             raise InputError(path, f"line {line}: {name} is not one of the batch's inputs "

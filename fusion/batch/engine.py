@@ -16,11 +16,12 @@ from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
-from fusion.batch.dates import parse_time, read_dates
+from fusion.batch.dates import read_dates
 from fusion.batch.process import die_with_parent
 from fusion.batch.results import ResultsFile, read_results, write_csv
 from fusion.batch.worker import BatchResult, Item, Worker, content_key
 from fusion.config import Config, default_config
+from fusion.history import parse_time, recording_problem, utc
 
 _LIST_SUFFIXES = {".txt", ".lst", ".list"}
 
@@ -58,7 +59,11 @@ def _dates(dates: str | Path | Mapping[str, datetime] | None, files: list[str]) 
     if dates is None:
         return {}
     if isinstance(dates, Mapping):
-        return {f: parse_time(w) if isinstance(w, str) else w for f, w in dates.items()}
+        given = {f: parse_time(w) if isinstance(w, str) else utc(w) for f, w in dates.items()}
+        for f, moment in given.items():
+            if problem := recording_problem(moment):
+                raise ValueError(f"recorded_at of {f}: {problem}")
+        return given
     return read_dates(dates, files)
 
 

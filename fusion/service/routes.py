@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fusion import history
 from fusion.audio import container_format, declared_duration, load_audio
 from fusion.errors import InputError
-from fusion.prosody import baseline_from_stats, voice_stats
+from fusion.prosody import BaselineError, baseline_from_stats, voice_stats
 from fusion.report import DiaryReport
 from fusion.service import baselines
 from fusion.service.schemas import (
@@ -263,7 +263,10 @@ def make_baseline(
                                          f"{exc.problem}") from exc
             stats.append(voice_stats(audio.samples, config.audio, audio.sample_rate))
             del audio
-        built = baseline_from_stats(stats, PERSONAL)
+        try:
+            built = baseline_from_stats(stats, PERSONAL)
+        except BaselineError as exc:
+            raise HTTPException(422, str(exc)) from exc
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
@@ -279,17 +282,16 @@ def drop_baseline(user: User = Depends(current_user), store: Store = Depends(_st
 
 
 def _recording_time(value: str | None) -> datetime:
-    """``recorded_at`` as given (aware UTC; a time without a zone is UTC), or now; 422 when unreadable or more than
-    a day ahead."""
-    now = datetime.now(timezone.utc)
+    """``recorded_at`` as given (aware UTC; a time without a zone is UTC), or now; 422 when unreadable, before 1970 or
+    more than a day ahead."""
     if value is None or not value.strip():
-        return now
+        return datetime.now(timezone.utc)
     try:
-        moment = history.utc(datetime.fromisoformat(value.strip()))
+        moment = history.parse_time(value)
     except ValueError:
         raise HTTPException(422, f"recorded_at is not an ISO 8601 time: {value[:40]!r}") from None
-    if moment > now + timedelta(days=1):
-        raise HTTPException(422, "recorded_at is more than a day in the future")
+    if problem := history.recording_problem(moment):
+        raise HTTPException(422, f"recorded_at {problem}")
     return moment
 
 
