@@ -9,8 +9,10 @@ diaries stand on both sides, never from a single one. The service and ``fusion h
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,6 +59,12 @@ class WeekSummary(BaseModel):
 def utc(moment: datetime) -> datetime:
     """``moment`` as an aware UTC time (a naive one is taken to be UTC already)."""
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def file_time(path: str | Path) -> datetime:
+    """When a recording file was last modified (its recording time, for want of a better one), UTC; OSError if
+    it cannot be read."""
+    return datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)
 
 
 def parse_time(text: str) -> datetime:

@@ -10,7 +10,7 @@ import copy
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from fusion import prosody as prosody_stage
 from fusion import sentences as sentence_stage
 from fusion.audio import Audio, audio_warnings, load_audio, voiced_spans
 from fusion.config import Config, default_config
+from fusion.history import file_time
 from fusion.prosody import NeutralBaseline
 from fusion.report import (
     DiaryReport,
@@ -262,11 +263,6 @@ class Pipeline:
             timings={},
             warnings=warnings,
         )
-
-
-def file_time(path: str | Path) -> datetime:
-    """When a recording file was last modified (its recording time, for want of a better one), UTC."""
-    return datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc)
 
 
 _PIPELINES: dict[str, Pipeline] = {}

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from fusion.batch.process import die_with_parent
 from fusion.batch.results import ResultsFile, read_results, write_csv
 from fusion.batch.worker import BatchResult, Item, Worker, content_key
 from fusion.config import Config, default_config
-from fusion.history import parse_time, recording_problem, utc
+from fusion.history import file_time, parse_time, recording_problem, utc
 
 _LIST_SUFFIXES = {".txt", ".lst", ".list"}
 
@@ -50,7 +50,7 @@ def recorded_at(file: str, dates: Mapping[str, datetime] | None = None) -> datet
     if dates and file in dates:
         return dates[file]
     try:
-        return datetime.fromtimestamp(os.stat(file).st_mtime, timezone.utc)
+        return file_time(file)
     except (OSError, ValueError):
         return None
 

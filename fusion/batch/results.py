@@ -115,9 +115,7 @@ def timeline_entries(records: Iterable[dict]) -> tuple[list, int, int]:
     left out: ``(entries, errors, undated)``. An entry's id is the file as the batch recorded it; a report
     without ``recorded_at`` (schema 1.0) is dated by its file's modification time, or left out when the file
     is gone. A record that is no report is a ValueError naming it."""
-    from datetime import datetime, timezone
-
-    from fusion.history import entry
+    from fusion.history import entry, file_time
     from fusion.report import DiaryReport
 
     entries, errors, undated = [], 0, 0
@@ -137,7 +135,7 @@ def timeline_entries(records: Iterable[dict]) -> tuple[list, int, int]:
         when = report.recorded_at
         if when is None:
             try:
-                when = datetime.fromtimestamp(os.stat(rec["file"]).st_mtime, timezone.utc)
+                when = file_time(rec["file"])
             except OSError:
                 undated += 1
                 continue

@@ -107,17 +107,15 @@ class Worker:
 
     def run(self, items: Iterable[Item], baseline: str | None = None) -> Iterator[list[tuple[int, dict]]]:
         """Chunks of ``(index, record)``, in input order within a chunk, as soon as each chunk is finished."""
-        from fusion.pipeline import file_time
+        from fusion.history import file_time
 
         cfg = self.config.batch
         heard, done, audio_s = [], [], 0.0
-        for item, future in _prefetch(self._decode, items, cfg.prefetch):
-            index, file, key = item[:3]
+        for (index, file, key, when), future in _prefetch(self._decode, items, cfg.prefetch):
             key = key or content_key(file, self.version)
             try:
                 audio, decode_s = future.result()
-                when = (item[3] if len(item) > 3 else None) or file_time(file)  # a 3-item tuple: the file's time
-                h = self.pipeline.hear(audio, recorded_at=when)
+                h = self.pipeline.hear(audio, recorded_at=when or file_time(file))
                 h.timer.stages["decode"] = round(h.timer.stages["decode"] + decode_s, 4)
             except Exception as exc:  # a bad file is a record, never the end of the batch
                 done.append((index, _failed(file, key, exc)))

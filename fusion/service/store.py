@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, load_only, mapped_column
 
 from fusion.errors import FusionError
 
@@ -299,17 +299,21 @@ class Store:
 
     def analyses(self, user_id: int) -> list[tuple[str, datetime]]:
         """(id, recorded_at) of every analysis of the user, in recording order."""
-        with self.session() as s:
-            rows = s.execute(select(Analysis.id, Analysis.recorded_at, Analysis.created)
-                             .where(Analysis.user_id == user_id)).all()
-        return sorted(((i, r or c) for i, r, c in rows), key=lambda pair: (pair[1], pair[0]))
+        return [(row.id, row.when) for row in self._in_order(Analysis.user_id == user_id)]
 
     def stats_of_recent(self, user_id: int, limit: int) -> list[Analysis]:
-        """The user's ``limit`` most recently recorded done analyses that hold voice stats, oldest first."""
+        """The user's ``limit`` most recently recorded done analyses that hold voice stats, oldest first (only
+        their id, times and stats are read: not their reports)."""
+        rows = self._in_order(Analysis.user_id == user_id, Analysis.status == DONE, Analysis.voice_stats.is_not(None),
+                              also=(Analysis.voice_stats,))
+        return rows[-limit:] if limit > 0 else []
+
+    def _in_order(self, *where, also=()) -> list[Analysis]:
+        """The analyses matching ``where`` in recording order, with their id and times (and ``also``) loaded."""
         with self.session() as s:
-            rows = list(s.scalars(select(Analysis).where(Analysis.user_id == user_id, Analysis.status == DONE,
-                                                         Analysis.voice_stats.is_not(None))))
-        return sorted(rows, key=lambda row: (row.when, row.id))[-limit:] if limit > 0 else []
+            rows = list(s.scalars(select(Analysis).where(*where)
+                                  .options(load_only(Analysis.id, Analysis.recorded_at, Analysis.created, *also))))
+        return sorted(rows, key=lambda row: (row.when, row.id))
 
     def latest_baseline(self, user_id: int, kind: str) -> Baseline | None:
         with self.session() as s:
