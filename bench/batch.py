@@ -1,6 +1,6 @@
 """``fusion batch`` throughput and peak memory on one-minute diaries built from real Korean speech.
 
-    python bench/batch.py [--n 50] [--rounds 5] [--long] [--engines 3]
+    python bench/batch.py [--n 50] [--rounds 5] [--long [--ngram]] [--engines 3]
 
 Builds N one-minute diaries (one speaker's clips from shared/data/speech with short pauses) in a
 temp folder, then, in one run:
@@ -10,7 +10,8 @@ temp folder, then, in one run:
     a warm-up first, the files go in ``--rounds`` groups through ``analyze_many`` (the batch
     engine) and through single ``analyze()`` calls, alternating which goes first, so a change of
     machine load falls on both alike; the ratio of the summed times is the batch speed-up;
-  * ``--long``: one 30-minute diary through ``fusion batch`` (STT included), its peak RSS;
+  * ``--long``: one 30-minute diary through ``fusion batch`` (STT included), its peak RSS; with ``--ngram``
+    also under ``[text] architecture = "ngram-lr"``, one run after the other: what the e5 text model costs;
   * ``--engines K``: faster-whisper vs openai-whisper (a checkpoint converted from the same
     embedded weights) on K of the diaries (``bench/whisper_engines.py``).
 The last line is the figures as one JSON object.
@@ -33,6 +34,7 @@ import soundfile as sf
 from whisper_engines import vm_hwm_kb
 
 from fusion.audio import SAMPLE_RATE
+from fusion.config import default_config_path
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 def speakers() -> dict[str, list[Path]]:
@@ -68,16 +70,18 @@ def build_diaries(folder: Path, n: int, seconds: float = 60.0) -> list[Path]:
     return paths
 
 
-def fusion_batch(inputs: Path, out: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) of this one ``fusion batch`` process, and its summary line.
+def fusion_batch(inputs: Path, out: Path, config: Path | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) of this one ``fusion batch`` process (``config``: its ``--config``), and its
+    summary line.
 
     The peak is the child's own ``VmHWM``, sampled until it exits: its ``ru_maxrss`` would also
     count this (model-holding) process, which Linux carries into a child across fork and exec.
     """
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "fusion.cli", "batch", str(inputs), "--out", str(out), "-q"],
-                                stdout=subprocess.DEVNULL, stderr=err)
+        options = ["--config", str(config)] if config else []
+        proc = subprocess.Popen([sys.executable, "-m", "fusion.cli", "batch", str(inputs), "--out", str(out), "-q",
+                                 *options], stdout=subprocess.DEVNULL, stderr=err)
         peak_kb = 0
         while proc.poll() is None:
             peak_kb = max(peak_kb, vm_hwm_kb(proc.pid))
@@ -115,6 +119,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50, help="one-minute diaries (50 in the issue)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating groups for the side-by-side comparison")
     parser.add_argument("--long", action="store_true", help="also one 30-minute diary through fusion batch")
+    parser.add_argument("--ngram", action="store_true", help="with --long: the 30-minute diary also with the "
+                                                              "n-gram text model, for the e5 model's cost")
     parser.add_argument("--engines", type=int, default=0, metavar="K",
                         help="also faster-whisper vs openai-whisper on K of the diaries")
     args = parser.parse_args()
@@ -152,6 +158,14 @@ def main() -> None:
             print(f"30-minute diary through fusion batch: {wall:.1f} s, RTF {wall / 1800:.3f}, "
                   f"peak RSS {peak_mb:.0f} MB (target <= 1536)")
             figures.update(long_wall_s=round(wall, 2), long_rtf=round(wall / 1800, 4), long_peak_rss_mb=round(peak_mb))
+            if args.ngram:
+                ngram = tmp / "ngram.toml"
+                ngram.write_text(default_config_path().read_text(encoding="utf-8").replace(
+                    'architecture = "e5-finetune"', 'architecture = "ngram-lr"'), encoding="utf-8")
+                wall_ng, peak_ng, _ = fusion_batch(tmp / "long", tmp / "long_ngram.jsonl", ngram)
+                print(f"  the same, [text] architecture = ngram-lr: {wall_ng:.1f} s, peak RSS {peak_ng:.0f} MB; "
+                      f"the e5 text model costs {wall - wall_ng:+.1f} s and {peak_mb - peak_ng:+.0f} MB")
+                figures.update(long_ngram_wall_s=round(wall_ng, 2), long_ngram_peak_rss_mb=round(peak_ng))
 
         if args.engines:
             from whisper_engines import ENGINES, compare, report

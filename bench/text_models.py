@@ -1,8 +1,9 @@
 """The shipped n-gram text model and an e5 model side by side: load time, warm ms a sentence, RSS growth.
 
-    python bench/text_models.py E5_DIR [--sentences 200] [--rounds 3]
+    python bench/text_models.py [E5_DIR] [--sentences 200] [--rounds 3]
 
-E5_DIR is a directory written by ``fusion train text --recipe e5-finetune``.
+E5_DIR is a directory written by ``fusion train text --recipe e5-finetune`` (default: the shipped one,
+``fusion/models/text_e5``).
 
 Each round takes the next N sentences of the dialogue test split (lengths as diaries have them);
 each model scores them as the pipeline does (labels, then P(neutral)), alternating models round
@@ -21,7 +22,7 @@ import psutil
 import torch
 
 from fusion.config import default_config
-from fusion.text_branch import load_text_model
+from fusion.text_branch import E5_DIR, load_text_model
 from fusion.train.text_data import DIALOGUE, read_split
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
@@ -29,7 +30,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("e5", type=Path)
+    parser.add_argument("e5", type=Path, nargs="?", default=E5_DIR)
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -39,9 +40,9 @@ def main() -> None:
     cfg = default_config()
     process = psutil.Process()
     models, figures = {}, {"threads": torch.get_num_threads(), "sentences": len(texts)}
-    for arch, where in (("ngram-lr", "embedded:default"), ("e5-finetune", str(args.e5))):
+    for arch, update in (("ngram-lr", {"architecture": "ngram-lr"}), ("e5-finetune", {"model": str(args.e5)})):
         rss, t0 = process.memory_info().rss, time.perf_counter()
-        text_cfg = cfg.text.model_copy(update={"model": where})
+        text_cfg = cfg.text.model_copy(update=update)
         models[arch] = load_text_model(text_cfg, cfg.labels.ko)
         figures[f"{arch}_load_s"] = round(time.perf_counter() - t0, 2)
         figures[f"{arch}_rss_growth_mb"] = round((process.memory_info().rss - rss) / 2**20)

