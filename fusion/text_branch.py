@@ -27,6 +27,7 @@ from sklearn.preprocessing import normalize
 
 from fusion.config import MODELS_DIR, TextConfig
 from fusion.errors import MissingExtra, ModelError
+from fusion.files import file_sha256
 from fusion.sentences import kiwi
 
 EMBEDDED_DIR = MODELS_DIR / "text"             # the n-gram model; also one side of the e5 model's ensemble
@@ -149,6 +150,7 @@ class EmbeddedTextModel:
         self.intercept = arrays["intercept"].astype(np.float32)[order]
         self.temperature = float(meta.get("temperature", 1.0))
         self.labels, self.directory = labels, directory
+        self.weights_sha256 = file_sha256(directory / WEIGHTS_FILE)      # what an e5 model checks it was ensembled with
         self.model_id = meta.get("model_id", f"embedded:{directory.name}")
         self.neutral_coef = arrays["neutral_coef"].astype(np.float32) if "neutral_coef" in arrays else None
         self.neutral_intercept = float(arrays["neutral_intercept"][0]) if "neutral_coef" in arrays else 0.0

