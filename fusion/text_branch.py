@@ -301,7 +301,7 @@ def load_text_model(cfg: TextConfig, labels: tuple[str, ...]) -> TextEmotionMode
 
     ngram = EmbeddedTextModel(EMBEDDED_DIR, labels)
     try:
-        return E5TextModel(directory, labels, ngram)
+        return E5TextModel(directory, labels, ngram, cfg.batch_size)
     except MissingExtra as exc:
         logging.getLogger(__name__).warning("%s; the n-gram text model is used instead", exc)
         return ngram

@@ -56,7 +56,7 @@ def mix(e5: np.ndarray, ngram: np.ndarray, w: float, scales: tuple[float, float]
 class E5TextModel:
     """Six-label probabilities and P(neutral) of Korean sentences from a fine-tuned e5 directory."""
 
-    def __init__(self, directory: str | Path, labels: tuple[str, ...], ngram, batch_size: int = 64,
+    def __init__(self, directory: str | Path, labels: tuple[str, ...], ngram, batch_size: int = 16,
                  int8: bool | None = None):
         """``ngram``: the n-gram model (``fusion.text_branch.EmbeddedTextModel``) the directory was ensembled with."""
         from safetensors.torch import load_file
