@@ -19,6 +19,7 @@ from transformers import (
 from fusion.config import TextConfig, default_config
 from fusion.errors import ModelError
 from fusion.text_branch import EMBEDDED_DIR, EmbeddedTextModel, HFTextModel, diary_text_scores, load_text_model
+from tests.text_samples import CLEAR_SENTENCES
 
 
 def text_config(**fields) -> TextConfig:
@@ -41,15 +42,7 @@ def test_embedded_model_is_loaded_once_and_uses_config_labels(embedded, config):
     assert embedded.model_id.startswith("embedded:")
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("오늘 정말 행복하고 즐거웠어. 친구들이랑 웃으면서 맛있는 것도 먹었어.", {"기쁨"}),
-        ("엄마가 돌아가셔서 너무 슬프고 눈물이 나.", {"슬픔", "상처"}),
-        ("회사에서 부장님이 또 나한테만 소리를 질러서 진짜 화가 나.", {"분노"}),
-        ("내일 시험인데 떨어질까 봐 걱정돼서 잠이 안 와.", {"불안"}),
-    ],
-)
+@pytest.mark.parametrize(("text", "expected"), CLEAR_SENTENCES)
 def test_embedded_model_top_label_on_clear_sentences(embedded, text, expected):
     probs = embedded.predict_proba([text])
     assert embedded.labels[int(probs.argmax())] in expected

@@ -22,6 +22,7 @@ from fusion.errors import ModelError
 from fusion.text_branch import E5_DIR, EMBEDDED_DIR, EmbeddedTextModel, load_text_model
 from fusion.text_e5 import E5TextModel
 from fusion.train.text_e5 import E5Recipe
+from tests.text_samples import CLEAR_SENTENCES
 
 ROOT = Path(__file__).resolve().parents[1]
 HAPPY = ["드디어 합격했어! 너무 기뻐서 눈물이 날 것 같아.", "오늘 친구들이랑 놀러 가서 정말 즐거웠어."]
@@ -53,16 +54,11 @@ def test_the_shipped_weights_come_from_the_recipe_as_it_is_now():
     assert shipped["command"].startswith("fusion train text --recipe e5-finetune --seed 0")
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("오늘 정말 행복하고 즐거웠어. 친구들이랑 웃으면서 맛있는 것도 먹었어.", {"기쁨"}),
-        ("엄마가 돌아가셔서 너무 슬프고 눈물이 나.", {"슬픔", "상처"}),
-        ("회사에서 부장님이 또 나한테만 소리를 질러서 진짜 화가 나.", {"분노"}),
-        ("내일 시험인데 떨어질까 봐 걱정돼서 잠이 안 와.", {"불안"}),
-        ("오늘 정말 행복하고 즐거웠어 친구들이랑 웃으면서 맛있는것도 먹었어", {"기쁨"}),     # as STT writes it
-    ],
-)
+# The first clear sentence as STT writes it: no punctuation, a space dropped.
+STT_WRITTEN = ("오늘 정말 행복하고 즐거웠어 친구들이랑 웃으면서 맛있는것도 먹었어", {"기쁨"})
+
+
+@pytest.mark.parametrize(("text", "expected"), [*CLEAR_SENTENCES, STT_WRITTEN])
 def test_the_shipped_model_on_clear_sentences(shipped, text, expected):
     assert shipped.labels[int(shipped.predict_proba([text]).argmax())] in expected
 
