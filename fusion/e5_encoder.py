@@ -284,7 +284,7 @@ class E5Tokenizer:
     is the ``<s>`` piece, a literal ``<unk>`` is not. The table is applied here with
     ``str.translate``; a sentencepiece model built from the file's pieces and scores (identity
     normaliser) does the rest, a run of unknown characters split back into one ``<unk>`` each. It
-    holds the 250,002 pieces in a double-array trie: about 80 MB resident, where a ``tokenizers``
+    holds the 250,002 pieces in a double-array trie: about 45 MB resident, where a ``tokenizers``
     Unigram model of the same pieces took about 240 MB.
     """
 
