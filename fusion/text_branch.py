@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -150,7 +150,6 @@ class EmbeddedTextModel:
         self.intercept = arrays["intercept"].astype(np.float32)[order]
         self.temperature = float(meta.get("temperature", 1.0))
         self.labels, self.directory = labels, directory
-        self.weights_sha256 = file_sha256(directory / WEIGHTS_FILE)      # what an e5 model checks it was ensembled with
         self.model_id = meta.get("model_id", f"embedded:{directory.name}")
         self.neutral_coef = arrays["neutral_coef"].astype(np.float32) if "neutral_coef" in arrays else None
         self.neutral_intercept = float(arrays["neutral_intercept"][0]) if "neutral_coef" in arrays else 0.0
@@ -158,6 +157,11 @@ class EmbeddedTextModel:
         if self.embedding:
             _check_encoder(self.embedding, str(directory))
         self.embedding_coef = arrays["embedding_coef"].astype(np.float32)[order] if self.embedding else None
+
+    @cached_property
+    def weights_sha256(self) -> str:
+        """What an e5 model checks it was ensembled with; hashed only when one asks."""
+        return file_sha256(self.directory / WEIGHTS_FILE)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
