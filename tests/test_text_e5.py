@@ -38,11 +38,12 @@ def shipped(config):
     return load_text_model(config.text.model_copy(update=E5), config.labels.ko)
 
 
-def test_the_shipped_e5_model_is_one_config_line_away(shipped, config):
-    assert config.text.architecture == "ngram-lr", "the default until the e5 model fits the memory budget"
+def test_the_shipped_e5_model_is_the_default_and_the_n_gram_one_a_config_line_away(shipped, config):
+    assert config.text.architecture == "e5-finetune"
     assert isinstance(shipped, E5TextModel) and shipped.model_id == "embedded:e5-finetune"
-    assert load_text_model(config.text.model_copy(update=E5), config.labels.ko) is shipped, "loaded once per process"
-    assert isinstance(load_text_model(config.text, config.labels.ko), EmbeddedTextModel)
+    assert load_text_model(config.text, config.labels.ko) is shipped, "loaded once per process"
+    ngram = config.text.model_copy(update={"architecture": "ngram-lr"})
+    assert isinstance(load_text_model(ngram, config.labels.ko), EmbeddedTextModel)
     assert sum(f.stat().st_size for f in E5_DIR.iterdir()) < 40 * 2**20, "the package grows by at most 40 MB"
 
 
