@@ -299,6 +299,21 @@ def eval_stt_cmd(
                  json_out)
 
 
+@eval_app.command("diaries")
+def eval_diaries_cmd(
+    data: Path = typer.Argument(Path("evalsets/diaries/test.jsonl"), help="diaries as JSON Lines "
+                                "(evalsets/diaries/make_set.py writes dev.jsonl and test.jsonl)"),
+    source: str | None = typer.Option(None, "--source", help="only the diaries of this source (composed, written)"),
+    json_out: Path | None = _EVAL_JSON,
+    config: Path | None = _EVAL_CONFIG,
+    quiet: bool = _EVAL_QUIET,
+) -> None:
+    """The words half on diaries: sentence macro-F1, diary polarity, and the split of unpunctuated text."""
+    from fusion.evaluate_diaries import eval_diaries, summary
+
+    _eval_output(lambda: eval_diaries(data, config_from(config), source, progress=not quiet), json_out, summary)
+
+
 @eval_app.command("alerts")
 def eval_alerts_cmd(
     data: Path = typer.Argument(..., help="CSV with columns path,transcript,expected[,baseline,group,speaker,sources]"),
