@@ -35,8 +35,10 @@ def split_text(text: str, cfg: SentenceConfig) -> list[str]:
 
 def split_spans(text: str, cfg: SentenceConfig) -> list[tuple[int, int]]:
     """Character spans ``[start, end)`` of the sentences of ``text`` (what ``split_text`` returns)."""
-    if cfg.method == "kiwi":
+    if cfg.method in ("kiwi", "kiwi-endings"):
         spans = [(s.start, s.end) for s in kiwi().split_into_sents(text)]
+        if cfg.method == "kiwi-endings":
+            spans = [piece for a, b in spans for piece in _split_at_endings(text, a, b, cfg.end_score)]
     else:
         spans, pos = [], 0
         for m in re.finditer(cfg.regex, text):
@@ -116,6 +118,41 @@ def sentences_from_text(
                             "transcript"))
         done += w
     return out
+
+
+# Endings after which an unpunctuated sentence may end: kiwi reads the 반말 endings (했어, 거야, 했지) as
+# connectives without a full stop to tell it otherwise; "다" as a connective is "-다(가)", rare in a diary and
+# what kiwi makes of "나눴다 내일도" with no full stop between.
+_ALWAYS_ENDS = {("다", "EC")}
+_MAYBE_ENDS = {"어", "아", "야", "지", "네", "거든"}
+
+
+def _split_at_endings(text: str, a: int, b: int, end_score: float) -> list[tuple[int, int]]:
+    """``text[a:b]`` cut after each word that ends a sentence, for speech-to-text written without punctuation.
+
+    A word ends a sentence when its last morpheme is a final ending (EF) or the connective 다; a word ending in
+    a 반말 ending (어 아 야 지 네 거든) does when kiwi's language model scores its two neighbouring words with a full
+    stop between at least ``end_score`` above them without one.
+    """
+    cuts, tokens = [], kiwi().tokenize(text[a:b])
+    for i, tok in enumerate(tokens):
+        end = a + tok.start + tok.len
+        nxt = a + tokens[i + 1].start if i + 1 < len(tokens) else b
+        if end >= b or not text[end].isspace() or nxt <= end:
+            continue
+        if tok.tag == "EF" or (tok.form, tok.tag) in _ALWAYS_ENDS or (
+                tok.tag == "EC" and tok.form in _MAYBE_ENDS and _end_gain(text, end, nxt, a, b) >= end_score):
+            cuts.append(nxt)
+    edges = [a, *cuts, b]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _end_gain(text: str, end: int, nxt: int, a: int, b: int) -> float:
+    """How much likelier kiwi finds the two words before ``end`` and after ``nxt`` with a full stop between."""
+    left = text[a:end].split()[-2:]
+    right = text[nxt:b].split()[:2]
+    with_stop, without = (kiwi().analyze(" ".join(left) + sep + " ".join(right), top_n=1)[0][1] for sep in (". ", " "))
+    return with_stop - without
 
 
 @lru_cache(maxsize=1)

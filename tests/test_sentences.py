@@ -143,3 +143,26 @@ def test_given_transcript_on_real_audio_stays_inside_the_speech(joined, kiwi_cfg
     assert sentences[0].start == pytest.approx(spans[0][0]) and sentences[-1].end == pytest.approx(spans[-1][1])
     assert all(a.end <= b.start for a, b in zip(sentences, sentences[1:]))
     assert all(any(a - 1e-9 <= s.start <= b for a, b in spans) for s in sentences), "each sentence starts in speech"
+
+
+# An everyday diary as an STT engine without punctuation writes it (반말 and 다 endings, one small mishap).
+UNPUNCTUATED = ("오늘은 날씨가 맑아서 기분이 좋았다 점심에 친구랑 새로 생긴 식당에 갔는데 음식이 맛있었다 "
+                "오후에 회의 시간을 착각해서 조금 당황했어 저녁에는 가족이랑 산책하면서 이야기를 많이 나눴다 "
+                "내일도 오늘만 같았으면 좋겠다")
+
+
+def test_kiwi_endings_cut_unpunctuated_text_where_kiwi_alone_runs_sentences_together(kiwi_cfg):
+    kiwi_alone = split_text(UNPUNCTUATED, kiwi_cfg.model_copy(update={"method": "kiwi"}))
+    endings = split_text(UNPUNCTUATED, kiwi_cfg)
+    assert kiwi_cfg.method == "kiwi-endings", "the default splits unpunctuated speech"
+    assert len(kiwi_alone) < 5, "kiwi reads 나눴다 내일도 as one sentence"
+    assert endings == ["오늘은 날씨가 맑아서 기분이 좋았다", "점심에 친구랑 새로 생긴 식당에 갔는데 음식이 맛있었다",
+                       "오후에 회의 시간을 착각해서 조금 당황했어", "저녁에는 가족이랑 산책하면서 이야기를 많이 나눴다",
+                       "내일도 오늘만 같았으면 좋겠다"]
+
+
+def test_kiwi_endings_leave_connectives_and_punctuated_text_alone(kiwi_cfg):
+    """-는데, -아서 and an auxiliary -어 (먹어 봤다) join clauses of one sentence; punctuated text is kiwi's split."""
+    one = "친구가 만든 김치를 먹어 봤는데 생각보다 맛있어서 놀랐다"
+    assert split_text(one, kiwi_cfg) == [one]
+    assert split_text(PUNCTUATED, kiwi_cfg) == split_text(PUNCTUATED, kiwi_cfg.model_copy(update={"method": "kiwi"}))
