@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fusion.report import Alert, AlertEvidence, Prosody, ValenceArousal
+from fusion.report import Alert, AlertEvidence, Polarity, Prosody, ValenceArousal
 
 if TYPE_CHECKING:  # config checks its [alerts.severity] against ALERT_RULES, so it imports this module
     from fusion.config import Config
+    from fusion.text_branch import Words
 
 SEVERITIES = ("low", "medium", "high")
 
@@ -63,12 +64,33 @@ def valence_arousal(
     return ValenceArousal(valence=round(float(va[0]), 4), arousal=round(float(va[1]), 4))
 
 
-def words_point(text_ko: np.ndarray, neutral: bool, cfg: Config) -> ValenceArousal:
-    """Where a sentence's words sit: the neutral point when the text model marks it neutral."""
-    if neutral:
+def pleasant_probability(probs: np.ndarray, cfg: Config) -> np.ndarray:
+    """P(pleasant | emotional words) of each row of ``probs``: the pleasant labels (valence above 0 in
+    ``[fusion.valence_arousal.ko]``) against the others, the log-odds moved by ``[fusion] pleasant_shift``.
+
+    The six labels hold one pleasant emotion and five unpleasant ones, so an unsure reading of a pleasant
+    sentence spreads most of its mass over unpleasant labels; the shift is fitted on dev so that the
+    pleasant share is calibrated for pleasant against unpleasant sentences.
+    """
+    points = cfg.fusion.valence_arousal["ko"]
+    pleasant = np.array([points[label][0] > 0 for label in cfg.labels.ko])
+    p = np.clip(np.asarray(probs, dtype=np.float64)[..., pleasant].sum(axis=-1), 1e-9, 1 - 1e-9)
+    return 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + cfg.fusion.pleasant_shift)))
+
+
+def words_point(probs: np.ndarray, plain: bool, cfg: Config) -> ValenceArousal:
+    """Where a sentence's words sit: the neutral point when plain, else the pleasant and unpleasant labels'
+    points weighed by the calibrated P(pleasant) (each side's own labels by their probabilities)."""
+    if plain:
         valence, arousal = cfg.fusion.neutral_point
         return ValenceArousal(valence=valence, arousal=arousal)
-    return valence_arousal(text_ko, cfg.labels.ko, cfg.fusion.valence_arousal["ko"])
+    labels, points = cfg.labels.ko, cfg.fusion.valence_arousal["ko"]
+    p = np.asarray(probs, dtype=np.float64)
+    xy = np.array([points[label] for label in labels])
+    good = xy[:, 0] > 0
+    share = float(pleasant_probability(p, cfg))
+    va = sum(w * (p[side] / max(p[side].sum(), 1e-12)) @ xy[side] for w, side in ((share, good), (1 - share, ~good)))
+    return ValenceArousal(valence=round(float(va[0]), 4), arousal=round(float(va[1]), 4))
 
 
 def voice_point(voice_en: np.ndarray, neutral: float, cfg: Config) -> ValenceArousal:
@@ -79,14 +101,35 @@ def voice_point(voice_en: np.ndarray, neutral: float, cfg: Config) -> ValenceAro
                           arousal=round((1 - neutral) * emotional.arousal + neutral * n_arousal, 4))
 
 
-def diary_words_point(points: list[ValenceArousal], neutral: list[bool], cfg: Config) -> ValenceArousal:
-    """Where a diary's words sit: the centre of its emotional sentences (plain ones carry no emotion to
-    average in); the neutral point when every sentence is plain."""
-    emotional = [p for p, plain in zip(points, neutral) if not plain]
-    if not emotional:
-        return words_point(np.zeros(len(cfg.labels.ko)), True, cfg)
-    return ValenceArousal(valence=round(float(np.mean([p.valence for p in emotional])), 4),
-                          arousal=round(float(np.mean([p.arousal for p in emotional])), 4))
+@dataclass(frozen=True)
+class DiaryWords:
+    """Where a diary's words sit, sentence by sentence and as a whole, and the polarity that follows."""
+
+    points: list[ValenceArousal]
+    point: ValenceArousal
+    polarity: Polarity
+
+
+def diary_words(words: Words, cfg: Config) -> DiaryWords:
+    """The diary's words as a whole, and their polarity by ``[alerts]``.
+
+    Each sentence's emotional reading (its point were it not plain) is weighed by how surely it carries an
+    emotion, 1 - P(neutral), so a diary's few plain-sounding but emotional sentences still count and its
+    plain ones hardly do; a sentence marked plain still shows at the neutral point. The diary is plain when
+    that weight averages below ``plain_words_emotion``, positive at ``positive_words_valence`` or above,
+    negative at ``negative_words_valence`` or below, mixed in between.
+    """
+    emotional = [words_point(p, False, cfg) for p in words.probs]
+    points = [words_point(p, True, cfg) if m else e for p, m, e in zip(words.probs, words.marked, emotional)]
+    weight = 1.0 - np.asarray(words.neutral, dtype=np.float64)
+    a = cfg.alerts
+    if not len(weight) or weight.mean() < a.plain_words_emotion:
+        return DiaryWords(points, words_point(np.zeros(len(cfg.labels.ko)), True, cfg), "plain")
+    valence = float(weight @ [p.valence for p in emotional] / weight.sum())
+    arousal = float(weight @ [p.arousal for p in emotional] / weight.sum())
+    polarity = ("positive" if valence >= a.positive_words_valence
+                else "negative" if valence <= a.negative_words_valence else "mixed")
+    return DiaryWords(points, ValenceArousal(valence=round(valence, 4), arousal=round(arousal, 4)), polarity)
 
 
 @dataclass(frozen=True)
@@ -221,3 +264,28 @@ def mismatch_alerts(diary: Observation, sentences: list[Observation], cfg: Confi
             )
         )
     return sorted(alerts, key=lambda al: (-SEVERITIES.index(al.severity), -al.score))
+
+
+AGREE = "Words and voice agree."
+
+
+def verdict(words: DiaryWords, voice: ValenceArousal | None, alerts: list[Alert], cfg: Config) -> str:
+    """One sentence on how words and voice stand, the same in every rendering of the report.
+
+    "Agree" only when no alert fires and the two sit within ``[alerts] agree_gap`` of each other on both axes;
+    otherwise the larger gap is named, with both values, and that it stays below the alert thresholds.
+    """
+    if alerts:
+        return "Words and voice disagree: see the alerts."
+    if voice is None:
+        return "No voice to compare the words with."
+    if words.polarity == "plain" and not words.points:
+        return "No words to compare the voice with."
+    gaps = {"valence": voice.valence - words.point.valence, "arousal": voice.arousal - words.point.arousal}
+    axis = max(gaps, key=lambda k: abs(gaps[k]))
+    if abs(gaps[axis]) < cfg.alerts.agree_gap:
+        return AGREE
+    how = {("valence", True): "brighter", ("valence", False): "lower",
+           ("arousal", True): "more agitated", ("arousal", False): "calmer"}[axis, gaps[axis] > 0]
+    return (f"The voice sounds {how} than the words ({axis} {getattr(voice, axis):+.2f} against "
+            f"{getattr(words.point, axis):+.2f}), below the alert thresholds.")

@@ -71,9 +71,10 @@ class STTConfig(_Section):
 
 
 class SentenceConfig(_Section):
-    method: Literal["kiwi", "regex"]
+    method: Literal["kiwi-endings", "kiwi", "regex"]
     regex: str
     min_chars: int
+    end_score: float                   # kiwi-endings: LM gain at which a 반말 ending ends an unpunctuated sentence
 
 
 class TextConfig(_Section):
@@ -84,6 +85,7 @@ class TextConfig(_Section):
     batch_size: int
     # P(neutral) from predict_neutral at or above which a sentence is emotionally neutral
     neutral_threshold: float
+    context_weight: float              # share of the neighbouring sentences' log-odds a sentence is read with
 
 
 class Baseline(_Section):
@@ -115,10 +117,12 @@ class FusionConfig(_Section):
     en2ko: tuple[tuple[float, ...], ...]
     valence_arousal: dict[str, dict[str, tuple[float, float]]]
     neutral_point: tuple[float, float]
+    pleasant_shift: float              # log-odds added to P(pleasant labels | emotional words)
 
 
 class AlertConfig(_Section):
     positive_words_valence: float
+    plain_words_emotion: float         # a diary whose sentences carry an emotion less surely on average is plain
     depressed_pitch_weight: float
     depressed_score: float
     depressed_score_sentence: float
@@ -128,6 +132,7 @@ class AlertConfig(_Section):
     calm_words_arousal: float
     calm_words_valence: float
     agitated_voice_arousal: float
+    agree_gap: float                   # words and voice within this on valence and arousal "agree" (no alert)
     severity: dict[str, tuple[float, float, float]]   # kind of fusion.combine.ALERT_RULES → low, medium, high steps
 
     @model_validator(mode="after")

@@ -25,11 +25,11 @@ try:
 except ImportError as exc:
     raise MissingExtra("plotly", "report", "an HTML report") from exc
 
-from fusion.combine import ALERT_RULES
+from fusion.combine import AGREE, ALERT_RULES
 from fusion.config import Config, default_config
 from fusion.files import atomic_write
 from fusion.history import describe_trend
-from fusion.report import Alert, DiaryReport, TrendAlert
+from fusion.report import ALERTS_ARE, Alert, DiaryReport, TrendAlert
 
 # Colour of each emotion, by its English name, so words and voice use one visual language.
 COLOURS = {
@@ -58,6 +58,7 @@ section{background:#fff;border-radius:10px;padding:16px 20px;margin-top:16px;box
 .alert ul{margin:6px 0 0;padding-left:20px}
 .alert .sev{text-transform:uppercase;font-size:.75rem;font-weight:700;letter-spacing:.05em;margin-right:6px}
 .agree{border-left:6px solid #2ca02c;padding:8px 12px;background:#eaf7ea;border-radius:4px}
+.apart{border-left:6px solid #e0a800;padding:8px 12px;background:#fdf6e3;border-radius:4px}
 .warn{color:#8a6100}
 .key span{display:inline-block;margin:2px 10px 2px 0;font-size:.85rem}
 .key i{display:inline-block;width:12px;height:12px;border-radius:3px;margin-right:4px;vertical-align:-1px}
@@ -115,7 +116,9 @@ def trend_html(alert: TrendAlert) -> str:
 
 def _alerts_section(report: DiaryReport) -> str:
     body = "".join(_alert_html(a, report) for a in report.alerts) or \
-        '<div class="agree">Words and voice agree: no mismatch.</div>'
+        f'<div class="{"agree" if report.verdict == AGREE else "apart"}">{escape(report.verdict)}</div>'
+    if report.alerts:
+        body += f"<p><small>{escape(ALERTS_ARE)}</small></p>"
     body += "".join(trend_html(t) for t in report.trend_alerts)
     body += "".join(f'<p class="warn">Note: {escape(w)}</p>' for w in report.warnings)
     return f'<section id="alerts"><h2>What stands out</h2>{body}</section>'
@@ -258,8 +261,10 @@ def render_html(report: DiaryReport, config: Config | None = None, plotly_js: st
     names = _Names(config)
     head = (f"{escape(Path(report.source).name or report.source)} · {report.duration_s:.1f} s · "
             f"language {escape(report.language)} · {len(report.sentences)} sentences")
-    fused = (f"Together, words and voice lean to {escape(names.words(report.fused.top_ko))} / "
-             f"{escape(report.fused.top_en)}.")
+    words = (f"The words read {report.text.polarity}" + (f", most often {escape(names.words(report.text.top))}"
+                                                          if report.text.top else ""))
+    voice = report.voice.label()
+    fused = f"{words}; the voice sounds {escape(voice)}." if voice else f"{words}; no voice was heard."
     timeline = (figure_div(timeline_figure(report, names), "timeline", sentences=str(len(report.sentences)))
                 if report.sentences else "<p>No sentences to place on a timeline.</p>")
     key = _key(report, names, config)

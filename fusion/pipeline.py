@@ -29,11 +29,10 @@ from fusion.report import (
     Prosody,
     SentenceReport,
     TextSummary,
-    ValenceArousal,
     VoiceSummary,
 )
 from fusion.stt import load_engine, transcribe_long
-from fusion.text_branch import diary_text_scores, load_text_model
+from fusion.text_branch import Words, diary_text_scores, load_text_model, read_words
 
 
 class _Timer:
@@ -53,16 +52,6 @@ def _dist(labels: tuple[str, ...], p: np.ndarray, digits: int = 4) -> dict[str, 
 
 def _top(labels: tuple[str, ...], p: np.ndarray) -> str:
     return labels[int(np.argmax(p))]
-
-
-@dataclass(frozen=True)
-class _Words:
-    probs: np.ndarray    # (sentences, KO labels)
-    percent: np.ndarray  # share of sentences per top label
-    mean: np.ndarray     # mean probabilities
-    neutral: np.ndarray  # (sentences,) probability that a sentence carries no emotion
-    marked: np.ndarray   # (sentences,) neutral at or above [text] neutral_threshold
-    points: list[ValenceArousal]  # each sentence's words on the valence/arousal plane (neutral-aware)
 
 
 @dataclass(frozen=True)
@@ -167,16 +156,11 @@ class Pipeline:
         The text stage's time is shared among the recordings in proportion to their sentences.
         """
         t0 = time.perf_counter()
-        texts = [s.text for h in heard for s in h.sents]
-        probs = self.text_model.predict_proba(texts)
-        neutral = self.text_model.predict_neutral(texts)
-        share = (time.perf_counter() - t0) / max(len(texts), 1)
-        reports, at = [], 0
-        for h in heard:
-            n = len(h.sents)
-            text = self._words_from(probs[at : at + n], neutral[at : at + n])
-            at += n
-            h.timer.stages["text"] = round(share * n, 4)
+        read = read_words(self.text_model, [[s.text for s in h.sents] for h in heard], self.config.text)
+        share = (time.perf_counter() - t0) / max(sum(len(h.sents) for h in heard), 1)
+        reports = []
+        for h, text in zip(heard, read):
+            h.timer.stages["text"] = round(share * len(h.sents), 4)
             with h.timer.stage("audio"):
                 voice = self._voice(h.audio, [(s.start, s.end) for s in h.sents], h.speech, baseline)
             with h.timer.stage("combine"):
@@ -184,12 +168,6 @@ class Pipeline:
                                         h.warnings)
             reports.append(report.model_copy(update={"timings": h.timer.stages, "recorded_at": h.recorded_at}))
         return reports
-
-    def _words_from(self, probs: np.ndarray, neutral: np.ndarray) -> _Words:
-        percent, mean = diary_text_scores(probs)
-        marked = neutral >= self.config.text.neutral_threshold
-        points = [combine.words_point(p, bool(m), self.config) for p, m in zip(probs, marked)]
-        return _Words(probs, percent, mean, neutral, marked, points)
 
     def _voice(self, audio: Audio, spans: list[tuple[float, float]], speech,
                baseline: str | NeutralBaseline | None) -> _Voice:
@@ -211,18 +189,18 @@ class Pipeline:
         )
 
     def _assemble(self, audio: Audio, language: str, transcript: str, transcript_source: str, sents,
-                  text: _Words, voice: _Voice, warnings: list[str]) -> DiaryReport:
+                  text: Words, voice: _Voice, warnings: list[str]) -> DiaryReport:
         cfg = self.config
-        ko, en, points = cfg.labels.ko, cfg.labels.en, cfg.fusion.valence_arousal
-        fused = combine.fuse(text.mean if sents else None, voice.diary, cfg)
+        ko, en = cfg.labels.ko, cfg.labels.en
+        percent, mean = diary_text_scores(text.probs)
+        words = combine.diary_words(text, cfg)
+        fused = combine.fuse(mean if sents else None, voice.diary, cfg)
         observations = [
-            combine.Observation(text.probs[i], voice.probs[i], voice.prosody[i], sentence=i, words_va=text.points[i],
+            combine.Observation(text.probs[i], voice.probs[i], voice.prosody[i], sentence=i, words_va=words.points[i],
                                 voice_neutral=float(voice.neutral[i]))
             for i in range(len(sents))
         ]
-        words_va = (combine.diary_words_point(text.points, list(text.marked), cfg) if sents
-                    else combine.valence_arousal(text.mean, ko, points["ko"]))
-        diary = combine.Observation(text.mean, voice.diary, voice.diary_prosody, words_va=words_va,
+        diary = combine.Observation(mean, voice.diary, voice.diary_prosody, words_va=words.point,
                                     voice_neutral=voice.diary_neutral)
         alerts = combine.mismatch_alerts(diary, observations, cfg) if sents else []
         sentence_reports = [
@@ -233,7 +211,7 @@ class Pipeline:
                 voice_neutral_prob=round(float(voice.neutral[i]), 4),
                 neutral=bool(text.marked[i]),
                 neutral_prob=round(float(text.neutral[i]), 4),
-                words_va=text.points[i],
+                words_va=words.points[i],
                 voice_va=observations[i].voice(cfg),
                 prosody=voice.prosody[i],
             )
@@ -248,8 +226,8 @@ class Pipeline:
             transcript=transcript,
             transcript_source=transcript_source,
             sentences=sentence_reports,
-            text=TextSummary(percent=_dist(ko, text.percent, 2), mean_probs=_dist(ko, text.mean),
-                             top=_top(ko, text.mean) if sents else None,
+            text=TextSummary(percent=_dist(ko, percent, 2), mean_probs=_dist(ko, mean),
+                             top=_top(ko, mean) if sents else None, polarity=words.polarity,
                              neutral_percent=round(100.0 * float(text.marked.mean()) if sents else 0.0, 2)),
             voice=VoiceSummary(probs=_dist(en, voice.diary), top=_top(en, voice.diary) if voice.heard else None,
                                neutral_prob=round(voice.diary_neutral, 4), baseline=voice.baseline.name,
@@ -257,9 +235,10 @@ class Pipeline:
                                prosody=voice.diary_prosody),
             fused=FusedSummary(en=_dist(en, fused.en), ko=_dist(ko, fused.ko),
                                top_en=_top(en, fused.en), top_ko=_top(ko, fused.ko)),
-            words_va=words_va,
+            words_va=words.point,
             voice_va=diary.voice(cfg),
             alerts=alerts,
+            verdict=combine.verdict(words, diary.voice(cfg) if voice.heard else None, alerts, cfg),
             timings={},
             warnings=warnings,
         )

@@ -7,9 +7,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fusion.combine import ALERT_RULES
+from fusion.combine import AGREE, ALERT_RULES
 from fusion.history import describe_trend
-from fusion.report import Alert, DiaryReport, TrendAlert
+from fusion.report import ALERTS_ARE, Alert, DiaryReport, TrendAlert
 
 SEVERITY_STYLE = {"low": "yellow", "medium": "dark_orange", "high": "bold red"}
 BAR_WIDTH = 20
@@ -68,10 +68,12 @@ def render(report: DiaryReport, console: Console | None = None) -> None:
     console = console or Console()
     head = f"{report.source} · {report.duration_s:.1f} s · {report.language} · {len(report.sentences)} sentences"
     if report.alerts or report.trend_alerts:
-        told = [*(_alert(a, report) for a in report.alerts), *(_trend(a) for a in report.trend_alerts)]
+        told = [*(_alert(a, report) for a in report.alerts), *(_trend(a) for a in report.trend_alerts),
+                Text(ALERTS_ARE, style="dim")]
         console.print(Panel(Group(*told), title="Alerts", border_style="red"))
     else:
-        console.print(Panel("Words and voice agree: no mismatch.", title="Alerts", border_style="green"))
+        console.print(Panel(report.verdict, title="Alerts",
+                            border_style="green" if report.verdict == AGREE else "yellow"))
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"[bold]{head}[/]")
@@ -84,7 +86,8 @@ def render(report: DiaryReport, console: Console | None = None) -> None:
     grid.add_row(_bars("Fused (KO)", report.fused.ko), _bars("Fused (EN)", report.fused.en))
     console.print(grid)
     console.print(
-        f"Words valence {report.words_va.valence:+.2f} arousal {report.words_va.arousal:+.2f} · "
+        f"Words ({report.text.polarity}) valence {report.words_va.valence:+.2f} "
+        f"arousal {report.words_va.arousal:+.2f} · "
         f"voice valence {report.voice_va.valence:+.2f} arousal {report.voice_va.arousal:+.2f} · "
         f"voice baseline: {_baseline(report)}"
     )

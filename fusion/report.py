@@ -6,19 +6,21 @@ default). ``DiaryReport.model_json_schema()`` gives the JSON Schema.
 
 1.1: ``recorded_at``; the voice's baseline says how many diaries built it and since when
 (``personal-auto``); ``trend_alerts`` (a person's recent diaries against their own history).
+1.2: ``text.polarity`` (what the words say as a whole) and ``verdict`` (how words and voice stand); the words'
+valence/arousal follow the calibrated P(pleasant) (``fusion.combine.diary_words``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from fusion.files import atomic_write
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 # The one alert about a person's recent diaries against their own history (``fusion.history``), not one diary.
 DRIFT_KIND = "voice_lower_than_usual"
@@ -26,6 +28,9 @@ DRIFT_KIND = "voice_lower_than_usual"
 TREND_SIGNALS = ("voice_valence", "pitch_semitones", "energy_db")
 
 Severity = Literal["low", "medium", "high"]
+# What a diary's words say as a whole (fusion.combine.diary_words).
+Polarity = Literal["positive", "negative", "mixed", "plain"]
+POLARITIES: tuple[str, ...] = get_args(Polarity)
 
 
 def _alert_kinds() -> list[str]:
@@ -91,6 +96,13 @@ class Alert(_Model):
 
 
 NEUTRAL_VOICE = "neutral"
+# What every rendering says of the alerts: what they are and what they are not.
+ALERTS_ARE = "An alert marks a mismatch between what was said and how it sounded; it is not a diagnosis."
+
+
+def voice_label(probs: dict[str, float], top: str, neutral: float) -> str:
+    """``neutral`` when a neutral voice is likelier than the top emotion (over all seven labels), else the top."""
+    return NEUTRAL_VOICE if neutral > (1.0 - neutral) * probs[top] else top
 
 
 class SentenceReport(_Model):
@@ -114,11 +126,7 @@ class SentenceReport(_Model):
     prosody: Prosody | None = Field(description="the voice over this sentence's span against the baseline")
 
     def voice_label(self) -> str:
-        """``neutral`` when a neutral voice is likelier than the top emotion (over all seven labels),
-        else the top emotion."""
-        if self.voice_neutral_prob > (1.0 - self.voice_neutral_prob) * self.voice_probs[self.voice_top]:
-            return NEUTRAL_VOICE
-        return self.voice_top
+        return voice_label(self.voice_probs, self.voice_top, self.voice_neutral_prob)
 
 
 class TextSummary(_Model):
@@ -126,6 +134,10 @@ class TextSummary(_Model):
     mean_probs: dict[str, float]
     top: str | None
     neutral_percent: float = Field(0.0, description="share of sentences marked neutral, percent")
+    polarity: Polarity = Field(
+        "plain", description="what the words say as a whole: positive or negative at [alerts] "
+                             "positive_words_valence / negative_words_valence of words_va, plain when no sentence "
+                             "carries an emotion, mixed in between")
 
 
 class VoiceSummary(_Model):
@@ -138,6 +150,10 @@ class VoiceSummary(_Model):
     baseline_diaries: int | None = Field(None, description="personal-auto: how many diaries built the baseline")
     baseline_since: datetime | None = Field(None, description="personal-auto: when the earliest of them was recorded")
     prosody: Prosody | None
+
+    def label(self) -> str | None:
+        """What the voice of the whole diary sounds like (None without a voice)."""
+        return None if self.top is None else voice_label(self.probs, self.top, self.neutral_prob)
 
 
 class FusedSummary(_Model):
@@ -191,7 +207,10 @@ class DiaryReport(_Model):
     fused: FusedSummary
     words_va: ValenceArousal
     voice_va: ValenceArousal
-    alerts: list[Alert]
+    alerts: list[Alert] = Field(description="where words and voice disagree: a mismatch worth a look, never a "
+                                            "diagnosis")
+    verdict: str = Field("", description="one sentence on how words and voice stand: they agree, the alerts say "
+                                         "where they disagree, or how far apart they sit below the alert thresholds")
     timings: dict[str, float] = Field(description="wall seconds per stage")
     warnings: list[str]
     trend_alerts: list[TrendAlert] = Field([], description="the person's recent diaries against their own history "

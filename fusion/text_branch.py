@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -324,3 +325,48 @@ def diary_text_scores(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(k), np.zeros(k)
     percent = np.bincount(probs.argmax(axis=1), minlength=k) * (100.0 / n)
     return percent, probs.mean(axis=0)
+
+
+@dataclass(frozen=True)
+class Words:
+    """What the text model read in one diary, each sentence in the context of its neighbours."""
+
+    probs: np.ndarray     # (sentences, labels)
+    neutral: np.ndarray   # (sentences,) P(the sentence carries no emotion)
+    marked: np.ndarray    # (sentences,) neutral at or above [text] neutral_threshold: a plain sentence
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+def in_context(values: np.ndarray, weight: float) -> np.ndarray:
+    """Each row plus ``weight`` times the mean of its neighbours (the rows before and after it): a diary is one
+    story, and a sentence such as "입영통지서를 받았거든." means what the sentences around it say."""
+    if weight == 0 or len(values) < 2:
+        return values
+    padded = np.concatenate([values[:1] * 0, values, values[:1] * 0])
+    count = np.full(len(values), 2.0)
+    count[[0, -1]] = 1.0
+    shape = (-1,) + (1,) * (values.ndim - 1)
+    return values + weight * (padded[:-2] + padded[2:]) / count.reshape(shape)
+
+
+def read_words(model: TextEmotionModel, diaries: Sequence[Sequence[str]], cfg: TextConfig) -> list[Words]:
+    """Every diary's sentences through the text model in one call, then each diary read as a whole.
+
+    Log-probabilities and the neutral log-odds take ``[text] context_weight`` of their neighbours'; a sentence
+    is plain at ``[text] neutral_threshold``.
+    """
+    texts = [t for d in diaries for t in d]
+    probs, neutral = model.predict_proba(texts), model.predict_neutral(texts)
+    out, at = [], 0
+    for d in diaries:
+        p, q = probs[at : at + len(d)], neutral[at : at + len(d)]
+        at += len(d)
+        z = in_context(np.log(np.clip(p, 1e-12, None)), cfg.context_weight)
+        p = softmax(z) if len(d) else p
+        q = 1.0 / (1.0 + np.exp(-in_context(logit(q), cfg.context_weight)))
+        out.append(Words(p, q, q >= cfg.neutral_threshold))
+    return out

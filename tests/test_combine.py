@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
 from fusion.config import AlertConfig, default_config_path, load_config
 from fusion.errors import ConfigError
-from fusion.report import Alert, Prosody
+from fusion.report import Alert, Prosody, ValenceArousal
+from fusion.text_branch import Words
 
 
 def ko(config, **probs) -> np.ndarray:
@@ -84,7 +85,8 @@ def voice_pitch(semitones: float) -> Prosody:
         # sad words in a sad voice agree
         ({"sadness": 0.9, "hurt": 0.1}, {"SAD": 0.9, "FEAR": 0.1}, -3.0, set()),
         ({"sadness": 0.9, "hurt": 0.1}, {"HAPPY": 0.9, "SURPRISE": 0.1}, 2.0, {"negative_words_upbeat_tone"}),
-        ({"joy": 0.35, "hurt": 0.35, "sadness": 0.3}, {"ANGRY": 0.8, "FEAR": 0.2}, 1.0, {"calm_words_agitated_tone"}),
+        # mild, low-arousal words (calibrated P(pleasant) 0.29) in an agitated voice
+        ({"joy": 0.1, "hurt": 0.6, "sadness": 0.3}, {"ANGRY": 0.8, "FEAR": 0.2}, 1.0, {"calm_words_agitated_tone"}),
         ({"sadness": 0.9, "hurt": 0.1}, {"ANGRY": 0.8, "FEAR": 0.2}, 1.0, set()),
         ({"anger": 0.9, "anxiety": 0.1}, {"ANGRY": 0.9, "FEAR": 0.1}, 1.0, set()),
     ],
@@ -225,16 +227,55 @@ def test_a_neutral_sentence_drives_no_positive_words_alert(config):
     assert kinds(mismatch_alerts(diary, [agitated], config)) == {"calm_words_agitated_tone"}
 
 
-def test_a_diary_s_words_are_the_centre_of_its_emotional_sentences(config):
-    from fusion.combine import diary_words_point, words_point
+def words(config, *rows: tuple[dict, float]) -> Words:
+    """A diary's text-model output: (probabilities by English name, P(neutral)) per sentence."""
+    probs = np.array([ko(config, **p) for p, _ in rows])
+    neutral = np.array([q for _, q in rows])
+    return Words(probs, neutral, neutral >= config.text.neutral_threshold)
+
+
+def test_a_diary_s_words_weigh_each_sentence_by_how_surely_it_carries_an_emotion(config):
+    from fusion.combine import diary_words, words_point
 
     joy, sad = words_point(ko(config, joy=1.0), False, config), words_point(ko(config, sadness=1.0), False, config)
-    plain = words_point(ko(config, joy=1.0), True, config)
-    centre = diary_words_point([joy, plain, plain, sad], [False, True, True, False], config)
-    assert centre.valence == pytest.approx((joy.valence + sad.valence) / 2, abs=1e-4)
-    happy_diary = diary_words_point([joy, plain, plain], [False, True, True], config)
-    assert happy_diary.valence == pytest.approx(joy.valence), "plain sentences do not dilute the words' emotion"
-    assert diary_words_point([plain, plain], [True, True], config) == plain
+    read = diary_words(words(config, ({"joy": 1.0}, 0.0), ({"joy": 1.0}, 0.9), ({"sadness": 1.0}, 0.0)), config)
+    assert read.point.valence == pytest.approx((joy.valence + 0.1 * joy.valence + sad.valence) / 2.1, abs=1e-4)
+    assert read.points[1] == words_point(ko(config, joy=1.0), True, config), "a sentence marked plain shows as plain"
+    assert read.polarity == "mixed"
+    good = diary_words(words(config, ({"joy": 1.0}, 0.1), ({"joy": 0.8, "flustered": 0.2}, 0.8), ({"joy": 1.0}, 0.2)),
+                       config)
+    assert good.polarity == "positive" and good.point.valence == pytest.approx(joy.valence, abs=0.05)
+    bad = diary_words(words(config, ({"sadness": 1.0}, 0.1), ({"hurt": 1.0}, 0.2)), config)
+    assert bad.polarity == "negative"
+    plain = diary_words(words(config, ({"joy": 1.0}, 0.8), ({"anger": 1.0}, 0.9)), config)
+    assert plain.polarity == "plain" and plain.point == words_point(ko(config, joy=1.0), True, config)
+    assert diary_words(words(config), config).polarity == "plain", "no sentences, no emotion"
+
+
+def test_an_unsure_pleasant_sentence_reads_pleasant(config):
+    """The six labels hold one pleasant emotion against five unpleasant ones: P(joy) 0.42 over an unpleasant spread
+    is, calibrated, a sentence more likely pleasant than not, so its words sit on the pleasant side."""
+    from fusion.combine import pleasant_probability, words_point
+
+    unsure = ko(config, joy=0.42, flustered=0.12, anger=0.1, anxiety=0.12, hurt=0.12, sadness=0.12)
+    assert pleasant_probability(unsure, config) > 0.7
+    assert words_point(unsure, False, config).valence > config.alerts.positive_words_valence
+    uncalibrated = config.with_updates(fusion={"pleasant_shift": 0.0})
+    assert words_point(unsure, False, uncalibrated).valence < 0.1, "the expected valence over six labels"
+
+
+def test_the_verdict_says_agree_only_when_words_and_voice_sit_together(config):
+    from fusion.combine import AGREE, diary_words, verdict
+
+    happy = diary_words(words(config, ({"joy": 1.0}, 0.0), ({"joy": 0.9, "anxiety": 0.1}, 0.1)), config)
+    assert verdict(happy, ValenceArousal(valence=0.6, arousal=0.4), [], config) == AGREE
+    apart = verdict(happy, ValenceArousal(valence=-0.45, arousal=0.0), [], config)
+    assert apart.startswith("The voice sounds lower than the words") and "below the alert thresholds" in apart
+    calm = verdict(happy, ValenceArousal(valence=0.6, arousal=-0.5), [], config)
+    assert calm.startswith("The voice sounds calmer")
+    assert verdict(happy, None, [], config) == "No voice to compare the words with."
+    assert verdict(diary_words(words(config), config), ValenceArousal(valence=0, arousal=0), [], config) \
+        == "No words to compare the voice with."
 
 
 def test_the_rule_table_is_the_one_list_of_alert_kinds(config):
@@ -242,7 +283,9 @@ def test_the_rule_table_is_the_one_list_of_alert_kinds(config):
     assert set(config.alerts.severity) == set(ALERT_RULES)
     assert Alert.model_json_schema()["properties"]["kind"]["enum"] == list(ALERT_RULES)
     read = {name for rule in ALERT_RULES.values() for name in rule.thresholds}
-    assert read == set(AlertConfig.model_fields) - {"severity"}, "each [alerts] threshold is read by a named rule"
+    # plain_words_emotion is read by diary_words (the words' polarity), agree_gap by verdict
+    assert read == set(AlertConfig.model_fields) - {"severity", "plain_words_emotion", "agree_gap"}, \
+        "each [alerts] threshold is read by a named rule"
     assert all(rule.kind == kind and rule.words for kind, rule in ALERT_RULES.items())
 
 

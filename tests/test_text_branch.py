@@ -238,3 +238,26 @@ def test_hf_model_with_a_neutral_output(tmp_path, config):
 def test_hf_model_without_neutral_output_returns_zeros(tmp_path, config):
     model = HFTextModel(str(build_tiny_model(tmp_path / "tiny", SHUFFLED)), config.labels.ko, max_length=32)
     assert not model.predict_neutral(TEXTS).any() and model.predict_neutral(TEXTS).shape == (4,)
+
+
+def test_in_context_adds_the_neighbours_mean():
+    from fusion.text_branch import in_context
+
+    x = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 3.0]])
+    assert np.allclose(in_context(x, 0.5), [[1.0, 0.0], [0.25, 0.75], [0.0, 3.0]])
+    assert np.array_equal(in_context(x, 0.0), x)
+    assert np.array_equal(in_context(x[:1], 0.5), x[:1]), "one sentence has no neighbours"
+
+
+def test_read_words_reads_each_diary_in_one_model_call(embedded, config):
+    from fusion.text_branch import read_words
+
+    diaries = [["오늘 친구랑 놀아서 정말 즐거웠어.", "입영통지서를 받았거든.", "너무 우울해."], [], ["점심을 먹었다."]]
+    alone = read_words(embedded, diaries, config.text)
+    assert [len(w.probs) for w in alone] == [3, 0, 1]
+    assert np.allclose(alone[0].probs, embedded.predict_proba(diaries[0]))
+    assert np.array_equal(alone[0].marked, alone[0].neutral >= config.text.neutral_threshold)
+    ctx = read_words(embedded, diaries, config.text.model_copy(update={"context_weight": 0.5}))
+    sad = config.labels.ko.index("슬픔")
+    assert ctx[0].probs[1, sad] > alone[0].probs[1, sad], "the next sentence's sadness reaches the plain one"
+    assert np.allclose(ctx[0].probs.sum(axis=1), 1.0) and np.allclose(ctx[2].probs, alone[2].probs)

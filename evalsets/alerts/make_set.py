@@ -14,7 +14,10 @@ Every row gets a happy Korean diary transcript; sad-voiced rows expect
 ``alerts_personal.csv``, whose rows use a personal baseline per speaker built from that
 speaker's neutral (RAVDESS: neutral and calm) clips, which it then does not score.
 ``calm.csv`` lists every ``ko_transcribed`` clip (calm read speech of plain sentences) under
-its own transcript: no alert is due on any of them.
+its own transcript: no alert is due on any of them. ``diaries.csv`` lays everyday diaries (the
+written test diaries of ``evalsets/diaries/test.jsonl``) over the ``ko_joined`` recordings: every
+positive diary over every joined recording (sad voices expect the alert, the others none), and
+every negative and mixed diary over the sad ones (no alert expected: the words are not positive).
 
     python evalsets/alerts/make_set.py [--data ../shared/data] [--personal]
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -155,6 +159,20 @@ def calm_rows(data: Path) -> list[dict]:
             for c in clips]
 
 
+def diary_rows(rows: list[dict], diaries: Path) -> list[dict]:
+    """Everyday test diaries over the joined recordings (see the module doc)."""
+    with diaries.open(encoding="utf-8") as fh:
+        written = [d for d in map(json.loads, fh) if d["source"] == "written"]
+    joined = [r for r in rows if r["group"].startswith("ko_joined")]
+    out = []
+    for d in written:
+        voices = joined if d["polarity"] == "positive" else [r for r in joined if r["voice"] == "sad"] \
+            if d["polarity"] in ("negative", "mixed") else []
+        out += [{**r, "transcript": d["text"], "group": f"{d['polarity']} words, {r['voice']} voice",
+                 "expected": r["expected"] if d["polarity"] == "positive" else ""} for r in voices]
+    return out
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
@@ -175,6 +193,7 @@ def main() -> None:
     if args.personal:
         write_csv(HERE / "alerts_personal.csv", personal_rows(rows, args.data, out))
     write_csv(HERE / "calm.csv", calm_rows(args.data))
+    write_csv(HERE / "diaries.csv", diary_rows(rows, HERE.parent / "diaries" / "test.jsonl"))
 
 
 if __name__ == "__main__":

@@ -255,18 +255,27 @@ def _speaker_report(model: Path, speech: Path, dest: Path) -> None:
 def train_alerts(
     data: Path | None = _DATA,
     cache: Path | None = _CACHE,
+    words: Path = typer.Option(Path("evalsets/diaries/dev.jsonl"), "--words",
+                               help="dev diaries (fusion eval diaries format) the words' polarity is chosen on"),
+    words_only: bool = typer.Option(False, "--words-only", help="choose the words' polarity only, not the voice rule"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the search as JSON here"),
     limit_per_class: int | None = typer.Option(None, "--limit-per-class",
                                                help="use only N clips per speaker and label (quick runs)"),
     quiet: bool = _QUIET,
 ) -> None:
-    """Choose the depressed-voice rule of \\[alerts] on train+dev speakers
-    (out-of-fold voice scores); prints the values."""
+    """Choose the words' polarity on the dev diaries and the depressed-voice rule of \\[alerts] on train+dev
+    speakers (out-of-fold voice scores); prints the values."""
+    from fusion.config import default_config
     from fusion.train import alerts as tal
+    from fusion.train import words as tw
 
     with _user_errors():
-        result = tal.calibrate(data_root(data) / "speech", _cache(cache), progress=not quiet, limit=limit_per_class)
-    tal.print_result(result)
+        result = {"words": tw.calibrate(words, default_config())}
+        tw.print_result(result["words"])
+        if not words_only:
+            result["voice"] = tal.calibrate(data_root(data) / "speech", _cache(cache), progress=not quiet,
+                                            limit=limit_per_class)
+            tal.print_result(result["voice"])
     if json_out is not None:
         import json
 
