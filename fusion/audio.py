@@ -75,7 +75,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, *, max_duration
         samples, bad_frames = _decode_stream(container, stream, sample_rate, limit, path)
 
     if samples.size == 0:
-        problem = ("corrupt audio: no frame could be decoded" if bad_frames
+        problem = ("damaged or unsupported audio stream: no frame could be decoded" if bad_frames
                    else "contains no audio samples (zero length)")
         raise InputError(path, problem)
     decoded = samples.size / sample_rate
@@ -165,12 +165,12 @@ def open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.aud
             yield container, stream
     except InputError:
         raise
-    except PermissionError as exc:
-        raise InputError(path, f"cannot read the file: permission denied ({exc.strerror})") from exc
     except (av.error.InvalidDataError, av.error.EOFError) as exc:
         raise InputError(path, "not a readable audio file (unknown format or corrupt data)") from exc
-    except av.error.FFmpegError as exc:
-        raise InputError(path, f"cannot decode the audio: {exc}") from exc
+    except av.error.FFmpegError as exc:  # before OSError: FFmpeg's -1 ("return -1" in a demuxer) reads as EPERM
+        raise InputError(path, f"damaged or unsupported audio stream (FFmpeg: {exc.strerror})") from exc
+    except PermissionError as exc:
+        raise InputError(path, f"cannot read the file: permission denied ({exc.strerror})") from exc
     except OSError as exc:
         raise InputError(path, f"cannot read the file: {exc.strerror or exc}") from exc
 
@@ -317,7 +317,8 @@ def _riff_missing_bytes(path: Path) -> int:
 
 
 def _decode_stream(container, stream, sample_rate: int, limit_s: float, path: Path) -> tuple[np.ndarray, int]:
-    """Decode packet by packet, resampled, until ``limit_s`` seconds; packets FFmpeg rejects are counted and skipped.
+    """Decode packet by packet, resampled, until ``limit_s`` seconds; packets the decoder rejects are counted and
+    skipped (whatever FFmpeg error it gives: a damaged AAC frame is often a bare -1, which PyAV calls EPERM).
 
     Each decoded frame is checked before it is resampled, so a packet that holds more than the limit (whatever
     the container declares) is refused at the size of its own bytes, never at the size of its resampled output.
@@ -327,7 +328,7 @@ def _decode_stream(container, stream, sample_rate: int, limit_s: float, path: Pa
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
-        except av.error.InvalidDataError:
+        except av.error.FFmpegError:
             bad += 1
             if bad > _MAX_BAD_PACKETS:
                 break

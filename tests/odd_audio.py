@@ -76,3 +76,28 @@ def one_packet_mkv(path: Path, rate: int, samples: int, declared_s: float | None
         data[at : at + 8] = struct.pack(">d", declared_s * 1000)
         path.write_bytes(bytes(data))
     return path
+
+
+def damaged_m4a(path: Path, changed_bytes: int | None) -> Path:
+    """A 3 s AAC tone in MP4 whose audio payload is damaged: ``changed_bytes`` random bytes, or (None) all 0xFF."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=44100, layout="mono")
+        x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(44100 * 3) / 44100)).astype(np.float32)
+        for i in range(0, x.size, 1024):
+            frame = av.AudioFrame.from_ndarray(x[None, i : i + 1024], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    data = bytearray(buf.getvalue())
+    start, end = data.index(b"mdat") + 4, data.index(b"moov") - 4  # the payload: the moov index comes after it
+    if changed_bytes is None:
+        data[start:end] = b"\xff" * (end - start)
+    else:
+        rng = np.random.default_rng(0)
+        for at in rng.integers(start, end, changed_bytes):
+            data[at] = rng.integers(0, 256)
+    path.write_bytes(bytes(data))
+    return path

@@ -350,3 +350,15 @@ def test_slices_of_a_packed_stereo_frame_decode_as_the_whole_frame(tmp_path):
     whole, sliced = load_audio(tmp_path / "one.wav"), load_audio(path)
     assert sliced.duration == pytest.approx(25, abs=0.01)
     assert np.abs(whole.samples - sliced.samples[: whole.samples.size]).max() < 1e-3
+
+
+def test_a_damaged_aac_stream_is_named_as_such_never_as_a_permission_problem(tmp_path):
+    """FFmpeg's AAC decoder rejects a damaged frame with a bare -1, which PyAV raises as EPERM: the frame is skipped
+    like any rejected one, and a stream of nothing else is "damaged or unsupported" (before: "cannot read the file:
+    permission denied (Operation not permitted)")."""
+    partly = load_audio(odd_audio.damaged_m4a(tmp_path / "partly.m4a", 50))
+    assert partly.duration > 1 and any("corrupt audio frame(s) were skipped" in w for w in partly.warnings)
+    path = odd_audio.damaged_m4a(tmp_path / "wholly.m4a", None)
+    with pytest.raises(InputError, match="damaged or unsupported audio stream") as info:
+        load_audio(path)
+    assert info.value.path == str(path) and "permission" not in str(info.value)
