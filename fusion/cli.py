@@ -21,6 +21,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Words and vo
 @app.callback()
 def main() -> None:
     """Words and voice of a spoken diary, fused."""
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 file name is printed as its own bytes, as ls does
+        stream.reconfigure(errors="surrogateescape")
     config_from(None)  # the default (or $FUSION_CONFIG) config, checked before any module reads it
 
 

@@ -455,3 +455,22 @@ def test_a_bad_dates_csv_is_one_line_naming_it_before_any_work(clips, tmp_path, 
     line = " ".join(result.output.split())
     assert f"error: {dates}: {problem}" in line and len(result.output.strip().splitlines()) <= 2, result.output
     assert not out.exists() and time.perf_counter() - t0 < 5, "refused before any recording is read"
+
+
+def test_inputs_whose_names_are_not_utf8_get_their_lines_and_rows_losslessly(clips, tmp_path):
+    """A recording and a non-audio file named with a byte that is not UTF-8: a report and an error record whose
+    ``file`` gives the name's bytes back, CSV rows holding those bytes, and a rerun that finds both lines (before:
+    exit 2 with no line at all, on every rerun)."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    good, bad = folder / os.fsdecode(b"rec\xff.flac"), folder / os.fsdecode(b"notes\xfe.wav")
+    good.write_bytes(clips[0].read_bytes())
+    bad.write_text("not audio", encoding="utf-8")
+    out, table = tmp_path / "r.jsonl", tmp_path / "s.csv"
+    result = CliRunner().invoke(cli_app, ["batch", str(folder), "--out", str(out), "--csv", str(table), "--quiet"])
+    assert result.exit_code == 1, result.output
+    records = {os.fsencode(r["file"]): r for r in assert_one_line_each(out, [str(good), str(bad)])}
+    assert records[os.fsencode(good)]["status"] == "ok" and records[os.fsencode(bad)]["status"] == "error"
+    assert os.fsencode(good) in table.read_bytes() and os.fsencode(bad) in table.read_bytes()
+    again = run_batch(folder, out, progress=False)
+    assert again.skipped == 2

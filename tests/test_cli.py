@@ -145,3 +145,21 @@ def test_analyze_runs_without_the_service_packages(tmp_path):
                              "--transcript", str(_text(tmp_path))], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert DiaryReport.model_validate_json(out.read_text(encoding="utf-8")).transcript == "아침에 밥을 먹었다."
+
+
+def test_a_file_name_that_is_not_utf8_is_analysed_and_written_back_losslessly(shared_data, tmp_path):
+    """``bad\\xffname.flac``: the report names it in JSON that round-trips to the same bytes, on stdout too, and
+    the terminal report and the HTML page are written (before: UnicodeEncodeError after the analysis)."""
+    import os
+
+    recording = tmp_path / os.fsdecode(b"bad\xffname.flac")
+    recording.write_bytes((shared_data / "speech" / "ko_transcribed" / "pfa" / "pfa00004.flac").read_bytes())
+    out, page = tmp_path / "out.json", tmp_path / "out.html"
+    result = runner.invoke(app, ["analyze", str(recording), "--transcript", str(_text(tmp_path)), "--json", str(out),
+                                 "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    assert os.fsencode(json.loads(out.read_bytes().decode("utf-8"))["source"]) == os.fsencode(recording)
+    assert page.stat().st_size > 0
+    result = runner.invoke(app, ["analyze", str(recording), "--transcript", str(_text(tmp_path)), "--json", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["source"] == str(recording)

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from fusion.files import atomic_write
+from fusion.files import atomic_write, json_text
 
 _SEVERITY = ("low", "medium", "high")
 CSV_COLUMNS = ("file", "status", "recorded_at", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds",
@@ -38,7 +38,7 @@ def read_results(path: str | Path) -> list[dict]:
 
 
 def _line(record: dict) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    return (json_text(record) + "\n").encode("utf-8")
 
 
 class ResultsFile:

@@ -36,7 +36,7 @@ def content_key(file: str, version: str) -> str:
             while block := fh.read(1 << 20):
                 digest.update(block)
     except OSError:
-        return f"path:{hashlib.sha256(os.path.abspath(file).encode()).hexdigest()}:{version}"
+        return f"path:{hashlib.sha256(os.fsencode(os.path.abspath(file))).hexdigest()}:{version}"
     return f"{digest.hexdigest()}:{version}"
 
 
