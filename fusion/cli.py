@@ -10,8 +10,9 @@ from pathlib import Path
 
 import typer
 
-from fusion.console import check_writable, config_from, err, fail, key_values, write_output
+from fusion.console import config_from, err, fail, key_values, write_output
 from fusion.errors import FusionError, InputError
+from fusion.files import check_output
 from fusion.service.cli import app as serve_app
 from fusion.train.cli import train_app
 
@@ -54,9 +55,10 @@ def analyze(
     from fusion.render import render
 
     cfg = config_from(config)
+    inputs = [p for p in (recording, transcript, Path(gender or "")) if p and p.is_file()]
     try:
-        for out in (json_out, html_out):
-            check_writable(out)
+        check_output(json_out, "json", inputs)
+        check_output(html_out, "html", inputs)
         if html_out is not None:
             from fusion.html_report import save_html  # before the analysis: says at once if the extra is missing
         words = _read_transcript(transcript) if transcript else None
@@ -88,7 +90,7 @@ def baseline(
     from fusion.prosody import build_baseline
 
     try:
-        check_writable(out)
+        check_output(out, "json", recordings)
         clips = [load_audio(path).samples for path in recordings]
         built = build_baseline(clips, name=name or out.stem)
     except FusionError as exc:
@@ -143,27 +145,23 @@ def history(
 
     Without --html or --csv, prints the weeks in the terminal.
     """
-    import json
-
     from fusion.batch.results import read_results, timeline_entries
     from fusion.history import entries_csv, timeline, trend_alert, weekly
 
     cfg = config_from(config)
     try:
-        for out in (html_out, csv_out):
-            check_writable(out)
+        check_output(html_out, "html", [results])
+        check_output(csv_out, "csv", [results])
         if html_out is not None:
             from fusion.history_html import render_timeline  # says at once if the report extra is missing
         if not results.is_file():
             raise InputError(results, "no such results file")
+        records = read_results(results)
+        if not records and results.stat().st_size:
+            raise InputError(results, "not a fusion batch results file: it holds no complete line")
         try:
-            records = read_results(results)
-            if not records and results.stat().st_size:
-                raise InputError(results, "not a fusion batch results file: it holds no complete line")
             entries, errors, undated = timeline_entries(records)
-        except json.JSONDecodeError as exc:
-            raise InputError(results, f"not a fusion batch results file: a line is not JSON ({exc.msg})") from exc
-        except ValueError as exc:  # a record that holds no report
+        except ValueError as exc:  # a report that is no DiaryReport
             raise InputError(results, str(exc)) from exc
     except FusionError as exc:
         fail(exc)
@@ -221,7 +219,7 @@ def _eval_output(run, json_out: Path | None, summarise=None) -> None:
 
     summarise = summarise or summary
     try:
-        check_writable(json_out)
+        check_output(json_out, "json")
         result = run()
     except (FusionError, ValueError) as exc:
         fail(exc)

@@ -17,10 +17,12 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from fusion.errors import InputError
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -41,6 +43,55 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("fusion"))
+
+
+# Each kind of file fusion writes, by how it begins: an existing file that begins otherwise is not fusion's to
+# replace (a recording given as --json, notes given as --out).
+_KINDS = {
+    "json": ("JSON", lambda head: head.lstrip()[:1] == b"{"),
+    "html": ("an HTML page", lambda head: head.lstrip()[:14].lower() == b"<!doctype html"),
+    "csv": ("a CSV file", lambda head: b"\0" not in head and b"," in head.split(b"\n", 1)[0]),
+    "results": ("a fusion batch results file", lambda head: head == b"" or head.startswith(b'{"file":')),
+}
+
+
+def check_output(path: str | Path | None, kind: str, inputs: Iterable[str | Path] = (), make_folder: bool = False,
+                 ) -> None:
+    """Refuse, before any work, an output path that cannot be written, that is one of ``inputs``, or that would
+    replace a file of another ``kind`` (json, html, csv, results) or a special file; None and "-" pass.
+    ``make_folder`` creates a missing folder for it."""
+    if path is None or str(path) == "-":
+        return
+    path = Path(path)
+    folder = path.parent
+    if make_folder:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(path, f"cannot write it: cannot create the folder {folder} ({exc.strerror})") from None
+    if path.is_dir():
+        raise InputError(path, "cannot write it: it is a directory")
+    if not folder.is_dir():
+        raise InputError(path, f"cannot write it: the folder {folder} does not exist")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise InputError(path, "cannot write it: permission denied")
+    if any(_same_file(path, other) for other in inputs):
+        raise InputError(path, "cannot write it: it is one of the inputs")
+    if not path.exists():
+        return
+    what, looks_right = _KINDS[kind]
+    if not path.is_file():
+        raise InputError(path, "cannot write it: it is not a regular file")
+    with path.open("rb") as fh:
+        if not looks_right(fh.read(64)):
+            raise InputError(path, f"cannot write it: the file there is not {what}; not replacing it")
+
+
+def _same_file(a: Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links too
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == Path(b).resolve()
 
 
 @contextmanager

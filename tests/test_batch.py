@@ -143,7 +143,7 @@ def test_kill_9_mid_batch_then_resume_loses_and_duplicates_nothing(clips, tmp_pa
 
 def test_results_file_cuts_a_torn_tail_and_appends_whole_lines(tmp_path):
     path = tmp_path / "r.jsonl"
-    path.write_bytes(b'{"file":"a","key":"k","status":"ok"}\n{"file":"b","ke')
+    path.write_bytes(b'{"file":"a","key":"k","status":"ok","report":{}}\n{"file":"b","ke')
     results = ResultsFile(path)
     results.append({"file": "c", "key": "k2", "status": "error", "error": {"kind": "bad_input", "message": "m"}})
     results.close()
@@ -474,3 +474,39 @@ def test_inputs_whose_names_are_not_utf8_get_their_lines_and_rows_losslessly(cli
     assert os.fsencode(good) in table.read_bytes() and os.fsencode(bad) in table.read_bytes()
     again = run_batch(folder, out, progress=False)
     assert again.skipped == 2
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"my notes about this week's recordings\nsecond line of my own notes, kept as it is\n",
+     "the file there is not a fusion batch results file"),
+    (b"fLaC\0\0\0\x22 a recording, cut", "the file there is not a fusion batch results file"),
+    (b'{"a":1}\n', "the file there is not a fusion batch results file"),
+    (b"[1,2]\n", "the file there is not a fusion batch results file"),
+    (b'{"file":"x.flac","key":"k","status":"ok"}\n', "line 1 is not a result"),
+    (b'{"file":"x.flac","key":"k","status":"ok","report":{}}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+     "line 2 is not JSON"),
+], ids=["notes", "recording", "object", "array", "no-report", "deep"])
+def test_an_out_file_that_is_no_results_file_is_one_line_and_left_whole(tmp_path, content, problem):
+    """``batch --out notes.txt`` (or a recording, or unrelated JSON lines) stops at once with one line and never
+    cuts what it takes for a torn tail (before: 69 bytes of notes cut to 28, tracebacks for JSON lines)."""
+    (tmp_path / "in").mkdir()
+    out = tmp_path / "in" / "taken.flac"
+    out.write_bytes(content)
+    result = CliRunner().invoke(cli_app, ["batch", str(tmp_path / "in"), "--out", str(out), "--quiet"])
+    assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
+    assert str(out) in result.output.replace("\n", "") and result.exception.__class__ is SystemExit
+    assert out.read_bytes() == content
+
+
+def test_an_unwritable_csv_is_refused_before_the_batch_runs(clips, tmp_path):
+    """``--csv`` to a folder, into a path under a file, or onto the results file itself: one line, no result
+    line written (before: the whole batch ran, then it failed)."""
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder", encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    for table, problem in ((tmp_path, "it is a directory"), (blocker / "s.csv", "cannot create the folder"),
+                           (out, "it is one of the inputs"), (clips[1], "it is one of the inputs")):
+        result = CliRunner().invoke(cli_app, ["batch", str(clips[0].parent), "--out", str(out), "--csv", str(table),
+                                              "--quiet"])
+        assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
+        assert not out.exists(), "refused before any work"

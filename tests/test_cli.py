@@ -163,3 +163,30 @@ def test_a_file_name_that_is_not_utf8_is_analysed_and_written_back_losslessly(sh
     result = runner.invoke(app, ["analyze", str(recording), "--transcript", str(_text(tmp_path)), "--json", "-"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["source"] == str(recording)
+
+
+def test_an_output_that_is_an_input_or_another_kind_of_file_is_refused_before_anything_is_written(tmp_path):
+    """``--json mine.flac``, ``baseline a.flac b.flac --out a.flac``, a text file as --json, a recording as --html:
+    one line naming the output, every file as it was (before: the recording was replaced by JSON)."""
+    import numpy as np
+    import soundfile as sf
+
+    recordings = []
+    for name in ("a.flac", "b.flac"):
+        sf.write(tmp_path / name, np.random.default_rng(len(recordings)).normal(0, 0.1, 16000), 16000)
+        recordings.append(tmp_path / name)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my own notes, not a report\n", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    a, b = map(str, recordings)
+    for args, problem in ((["analyze", a, "--json", a], "it is one of the inputs"),
+                          (["analyze", a, "--transcript", str(notes), "--json", str(notes)], "one of the inputs"),
+                          (["analyze", a, "--json", str(notes)], "the file there is not JSON"),
+                          (["analyze", a, "--html", b], "the file there is not an HTML page"),
+                          (["analyze", a, "--json", "/dev/null"], "not a regular file"),
+                          (["baseline", a, b, "--out", a], "it is one of the inputs"),
+                          (["baseline", a, b, "--out", str(notes)], "the file there is not JSON")):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and problem in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
