@@ -12,9 +12,12 @@ import typer
 
 from fusion.console import config_from, err, fail, key_values, write_output
 from fusion.errors import FusionError, InputError
-from fusion.files import check_output
+from fusion.files import check_output, open_regular
 from fusion.service.cli import app as serve_app
 from fusion.train.cli import train_app
+
+# A transcript file is read up to this size: 100,000 Korean characters, four times what an hour of speech holds.
+MAX_TRANSCRIPT_BYTES = 300_000
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Words and voice of a spoken diary, fused.")
 
@@ -28,8 +31,13 @@ def main() -> None:
 
 
 def _read_transcript(path: Path) -> str:
+    """The words of a UTF-8 text file: a regular file, at most ``MAX_TRANSCRIPT_BYTES``."""
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        with open_regular(path) as fh:
+            data = fh.read(MAX_TRANSCRIPT_BYTES + 1)
+        if len(data) > MAX_TRANSCRIPT_BYTES:
+            raise InputError(path, f"the transcript is too long: more than {MAX_TRANSCRIPT_BYTES:,} bytes")
+        text = data.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(path, f"cannot read the transcript ({exc.__class__.__name__}: {exc})") from exc
     if not text:

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -27,10 +28,20 @@ from fusion.errors import InputError
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def open_regular(path: str | Path) -> IO[bytes]:
+    """``path`` opened for reading; ``InputError`` unless it is a regular file (a FIFO would block the open and
+    the reads, /dev/zero never ends), checked on the open file so a swap of names cannot slip past."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once instead of waiting for a writer
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(path, "not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in 4 MiB pieces."""
+    """Hex sha256 of a regular file's bytes, read in 4 MiB pieces."""
     sha = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(1 << 22):
             sha.update(chunk)
     return sha.hexdigest()

@@ -510,3 +510,21 @@ def test_an_unwritable_csv_is_refused_before_the_batch_runs(clips, tmp_path):
                                               "--quiet"])
         assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
         assert not out.exists(), "refused before any work"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/dev/zero and FIFOs")
+def test_special_files_among_the_inputs_are_error_records_and_the_batch_ends(tmp_path):
+    """A FIFO in the folder and /dev/zero in a list file: an error record each, read by nobody (before: the
+    content hash read them, and the batch hung forever with no line)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.wav")
+    listed = folder / "list.txt"
+    listed.write_text(f"{folder / 'pipe.wav'}\n/dev/zero\n", encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    for spec in (folder, listed):
+        batch = subprocess.run([sys.executable, "-m", "fusion.cli", "batch", str(spec), "--out", str(out), "--quiet"],
+                               capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+        assert batch.returncode == 1, batch.stderr
+    for record in assert_one_line_each(out, [str(folder / "pipe.wav"), "/dev/zero"]):
+        assert record["error"]["message"] == f"{record['file']}: not a regular file"

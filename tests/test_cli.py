@@ -190,3 +190,29 @@ def test_an_output_that_is_an_input_or_another_kind_of_file_is_refused_before_an
         assert result.exit_code == 2 and problem in " ".join(result.output.split()), (args, result.output)
         assert "Traceback" not in result.output
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def _at_most_4_gb() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+def test_a_transcript_that_is_no_regular_file_or_too_long_is_refused_without_reading_it(tmp_path):
+    """``--transcript FIFO`` (before: hung), ``--transcript /dev/zero`` (before: one process grew to 19.8 GB; here
+    capped at 4 GB of address space) and a text over the bound: one line each, before the analysis."""
+    import os
+
+    from fusion.cli import MAX_TRANSCRIPT_BYTES
+
+    os.mkfifo(tmp_path / "pipe.txt")
+    long = tmp_path / "long.txt"
+    long.write_text("가" * (MAX_TRANSCRIPT_BYTES // 3 + 1), encoding="utf-8")
+    for transcript, problem in ((tmp_path / "pipe.txt", "not a regular file"), ("/dev/zero", "not a regular file"),
+                                (long, "the transcript is too long")):
+        analyzed = subprocess.run([sys.executable, "-m", "fusion.cli", "analyze", str(SAMPLE), "--transcript",
+                                   str(transcript)], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                                  preexec_fn=_at_most_4_gb)
+        assert analyzed.returncode == 2, analyzed.stderr
+        assert f"{transcript}: {problem}" in " ".join(analyzed.stderr.split())
+        assert "Traceback" not in analyzed.stderr
