@@ -11,14 +11,16 @@ escapes, which ``json.loads`` turns back into the same str: either way ``os.fsen
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import math
 import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -26,6 +28,7 @@ from typing import IO
 from fusion.errors import InputError
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def open_regular(path: str | Path) -> IO[bytes]:
@@ -138,6 +141,17 @@ def json_text(value: object, indent: int | None = None) -> str:
     writes them."""
     text = json.dumps(_finite(value), ensure_ascii=False, indent=indent, separators=None if indent else (",", ":"))
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A CSV table whose text cells a spreadsheet shows as text: a cell starting with ``= + - @``, tab or CR (a file
+    named ``=cmd|' -C calc'!A0.flac``) gets a leading ``'`` (OWASP's advice against CSV injection); numbers stay."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in _FORMULA_STARTS else v for v in row])
+    return buffer.getvalue()
 
 
 def _finite(value: object) -> object:

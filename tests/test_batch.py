@@ -528,3 +528,23 @@ def test_special_files_among_the_inputs_are_error_records_and_the_batch_ends(tmp
         assert batch.returncode == 1, batch.stderr
     for record in assert_one_line_each(out, [str(folder / "pipe.wav"), "/dev/zero"]):
         assert record["error"]["message"] == f"{record['file']}: not a regular file"
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_kept_as_text(tmp_path, monkeypatch):
+    """Inputs named ``=cmd|' -C calc'!A0.flac`` and ``@SUM(1+1).wav``: their CSV cells (file and message) start with
+    ``'`` so a spreadsheet shows them as text (before: the cells began with = and @)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["=cmd|' -C calc'!A0.flac", "@SUM(1+1).wav"]
+    for name in names:
+        (folder / name).write_text("not audio", encoding="utf-8")
+    table = tmp_path / "s.csv"
+    listed = folder / "list.txt"
+    listed.write_text("\n".join(names) + "\n", encoding="utf-8")
+    monkeypatch.chdir(folder)  # relative inputs: the cells start with the names themselves
+    result = CliRunner().invoke(cli_app, ["batch", "list.txt", "--out", str(tmp_path / "r.jsonl"), "--csv", str(table),
+                                          "--quiet"])
+    assert result.exit_code == 1, result.output
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    assert sorted(r["file"] for r in rows) == sorted("'" + n for n in names)
+    assert all(r["message"].startswith("'") and r["status"] == "error" for r in rows)

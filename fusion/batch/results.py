@@ -9,16 +9,14 @@ the file it holds an exclusive ``flock`` on it: a second batch on the same outpu
 
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from fusion.errors import InputError
-from fusion.files import atomic_write, check_output, json_text
+from fusion.files import atomic_write, check_output, csv_text, json_text
 
 _SEVERITY = ("low", "medium", "high")
 CSV_COLUMNS = ("file", "status", "recorded_at", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds",
@@ -107,9 +105,7 @@ class ResultsFile:
 def write_csv(records: Iterable[dict], path: str | Path) -> None:
     """One summary row per record (when recorded, duration, top emotions, alert kinds, worst severity, status),
     written atomically."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
-    writer.writeheader()
+    rows = []
     for rec in records:
         row = {"file": rec["file"], "status": rec["status"]}
         if rec["status"] == "ok":
@@ -122,10 +118,10 @@ def write_csv(records: Iterable[dict], path: str | Path) -> None:
                        severity=max(severities, key=_SEVERITY.index) if severities else "")
         else:
             row.update(error_kind=rec["error"]["kind"], message=rec["error"]["message"])
-        writer.writerow(row)
+        rows.append([row.get(column, "") for column in CSV_COLUMNS])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, buffer.getvalue(), durable=True)
+    atomic_write(path, csv_text(CSV_COLUMNS, rows), durable=True)
 
 
 def timeline_entries(records: Iterable[dict]) -> tuple[list, int, int]:
