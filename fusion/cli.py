@@ -100,7 +100,7 @@ def baseline(
     try:
         check_output(out, "json", recordings)
         clips = [load_audio(path).samples for path in recordings]
-        built = build_baseline(clips, name=name or out.stem)
+        built = build_baseline(clips, name=name or out.stem, sources=list(map(str, recordings)))
     except FusionError as exc:
         fail(exc)
     write_output(out, built.to_json())

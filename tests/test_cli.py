@@ -129,7 +129,7 @@ def test_a_baseline_is_refused_before_any_work_when_unwritable_and_from_recordin
     for args, problem in (([*calm, "--out", str(tmp_path / "no" / "me.json")], "the folder"),
                           ([calm[0], calm[0], "--out", str(tmp_path / "x.json")], "sound exactly alike"),
                           ([str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "--out", str(tmp_path / "x.json")],
-                           "holds voiced speech")):
+                           "b.wav: holds no voiced speech")):
         result = runner.invoke(app, ["baseline", *args])
         assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
         assert "Traceback" not in result.output and not (tmp_path / "x.json").exists()
