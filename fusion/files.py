@@ -1,8 +1,10 @@
-"""The files fusion writes: whole or not at all, and the cache folder they may be rebuilt into.
+"""The files fusion writes: whole or not at all, never over someone else's file, and the cache folder they
+may be rebuilt into; the files it reads whole: regular ones only.
 
 Every file fusion writes (reports, baselines, results, models, caches) goes to a temporary file
 beside its target and is renamed over it, so a reader sees the old file or the new one, never a
-half-written one, and a crash leaves no stray temporary file behind.
+half-written one, and a crash leaves no stray temporary file behind. ``check_output`` refuses, before
+any work, an output that is an input or an existing file of another kind (a recording given as --json).
 
 A file name that is not UTF-8 (``bad\xffname.flac``) reaches Python as a str holding lone surrogates
 (``os.fsdecode``). Text keeps them as the name's own bytes (``surrogateescape``) and JSON as ``\udcff``
