@@ -28,6 +28,10 @@ _EXACT_LENGTH_FORMATS = {"wav", "w64", "aiff", "flac", "caf"}
 _TRUNCATION_TOLERANCE_S = 0.05
 _MAX_BAD_PACKETS = 1000
 _MAX_ID3_TAGS = 8
+# Sample rates a recording can have: below 4 kHz no speech band survives; FFmpeg's encoders stop at 768 kHz.
+_MIN_SAMPLE_RATE, _MAX_SAMPLE_RATE = 4000, 768_000
+# Seconds of input resampled at a time: one packet holding hours of audio never becomes one huge buffer.
+_RESAMPLE_SLICE_S = 10.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,7 +75,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, *, max_duration
         samples, bad_frames = _decode_stream(container, stream, sample_rate, limit, path)
 
     if samples.size == 0:
-        problem = ("corrupt audio: no frame could be decoded" if bad_frames
+        problem = ("damaged or unsupported audio stream: no frame could be decoded" if bad_frames
                    else "contains no audio samples (zero length)")
         raise InputError(path, problem)
     decoded = samples.size / sample_rate
@@ -161,12 +165,12 @@ def open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.aud
             yield container, stream
     except InputError:
         raise
-    except PermissionError as exc:
-        raise InputError(path, f"cannot read the file: permission denied ({exc.strerror})") from exc
     except (av.error.InvalidDataError, av.error.EOFError) as exc:
         raise InputError(path, "not a readable audio file (unknown format or corrupt data)") from exc
-    except av.error.FFmpegError as exc:
-        raise InputError(path, f"cannot decode the audio: {exc}") from exc
+    except av.error.FFmpegError as exc:  # before OSError: FFmpeg's -1 ("return -1" in a demuxer) reads as EPERM
+        raise InputError(path, f"damaged or unsupported audio stream (FFmpeg: {exc.strerror})") from exc
+    except PermissionError as exc:
+        raise InputError(path, f"cannot read the file: permission denied ({exc.strerror})") from exc
     except OSError as exc:
         raise InputError(path, f"cannot read the file: {exc.strerror or exc}") from exc
 
@@ -313,22 +317,30 @@ def _riff_missing_bytes(path: Path) -> int:
 
 
 def _decode_stream(container, stream, sample_rate: int, limit_s: float, path: Path) -> tuple[np.ndarray, int]:
-    """Decode packet by packet, resampled, until ``limit_s`` seconds; packets FFmpeg rejects are counted and skipped."""
+    """Decode packet by packet, resampled, until ``limit_s`` seconds; packets the decoder rejects are counted and
+    skipped (whatever FFmpeg error it gives: a damaged AAC frame is often a bare -1, which PyAV calls EPERM).
+
+    Each decoded frame is checked before it is resampled, so a packet that holds more than the limit (whatever
+    the container declares) is refused at the size of its own bytes, never at the size of its resampled output.
+    """
     out = _Resampler(sample_rate)
-    most = int(limit_s * sample_rate)
     bad = 0
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
-        except av.error.InvalidDataError:
+        except av.error.FFmpegError:
             bad += 1
             if bad > _MAX_BAD_PACKETS:
                 break
             continue
         for frame in frames:
+            if not _MIN_SAMPLE_RATE <= frame.sample_rate <= _MAX_SAMPLE_RATE:
+                raise InputError(path, f"unsupported sample rate: {frame.sample_rate} Hz (a recording has "
+                                       f"{_MIN_SAMPLE_RATE} to {_MAX_SAMPLE_RATE} Hz)")
+            seconds = out.size / sample_rate + frame.samples / frame.sample_rate
+            if seconds > limit_s:
+                raise InputError(path, _too_long(seconds, limit_s, "decoding passed"))
             out.add(frame)
-        if out.size > most:
-            raise InputError(path, _too_long(out.size / sample_rate, limit_s, "decoding passed"))
     return out.samples(), bad
 
 
@@ -347,8 +359,9 @@ class _Resampler:
         if setup != self.setup:
             self._flush()
             self.setup, self.resampler = setup, av.AudioResampler(format="flt", layout="mono", rate=self.rate)
-        frame.pts = None
-        self._take(self.resampler.resample(frame))
+        for part in _slices(frame):
+            part.pts = None
+            self._take(self.resampler.resample(part))
 
     def samples(self) -> np.ndarray:
         self._flush()
@@ -363,6 +376,21 @@ class _Resampler:
         for out in frames:
             self.chunks.append(out.to_ndarray().reshape(-1))
             self.size += self.chunks[-1].size
+
+
+def _slices(frame: av.AudioFrame) -> Iterator[av.AudioFrame]:
+    """``frame`` in pieces of at most ``_RESAMPLE_SLICE_S`` seconds (the frame itself when it is that short)."""
+    step = max(1, int(_RESAMPLE_SLICE_S * frame.sample_rate))
+    if frame.samples <= step:
+        yield frame
+        return
+    data = frame.to_ndarray()
+    width = 1 if frame.format.is_planar else len(frame.layout.channels)  # packed: channels interleaved in one row
+    for start in range(0, frame.samples, step):
+        part = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, start * width : (start + step) * width]),
+                                          format=frame.format.name, layout=frame.layout.name)
+        part.sample_rate = frame.sample_rate
+        yield part
 
 
 def _too_long(seconds: float, limit_s: float, how: str) -> str:

@@ -10,10 +10,14 @@ from pathlib import Path
 
 import typer
 
-from fusion.console import check_writable, config_from, err, fail, key_values, write_output
+from fusion.console import config_from, err, fail, key_values, write_output
 from fusion.errors import FusionError, InputError
+from fusion.files import check_output, open_regular
 from fusion.service.cli import app as serve_app
 from fusion.train.cli import train_app
+
+# A transcript file is read up to this size: 100,000 Korean characters, four times what an hour of speech holds.
+MAX_TRANSCRIPT_BYTES = 300_000
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Words and voice of a spoken diary, fused.")
 
@@ -21,12 +25,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Words and vo
 @app.callback()
 def main() -> None:
     """Words and voice of a spoken diary, fused."""
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 file name is printed as its own bytes, as ls does
+        stream.reconfigure(errors="surrogateescape")
     config_from(None)  # the default (or $FUSION_CONFIG) config, checked before any module reads it
 
 
 def _read_transcript(path: Path) -> str:
+    """The words of a UTF-8 text file: a regular file, at most ``MAX_TRANSCRIPT_BYTES``."""
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        with open_regular(path) as fh:
+            data = fh.read(MAX_TRANSCRIPT_BYTES + 1)
+        if len(data) > MAX_TRANSCRIPT_BYTES:
+            raise InputError(path, f"the transcript is too long: more than {MAX_TRANSCRIPT_BYTES:,} bytes")
+        text = data.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(path, f"cannot read the transcript ({exc.__class__.__name__}: {exc})") from exc
     if not text:
@@ -52,9 +63,10 @@ def analyze(
     from fusion.render import render
 
     cfg = config_from(config)
+    inputs = [p for p in (recording, transcript, Path(gender or "")) if p and p.is_file()]
     try:
-        for out in (json_out, html_out):
-            check_writable(out)
+        check_output(json_out, "json", inputs)
+        check_output(html_out, "html", inputs)
         if html_out is not None:
             from fusion.html_report import save_html  # before the analysis: says at once if the extra is missing
         words = _read_transcript(transcript) if transcript else None
@@ -86,9 +98,9 @@ def baseline(
     from fusion.prosody import build_baseline
 
     try:
-        check_writable(out)
+        check_output(out, "json", recordings)
         clips = [load_audio(path).samples for path in recordings]
-        built = build_baseline(clips, name=name or out.stem)
+        built = build_baseline(clips, name=name or out.stem, sources=list(map(str, recordings)))
     except FusionError as exc:
         fail(exc)
     write_output(out, built.to_json())
@@ -141,27 +153,23 @@ def history(
 
     Without --html or --csv, prints the weeks in the terminal.
     """
-    import json
-
     from fusion.batch.results import read_results, timeline_entries
     from fusion.history import entries_csv, timeline, trend_alert, weekly
 
     cfg = config_from(config)
     try:
-        for out in (html_out, csv_out):
-            check_writable(out)
+        check_output(html_out, "html", [results])
+        check_output(csv_out, "csv", [results])
         if html_out is not None:
             from fusion.history_html import render_timeline  # says at once if the report extra is missing
         if not results.is_file():
             raise InputError(results, "no such results file")
+        records = read_results(results)
+        if not records and results.stat().st_size:
+            raise InputError(results, "not a fusion batch results file: it holds no complete line")
         try:
-            records = read_results(results)
-            if not records and results.stat().st_size:
-                raise InputError(results, "not a fusion batch results file: it holds no complete line")
             entries, errors, undated = timeline_entries(records)
-        except json.JSONDecodeError as exc:
-            raise InputError(results, f"not a fusion batch results file: a line is not JSON ({exc.msg})") from exc
-        except ValueError as exc:  # a record that holds no report
+        except ValueError as exc:  # a report that is no DiaryReport
             raise InputError(results, str(exc)) from exc
     except FusionError as exc:
         fail(exc)
@@ -219,7 +227,7 @@ def _eval_output(run, json_out: Path | None, summarise=None) -> None:
 
     summarise = summarise or summary
     try:
-        check_writable(json_out)
+        check_output(json_out, "json")
         result = run()
     except (FusionError, ValueError) as exc:
         fail(exc)

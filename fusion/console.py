@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -47,21 +46,6 @@ def key_values(pairs: list[str]) -> dict:
         except tomllib.TOMLDecodeError:
             out[key.strip()] = value
     return out
-
-
-def check_writable(path: Path | None) -> None:
-    """Refuse an output path that cannot be written before the analysis runs, not after."""
-    from fusion.errors import InputError
-
-    if path is None or str(path) == "-":
-        return
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise InputError(path, "cannot write it: it is a directory")
-    if not folder.is_dir():
-        raise InputError(path, f"cannot write it: the folder {folder} does not exist")
-    if not os.access(path if path.exists() else folder, os.W_OK):
-        raise InputError(path, "cannot write it: permission denied")
 
 
 def write_output(path: Path, text: str) -> None:

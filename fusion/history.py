@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from fusion.config import HistoryConfig
+from fusion.files import csv_text
 from fusion.report import TREND_SIGNALS, DiaryReport, TrendAlert, TrendSignal, ValenceArousal
 
 _MAD_TO_SD = 1.4826  # 1.4826 MAD estimates the standard deviation of normal data
@@ -217,15 +218,7 @@ CSV_COLUMNS = ("id", "recorded_at", "duration_s", "words_valence", "words_arousa
 
 def entries_csv(entries: Iterable[TimelineEntry]) -> str:
     """One CSV row per diary, in the given order: when, how long, both points, both top labels, alert kinds."""
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for e in entries:
-        writer.writerow([e.id, e.recorded_at.isoformat(), e.duration_s,
-                         *(("", "") if e.words_va is None else (e.words_va.valence, e.words_va.arousal)),
-                         *(("", "") if e.voice_va is None else (e.voice_va.valence, e.voice_va.arousal)),
-                         e.text_top or "", e.voice_top or "", ";".join(e.alerts)])
-    return buffer.getvalue()
+    return csv_text(CSV_COLUMNS, ([e.id, e.recorded_at.isoformat(), e.duration_s,
+                                   *(("", "") if e.words_va is None else (e.words_va.valence, e.words_va.arousal)),
+                                   *(("", "") if e.voice_va is None else (e.voice_va.valence, e.voice_va.arousal)),
+                                   e.text_top or "", e.voice_top or "", ";".join(e.alerts)] for e in entries))

@@ -203,17 +203,23 @@ def _median_prosody(stats: list[VoiceStats]) -> tuple[float | None, float | None
     return median("pitch_hz"), median("energy_db"), median("rate_per_s")
 
 
-def baseline_from_stats(stats: list[VoiceStats], name: str) -> NeutralBaseline:
-    """A baseline from ≥ 2 calm recordings' stats: MFCC mean and std across recordings, median prosody."""
+def baseline_from_stats(stats: list[VoiceStats], name: str, sources: list[str] | None = None) -> NeutralBaseline:
+    """A baseline from ≥ 2 calm recordings' stats: MFCC mean and std across recordings, median prosody.
+
+    Every recording must hold voiced speech: silence or hiss would drag the level reference down (one clip of
+    -70 dBFS hiss beside speech: -44 dB) and two silences "sound alike". ``sources`` names them in that error
+    (default: by position)."""
     if len(stats) < 2:
         raise BaselineError(f"a baseline needs at least 2 recordings (spread across them), got {len(stats)}")
+    if silent := [i for i, s in enumerate(stats) if not math.isfinite(s.prosody.pitch_hz)]:
+        named = ", ".join(sources[i] if sources else f"recording {i + 1} of {len(stats)}" for i in silent)
+        raise BaselineError(f"{named}: holds no voiced speech (silence or noise); a baseline needs calm speech in "
+                            "every recording")
     means = np.stack([s.mfcc_mean for s in stats])
     if not means.std(axis=0).any():
         raise BaselineError(f"the {len(stats)} recordings sound exactly alike (the same recording more than once?): "
                             "a baseline needs different calm recordings")
     pitch, energy, rate = _median_prosody(stats)
-    if pitch is None:
-        raise BaselineError(f"none of the {len(stats)} recordings holds voiced speech")
     return NeutralBaseline(means.mean(axis=0), means.std(axis=0), name, pitch, energy, rate)
 
 
@@ -235,12 +241,13 @@ def auto_baseline(stats: list[VoiceStats], cfg: Config, name: str = "personal-au
 
 
 def build_baseline(clips: list[np.ndarray], name: str = "personal", cfg: AudioConfig | None = None,
-                   sr: int = SAMPLE_RATE) -> NeutralBaseline:
-    """A personal baseline from ≥ 2 neutral clips: mean and std across the per-file means, plus median prosody."""
+                   sr: int = SAMPLE_RATE, sources: list[str] | None = None) -> NeutralBaseline:
+    """A personal baseline from ≥ 2 neutral clips: mean and std across the per-file means, plus median prosody.
+    ``sources`` names the clips in errors (default: by position)."""
     cfg = cfg or default_config().audio
     if len(clips) < 2:
         raise BaselineError(f"a baseline needs at least 2 neutral clips (std across clips), got {len(clips)}")
-    return baseline_from_stats([voice_stats(c, cfg, sr) for c in clips], name)
+    return baseline_from_stats([voice_stats(c, cfg, sr) for c in clips], name, sources)
 
 
 def resolve_baseline(spec: str | NeutralBaseline, cfg: Config | None = None,

@@ -18,7 +18,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from fusion.files import atomic_write
+from fusion.files import atomic_write, json_text
 
 SCHEMA_VERSION = "1.2"
 
@@ -217,7 +217,7 @@ class DiaryReport(_Model):
                                                            "(the service, with enough dated diaries)")
 
     def to_json(self, indent: int | None = 2) -> str:
-        return self.model_dump_json(indent=indent)
+        return json_text(self.model_dump(mode="json"), indent)
 
     def save_json(self, path: str | Path) -> None:
         atomic_write(path, self.to_json() + "\n")

@@ -55,3 +55,49 @@ def wav_with_unknown_codec(path: Path, seconds: float = 1.0) -> Path:
     riff = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
     path.write_bytes(b"RIFF" + struct.pack("<I", len(riff)) + riff)
     return path
+
+
+def one_packet_mkv(path: Path, rate: int, samples: int, declared_s: float | None = None) -> Path:
+    """Matroska holding ``samples`` of mono PCM at ``rate`` in a single packet: a 2 MB file can hold hours at 100 Hz.
+
+    ``declared_s`` overwrites the Segment Duration (EBML id 0x4489, an 8-byte float in milliseconds), as an upload
+    that claims to be short would.
+    """
+    x = (np.random.default_rng(0).standard_normal((1, samples)) * 3000).astype(np.int16)
+    with av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(x, format="s16", layout="mono")
+        frame.sample_rate, frame.pts = rate, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    if declared_s is not None:
+        data = bytearray(path.read_bytes())
+        at = data.index(b"\x44\x89\x88") + 3
+        data[at : at + 8] = struct.pack(">d", declared_s * 1000)
+        path.write_bytes(bytes(data))
+    return path
+
+
+def damaged_m4a(path: Path, changed_bytes: int | None) -> Path:
+    """A 3 s AAC tone in MP4 whose audio payload is damaged: ``changed_bytes`` random bytes, or (None) all 0xFF."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=44100, layout="mono")
+        x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(44100 * 3) / 44100)).astype(np.float32)
+        for i in range(0, x.size, 1024):
+            frame = av.AudioFrame.from_ndarray(x[None, i : i + 1024], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    data = bytearray(buf.getvalue())
+    start, end = data.index(b"mdat") + 4, data.index(b"moov") - 4  # the payload: the moov index comes after it
+    if changed_bytes is None:
+        data[start:end] = b"\xff" * (end - start)
+    else:
+        rng = np.random.default_rng(0)
+        for at in rng.integers(start, end, changed_bytes):
+            data[at] = rng.integers(0, 256)
+    path.write_bytes(bytes(data))
+    return path

@@ -284,3 +284,81 @@ def test_an_mp3_whose_guessed_length_is_too_long_still_decodes(tmp_path):
     path.write_bytes(odd_audio.mp3_bytes(8000, 4, 8_000) + odd_audio.mp3_bytes(44100, 20, 160_000))
     assert declared_duration(path) > 100  # guessed from the first frame's 8 kb/s
     assert load_audio(path, max_duration_s=60).duration == pytest.approx(24, abs=0.5)  # + encoder padding
+
+
+_PEAK_RSS_CHILD = """
+import resource, sys
+from fusion.audio import load_audio
+from fusion.errors import InputError
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_audio(sys.argv[1], max_duration_s=float(sys.argv[2]))
+    message = "decoded"
+except InputError as exc:
+    message = str(exc)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, "|", message)
+"""
+
+
+def _decode_in_child(path: Path, limit_s: float) -> tuple[int, str]:
+    """(peak RSS growth in MB, the outcome) of ``load_audio(path, max_duration_s=limit_s)`` in a fresh process."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    child = subprocess.run([sys.executable, "-c", _PEAK_RSS_CHILD, str(path), str(limit_s)], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert child.returncode == 0, child.stderr
+    grown, message = child.stdout.strip().split(" | ")
+    return int(grown), message
+
+
+@pytest.mark.parametrize(("rate", "samples", "problem"), [
+    (100, 1_000_000, "unsupported sample rate: 100 Hz"),  # 10,000 s in 2 MB: x160 when resampled
+    (4000, 5_000_000, "too long: decoding passed 1250 s, the limit is 60 s"),
+], ids=["100Hz", "4kHz"])
+def test_a_packet_holding_hours_is_refused_before_it_is_resampled(tmp_path, rate, samples, problem):
+    """One packet of PCM, its container declaring 10 s (as an upload passing the length check would): the decoder
+    refuses it at the size of its bytes, never after resampling all of it (before: 3.7 GB and 446 MB peak growth)."""
+    path = odd_audio.one_packet_mkv(tmp_path / "bomb.mkv", rate, samples, declared_s=10)
+    assert declared_duration(path) == pytest.approx(10)
+    grown, message = _decode_in_child(path, 60)
+    assert message.startswith(f"{path}: ") and problem in message
+    assert grown < 64, f"decoding grew the process by {grown} MB"
+
+
+def test_a_long_packet_within_the_limit_is_resampled_in_slices(tmp_path):
+    """1250 s in one packet at 4 kHz (80 MB at 16 kHz) decodes whole, without a resampler buffer for all of it
+    on top (before: 446 MB peak growth, now about 160)."""
+    path = odd_audio.one_packet_mkv(tmp_path / "long.mkv", 4000, 5_000_000)
+    grown, message = _decode_in_child(path, 3600)
+    assert message == "decoded"
+    assert grown < 200, f"decoding grew the process by {grown} MB"
+
+
+def test_slices_of_a_packed_stereo_frame_decode_as_the_whole_frame(tmp_path):
+    t = np.arange(8000 * 25) / 8000
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)
+    stereo = np.stack([tone, -tone * 0.5], axis=1)
+    sf.write(tmp_path / "one.wav", stereo, 8000, subtype="PCM_16")  # the same audio in the small packets of a WAV
+    path = tmp_path / "one.mkv"
+    with av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000, layout="stereo")
+        frame = av.AudioFrame.from_ndarray((stereo * 32767).astype(np.int16).reshape(1, -1), format="s16",
+                                           layout="stereo")
+        frame.sample_rate, frame.pts = 8000, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    whole, sliced = load_audio(tmp_path / "one.wav"), load_audio(path)
+    assert sliced.duration == pytest.approx(25, abs=0.01)
+    assert np.abs(whole.samples - sliced.samples[: whole.samples.size]).max() < 1e-3
+
+
+def test_a_damaged_aac_stream_is_named_as_such_never_as_a_permission_problem(tmp_path):
+    """FFmpeg's AAC decoder rejects a damaged frame with a bare -1, which PyAV raises as EPERM: the frame is skipped
+    like any rejected one, and a stream of nothing else is "damaged or unsupported" (before: "cannot read the file:
+    permission denied (Operation not permitted)")."""
+    partly = load_audio(odd_audio.damaged_m4a(tmp_path / "partly.m4a", 50))
+    assert partly.duration > 1 and any("corrupt audio frame(s) were skipped" in w for w in partly.warnings)
+    path = odd_audio.damaged_m4a(tmp_path / "wholly.m4a", None)
+    with pytest.raises(InputError, match="damaged or unsupported audio stream") as info:
+        load_audio(path)
+    assert info.value.path == str(path) and "permission" not in str(info.value)

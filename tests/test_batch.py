@@ -143,7 +143,7 @@ def test_kill_9_mid_batch_then_resume_loses_and_duplicates_nothing(clips, tmp_pa
 
 def test_results_file_cuts_a_torn_tail_and_appends_whole_lines(tmp_path):
     path = tmp_path / "r.jsonl"
-    path.write_bytes(b'{"file":"a","key":"k","status":"ok"}\n{"file":"b","ke')
+    path.write_bytes(b'{"file":"a","key":"k","status":"ok","report":{}}\n{"file":"b","ke')
     results = ResultsFile(path)
     results.append({"file": "c", "key": "k2", "status": "error", "error": {"kind": "bad_input", "message": "m"}})
     results.close()
@@ -455,3 +455,96 @@ def test_a_bad_dates_csv_is_one_line_naming_it_before_any_work(clips, tmp_path, 
     line = " ".join(result.output.split())
     assert f"error: {dates}: {problem}" in line and len(result.output.strip().splitlines()) <= 2, result.output
     assert not out.exists() and time.perf_counter() - t0 < 5, "refused before any recording is read"
+
+
+def test_inputs_whose_names_are_not_utf8_get_their_lines_and_rows_losslessly(clips, tmp_path):
+    """A recording and a non-audio file named with a byte that is not UTF-8: a report and an error record whose
+    ``file`` gives the name's bytes back, CSV rows holding those bytes, and a rerun that finds both lines (before:
+    exit 2 with no line at all, on every rerun)."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    good, bad = folder / os.fsdecode(b"rec\xff.flac"), folder / os.fsdecode(b"notes\xfe.wav")
+    good.write_bytes(clips[0].read_bytes())
+    bad.write_text("not audio", encoding="utf-8")
+    out, table = tmp_path / "r.jsonl", tmp_path / "s.csv"
+    result = CliRunner().invoke(cli_app, ["batch", str(folder), "--out", str(out), "--csv", str(table), "--quiet"])
+    assert result.exit_code == 1, result.output
+    records = {os.fsencode(r["file"]): r for r in assert_one_line_each(out, [str(good), str(bad)])}
+    assert records[os.fsencode(good)]["status"] == "ok" and records[os.fsencode(bad)]["status"] == "error"
+    assert os.fsencode(good) in table.read_bytes() and os.fsencode(bad) in table.read_bytes()
+    again = run_batch(folder, out, progress=False)
+    assert again.skipped == 2
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"my notes about this week's recordings\nsecond line of my own notes, kept as it is\n",
+     "the file there is not a fusion batch results file"),
+    (b"fLaC\0\0\0\x22 a recording, cut", "the file there is not a fusion batch results file"),
+    (b'{"a":1}\n', "the file there is not a fusion batch results file"),
+    (b"[1,2]\n", "the file there is not a fusion batch results file"),
+    (b'{"file":"x.flac","key":"k","status":"ok"}\n', "line 1 is not a result"),
+    (b'{"file":"x.flac","key":"k","status":"ok","report":{}}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+     "line 2 is not JSON"),
+], ids=["notes", "recording", "object", "array", "no-report", "deep"])
+def test_an_out_file_that_is_no_results_file_is_one_line_and_left_whole(tmp_path, content, problem):
+    """``batch --out notes.txt`` (or a recording, or unrelated JSON lines) stops at once with one line and never
+    cuts what it takes for a torn tail (before: 69 bytes of notes cut to 28, tracebacks for JSON lines)."""
+    (tmp_path / "in").mkdir()
+    out = tmp_path / "in" / "taken.flac"
+    out.write_bytes(content)
+    result = CliRunner().invoke(cli_app, ["batch", str(tmp_path / "in"), "--out", str(out), "--quiet"])
+    assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
+    assert str(out) in result.output.replace("\n", "") and result.exception.__class__ is SystemExit
+    assert out.read_bytes() == content
+
+
+def test_an_unwritable_csv_is_refused_before_the_batch_runs(clips, tmp_path):
+    """``--csv`` to a folder, into a path under a file, or onto the results file itself: one line, no result
+    line written (before: the whole batch ran, then it failed)."""
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder", encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    for table, problem in ((tmp_path, "it is a directory"), (blocker / "s.csv", "cannot create the folder"),
+                           (out, "it is one of the inputs"), (clips[1], "it is one of the inputs")):
+        result = CliRunner().invoke(cli_app, ["batch", str(clips[0].parent), "--out", str(out), "--csv", str(table),
+                                              "--quiet"])
+        assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
+        assert not out.exists(), "refused before any work"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/dev/zero and FIFOs")
+def test_special_files_among_the_inputs_are_error_records_and_the_batch_ends(tmp_path):
+    """A FIFO in the folder and /dev/zero in a list file: an error record each, read by nobody (before: the
+    content hash read them, and the batch hung forever with no line)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.wav")
+    listed = folder / "list.txt"
+    listed.write_text(f"{folder / 'pipe.wav'}\n/dev/zero\n", encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    for spec in (folder, listed):
+        batch = subprocess.run([sys.executable, "-m", "fusion.cli", "batch", str(spec), "--out", str(out), "--quiet"],
+                               capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+        assert batch.returncode == 1, batch.stderr
+    for record in assert_one_line_each(out, [str(folder / "pipe.wav"), "/dev/zero"]):
+        assert record["error"]["message"] == f"{record['file']}: not a regular file"
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_kept_as_text(tmp_path, monkeypatch):
+    """Inputs named ``=cmd|' -C calc'!A0.flac`` and ``@SUM(1+1).wav``: their CSV cells (file and message) start with
+    ``'`` so a spreadsheet shows them as text (before: the cells began with = and @)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["=cmd|' -C calc'!A0.flac", "@SUM(1+1).wav"]
+    for name in names:
+        (folder / name).write_text("not audio", encoding="utf-8")
+    table = tmp_path / "s.csv"
+    listed = folder / "list.txt"
+    listed.write_text("\n".join(names) + "\n", encoding="utf-8")
+    monkeypatch.chdir(folder)  # relative inputs: the cells start with the names themselves
+    result = CliRunner().invoke(cli_app, ["batch", "list.txt", "--out", str(tmp_path / "r.jsonl"), "--csv", str(table),
+                                          "--quiet"])
+    assert result.exit_code == 1, result.output
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    assert sorted(r["file"] for r in rows) == sorted("'" + n for n in names)
+    assert all(r["message"].startswith("'") and r["status"] == "error" for r in rows)

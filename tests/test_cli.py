@@ -129,7 +129,7 @@ def test_a_baseline_is_refused_before_any_work_when_unwritable_and_from_recordin
     for args, problem in (([*calm, "--out", str(tmp_path / "no" / "me.json")], "the folder"),
                           ([calm[0], calm[0], "--out", str(tmp_path / "x.json")], "sound exactly alike"),
                           ([str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "--out", str(tmp_path / "x.json")],
-                           "holds voiced speech")):
+                           "b.wav: holds no voiced speech")):
         result = runner.invoke(app, ["baseline", *args])
         assert result.exit_code == 2 and problem in " ".join(result.output.split()), result.output
         assert "Traceback" not in result.output and not (tmp_path / "x.json").exists()
@@ -145,3 +145,74 @@ def test_analyze_runs_without_the_service_packages(tmp_path):
                              "--transcript", str(_text(tmp_path))], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert DiaryReport.model_validate_json(out.read_text(encoding="utf-8")).transcript == "아침에 밥을 먹었다."
+
+
+def test_a_file_name_that_is_not_utf8_is_analysed_and_written_back_losslessly(shared_data, tmp_path):
+    """``bad\\xffname.flac``: the report names it in JSON that round-trips to the same bytes, on stdout too, and
+    the terminal report and the HTML page are written (before: UnicodeEncodeError after the analysis)."""
+    import os
+
+    recording = tmp_path / os.fsdecode(b"bad\xffname.flac")
+    recording.write_bytes((shared_data / "speech" / "ko_transcribed" / "pfa" / "pfa00004.flac").read_bytes())
+    out, page = tmp_path / "out.json", tmp_path / "out.html"
+    result = runner.invoke(app, ["analyze", str(recording), "--transcript", str(_text(tmp_path)), "--json", str(out),
+                                 "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    assert os.fsencode(json.loads(out.read_bytes().decode("utf-8"))["source"]) == os.fsencode(recording)
+    assert page.stat().st_size > 0
+    result = runner.invoke(app, ["analyze", str(recording), "--transcript", str(_text(tmp_path)), "--json", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["source"] == str(recording)
+
+
+def test_an_output_that_is_an_input_or_another_kind_of_file_is_refused_before_anything_is_written(tmp_path):
+    """``--json mine.flac``, ``baseline a.flac b.flac --out a.flac``, a text file as --json, a recording as --html:
+    one line naming the output, every file as it was (before: the recording was replaced by JSON)."""
+    import numpy as np
+    import soundfile as sf
+
+    recordings = []
+    for name in ("a.flac", "b.flac"):
+        sf.write(tmp_path / name, np.random.default_rng(len(recordings)).normal(0, 0.1, 16000), 16000)
+        recordings.append(tmp_path / name)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my own notes, not a report\n", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    a, b = map(str, recordings)
+    for args, problem in ((["analyze", a, "--json", a], "it is one of the inputs"),
+                          (["analyze", a, "--transcript", str(notes), "--json", str(notes)], "one of the inputs"),
+                          (["analyze", a, "--json", str(notes)], "the file there is not JSON"),
+                          (["analyze", a, "--html", b], "the file there is not an HTML page"),
+                          (["analyze", a, "--json", "/dev/null"], "not a regular file"),
+                          (["baseline", a, b, "--out", a], "it is one of the inputs"),
+                          (["baseline", a, b, "--out", str(notes)], "the file there is not JSON")):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and problem in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def _at_most_4_gb() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+def test_a_transcript_that_is_no_regular_file_or_too_long_is_refused_without_reading_it(tmp_path):
+    """``--transcript FIFO`` (before: hung), ``--transcript /dev/zero`` (before: one process grew to 19.8 GB; here
+    capped at 4 GB of address space) and a text over the bound: one line each, before the analysis."""
+    import os
+
+    from fusion.cli import MAX_TRANSCRIPT_BYTES
+
+    os.mkfifo(tmp_path / "pipe.txt")
+    long = tmp_path / "long.txt"
+    long.write_text("가" * (MAX_TRANSCRIPT_BYTES // 3 + 1), encoding="utf-8")
+    for transcript, problem in ((tmp_path / "pipe.txt", "not a regular file"), ("/dev/zero", "not a regular file"),
+                                (long, "the transcript is too long")):
+        analyzed = subprocess.run([sys.executable, "-m", "fusion.cli", "analyze", str(SAMPLE), "--transcript",
+                                   str(transcript)], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                                  preexec_fn=_at_most_4_gb)
+        assert analyzed.returncode == 2, analyzed.stderr
+        assert f"{transcript}: {problem}" in " ".join(analyzed.stderr.split())
+        assert "Traceback" not in analyzed.stderr

@@ -98,3 +98,16 @@ def test_only_the_latest_usual_diaries_count():
     alert = trend_alert(long_ago + lately + low_week, CFG)
     assert alert is not None and alert.usual_diaries == CFG.max_usual == 60
     assert trend_alert(long_ago + lately + low_week, CFG.model_copy(update={"max_usual": 200})) is None
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_kept_as_text():
+    """A diary named ``=cmd|' -C calc'!A0.flac`` starts its ``fusion history --csv`` row with ``'``; negative
+    numbers stay numbers."""
+    import csv
+    import io
+
+    from fusion.history import entries_csv
+
+    entry = low(0).model_copy(update={"id": "=cmd|' -C calc'!A0.flac"})
+    (row,) = csv.DictReader(io.StringIO(entries_csv([entry])))
+    assert row["id"] == "'=cmd|' -C calc'!A0.flac" and float(row["voice_valence"]) < 0

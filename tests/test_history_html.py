@@ -146,11 +146,11 @@ def test_history_refuses_bad_paths_and_a_missing_plotly_in_one_line(diaries, tmp
         assert result.exit_code == 2 and problem in result.output and "error:" in result.output, result.output
     result = runner.invoke(app, ["history", str(tmp_path / "none.jsonl")])
     assert result.exit_code == 2 and "none.jsonl: no such results file" in " ".join(result.output.split())
-    for lines, problem in (('{"file": "x", "sta\n{}\n', "not a fusion batch results file: a line is not JSON"),
+    for lines, problem in (('{"file": "x", "sta\n{}\n', "not a fusion batch results file: line 1 is not JSON"),
                            ('{"file": "x", "key": "k", "status": "ok", "report": {"source": "x"}}\n',
                             "record 1 (x): not a DiaryReport (duration_s: Field required)"),
-                           ("[1, 2]\n", "record 1 is not a fusion batch result"),
-                           ('{"a": 1}\n', "record 1 is not a fusion batch result"),
+                           ("[1, 2]\n", "not a fusion batch results file: line 1 is not a result"),
+                           ('{"a": 1}\n', "not a fusion batch results file: line 1 is not a result"),
                            ("\x00\x01 binary, no line end",
                             "not a fusion batch results file: it holds no complete line")):
         (tmp_path / "bad.jsonl").write_text(lines, encoding="utf-8")
@@ -163,6 +163,21 @@ def test_history_refuses_bad_paths_and_a_missing_plotly_in_one_line(diaries, tmp
     assert blocked.stderr.strip() == ("error: an HTML timeline needs plotly, which is not installed: "
                                       "pip install 'fusion[report]'")
     assert subprocess.run([*run, "--csv", str(tmp_path / "t.csv")], cwd=ROOT, capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize(("lines", "problem"), [
+    ('{"file": "x.flac", "key": "k", "status": "ok"}\n', "line 1 is not a result"),
+    ('{"file": "x.flac", "key": "k", "status": "error", "error": {"kind": "bad_input", "message": "m"}}\n'
+     + "[" * 100_000 + "]" * 100_000 + "\n", "line 2 is not JSON"),
+], ids=["ok-without-report", "100000-deep"])
+def test_history_of_lines_that_are_no_results_is_one_line(tmp_path, lines, problem):
+    """An ok record without its report, JSON nested 100,000 deep: one line naming the file and the line
+    (before: KeyError and RecursionError tracebacks)."""
+    results = tmp_path / "r.jsonl"
+    results.write_text(lines, encoding="utf-8")
+    result = runner.invoke(app, ["history", str(results)])
+    assert result.exit_code == 2 and result.exception.__class__ is SystemExit, result.output
+    assert f"r.jsonl: not a fusion batch results file: {problem}" in " ".join(result.output.split())
 
 
 def test_pages_loading_plotly_from_a_url_are_small_and_the_file_is_the_installed_one(diaries):

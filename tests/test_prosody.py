@@ -59,3 +59,17 @@ def test_quiet_audio_measures_nothing_instead_of_crashing(ned_clips, level_db):
         assert p.rate_per_s == 0.0 or math.isfinite(p.rate_per_s)
         assert p.pitch_hz != p.pitch_hz or 60 < p.pitch_hz < 400
         assert pr.prosody(samples, span=(0.5, 1.0)) is not None
+
+
+def test_a_recording_without_speech_is_refused_by_name(ned_clips, config):
+    """Speech and -70 dBFS hiss (before: accepted, energy reference -44 dB), two different silences (before:
+    "the same recording more than once?"): each recording without voiced speech is named."""
+    speech = ned_clips["neutral"][0]
+    hiss = np.random.default_rng(0).normal(0, 10 ** (-70 / 20), 5 * 16000).astype(np.float32)
+    silences = [np.zeros(16000 * n, np.float32) for n in (2, 3)]
+    for clips, sources, named in (([speech, hiss], ["calm.wav", "hiss.wav"], "hiss.wav"),
+                                  (silences, ["quiet1.wav", "quiet2.wav"], "quiet1.wav, quiet2.wav")):
+        with pytest.raises(pr.BaselineError, match=f"^{named}: holds no voiced speech"):
+            pr.build_baseline(clips, cfg=config.audio, sources=sources)
+    with pytest.raises(pr.BaselineError, match="^recording 2 of 2: holds no voiced speech"):
+        pr.baseline_from_stats([pr.voice_stats(c, config.audio) for c in (speech, hiss)], "personal")

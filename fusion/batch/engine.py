@@ -21,6 +21,7 @@ from fusion.batch.process import die_with_parent
 from fusion.batch.results import ResultsFile, read_results, write_csv
 from fusion.batch.worker import BatchResult, Item, Worker, content_key
 from fusion.config import Config, default_config
+from fusion.files import check_output
 from fusion.history import file_time, parse_time, recording_problem, utc
 
 _LIST_SUFFIXES = {".txt", ".lst", ".list"}
@@ -263,6 +264,8 @@ def run_batch(
     files = list(dict.fromkeys(collect_inputs(sources, config)))
     given = _dates(dates, files)
     summary = BatchSummary(total=len(files))
+    named = [p for p in (sources, dates) if isinstance(p, (str, Path))]  # a list file, a dates CSV
+    check_output(csv_path, "csv", [out, *files, *named], make_folder=True)  # before the work, not after it
     results = ResultsFile(out, fsync=config.batch.fsync)
     try:
         plan = _plan(files, results, config.fingerprint(), retry_failed, summary, given)

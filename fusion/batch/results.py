@@ -9,19 +9,19 @@ the file it holds an exclusive ``flock`` on it: a second batch on the same outpu
 
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from fusion.files import atomic_write
+from fusion.errors import InputError
+from fusion.files import atomic_write, check_output, csv_text, json_text
 
 _SEVERITY = ("low", "medium", "high")
 CSV_COLUMNS = ("file", "status", "recorded_at", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds",
                "severity", "error_kind", "message")
+_OUTCOME = {"ok": "report", "error": "error"}  # each status and the field holding its outcome
 
 
 class ResultsLocked(OSError):
@@ -29,16 +29,32 @@ class ResultsLocked(OSError):
 
 
 def read_results(path: str | Path) -> list[dict]:
-    """The complete records of a results file (a torn last line, from a crash, is ignored)."""
+    """The complete records of a results file (a torn last line, from a crash, is ignored); an ``InputError``
+    naming the file and the line for a line that is no result record."""
     path = Path(path)
     if not path.exists():
         return []
     data = path.read_bytes()
-    return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].splitlines() if line.strip()]
+    lines = data[: data.rfind(b"\n") + 1].splitlines()
+    return [_record(line, number, path) for number, line in enumerate(lines, 1) if line.strip()]
+
+
+def _record(line: bytes, number: int, path: Path) -> dict:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested past Python's stack
+        raise InputError(path, f"not a fusion batch results file: line {number} is not JSON "
+                               f"({exc.__class__.__name__})") from None
+    status = record.get("status") if isinstance(record, dict) else None
+    if (status not in _OUTCOME or not isinstance(record.get("file"), str) or not isinstance(record.get("key"), str)
+            or not isinstance(record.get(_OUTCOME[status]), dict)):
+        raise InputError(path, f"not a fusion batch results file: line {number} is not a result (a file, a key, "
+                               "and a status ok with its report or error with its error)")
+    return record
 
 
 def _line(record: dict) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    return (json_text(record) + "\n").encode("utf-8")
 
 
 class ResultsFile:
@@ -47,7 +63,7 @@ class ResultsFile:
 
     def __init__(self, path: str | Path, fsync: bool = True):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_output(self.path, "results", make_folder=True)  # before a torn tail is cut: never cut a file not ours
         self.fsync = fsync
         self.fd = self._open_locked()
         size, keep = os.fstat(self.fd).st_size, len(self._complete())
@@ -89,9 +105,7 @@ class ResultsFile:
 def write_csv(records: Iterable[dict], path: str | Path) -> None:
     """One summary row per record (when recorded, duration, top emotions, alert kinds, worst severity, status),
     written atomically."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
-    writer.writeheader()
+    rows = []
     for rec in records:
         row = {"file": rec["file"], "status": rec["status"]}
         if rec["status"] == "ok":
@@ -104,24 +118,22 @@ def write_csv(records: Iterable[dict], path: str | Path) -> None:
                        severity=max(severities, key=_SEVERITY.index) if severities else "")
         else:
             row.update(error_kind=rec["error"]["kind"], message=rec["error"]["message"])
-        writer.writerow(row)
+        rows.append([row.get(column, "") for column in CSV_COLUMNS])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, buffer.getvalue(), durable=True)
+    atomic_write(path, csv_text(CSV_COLUMNS, rows), durable=True)
 
 
 def timeline_entries(records: Iterable[dict]) -> tuple[list, int, int]:
     """The timeline entries (``fusion.history.entry``) of a results file's reports, and how many records were
     left out: ``(entries, errors, undated)``. An entry's id is the file as the batch recorded it; a report
     without ``recorded_at`` (schema 1.0) is dated by its file's modification time, or left out when the file
-    is gone. A record that is no report is a ValueError naming it."""
+    is gone. An ok record whose report is no ``DiaryReport`` is a ValueError naming it."""
     from fusion.history import entry, file_time
     from fusion.report import DiaryReport
 
     entries, errors, undated = [], 0, 0
     for number, rec in enumerate(records, 1):
-        if not (isinstance(rec, dict) and isinstance(rec.get("file"), str) and rec.get("status") in ("ok", "error")):
-            raise ValueError(f"record {number} is not a fusion batch result (a file and a status ok or error)")
         if rec["status"] != "ok":
             errors += 1
             continue

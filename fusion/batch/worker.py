@@ -19,7 +19,8 @@ from itertools import islice
 
 from fusion.batch.process import share_cores, tune_malloc
 from fusion.config import Config, default_config
-from fusion.errors import FusionError
+from fusion.errors import FusionError, InputError
+from fusion.files import file_sha256
 from fusion.report import DiaryReport
 
 # (input index, file, key or None: computed by the worker, recorded_at or None: the file's modification time).
@@ -29,15 +30,12 @@ Item = tuple[int, str, str | None, datetime | None]
 
 
 def content_key(file: str, version: str) -> str:
-    """``sha256-of-content:version``; a file that cannot be read is keyed by its path, so it is retried once it can."""
-    digest = hashlib.sha256()
+    """``sha256-of-content:version``; a file that cannot be read, or is no regular file (a FIFO, /dev/zero), is
+    keyed by its path, so its error record is made without reading it, and it is retried once it can be read."""
     try:
-        with open(file, "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-    except OSError:
-        return f"path:{hashlib.sha256(os.path.abspath(file).encode()).hexdigest()}:{version}"
-    return f"{digest.hexdigest()}:{version}"
+        return f"{file_sha256(file)}:{version}"
+    except (OSError, InputError):
+        return f"path:{hashlib.sha256(os.fsencode(os.path.abspath(file))).hexdigest()}:{version}"
 
 
 @dataclass(frozen=True)
