@@ -256,7 +256,9 @@ def test_recorded_at_is_refused_when_unreadable_before_1970_or_in_the_future(tmp
     with TestClient(app) as client:
         for stamp, problem in (("yesterday", "is not an ISO 8601 time"), ("2026-13-01", "is not an ISO 8601 time"),
                                ((datetime.now(timezone.utc) + timedelta(days=2)).isoformat(), "in the future"),
-                               ("0001-01-01", "0001-01-01 is before 1970")):
+                               ("0001-01-01", "0001-01-01 is before 1970"),
+                               ("0001-01-01T00:00:00+14:00", "0001-01-01 is before 1970"),
+                               ("9999-12-31T23:59:59-14:00", "9999-12-31 23:59 is more than a day in the future")):
             refused = _upload(client, token, path, words, recorded_at=stamp)
             detail = refused.json()["detail"]
             assert refused.status_code == 422 and detail.startswith("recorded_at") and problem in detail, stamp
@@ -265,6 +267,9 @@ def test_recorded_at_is_refused_when_unreadable_before_1970_or_in_the_future(tmp
         body = _wait(client, token, _upload(client, token, path, words).json()["id"])
         assert before - timedelta(seconds=1) <= DiaryReport.model_validate(body["report"]).recorded_at <= \
             datetime.now(timezone.utc), "no recorded_at: the upload's time"
+        edges = {"from": "0001-01-01T00:00:00+14:00", "to": "9999-12-31T23:59:59-14:00"}
+        assert len(client.get("/v1/timeline", params=edges, headers=_auth(token)).json()["entries"]) == 1
+        assert client.get("/v1/timeline.html", params=edges, headers=_auth(token)).status_code == 200
 
 
 def test_a_baseline_request_is_bounded_like_one_upload(tmp_path, shared_data):
