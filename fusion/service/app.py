@@ -137,7 +137,8 @@ def storage(server: ServerConfig) -> Path:
 
 def remove_user(config: Config, name: str) -> tuple[int, int, int, int]:
     """Delete a user with their token, analyses, baselines (every version) and stored recordings; returns
-    (analyses, reports, recordings, baseline versions) removed."""
+    (analyses, reports, recordings, baseline versions) removed. An upload of theirs in flight finds them gone
+    (401) and removes its own file."""
     uploads = storage(config.server) / "uploads"
     store = Store(config.server.database())
     try:
@@ -146,7 +147,7 @@ def remove_user(config: Config, name: str) -> tuple[int, int, int, int]:
         store.close()
     recordings = [uploads / row.id for row in rows if (uploads / row.id).is_file()]
     for path in recordings:
-        path.unlink()
+        path.unlink(missing_ok=True)  # a worker may drop a finished job's recording meanwhile
     return len(rows), sum(row.report_json is not None for row in rows), len(recordings), baselines
 
 

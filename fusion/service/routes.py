@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -39,7 +40,7 @@ from fusion.service.schemas import (
     Health,
     Timeline,
 )
-from fusion.service.store import DONE, PERSONAL, Analysis, Store, User
+from fusion.service.store import DONE, PERSONAL, Analysis, Store, User, UserGone
 
 CHUNK = 1 << 20
 NO_TOKEN = "missing or unknown bearer token"
@@ -73,11 +74,15 @@ def _store(request: Request) -> Store:
     return request.app.state.store
 
 
+def _no_token() -> HTTPException:
+    return HTTPException(401, NO_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+
+
 def current_user(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
                  store: Store = Depends(_store)) -> User:
     user = store.user_for_token(credentials.credentials) if credentials else None
     if user is None:
-        raise HTTPException(401, NO_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+        raise _no_token()
     return user
 
 
@@ -118,17 +123,24 @@ def create(
     transcript = (transcript or "").strip() or None
     if transcript is not None and len(transcript) > server.max_transcript_chars:
         raise HTTPException(413, f"transcript too long: the limit is {server.max_transcript_chars} characters")
-    if (open_jobs := store.open_jobs(user.id)) >= server.max_queued_per_user:
-        raise HTTPException(429, f"too many analyses waiting: {open_jobs} queued or running, the limit is "
-                                 f"{server.max_queued_per_user}; upload again when one is done")
-    part = state.incoming / f"{uuid.uuid4().hex}.part"
-    try:
-        _accept(file, part, request, server.max_upload_bytes, too_large(server.max_upload_bytes),
-                quota=(store, user))
-        row = store.create(user.id, (file.filename or "upload")[-200:], gender, language, transcript, when)
+    _check_queue(store.open_jobs(user.id), server.max_queued_per_user)  # early, before the body: checked again below
+    with _part(state.incoming) as part:
+        _accept(file, part, request, server.max_upload_bytes, too_large(server.max_upload_bytes))
+        size = part.stat().st_size
+
+        def admit(open_jobs: int, ids: list[str]) -> None:
+            _check_queue(open_jobs, server.max_queued_per_user)
+            _check_quota(state.uploads, ids, size, server.max_stored_bytes_per_user)
+
+        try:
+            row = store.create(user.id, (file.filename or "upload")[-200:], gender, language, transcript, when,
+                               admit=admit)
+        except UserGone:
+            raise _no_token() from None
         part.replace(state.uploads / row.id)
-    finally:
-        part.unlink(missing_ok=True)
+    if store.get(row.id) is None:  # the user was removed between the row and the move: no file outlives them
+        (state.uploads / row.id).unlink(missing_ok=True)
+        raise _no_token()
     state.workers.submit(row.id)
     url = str(request.url_for("status", analysis_id=row.id))
     response.headers["Location"] = url
@@ -247,9 +259,9 @@ def make_baseline(
     server, config = state.server, state.config
     if not 2 <= len(files) <= server.max_baseline_files:
         raise HTTPException(422, f"a baseline takes 2 to {server.max_baseline_files} recordings, got {len(files)}")
-    parts = [state.incoming / f"{uuid.uuid4().hex}.part" for _ in files]
     message = f"baseline recordings too large: together the limit is {server.max_upload_bytes / 1e6:.1f} MB"
-    try:
+    with ExitStack() as held:
+        parts = [held.enter_context(_part(state.incoming)) for _ in files]
         used = 0
         for file, part in zip(files, parts):
             _accept(file, part, request, server.max_upload_bytes - used, message)
@@ -267,10 +279,10 @@ def make_baseline(
             built = baseline_from_stats(stats, PERSONAL)
         except BaselineError as exc:
             raise HTTPException(422, str(exc)) from exc
-    finally:
-        for part in parts:
-            part.unlink(missing_ok=True)
-    row = store.add_baseline(user.id, PERSONAL, len(stats), built.to_json())
+    try:
+        row = store.add_baseline(user.id, PERSONAL, len(stats), built.to_json())
+    except UserGone:
+        raise _no_token() from None
     return baselines.describe(built, row, config)
 
 
@@ -295,16 +307,23 @@ def _recording_time(value: str | None) -> datetime:
     return moment
 
 
-def _accept(file: UploadFile, part: Path, request: Request, limit: int, message: str,
-            quota: tuple[Store, User] | None = None) -> None:
+@contextmanager
+def _part(folder: Path) -> Iterator[Path]:
+    """A new file in ``folder`` for one received upload, removed after."""
+    path = folder / f"{uuid.uuid4().hex}.part"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _accept(file: UploadFile, part: Path, request: Request, limit: int, message: str) -> None:
     """Receive ``file`` into ``part`` and check it as a recording: at most ``limit`` bytes (else 413 ``message``),
-    an audio container by its first bytes, within the user's storage quota (``quota``) and declaring no more than
-    ``[server] max_duration_s``."""
-    state = request.app.state
-    server = state.server
+    an audio container by its first bytes, declaring no more than ``[server] max_duration_s``."""
+    server = request.app.state.server
     _receive(file, part, limit, message)
-    if quota is not None:
-        _check_quota(*quota, state.uploads, part.stat().st_size, server.max_stored_bytes_per_user)
     try:
         seconds = declared_duration(part)
     except InputError as exc:
@@ -317,7 +336,7 @@ def _receive(file: UploadFile, dest: Path, limit: int, message: str) -> None:
     """Copy the upload to ``dest`` within ``limit`` bytes (else 413 ``message``); refuse it unless its first bytes
     name an audio container."""
     size = 0
-    with os.fdopen(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+    with dest.open("wb") as out:
         while chunk := file.file.read(CHUNK):
             size += len(chunk)
             if size > limit:
@@ -329,9 +348,16 @@ def _receive(file: UploadFile, dest: Path, limit: int, message: str) -> None:
         raise HTTPException(415, f"not an audio recording: the content is none of {FORMATS_HELP}")
 
 
-def _check_quota(store: Store, user: User, uploads: Path, size: int, limit: int) -> None:
-    """507 when this upload would take the user's stored recordings past ``limit`` bytes."""
-    stored = sum(p.stat().st_size for p in (uploads / i for i in store.analysis_ids(user.id)) if p.is_file())
+def _check_queue(open_jobs: int, limit: int) -> None:
+    """429 when the user has ``limit`` analyses queued or running already."""
+    if open_jobs >= limit:
+        raise HTTPException(429, f"too many analyses waiting: {open_jobs} queued or running, the limit is {limit}; "
+                                 "upload again when one is done")
+
+
+def _check_quota(uploads: Path, ids: list[str], size: int, limit: int) -> None:
+    """507 when ``size`` more bytes would take the stored recordings of the analyses ``ids`` past ``limit``."""
+    stored = sum(p.stat().st_size for p in (uploads / i for i in ids) if p.is_file())
     if stored + size > limit:
         raise HTTPException(507, f"storage quota exceeded: {stored / 1e6:.1f} MB stored and {size / 1e6:.1f} MB more "
                                  f"would pass the limit of {limit / 1e6:.1f} MB; delete old analyses first")

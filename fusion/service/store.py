@@ -14,6 +14,10 @@ A done analysis keeps its diary's ``VoiceStats`` (JSON) beside the report, and e
 ``recorded_at`` (an older database gains the column; its rows fall back to ``created``). A user's
 neutral baselines are versioned rows of ``baselines``: ``personal`` (made by hand from calm recordings)
 or ``personal-auto`` (built from their own diaries, with the ids of those diaries in ``sources``).
+
+A user id is never given again (SQLite: AUTOINCREMENT; an older users table is rebuilt so), and every write on a
+user's behalf first takes their row's write lock (``_lock_user``): a write racing ``remove_user`` either lands
+before the removal, which then deletes it, or finds the user gone (``UserGone``), so nothing outlives its user.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import hashlib
 import os
 import secrets
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -44,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, load_only, mapped_column
+from sqlalchemy.schema import CreateTable
 
 from fusion.errors import FusionError
 
@@ -61,6 +67,12 @@ class DatabaseError(FusionError):
     kind = "database"
 
 
+class UserGone(FusionError):
+    """The user a write was for was removed meanwhile."""
+
+    kind = "user_gone"
+
+
 def hash_token(token: str) -> str:
     """Tokens are 256-bit random strings, so one SHA-256 is enough (no password stretching needed)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -72,6 +84,7 @@ class _Base(DeclarativeBase):
 
 class User(_Base):
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}  # a removed user's id is never given to the next one
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -143,6 +156,8 @@ class Store:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             _Base.metadata.create_all(self.engine)
             self._add_missing_columns()
+            if self.sqlite:
+                self._never_reuse_user_ids()
         except ImportError as exc:
             raise DatabaseError(f"cannot open the database {shown}: its driver is not installed ({exc})") from None
         except (SQLAlchemyError, OSError) as exc:
@@ -160,6 +175,30 @@ class Store:
                 if name not in have:
                     with self.engine.begin() as conn:
                         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+
+    def _never_reuse_user_ids(self) -> None:
+        """A users table from before AUTOINCREMENT (SQLite then gives the highest id + 1: a removed user's id to the
+        next user, with any row still naming it) is rebuilt with it, its counter past every id a table names."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # one process migrates; another starting with it waits, then sees
+            table = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'users'").scalar()
+            if "AUTOINCREMENT" in table.upper():
+                conn.rollback()
+                return
+            users = User.__table__
+            columns = ", ".join(c.name for c in users.columns)
+            create = str(CreateTable(users).compile(dialect=self.engine.dialect)).strip()
+            conn.exec_driver_sql(create.replace("CREATE TABLE users ", "CREATE TABLE users_new ", 1))
+            conn.exec_driver_sql(f"INSERT INTO users_new ({columns}) SELECT {columns} FROM users")
+            conn.exec_driver_sql("DROP TABLE users")
+            conn.exec_driver_sql("ALTER TABLE users_new RENAME TO users")
+            for index in users.indexes:
+                index.create(conn)
+            conn.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = 'users'")
+            conn.exec_driver_sql("INSERT INTO sqlite_sequence (name, seq) SELECT 'users', coalesce(max(id), 0) FROM "
+                                 "(SELECT id FROM users UNION ALL SELECT user_id FROM analyses "
+                                 "UNION ALL SELECT user_id FROM baselines)")
+            conn.commit()
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -215,6 +254,8 @@ class Store:
         """Delete ``name`` with their token, all their analyses and every version of their baselines; returns the
         deleted analyses (their uploads are the caller's) and how many baseline versions went."""
         with self.session() as s, s.begin():
+            # the user's write lock first: an upload or baseline of theirs in flight lands before, or finds them gone
+            s.execute(update(User).where(User.name == name).values(id=User.id))
             user = s.scalar(select(User).where(User.name == name))
             if user is None:
                 raise ValueError(f"no user {name!r}")
@@ -231,21 +272,24 @@ class Store:
             return s.scalar(select(func.count()).select_from(Analysis)
                             .where(Analysis.user_id == user_id, Analysis.status.in_((QUEUED, RUNNING))))
 
-    def analysis_ids(self, user_id: int) -> list[str]:
-        with self.session() as s:
-            return list(s.scalars(select(Analysis.id).where(Analysis.user_id == user_id)))
-
     def user_for_token(self, token: str) -> User | None:
         with self.session() as s:
             return s.scalar(select(User).where(User.token_hash == hash_token(token)))
 
     def create(self, user_id: int, filename: str, gender: str | None, language: str | None,
-               transcript: str | None, recorded_at: datetime | None = None) -> Analysis:
-        """A queued analysis recorded at ``recorded_at`` (aware, or naive UTC; default: now)."""
+               transcript: str | None, recorded_at: datetime | None = None,
+               admit: Callable[[int, list[str]], None] | None = None) -> Analysis:
+        """A queued analysis recorded at ``recorded_at`` (aware, or naive UTC; default: now), written under the
+        user's lock after ``admit(open jobs, ids of all their analyses)`` returned (it raises to refuse), so two
+        uploads never both take the last place of a quota; ``UserGone`` when the user was removed meanwhile."""
         when = _now() if recorded_at is None else _naive_utc(recorded_at)
         row = Analysis(id=uuid.uuid4().hex, user_id=user_id, status=QUEUED, filename=filename,
                        gender=gender, language=language, transcript=transcript, recorded_at=when)
         with self.session() as s, s.begin():
+            _lock_user(s, user_id)
+            if admit is not None:
+                mine = s.execute(select(Analysis.id, Analysis.status).where(Analysis.user_id == user_id)).all()
+                admit(sum(status in (QUEUED, RUNNING) for _, status in mine), [i for i, _ in mine])
             s.add(row)
         return row
 
@@ -325,7 +369,9 @@ class Store:
         """Store the user's next baseline version (one more than any they had, deleted ones included)."""
         with self.session() as s, s.begin():
             # the update takes the row's write lock first, so two writers never get the same number
-            s.execute(update(User).where(User.id == user_id).values(baseline_version=User.baseline_version + 1))
+            if s.execute(update(User).where(User.id == user_id)
+                         .values(baseline_version=User.baseline_version + 1)).rowcount != 1:
+                raise UserGone(f"user {user_id} was removed")
             version = s.scalar(select(User.baseline_version).where(User.id == user_id))
             row = Baseline(user_id=user_id, version=version, kind=kind, recordings=recordings,
                            since=None if since is None else _naive_utc(since), sources=sources,
@@ -353,6 +399,13 @@ class Store:
         if gone:
             self.compact()
         return gone
+
+
+def _lock_user(s: Session, user_id: int) -> None:
+    """Take the user's row write lock for the rest of the transaction (SQLite: the database's); ``UserGone`` when the
+    row is gone."""
+    if s.execute(update(User).where(User.id == user_id).values(id=User.id)).rowcount != 1:
+        raise UserGone(f"user {user_id} was removed")
 
 
 def engine_arguments(url: URL) -> dict:

@@ -1,0 +1,132 @@
+"""The service under requests that race each other, on SQLite and on PostgreSQL: uploads and baselines against
+``remove-user``, parallel uploads against the per-user limits, and two service processes sharing one database.
+
+Each race is forced through the real code path: the upload's duration check (``routes.declared_duration``) or
+the baseline's decoding (``routes.load_audio``) waits at an event or a barrier while the other side runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fusion.config import default_config
+from fusion.service import routes
+from fusion.service.app import create_app, remove_user
+from fusion.service.store import Analysis, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "diary_ko.flac"
+CALM = [ROOT / "samples" / "diary_ko.flac", ROOT / "samples" / "sad_voice_ko.flac"]
+WORDS = "오늘 정말 즐거웠어. 친구를 만났거든."
+
+
+def _config(tmp_path: Path, database_url: str, **server):
+    return default_config().with_updates(server={"storage_dir": str(tmp_path / "store"), "database_url": database_url,
+                                                 **server})
+
+
+def _auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _post(client, token):
+    return client.post("/v1/analyses", files={"file": ("diary.flac", SAMPLE.read_bytes())},
+                       data={"transcript": WORDS}, headers=_auth(token))
+
+
+def _paused(monkeypatch, name: str):
+    """Make ``routes.<name>`` wait, once called, until the test releases it; returns (reached, release)."""
+    reached, release, real = threading.Event(), threading.Event(), getattr(routes, name)
+
+    def paused(*args, **kwargs):
+        reached.set()
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(routes, name, paused)
+    return reached, release
+
+
+def _left_on_disk(config) -> list[str]:
+    root = config.server.storage_path()
+    return sorted(p.relative_to(root).as_posix() for p in (root / "uploads", root / "incoming") for p in p.iterdir())
+
+
+def _rows(config) -> list[tuple[str, int]]:
+    store = Store(config.server.database())
+    try:
+        with store.session() as s:
+            return [(row.id, row.user_id) for row in s.query(Analysis)]
+    finally:
+        store.close()
+
+
+def _never(*args, **kwargs):
+    raise RuntimeError("not analysed here")
+
+
+def test_an_upload_racing_remove_user_is_refused_and_the_next_user_inherits_nothing(tmp_path, database_url,
+                                                                                     monkeypatch):
+    config = _config(tmp_path, database_url)
+    app = create_app(config, analyze=_never)
+    alice = app.state.store.add_user("alice")
+    alice_id = app.state.store.user_for_token(alice).id
+    reached, release = _paused(monkeypatch, "declared_duration")
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        upload = pool.submit(_post, client, alice)
+        assert reached.wait(30), "the upload reached its duration check"
+        assert remove_user(config, "alice") == (0, 0, 0, 0)
+        release.set()
+        response = upload.result(30)
+        assert response.status_code == 401, response.text
+        carol = app.state.store.add_user("carol")
+        assert app.state.store.user_for_token(carol).id != alice_id, "a removed user's id is never given again"
+        export = client.get("/v1/export", headers=_auth(carol))
+        assert export.status_code == 200 and export.text == ""
+    assert _rows(config) == [] and _left_on_disk(config) == []
+
+
+def test_a_baseline_racing_remove_user_is_refused_not_an_internal_error(tmp_path, database_url, monkeypatch):
+    config = _config(tmp_path, database_url)
+    app = create_app(config, analyze=_never)
+    alice = app.state.store.add_user("alice")
+    reached, release = _paused(monkeypatch, "load_audio")
+    files = [("files", (path.name, path.read_bytes())) for path in CALM]
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        made = pool.submit(client.post, "/v1/baseline", files=files, headers=_auth(alice))
+        assert reached.wait(30)
+        remove_user(config, "alice")
+        release.set()
+        response = made.result(60)
+    assert response.status_code == 401, response.text
+    assert _left_on_disk(config) == []
+
+
+@pytest.mark.parametrize("limits, refused", [({"max_queued_per_user": 2}, 429),
+                                             ({"max_stored_bytes_per_user": int(SAMPLE.stat().st_size * 2.5)}, 507)],
+                         ids=["queue", "bytes"])
+def test_parallel_uploads_cannot_pass_the_per_user_limits(tmp_path, database_url, monkeypatch, limits, refused):
+    """Eight uploads checked at once (a barrier holds each at its duration check until all are there): two fit."""
+    config = _config(tmp_path, database_url, **limits)
+    done = threading.Event()
+    app = create_app(config, analyze=lambda *a, **k: done.wait(30) and _never())
+    token = app.state.store.add_user("alice")
+    together, real = threading.Barrier(8, timeout=30), routes.declared_duration
+
+    def at_once(path):
+        together.wait()
+        return real(path)
+
+    monkeypatch.setattr(routes, "declared_duration", at_once)
+    try:
+        with TestClient(app) as client, ThreadPoolExecutor(8) as pool:
+            codes = sorted(r.status_code for r in pool.map(lambda _: _post(client, token), range(8)))
+    finally:
+        done.set()
+    assert codes == [202] * 2 + [refused] * 6
+    assert len(_rows(config)) == 2 and len(list((config.server.storage_path() / "uploads").iterdir())) == 2
