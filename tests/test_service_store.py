@@ -140,3 +140,15 @@ def test_an_older_sqlite_users_table_stops_reusing_ids_past_every_id_still_named
     assert "AUTOINCREMENT" in schema
     assert "ix_users_token_hash" in {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
 
+
+@pytest.mark.parametrize("name", ["", " alice", "a" * 101, "bob\n", "tab\there"])
+def test_a_user_name_is_one_to_a_hundred_printable_characters(tmp_path, name):
+    store = Store(f"sqlite:///{tmp_path / 'fusion.db'}")
+    try:
+        with pytest.raises(ValueError, match="a user name is 1 to 100 printable characters"):
+            store.add_user(name)
+        with pytest.raises(ValueError, match="a user name is 1 to 100 printable characters"):
+            store.sync_static({name: "a-static-token"})
+        assert store.add_user("a" * 100)
+    finally:
+        store.close()
