@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from swagger_ui_bundle import swagger_ui_path
 
 from fusion.config import Config, ServerConfig, default_config
+from fusion.errors import FusionError
 from fusion.html_report import PLOTLY_URL, plotly_js_path
 from fusion.report import DiaryReport
 from fusion.service.jobs import Workers
@@ -33,6 +34,12 @@ from fusion.service.routes import NO_TOKEN, router, too_large
 from fusion.service.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class StorageError(FusionError):
+    """The storage folder cannot be made or used (a file by that name, no permission)."""
+
+    kind = "storage"
 
 # Multipart framing and the small form fields around the file.
 _FORM_OVERHEAD = 64 * 1024
@@ -128,10 +135,14 @@ def storage(server: ServerConfig) -> Path:
     others is tightened to 0700, with a warning)."""
     root = server.storage_path()
     for folder in (root, root / "uploads", root / "incoming"):
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if (mode := folder.stat().st_mode & 0o777) & 0o077:
-            log.warning("%s was open to other users (mode %o); tightening it to 0700", folder, mode)
-            folder.chmod(0o700)
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if (mode := folder.stat().st_mode & 0o777) & 0o077:
+                log.warning("%s was open to other users (mode %o); tightening it to 0700", folder, mode)
+                folder.chmod(0o700)
+        except OSError as exc:
+            raise StorageError(f"cannot use {folder} as [server] storage_dir folder: "
+                               f"{exc.strerror or exc}") from None
     return root
 
 
