@@ -7,6 +7,8 @@ the baseline's decoding (``routes.load_audio``) waits at an event or a barrier w
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -130,3 +132,34 @@ def test_parallel_uploads_cannot_pass_the_per_user_limits(tmp_path, database_url
         done.set()
     assert codes == [202] * 2 + [refused] * 6
     assert len(_rows(config)) == 2 and len(list((config.server.storage_path() / "uploads").iterdir())) == 2
+
+
+
+def _left_by_a_killed_process(incoming: Path) -> Path:
+    """The part of an upload whose process held it, as a request does, until it was killed with SIGKILL."""
+    holder = ("import sys, time; from pathlib import Path; from fusion.service.routes import _part; "
+              "held = _part(Path(sys.argv[1])); print(held.__enter__(), flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", holder, str(incoming)], stdout=subprocess.PIPE, text=True,
+                             cwd=ROOT)
+    left = Path(child.stdout.readline().strip())
+    child.kill()
+    child.wait(30)
+    assert left.is_file()
+    return left
+
+
+def test_a_start_removes_the_uploads_a_killed_server_left_and_keeps_those_in_flight(tmp_path, database_url):
+    """The part of a killed process (the user's audio, under no analysis) goes at the next start and at
+    remove-user; the part of a live request stays."""
+    config = _config(tmp_path, database_url)
+    app = create_app(config, analyze=_never)
+    app.state.store.add_user("alice")
+    incoming = app.state.incoming
+    _left_by_a_killed_process(incoming)
+    with routes._part(incoming) as held:
+        with TestClient(app):
+            assert list(incoming.iterdir()) == [held]
+        left = _left_by_a_killed_process(incoming)
+        remove_user(config, "alice")
+        assert list(incoming.iterdir()) == [held]
+    assert not left.exists()

@@ -13,6 +13,7 @@ at ``max_duration_s``, whatever the header said.
 from __future__ import annotations
 
 import copy
+import fcntl
 import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -92,6 +93,8 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
     async def lifespan(_app: FastAPI):
         for name in store.sync_static(server.tokens):
             log.warning("user %s: token revoked (no longer in [server.tokens])", name)
+        if swept := sweep_incoming(root / "incoming"):
+            log.warning("removed %d unfinished uploads a stopped server left in %s", swept, root / "incoming")
         workers.recover()
         yield
         workers.close()
@@ -146,11 +149,28 @@ def storage(server: ServerConfig) -> Path:
     return root
 
 
+def sweep_incoming(folder: Path) -> int:
+    """Remove the received uploads no request holds (each request locks its own): a process killed mid-upload
+    left them, the user's audio under no analysis. Returns how many went."""
+    gone = 0
+    for path in folder.iterdir():
+        try:
+            with path.open("rb") as held:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()
+                gone += 1
+        except OSError:  # held by a request (BlockingIOError), or gone meanwhile
+            continue
+    return gone
+
+
 def remove_user(config: Config, name: str) -> tuple[int, int, int, int]:
     """Delete a user with their token, analyses, baselines (every version) and stored recordings; returns
     (analyses, reports, recordings, baseline versions) removed. An upload of theirs in flight finds them gone
-    (401) and removes its own file."""
-    uploads = storage(config.server) / "uploads"
+    (401) and removes its own file; parts left by a killed server go too."""
+    root = storage(config.server)
+    uploads = root / "uploads"
+    sweep_incoming(root / "incoming")
     store = Store(config.server.database())
     try:
         rows, baselines = store.remove_user(name)

@@ -13,6 +13,7 @@ caller's neutral voice baseline (``fusion.service.baselines``).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Iterator
@@ -309,10 +310,12 @@ def _recording_time(value: str | None) -> datetime:
 
 @contextmanager
 def _part(folder: Path) -> Iterator[Path]:
-    """A new file in ``folder`` for one received upload, removed after."""
+    """A new file in ``folder`` for one received upload, locked while this request holds it (so a start's sweep,
+    ``fusion.service.app.sweep_incoming``, removes only the parts of killed processes) and removed after."""
     path = folder / f"{uuid.uuid4().hex}.part"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield path
     finally:
         path.unlink(missing_ok=True)
