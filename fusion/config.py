@@ -160,6 +160,7 @@ class ServerConfig(_Section):
     host: str                          # `fusion serve` listens here (--host, --port override)
     port: int
     database_url: str                  # any SQLAlchemy URL; "" = SQLite file fusion.db in storage_dir
+    public_url: str                    # the start of every link the service sends; "" = relative to the API root
     storage_dir: str
     max_upload_bytes: int
     max_duration_s: float

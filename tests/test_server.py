@@ -454,3 +454,21 @@ def test_real_server_process_analyses_a_real_recording(tmp_path, chromium):
         output = server.communicate(timeout=60)[0].decode(errors="replace")
     assert "Uvicorn running" in output or "Application startup complete" in output
     assert f"re-queueing analysis {left.id} left queued by a previous server" in output
+
+
+@pytest.mark.parametrize("public_url, base", [("", ""), ("https://diary.example.org/api/", "https://diary.example.org/api")],
+                         ids=["relative", "public-url"])
+def test_links_never_come_from_the_host_header(tmp_path, public_url, base):
+    app = create_app(_config(tmp_path, public_url=public_url))
+    token = app.state.store.add_user("alice")
+    evil = {**_auth(token), "Host": "evil.example"}
+    with TestClient(app) as client:
+        response = client.post("/v1/analyses", files={"file": ("d.flac", SAMPLE.read_bytes())},
+                               data={"transcript": WORDS}, headers=evil)
+        analysis_id = response.json()["id"]
+        assert response.headers["location"] == response.json()["url"] == f"{base}/v1/analyses/{analysis_id}"
+        _wait(client, token, analysis_id)
+        entries = client.get("/v1/timeline", headers=evil).json()["entries"]
+        assert [e["url"] for e in entries] == [f"{base}/v1/analyses/{analysis_id}/report.html"]
+        page = client.get("/v1/timeline.html", headers=evil).text
+        assert "evil.example" not in page and f"{base}/v1/analyses/{analysis_id}/report.html" in page

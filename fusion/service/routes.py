@@ -143,7 +143,7 @@ def create(
         (state.uploads / row.id).unlink(missing_ok=True)
         raise _no_token()
     state.workers.submit(row.id)
-    url = str(request.url_for("status", analysis_id=row.id))
+    url = _link(request, "status", analysis_id=row.id)
     response.headers["Location"] = url
     return AnalysisCreated(id=row.id, status=row.status, url=url)
 
@@ -195,7 +195,7 @@ def timeline(request: Request, start: datetime | None = _FROM, end: datetime | N
     cfg = request.app.state.config.history
     entries = history.timeline(
         (history.entry(row.id, DiaryReport.model_validate_json(row.report_json), row.when,
-                       str(request.url_for("report_html", analysis_id=row.id))) for row in store.diaries(user.id)),
+                       _link(request, "report_html", analysis_id=row.id)) for row in store.diaries(user.id)),
         cfg)
     upto = [e for e in entries if end is None or e.recorded_at <= end]
     shown = [e for e in upto if start is None or e.recorded_at >= start]
@@ -292,6 +292,13 @@ def drop_baseline(user: User = Depends(current_user), store: Store = Depends(_st
     """Remove the caller's hand-made baselines (every version): their diaries go back to the automatic one."""
     store.remove_baselines(user.id, PERSONAL)
     return Response(status_code=204)
+
+
+def _link(request: Request, name: str, **params: str) -> str:
+    """The URL of the route ``name``: under ``[server] public_url``, else a path from the API root; never built from
+    the Host header, which is the client's to choose."""
+    base = request.app.state.server.public_url.rstrip("/") or request.scope.get("root_path", "")
+    return base + request.app.url_path_for(name, **params)
 
 
 def _recording_time(value: str | None) -> datetime:
