@@ -216,7 +216,7 @@ def test_a_baseline_needs_two_real_recordings(diaries):
     many = one * (diaries.config.server.max_baseline_files + 1)
     assert client.post("/v1/baseline", files=many, headers=_auth(alice)).status_code == 422
     twice = client.post("/v1/baseline", files=one * 2, headers=_auth(alice))
-    assert twice.status_code == 422 and "sound exactly alike" in twice.json()["detail"]
+    assert twice.status_code == 422 and "sound exactly alike" in twice.json()["detail"][0]["msg"]
     assert not any((diaries.config.server.storage_path() / "incoming").iterdir()), "no upload left behind"
     assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(alice)).json()).kind == "personal-auto"
 
@@ -260,7 +260,7 @@ def test_recorded_at_is_refused_when_unreadable_before_1970_or_in_the_future(tmp
                                ("0001-01-01T00:00:00+14:00", "0001-01-01 is before 1970"),
                                ("9999-12-31T23:59:59-14:00", "9999-12-31 23:59 is more than a day in the future")):
             refused = _upload(client, token, path, words, recorded_at=stamp)
-            detail = refused.json()["detail"]
+            detail = refused.json()["detail"][0]["msg"]
             assert refused.status_code == 422 and detail.startswith("recorded_at") and problem in detail, stamp
         assert not any((tmp_path / "store" / "uploads").iterdir())
         before = datetime.now(timezone.utc)

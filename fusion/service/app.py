@@ -20,10 +20,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from fusion.config import Config, ServerConfig, default_config
@@ -44,6 +46,8 @@ class StorageError(FusionError):
 
 # Multipart framing and the small form fields around the file.
 _FORM_OVERHEAD = 64 * 1024
+# How Starlette's multipart parser words (in a 400) a form field over its size limit (1 MB).
+_FIELD_OVER_LIMIT = "Part exceeded maximum size"
 
 
 class _Gate:
@@ -73,6 +77,14 @@ class _Gate:
             return message
 
         await self.app(scope, counted, send)
+
+
+async def _http_error(request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's answer to an HTTPException, but a form field over Starlette's size limit is a 413 (too large) as
+    every other oversized part of a request, not its 400."""
+    if exc.status_code == 400 and str(exc.detail).startswith(_FIELD_OVER_LIMIT):
+        exc = StarletteHTTPException(413, f"form field too large ({exc.detail.rstrip('.')})")
+    return await http_exception_handler(request, exc)
 
 
 def _unauthorized() -> JSONResponse:
@@ -128,6 +140,7 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
                             headers={"Cache-Control": "public, max-age=86400"})
 
     app.include_router(router)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(_Gate, limit=server.max_upload_bytes + 4 * server.max_transcript_chars + _FORM_OVERHEAD,
                        message=too_large(server.max_upload_bytes), authorized=authorized)
     return app

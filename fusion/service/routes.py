@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -50,12 +51,20 @@ FORMATS_HELP = "WAV, FLAC, MP3, AAC, M4A/MP4, OGG/Opus, WebM/Matroska, AIFF or C
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False)
 _OWN = {401: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+# A POST's multipart body that cannot be parsed (malformed, too many fields or files) is a 400.
+_UPLOAD_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 413, 415)}
 # The HTML page's errors are JSON all the same (a model here would be filed under text/html).
 _JSON_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
 
 
 def too_large(limit: int) -> str:
     return f"upload too large: the limit is {limit / 1e6:.1f} MB"
+
+
+def invalid(where: str, field: str, message: str) -> RequestValidationError:
+    """A 422 of a route's own check in the body FastAPI gives its validation errors (``HTTPValidationError``),
+    so every 422 has the one documented shape."""
+    return RequestValidationError([{"type": "value_error", "loc": (where, field), "msg": message}])
 
 
 class NDJSONResponse(StreamingResponse):
@@ -101,7 +110,7 @@ def healthz() -> Health:
 
 
 @router.post("/v1/analyses", status_code=202, response_model=AnalysisCreated,
-             responses={code: {"model": ErrorBody} for code in (401, 413, 415, 429, 507)})
+             responses={**_UPLOAD_ERRORS, **{code: {"model": ErrorBody} for code in (429, 507)}})
 def create(
     request: Request,
     response: Response,
@@ -120,7 +129,7 @@ def create(
     server = state.server
     when = _recording_time(recorded_at)
     if language is not None and language not in server.languages:
-        raise HTTPException(422, f"language must be one of {list(server.languages)}")
+        raise invalid("body", "language", f"language must be one of {list(server.languages)}")
     transcript = (transcript or "").strip() or None
     if transcript is not None and len(transcript) > server.max_transcript_chars:
         raise HTTPException(413, f"transcript too long: the limit is {server.max_transcript_chars} characters")
@@ -191,7 +200,7 @@ def timeline(request: Request, start: datetime | None = _FROM, end: datetime | N
     alert as of the last one shown; ``voice_lower_than_usual`` marks the diaries where it was raised."""
     start, end = (None if t is None else history.utc(t) for t in (start, end))
     if start is not None and end is not None and start > end:
-        raise HTTPException(422, "from is later than to")
+        raise invalid("query", "from", "from is later than to")
     cfg = request.app.state.config.history
     entries = history.timeline(
         (history.entry(row.id, DiaryReport.model_validate_json(row.report_json), row.when,
@@ -245,7 +254,7 @@ def baseline(request: Request, user: User = Depends(current_user), store: Store 
 
 
 @router.post("/v1/baseline", status_code=201, response_model=BaselineInfo,
-             responses={code: {"model": ErrorBody} for code in (401, 413, 415)})
+             responses=_UPLOAD_ERRORS)
 def make_baseline(
     request: Request,
     files: list[UploadFile] = File(..., description=f"2 or more calm recordings of the caller (at most [server] "
@@ -259,7 +268,8 @@ def make_baseline(
     state = request.app.state
     server, config = state.server, state.config
     if not 2 <= len(files) <= server.max_baseline_files:
-        raise HTTPException(422, f"a baseline takes 2 to {server.max_baseline_files} recordings, got {len(files)}")
+        raise invalid("body", "files",
+                      f"a baseline takes 2 to {server.max_baseline_files} recordings, got {len(files)}")
     message = f"baseline recordings too large: together the limit is {server.max_upload_bytes / 1e6:.1f} MB"
     with ExitStack() as held:
         parts = [held.enter_context(_part(state.incoming)) for _ in files]
@@ -279,7 +289,7 @@ def make_baseline(
         try:
             built = baseline_from_stats(stats, PERSONAL)
         except BaselineError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise invalid("body", "files", str(exc)) from exc
     try:
         row = store.add_baseline(user.id, PERSONAL, len(stats), built.to_json())
     except UserGone:
@@ -309,9 +319,9 @@ def _recording_time(value: str | None) -> datetime:
     try:
         moment = history.parse_time(value)
     except ValueError:
-        raise HTTPException(422, f"recorded_at is not an ISO 8601 time: {value[:40]!r}") from None
+        raise invalid("body", "recorded_at", f"recorded_at is not an ISO 8601 time: {value[:40]!r}") from None
     if problem := history.recording_problem(moment):
-        raise HTTPException(422, f"recorded_at {problem}")
+        raise invalid("body", "recorded_at", f"recorded_at {problem}")
     return moment
 
 
@@ -353,7 +363,7 @@ def _receive(file: UploadFile, dest: Path, limit: int, message: str) -> None:
                 raise HTTPException(413, message)
             out.write(chunk)
     if size == 0:
-        raise HTTPException(422, "the uploaded file is empty")
+        raise invalid("body", "file", "the uploaded file is empty")
     if container_format(dest) is None:
         raise HTTPException(415, f"not an audio recording: the content is none of {FORMATS_HELP}")
 
