@@ -170,6 +170,7 @@ class ServerConfig(_Section):
     max_attempts: int
     max_queued_per_user: int           # more queued or running analyses of one user → 429
     max_stored_bytes_per_user: int     # an upload taking a user's stored recordings past this → 507
+    keep_recordings_days: float        # a finished analysis's recording is deleted after this many days (0: at once)
     max_baseline_files: int            # POST /v1/baseline: at most this many calm recordings (2 at least)
     tokens: dict[str, str]
 

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -35,8 +36,10 @@ WORDS = "오늘 정말 즐거웠어. 친구를 만났거든."
 
 
 def _config(tmp_path: Path, **server):
+    """The service's config for a test; its recordings stay a day after their analysis (so a test can look at them),
+    unless the test says otherwise."""
     return default_config().with_updates(server={"storage_dir": str(tmp_path / "store"), "max_duration_s": 60.0,
-                                                 **server})
+                                                 "keep_recordings_days": 1.0, **server})
 
 
 def _auth(token: str) -> dict:
@@ -304,7 +307,8 @@ def test_every_serve_sub_command_takes_config_and_users_can_be_rotated_and_remov
         analysis_id = _post(client, new, transcript=WORDS).json()["id"]
         assert _wait(client, new, analysis_id)["status"] == "done"
     removed = _cli("remove-user", "alice", "--config", str(config_path))
-    assert "removed with 1 analyses (1 reports) and 1 stored recordings" in removed.output.replace("\n", " ")
+    assert "removed with 1 analyses (1 reports) and 0 stored recordings" in removed.output.replace("\n", " "), \
+        "by default a recording goes once analysed"
     assert not any((config.server.storage_path() / "uploads").iterdir())
     store = Store(config.server.database())
     assert store.get(analysis_id) is None and store.user_for_token(new) is None
@@ -472,3 +476,37 @@ def test_links_never_come_from_the_host_header(tmp_path, public_url, base):
         assert [e["url"] for e in entries] == [f"{base}/v1/analyses/{analysis_id}/report.html"]
         page = client.get("/v1/timeline.html", headers=evil).text
         assert "evil.example" not in page and f"{base}/v1/analyses/{analysis_id}/report.html" in page
+
+
+def test_by_default_a_recording_goes_once_analysed_and_its_report_stays(tmp_path):
+    size = SAMPLE.stat().st_size
+    app = create_app(_config(tmp_path, keep_recordings_days=0, max_stored_bytes_per_user=int(size * 1.5)))
+    token = app.state.store.add_user("alice")
+    uploads = tmp_path / "store" / "uploads"
+    with TestClient(app) as client:
+        ids = []
+        for _ in range(2):  # the second fits the quota: the first recording's bytes are no longer stored
+            response = _post(client, token, transcript=WORDS)
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["id"])
+            assert _wait(client, token, ids[-1])["status"] == "done"
+        assert not any(uploads.iterdir())
+        lines = [json.loads(line) for line in client.get("/v1/export", headers=_auth(token)).text.splitlines()]
+        assert sorted(line["id"] for line in lines) == sorted(ids) and all(line["report"] for line in lines)
+        assert len(client.get("/v1/timeline", headers=_auth(token)).json()["entries"]) == 2
+
+
+def test_a_kept_recording_goes_after_keep_recordings_days(tmp_path):
+    app = create_app(_config(tmp_path, keep_recordings_days=2))
+    token = app.state.store.add_user("alice")
+    uploads, store = tmp_path / "store" / "uploads", app.state.store
+    with TestClient(app) as client:
+        old, new = (_post(client, token, transcript=WORDS).json()["id"] for _ in range(2))
+        for analysis_id in (old, new):
+            _wait(client, token, analysis_id)
+        assert sorted(p.name for p in uploads.iterdir()) == sorted([old, new])
+        with store.session() as s, s.begin():
+            s.get(Analysis, old).updated = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=2, hours=1)
+        assert app.state.workers.expire() == 1
+        assert [p.name for p in uploads.iterdir()] == [new]
+        assert _wait(client, token, old)["report"]["transcript"] == WORDS

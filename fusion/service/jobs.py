@@ -3,6 +3,9 @@
 A job is claimed in the database before it runs, so a restart re-queues what was left unfinished
 (at most ``[server] max_attempts`` times) and two workers never run the same upload.
 
+A finished job's recording is deleted at once, or ``[server] keep_recordings_days`` later (checked at each start
+and every ``EXPIRE_EVERY_S``): the report and the diary's voice statistics are all that later work reads.
+
 A job is measured against the user's baseline of the moment (``fusion.service.baselines``). Once done it keeps
 the diary's ``VoiceStats`` (its prosody taken from the report, not measured again) and carries the drift alert
 when the user's diaries up to its recording time raise it; then the user's ``personal-auto`` baseline is
@@ -17,6 +20,7 @@ import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from fusion.audio import Audio, load_audio
@@ -30,6 +34,8 @@ from fusion.service.store import Analysis, Store
 
 log = logging.getLogger(__name__)
 
+EXPIRE_EVERY_S = 3600.0  # a kept recording outlives keep_recordings_days by at most this
+
 
 class Workers:
     """A queue of analysis ids run on worker threads; the models load once and are shared."""
@@ -39,12 +45,16 @@ class Workers:
         self.pool = ThreadPoolExecutor(config.server.workers, thread_name_prefix="fusion-worker")
         self._first = threading.Lock()  # the first job loads the models; the others wait instead of loading twice
         self._warm = False
+        self._closing = threading.Event()
+        threading.Thread(target=self._expire_every, name="fusion-expire", daemon=True).start()
 
     def submit(self, analysis_id: str) -> None:
         self.pool.submit(self._run, analysis_id)
 
     def recover(self) -> None:
-        """Jobs a previous process left unfinished run again, unless they already failed it too often."""
+        """Jobs a previous process left unfinished run again, unless they already failed it too often; the
+        recordings of finished jobs past their keeping time go."""
+        self.expire()
         for row in self.store.unfinished():
             if not (self.uploads / row.id).is_file():
                 self.store.fail(row.id, "the recording was lost while the server restarted; please upload it again")
@@ -56,7 +66,26 @@ class Workers:
                 self.submit(row.id)
 
     def close(self) -> None:
+        self._closing.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def expire(self) -> int:
+        """Delete the recordings of analyses finished more than ``[server] keep_recordings_days`` ago; returns how
+        many went."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=self.config.server.keep_recordings_days)
+        gone = 0
+        for analysis_id in self.store.finished_before(cutoff):
+            if (path := self.uploads / analysis_id).is_file():
+                path.unlink(missing_ok=True)
+                gone += 1
+        return gone
+
+    def _expire_every(self) -> None:
+        while not self._closing.wait(EXPIRE_EVERY_S):
+            try:
+                self.expire()
+            except Exception:  # the next round tries again
+                log.exception("the recordings of finished analyses could not be expired")
 
     def _run(self, analysis_id: str) -> None:
         claim = self.store.claim(analysis_id)
@@ -64,13 +93,16 @@ class Workers:
         if row is None:
             return  # deleted, or already taken
         if self._warm:
-            self._analyse(row, claim)
-            return
-        with self._first:
-            self._analyse(row, claim)
-            self._warm = True
+            finished = self._analyse(row, claim)
+        else:
+            with self._first:
+                finished = self._analyse(row, claim)
+                self._warm = True
+        if finished and self.config.server.keep_recordings_days <= 0:
+            (self.uploads / row.id).unlink(missing_ok=True)
 
-    def _analyse(self, row: Analysis, claim: str) -> None:
+    def _analyse(self, row: Analysis, claim: str) -> bool:
+        """Run the job and store its result; False when the job was deleted or re-claimed meanwhile."""
         config = self.config
         if row.language and row.language != config.stt.language:
             config = config.with_updates(stt={"language": row.language})
@@ -86,18 +118,21 @@ class Workers:
                 report = report.model_copy(update={"trend_alerts": [alert]})
             report_json = report.to_json(None)
         except InputError as exc:
-            self.store.finish(row.id, claim, error=f"bad recording: {exc.problem}")
+            return self.store.finish(row.id, claim, error=f"bad recording: {exc.problem}")
         except FusionError as exc:
-            self.store.finish(row.id, claim, error=f"{exc.kind}: {exc}")
+            return self.store.finish(row.id, claim, error=f"{exc.kind}: {exc}")
         except Exception:
             log.exception("analysis %s failed", row.id)
-            self.store.finish(row.id, claim, error="internal error while analysing (details are in the server log)")
-        else:
-            if self.store.finish(row.id, claim, report_json=report_json, voice_stats=stats) and stats is not None:
-                try:
-                    refresh_auto(self.store, row.user_id, config)
-                except Exception:  # the diary is done all the same; the next one tries again
-                    log.exception("user %d: the personal-auto baseline could not be refreshed", row.user_id)
+            return self.store.finish(row.id, claim,
+                                     error="internal error while analysing (details are in the server log)")
+        if not self.store.finish(row.id, claim, report_json=report_json, voice_stats=stats):
+            return False
+        if stats is not None:
+            try:
+                refresh_auto(self.store, row.user_id, config)
+            except Exception:  # the diary is done all the same; the next one tries again
+                log.exception("user %d: the personal-auto baseline could not be refreshed", row.user_id)
+        return True
 
     def _trend(self, row: Analysis, report: DiaryReport) -> TrendAlert | None:
         """The drift alert over the user's done diaries recorded up to this one (this one last); a history that

@@ -344,6 +344,12 @@ class Store:
             return list(s.scalars(select(Analysis).where(Analysis.status.in_((QUEUED, RUNNING)))
                                   .order_by(Analysis.created)))
 
+    def finished_before(self, moment: datetime) -> list[str]:
+        """Ids of the analyses that finished (done or failed) before ``moment`` (aware, or naive UTC)."""
+        with self.session() as s:
+            return list(s.scalars(select(Analysis.id).where(Analysis.status.in_((DONE, FAILED)),
+                                                             Analysis.updated < _naive_utc(moment))))
+
     def requeue(self, analysis_id: str) -> None:
         with self.session() as s, s.begin():
             s.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=QUEUED, claim=None))
