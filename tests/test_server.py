@@ -235,8 +235,8 @@ def test_delete_removes_recording_report_and_temporary_files(service):
     assert Store(config.server.database()).get(analysis_id) is None
 
 
-def test_a_job_interrupted_by_a_restart_runs_again(tmp_path):
-    config, release = _config(tmp_path), threading.Event()
+def test_a_job_interrupted_by_a_restart_runs_again(tmp_path, database_url):
+    config, release = _config(tmp_path, database_url=database_url), threading.Event()
 
     def stuck(*args, **kwargs):
         release.wait(30)
@@ -258,8 +258,8 @@ def test_a_job_interrupted_by_a_restart_runs_again(tmp_path):
         release.set()
 
 
-def test_unrecoverable_jobs_are_failed_with_a_reason_on_startup(tmp_path):
-    config = _config(tmp_path)
+def test_unrecoverable_jobs_are_failed_with_a_reason_on_startup(tmp_path, database_url):
+    config = _config(tmp_path, database_url=database_url)
     (config.server.storage_path() / "uploads").mkdir(parents=True)
     store = Store(config.server.database())
     token = store.add_user("alice")
@@ -297,8 +297,8 @@ def test_a_static_token_removed_from_the_config_stops_working_on_restart(tmp_pat
         assert client.get(probe, headers=_auth("carol-static-token")).status_code == 401
 
 
-def test_every_serve_sub_command_takes_config_and_users_can_be_rotated_and_removed(tmp_path):
-    config_path = service_toml(tmp_path)
+def test_every_serve_sub_command_takes_config_and_users_can_be_rotated_and_removed(tmp_path, database_url):
+    config_path = service_toml(tmp_path, database_url=f'"{database_url}"')
     old = _cli("add-user", "alice", "--config", str(config_path)).stdout.strip()
     new = _cli("rotate-token", "alice", "--config", str(config_path)).stdout.strip()
     config = load_config(config_path)
@@ -331,14 +331,15 @@ def test_an_unknown_token_is_refused_before_the_body_is_read(service):
     assert len(pulled) <= 1, f"{len(pulled) * 64} KB read before the token was checked"
 
 
-def test_queued_jobs_and_stored_bytes_per_user_are_limited(tmp_path):
+def test_queued_jobs_and_stored_bytes_per_user_are_limited(tmp_path, database_url):
     size = len(SAMPLE.read_bytes())
 
     def slow(*args, **kwargs):
         time.sleep(1)
         raise RuntimeError("only the queue matters here")
 
-    app = create_app(_config(tmp_path, max_queued_per_user=1, max_stored_bytes_per_user=int(size * 1.5)), analyze=slow)
+    app = create_app(_config(tmp_path, database_url=database_url, max_queued_per_user=1,
+                             max_stored_bytes_per_user=int(size * 1.5)), analyze=slow)
     token = app.state.store.add_user("alice")
     with TestClient(app) as client:
         first = _post(client, token, transcript=WORDS)
@@ -478,9 +479,10 @@ def test_links_never_come_from_the_host_header(tmp_path, public_url, base):
         assert "evil.example" not in page and f"{base}/v1/analyses/{analysis_id}/report.html" in page
 
 
-def test_by_default_a_recording_goes_once_analysed_and_its_report_stays(tmp_path):
+def test_by_default_a_recording_goes_once_analysed_and_its_report_stays(tmp_path, database_url):
     size = SAMPLE.stat().st_size
-    app = create_app(_config(tmp_path, keep_recordings_days=0, max_stored_bytes_per_user=int(size * 1.5)))
+    app = create_app(_config(tmp_path, database_url=database_url, keep_recordings_days=0,
+                             max_stored_bytes_per_user=int(size * 1.5)))
     token = app.state.store.add_user("alice")
     uploads = tmp_path / "store" / "uploads"
     with TestClient(app) as client:
@@ -496,8 +498,8 @@ def test_by_default_a_recording_goes_once_analysed_and_its_report_stays(tmp_path
         assert len(client.get("/v1/timeline", headers=_auth(token)).json()["entries"]) == 2
 
 
-def test_a_kept_recording_goes_after_keep_recordings_days(tmp_path):
-    app = create_app(_config(tmp_path, keep_recordings_days=2))
+def test_a_kept_recording_goes_after_keep_recordings_days(tmp_path, database_url):
+    app = create_app(_config(tmp_path, database_url=database_url, keep_recordings_days=2))
     token = app.state.store.add_user("alice")
     uploads, store = tmp_path / "store" / "uploads", app.state.store
     with TestClient(app) as client:

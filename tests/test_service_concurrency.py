@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -128,10 +129,10 @@ def test_parallel_uploads_cannot_pass_the_per_user_limits(tmp_path, database_url
     try:
         with TestClient(app) as client, ThreadPoolExecutor(8) as pool:
             codes = sorted(r.status_code for r in pool.map(lambda _: _post(client, token), range(8)))
+            assert codes == [202] * 2 + [refused] * 6
+            assert len(_rows(config)) == 2 and len(list((config.server.storage_path() / "uploads").iterdir())) == 2
     finally:
         done.set()
-    assert codes == [202] * 2 + [refused] * 6
-    assert len(_rows(config)) == 2 and len(list((config.server.storage_path() / "uploads").iterdir())) == 2
 
 
 
@@ -163,3 +164,56 @@ def test_a_start_removes_the_uploads_a_killed_server_left_and_keeps_those_in_fli
         remove_user(config, "alice")
         assert list(incoming.iterdir()) == [held]
     assert not left.exists()
+
+
+def _wait_status(client, token, analysis_id, until, timeout=30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while (status := client.get(f"/v1/analyses/{analysis_id}", headers=_auth(token)).json()["status"]) not in until:
+        assert time.monotonic() < deadline, f"{analysis_id} still {status}"
+        time.sleep(0.05)
+    return status
+
+
+def test_two_service_processes_on_one_database_run_each_job_once(tmp_path, database_url):
+    """Two apps share the database and the storage folder as two processes would (each holds its own mark; flock
+    tells apart two open files even in one process). The second starts while the first runs one job and has one
+    queued: it may take the queued one, never the running one."""
+    config = _config(tmp_path, database_url)
+    runs, release = [], threading.Event()
+
+    def counted(audio, transcript=None, **kwargs):
+        runs.append(transcript)
+        assert release.wait(30)
+        raise RuntimeError("only the runs are counted here")
+
+    first = create_app(config, analyze=counted)
+    token = first.state.store.add_user("alice")
+    with TestClient(first) as one:
+        ids = [one.post("/v1/analyses", files={"file": ("d.flac", SAMPLE.read_bytes())}, data={"transcript": str(i)},
+                        headers=_auth(token)).json()["id"] for i in range(2)]
+        _wait_status(one, token, ids[0], ("running",))
+        with TestClient(create_app(config, analyze=counted)) as two:
+            release.set()
+            for analysis_id in ids:
+                assert _wait_status(two, token, analysis_id, ("done", "failed")) == "failed"
+    assert sorted(runs) == ["0", "1"], "each job ran exactly once"
+
+
+def test_of_many_claims_of_one_job_at_once_exactly_one_wins(tmp_path, database_url):
+    url = database_url or f"sqlite:///{tmp_path / 'fusion.db'}"
+    stores = [Store(url), Store(url)]
+    try:
+        user = stores[0].user_for_token(stores[0].add_user("alice"))
+        job = stores[0].create(user.id, "d.flac", None, None, WORDS)
+        together = threading.Barrier(8, timeout=30)
+
+        def claim(i):
+            together.wait()
+            return stores[i % 2].claim(job.id, f"worker{i}")
+
+        with ThreadPoolExecutor(8) as pool:
+            claims = list(pool.map(claim, range(8)))
+        assert sum(c is not None for c in claims) == 1
+    finally:
+        for store in stores:
+            store.close()

@@ -99,7 +99,7 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
     store = Store(server.database())
     if analyze is None:
         from fusion.pipeline import analyze
-    workers = Workers(store, config, root / "uploads", analyze)
+    workers = Workers(store, config, root, analyze)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -147,10 +147,10 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
 
 
 def storage(server: ServerConfig) -> Path:
-    """The storage folder with its uploads/ and incoming/, private to the owner (an existing folder open to
-    others is tightened to 0700, with a warning)."""
+    """The storage folder with its uploads/, incoming/ and workers/ (each service process's mark), private to the
+    owner (an existing folder open to others is tightened to 0700, with a warning)."""
     root = server.storage_path()
-    for folder in (root, root / "uploads", root / "incoming"):
+    for folder in (root, root / "uploads", root / "incoming", root / "workers"):
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             if (mode := folder.stat().st_mode & 0o777) & 0o077:

@@ -1,7 +1,10 @@
 """The service's analysis jobs: a queue of stored uploads run on worker threads that share one set of models.
 
-A job is claimed in the database before it runs, so a restart re-queues what was left unfinished
-(at most ``[server] max_attempts`` times) and two workers never run the same upload.
+A job is claimed in the database before it runs, by one atomic update, so two workers (of one process or of
+several sharing the database and the storage folder) never run the same upload. Each process holds an flock on
+its own mark in ``workers/`` while it lives, and the claim names it: a starting process re-queues the queued jobs
+and those whose process is gone (the kernel dropped its lock), at most ``[server] max_attempts`` times, and leaves
+a live process's running jobs to it.
 
 A finished job's recording is deleted at once, or ``[server] keep_recordings_days`` later (checked at each start
 and every ``EXPIRE_EVERY_S``): the report and the diary's voice statistics are all that later work reads.
@@ -14,10 +17,13 @@ refreshed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
+import os
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -30,7 +36,7 @@ from fusion.history import entry, trend_alert
 from fusion.prosody import Prosody, voice_stats
 from fusion.report import DiaryReport, TrendAlert
 from fusion.service.baselines import current, refresh_auto
-from fusion.service.store import Analysis, Store
+from fusion.service.store import RUNNING, Analysis, Store
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +46,11 @@ EXPIRE_EVERY_S = 3600.0  # a kept recording outlives keep_recordings_days by at 
 class Workers:
     """A queue of analysis ids run on worker threads; the models load once and are shared."""
 
-    def __init__(self, store: Store, config: Config, uploads: Path, analyze: Callable[..., DiaryReport]):
-        self.store, self.config, self.uploads, self.analyze = store, config, uploads, analyze
+    def __init__(self, store: Store, config: Config, root: Path, analyze: Callable[..., DiaryReport]):
+        self.store, self.config, self.analyze = store, config, analyze
+        self.uploads, self.marks = root / "uploads", root / "workers"
+        self.name = uuid.uuid4().hex  # this process, in the claims it makes and its mark's name
+        self._mark: int | None = None
         self.pool = ThreadPoolExecutor(config.server.workers, thread_name_prefix="fusion-worker")
         self._first = threading.Lock()  # the first job loads the models; the others wait instead of loading twice
         self._warm = False
@@ -52,22 +61,29 @@ class Workers:
         self.pool.submit(self._run, analysis_id)
 
     def recover(self) -> None:
-        """Jobs a previous process left unfinished run again, unless they already failed it too often; the
-        recordings of finished jobs past their keeping time go."""
+        """Mark this process alive, then run again the jobs left queued and those running in a process that is gone,
+        unless they already failed it too often; the recordings of finished jobs past their keeping time go."""
+        self._mark = _hold(self.marks / self.name)
         self.expire()
         for row in self.store.unfinished():
+            if row.status == RUNNING and _alive(self.marks, row.worker):
+                continue  # another live process runs it
             if not (self.uploads / row.id).is_file():
-                self.store.fail(row.id, "the recording was lost while the server restarted; please upload it again")
+                self.store.fail(row, "the recording was lost while the server restarted; please upload it again")
             elif row.attempts >= self.config.server.max_attempts:
-                self.store.fail(row.id, f"the server stopped during this analysis {row.attempts} times; giving up")
-            else:
+                self.store.fail(row, f"the server stopped during this analysis {row.attempts} times; giving up")
+            elif self.store.requeue(row):
                 log.info("re-queueing analysis %s left %s by a previous server", row.id, row.status)
-                self.store.requeue(row.id)
                 self.submit(row.id)
 
     def close(self) -> None:
+        """Stop taking jobs; this process's running jobs are then another process's to run again."""
         self._closing.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._mark is not None:
+            (self.marks / self.name).unlink(missing_ok=True)
+            os.close(self._mark)
+            self._mark = None
 
     def expire(self) -> int:
         """Delete the recordings of analyses finished more than ``[server] keep_recordings_days`` ago; returns how
@@ -88,7 +104,7 @@ class Workers:
                 log.exception("the recordings of finished analyses could not be expired")
 
     def _run(self, analysis_id: str) -> None:
-        claim = self.store.claim(analysis_id)
+        claim = self.store.claim(analysis_id, self.name)
         row = self.store.get(analysis_id) if claim else None
         if row is None:
             return  # deleted, or already taken
@@ -144,6 +160,32 @@ class Workers:
         except Exception:
             log.exception("analysis %s: the drift alert could not be computed from the user's history", row.id)
             return None
+
+
+def _hold(path: Path) -> int:
+    """Create and lock ``path``, the mark that this process is alive: the kernel drops the lock however the process
+    ends. Returns the descriptor to keep open."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _alive(marks: Path, worker: str | None) -> bool:
+    """Whether the process named ``worker`` still holds its mark (a gone process's mark is removed)."""
+    if not worker:
+        return False
+    try:
+        fd = os.open(marks / worker, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    (marks / worker).unlink(missing_ok=True)
+    return False
 
 
 def _stats(audio: Audio, report: DiaryReport, config: Config) -> str | None:

@@ -117,6 +117,7 @@ class Analysis(_Base):
     transcript: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claim: Mapped[str | None] = mapped_column(String(32))
+    worker: Mapped[str | None] = mapped_column(String(32))  # the service process that claimed it last
     error: Mapped[str | None] = mapped_column(Text)
     report_json: Mapped[str | None] = mapped_column(Text)
     voice_stats: Mapped[str | None] = mapped_column(Text)  # VoiceStats.to_dict() as JSON (done only)
@@ -178,7 +179,7 @@ class Store:
         """A database from before gains the columns added since (old rows keep NULL or the default)."""
         added = {"users": {"static": "BOOLEAN NOT NULL DEFAULT FALSE",
                            "baseline_version": "INTEGER NOT NULL DEFAULT 0"},
-                 "analyses": {"voice_stats": "TEXT", "recorded_at": "TIMESTAMP"}}
+                 "analyses": {"voice_stats": "TEXT", "recorded_at": "TIMESTAMP", "worker": "VARCHAR(32)"}}
         for table, columns in added.items():
             have = {c["name"] for c in inspect(self.engine).get_columns(table)}
             for name, kind in columns.items():
@@ -311,12 +312,13 @@ class Store:
             row = s.get(Analysis, analysis_id)
         return row if row is not None and (user_id is None or row.user_id == user_id) else None
 
-    def claim(self, analysis_id: str) -> str | None:
-        """Mark a queued job running under a new claim; None when it is gone or not queued."""
+    def claim(self, analysis_id: str, worker: str | None = None) -> str | None:
+        """Mark a queued job running under a new claim by the process ``worker``; None when it is gone or not queued
+        (one statement: of two processes claiming a job at once, one gets it)."""
         claim = uuid.uuid4().hex
         with self.session() as s, s.begin():
             done = s.execute(update(Analysis).where(Analysis.id == analysis_id, Analysis.status == QUEUED)
-                             .values(status=RUNNING, claim=claim, attempts=Analysis.attempts + 1))
+                             .values(status=RUNNING, claim=claim, worker=worker, attempts=Analysis.attempts + 1))
         return claim if done.rowcount == 1 else None
 
     def finish(self, analysis_id: str, claim: str, *, report_json: str | None = None, error: str | None = None,
@@ -329,9 +331,9 @@ class Store:
                              .values(claim=None, **values))
         return done.rowcount == 1
 
-    def fail(self, analysis_id: str, error: str) -> None:
-        with self.session() as s, s.begin():
-            s.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=FAILED, error=error, claim=None))
+    def fail(self, left: Analysis, error: str) -> bool:
+        """Fail an unfinished job still as ``left`` (same status and claim: no other process took it meanwhile)."""
+        return self._if_still(left, status=FAILED, error=error, claim=None)
 
     def delete(self, analysis_id: str) -> None:
         with self.session() as s, s.begin():
@@ -350,9 +352,15 @@ class Store:
             return list(s.scalars(select(Analysis.id).where(Analysis.status.in_((DONE, FAILED)),
                                                              Analysis.updated < _naive_utc(moment))))
 
-    def requeue(self, analysis_id: str) -> None:
+    def requeue(self, left: Analysis) -> bool:
+        """Queue an unfinished job again if it is still as ``left`` (same status and claim)."""
+        return self._if_still(left, status=QUEUED, claim=None)
+
+    def _if_still(self, left: Analysis, **values) -> bool:
         with self.session() as s, s.begin():
-            s.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=QUEUED, claim=None))
+            done = s.execute(update(Analysis).where(Analysis.id == left.id, Analysis.status == left.status,
+                                                    Analysis.claim == left.claim).values(**values))
+        return done.rowcount == 1
 
     def diaries(self, user_id: int) -> list[Analysis]:
         """The user's done analyses, in recording order (rows from before ``recorded_at``: by upload time)."""
