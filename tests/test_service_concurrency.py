@@ -217,3 +217,43 @@ def test_of_many_claims_of_one_job_at_once_exactly_one_wins(tmp_path, database_u
     finally:
         for store in stores:
             store.close()
+
+
+def test_an_upload_s_bytes_count_for_the_next_one_as_soon_as_its_row_exists(tmp_path, database_url, monkeypatch):
+    """The recording is in place before the row is committed (under the user's lock), so an upload that finds the
+    row also finds the bytes, however long the first request takes to return."""
+    config = _config(tmp_path, database_url, max_stored_bytes_per_user=int(SAMPLE.stat().st_size * 1.5))
+    done = threading.Event()
+    app = create_app(config, analyze=lambda *a, **k: done.wait(30) and _never())
+    store = app.state.store
+    token = store.add_user("alice")
+    reached, release, real = threading.Event(), threading.Event(), store.create
+
+    def create_then_pause(*args, **kwargs):
+        row = real(*args, **kwargs)
+        monkeypatch.setattr(store, "create", real)
+        reached.set()
+        assert release.wait(30)
+        return row
+
+    monkeypatch.setattr(store, "create", create_then_pause)
+    try:
+        with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+            first = pool.submit(_post, client, token)
+            assert reached.wait(30)
+            second = _post(client, token)
+            release.set()
+            assert (first.result(30).status_code, second.status_code) == (202, 507), second.text
+    finally:
+        release.set()
+        done.set()
+
+
+def test_a_start_removes_recordings_of_no_analysis(tmp_path, database_url):
+    """An upload killed between placing its recording and writing its row leaves a file no row names."""
+    config = _config(tmp_path, database_url)
+    app = create_app(config, analyze=_never)
+    uploads = app.state.uploads
+    (uploads / ("0" * 32)).write_bytes(SAMPLE.read_bytes())
+    with TestClient(app):
+        assert not any(uploads.iterdir())

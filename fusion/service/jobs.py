@@ -62,9 +62,14 @@ class Workers:
 
     def recover(self) -> None:
         """Mark this process alive, then run again the jobs left queued and those running in a process that is gone,
-        unless they already failed it too often; the recordings of finished jobs past their keeping time go."""
+        unless they already failed it too often; the recordings of finished jobs past their keeping time, and those
+        of no analysis, go."""
         self._mark = _hold(self.marks / self.name)
         self.expire()
+        known = self.store.analysis_ids()
+        for path in self.uploads.iterdir():  # placed by an upload killed before its row was written
+            if path.name not in known:
+                path.unlink(missing_ok=True)
         for row in self.store.unfinished():
             if row.status == RUNNING and _alive(self.marks, row.worker):
                 continue  # another live process runs it

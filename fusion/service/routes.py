@@ -134,23 +134,26 @@ def create(
     if transcript is not None and len(transcript) > server.max_transcript_chars:
         raise HTTPException(413, f"transcript too long: the limit is {server.max_transcript_chars} characters")
     _check_queue(store.open_jobs(user.id), server.max_queued_per_user)  # early, before the body: checked again below
+    analysis_id = uuid.uuid4().hex
+    stored = state.uploads / analysis_id
     with _part(state.incoming) as part:
         _accept(file, part, request, server.max_upload_bytes, too_large(server.max_upload_bytes))
         size = part.stat().st_size
 
         def admit(open_jobs: int, ids: list[str]) -> None:
+            """Under the user's lock: the limits, then the recording in place, so the next upload counts it."""
             _check_queue(open_jobs, server.max_queued_per_user)
             _check_quota(state.uploads, ids, size, server.max_stored_bytes_per_user)
+            part.replace(stored)
 
         try:
             row = store.create(user.id, (file.filename or "upload")[-200:], gender, language, transcript, when,
-                               admit=admit)
+                               analysis_id=analysis_id, admit=admit)
         except UserGone:
             raise _no_token() from None
-        part.replace(state.uploads / row.id)
-    if store.get(row.id) is None:  # the user was removed between the row and the move: no file outlives them
-        (state.uploads / row.id).unlink(missing_ok=True)
-        raise _no_token()
+        except BaseException:
+            stored.unlink(missing_ok=True)  # placed, but the row was not written
+            raise
     state.workers.submit(row.id)
     url = _link(request, "status", analysis_id=row.id)
     response.headers["Location"] = url

@@ -291,13 +291,14 @@ class Store:
             return s.scalar(select(User).where(User.token_hash == hash_token(token)))
 
     def create(self, user_id: int, filename: str, gender: str | None, language: str | None,
-               transcript: str | None, recorded_at: datetime | None = None,
+               transcript: str | None, recorded_at: datetime | None = None, *, analysis_id: str | None = None,
                admit: Callable[[int, list[str]], None] | None = None) -> Analysis:
-        """A queued analysis recorded at ``recorded_at`` (aware, or naive UTC; default: now), written under the
-        user's lock after ``admit(open jobs, ids of all their analyses)`` returned (it raises to refuse), so two
-        uploads never both take the last place of a quota; ``UserGone`` when the user was removed meanwhile."""
+        """A queued analysis (``analysis_id``, default: a new one) recorded at ``recorded_at`` (aware, or naive UTC;
+        default: now), written under the user's lock after ``admit(open jobs, ids of all their analyses)`` returned
+        (it raises to refuse, and may place the recording), so two uploads never both take the last place of a
+        quota; ``UserGone`` when the user was removed meanwhile."""
         when = _now() if recorded_at is None else _naive_utc(recorded_at)
-        row = Analysis(id=uuid.uuid4().hex, user_id=user_id, status=QUEUED, filename=filename,
+        row = Analysis(id=analysis_id or uuid.uuid4().hex, user_id=user_id, status=QUEUED, filename=filename,
                        gender=gender, language=language, transcript=transcript, recorded_at=when)
         with self.session() as s, s.begin():
             _lock_user(s, user_id)
@@ -339,6 +340,11 @@ class Store:
         with self.session() as s, s.begin():
             s.execute(delete(Analysis).where(Analysis.id == analysis_id))
         self.compact()
+
+    def analysis_ids(self) -> set[str]:
+        """The id of every analysis of every user."""
+        with self.session() as s:
+            return set(s.scalars(select(Analysis.id)))
 
     def unfinished(self) -> list[Analysis]:
         """Jobs a previous server process left queued or running, oldest first."""
