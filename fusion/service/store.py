@@ -15,7 +15,7 @@ A done analysis keeps its diary's ``VoiceStats`` (JSON) beside the report, and e
 neutral baselines are versioned rows of ``baselines``: ``personal`` (made by hand from calm recordings)
 or ``personal-auto`` (built from their own diaries, with the ids of those diaries in ``sources``).
 
-A user id is never given again (SQLite: AUTOINCREMENT; an older users table is rebuilt so), and every write on a
+A user id is never given again (SQLite: AUTOINCREMENT, ``fusion.service.sqlite``), and every write on a
 user's behalf first takes their row's write lock (``_lock_user``): a write racing ``remove_user`` either lands
 before the removal, which then deletes it, or finds the user gone (``UserGone``), so nothing outlives its user.
 """
@@ -23,7 +23,6 @@ before the removal, which then deletes it, or finds the user gone (``UserGone``)
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import uuid
 from collections.abc import Callable
@@ -49,9 +48,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, load_only, mapped_column
-from sqlalchemy.schema import CreateTable
 
 from fusion.errors import FusionError
+from fusion.service import sqlite
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 PERSONAL, PERSONAL_AUTO = "personal", "personal-auto"
@@ -161,14 +160,14 @@ class Store:
         shown = parsed.render_as_string(hide_password=True)
         try:
             if self.sqlite:
-                _private_file(parsed.database)
+                sqlite.private_file(parsed.database)
             self.engine = create_engine(parsed, **engine_arguments(parsed))
             if self.sqlite:
-                event.listen(self.engine, "connect", _sqlite_pragmas)
+                event.listen(self.engine, "connect", sqlite.pragmas)
             _Base.metadata.create_all(self.engine)
             self._add_missing_columns()
             if self.sqlite:
-                self._never_reuse_user_ids()
+                sqlite.never_reuse_ids(self.engine, User.__table__, Analysis.__tablename__, Baseline.__tablename__)
         except ImportError as exc:
             raise DatabaseError(f"cannot open the database {shown}: its driver is not installed ({exc})") from None
         except (SQLAlchemyError, OSError) as exc:
@@ -186,30 +185,6 @@ class Store:
                 if name not in have:
                     with self.engine.begin() as conn:
                         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
-
-    def _never_reuse_user_ids(self) -> None:
-        """A users table from before AUTOINCREMENT (SQLite then gives the highest id + 1: a removed user's id to the
-        next user, with any row still naming it) is rebuilt with it, its counter past every id a table names."""
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # one process migrates; another starting with it waits, then sees
-            table = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'users'").scalar()
-            if "AUTOINCREMENT" in table.upper():
-                conn.rollback()
-                return
-            users = User.__table__
-            columns = ", ".join(c.name for c in users.columns)
-            create = str(CreateTable(users).compile(dialect=self.engine.dialect)).strip()
-            conn.exec_driver_sql(create.replace("CREATE TABLE users ", "CREATE TABLE users_new ", 1))
-            conn.exec_driver_sql(f"INSERT INTO users_new ({columns}) SELECT {columns} FROM users")
-            conn.exec_driver_sql("DROP TABLE users")
-            conn.exec_driver_sql("ALTER TABLE users_new RENAME TO users")
-            for index in users.indexes:
-                index.create(conn)
-            conn.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = 'users'")
-            conn.exec_driver_sql("INSERT INTO sqlite_sequence (name, seq) SELECT 'users', coalesce(max(id), 0) FROM "
-                                 "(SELECT id FROM users UNION ALL SELECT user_id FROM analyses "
-                                 "UNION ALL SELECT user_id FROM baselines)")
-            conn.commit()
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -447,18 +422,6 @@ def engine_arguments(url: URL) -> dict:
     if url.get_backend_name() == "sqlite":
         return {"connect_args": {"check_same_thread": False, "timeout": 30}}
     return {"pool_pre_ping": True}
-
-
-def _sqlite_pragmas(conn, _record) -> None:
-    conn.execute("PRAGMA journal_mode=WAL")
-    # freed pages are overwritten, so a deleted transcript is not left in the file
-    conn.execute("PRAGMA secure_delete=ON")
-
-
-def _private_file(path: str | None) -> None:
-    """Create the SQLite file readable by its owner only (SQLite gives its -wal and -shm files the same mode)."""
-    if path and path != ":memory:" and not os.path.exists(path):
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _naive_utc(moment: datetime) -> datetime:
