@@ -30,7 +30,17 @@ def database_url(request):
     """The service's database for a test of the store, once per kind: "" (the default SQLite file in the storage
     folder) and a new database on the PostgreSQL server at ``$FUSION_TEST_POSTGRES_URL`` (``.ci/postgres`` starts
     one and prints that line; CI sets it), dropped after the test."""
-    if request.param == "sqlite":
+    yield from _database(request.param)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(request):
+    """``database_url`` for a module's shared service."""
+    yield from _database(request.param)
+
+
+def _database(kind: str):
+    if kind == "sqlite":
         yield ""
         return
     server = os.environ.get("FUSION_TEST_POSTGRES_URL")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from service_config import service_toml
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from fusion.audio import load_audio
@@ -66,14 +66,14 @@ def _wait(client, token: str, analysis_id: str, timeout: float = 120.0) -> dict:
 
 
 @pytest.fixture(scope="module")
-def diaries(shared_data, tmp_path_factory):
+def diaries(shared_data, tmp_path_factory, module_database_url):
     """alice's six dated diaries, uploaded out of date order and each awaited; bob has none.
 
     Yields a namespace: client, tokens, config (and its file), the first recording day, the uploads in upload
     order as (id, day, report) and the speaker's clips.
     """
     tmp_path = tmp_path_factory.mktemp("history")
-    config_path = service_toml(tmp_path)
+    config_path = service_toml(tmp_path, database_url=f'"{module_database_url}"')
     config = load_config(config_path)
     clips = _clips(shared_data)
     names = ["nea00001", "nea00101", "nea00002", "nea00201", "nea00003", "nea00301"]
@@ -226,12 +226,11 @@ def test_remove_user_leaves_nothing_of_them_on_disk_or_in_the_database(diaries):
     calm = [("files", (f"{n}.flac", diaries.clips[n][0].read_bytes())) for n in ("nea00004", "nea00005")]
     assert client.post("/v1/baseline", files=calm, headers=_auth(alice)).status_code == 201
     root = diaries.config.server.storage_path()
-    database = root / "fusion.db"
-    with sqlite3.connect(database) as db:
-        (alice_id,) = db.execute("SELECT id FROM users WHERE name = 'alice'").fetchone()
-        versions = db.execute("SELECT version, kind FROM baselines WHERE user_id = ? ORDER BY version", (alice_id,))
-        assert versions.fetchall() == [(1, "personal-auto"), (2, "personal-auto"), (4, "personal")], \
-            "version 3 was deleted, and its number is not given again"
+    store = Store(diaries.config.server.database())
+    alice_id = store.user_for_token(alice).id
+    assert [(b.version, b.kind) for b in store.baselines(alice_id)] == [
+        (1, "personal-auto"), (2, "personal-auto"), (4, "personal")], \
+        "version 3 was deleted, and its number is not given again"
     assert not any((root / "uploads").iterdir()), "each recording went once analysed; the baselines stayed"
 
     result = CliRunner().invoke(cli_app, ["serve", "remove-user", "alice", "--config", str(diaries.config_path)])
@@ -242,11 +241,12 @@ def test_remove_user_leaves_nothing_of_them_on_disk_or_in_the_database(diaries):
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
                   and not p.name.startswith("fusion.db") and p.parent.name != "workers") == [], \
         "only the database and the running service's mark (workers/) are left"
-    with sqlite3.connect(database) as db:
-        users = db.execute("SELECT name, token_hash FROM users").fetchall()
+    with store.session() as s:
+        users = s.execute(text("SELECT name, token_hash FROM users")).all()
         assert [name for name, _ in users] == ["bob"] and hash_token(alice) not in {h for _, h in users}
         for table in ("analyses", "baselines"):
-            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+            assert s.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+    store.close()
     assert client.get("/v1/timeline", headers=_auth(alice)).status_code == 401
 
 
