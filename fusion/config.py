@@ -165,6 +165,7 @@ class ServerConfig(_Section):
     host: str                          # `fusion serve` listens here (--host, --port override)
     port: int
     database_url: str                  # any SQLAlchemy URL; "" = SQLite file fusion.db in storage_dir
+    public_url: str                    # the start of every link the service sends; "" = relative to the API root
     storage_dir: str
     max_upload_bytes: int
     max_duration_s: float
@@ -174,6 +175,7 @@ class ServerConfig(_Section):
     max_attempts: int
     max_queued_per_user: int           # more queued or running analyses of one user → 429
     max_stored_bytes_per_user: int     # an upload taking a user's stored recordings past this → 507
+    keep_recordings_days: float        # a finished analysis's recording is deleted after this many days (0: at once)
     max_baseline_files: int            # POST /v1/baseline: at most this many calm recordings (2 at least)
     tokens: dict[str, str]
 

@@ -58,8 +58,16 @@ class WeekSummary(BaseModel):
 
 
 def utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC time (a naive one is taken to be UTC already)."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    """``moment`` as an aware UTC time (a naive one is taken to be UTC already). A moment whose offset takes it past
+    the years 1 to 9999 (``0001-01-01T00:00+14:00``) becomes that edge, so callers refuse it as any out-of-range
+    date instead of overflowing."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        edge = datetime.min if moment.utcoffset() > timedelta(0) else datetime.max
+        return edge.replace(tzinfo=timezone.utc)
 
 
 def file_time(path: str | Path) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,42 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         unavailable(f"{SHARED_DATA} is not present (set FUSION_SHARED_DATA to its location)")
     return SHARED_DATA
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """The service's database for a test of the store, once per kind: "" (the default SQLite file in the storage
+    folder) and a new database on the PostgreSQL server at ``$FUSION_TEST_POSTGRES_URL`` (``.ci/postgres`` starts
+    one and prints that line; CI sets it), dropped after the test."""
+    yield from _database(request.param)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(request):
+    """``database_url`` for a module's shared service."""
+    yield from _database(request.param)
+
+
+def _database(kind: str):
+    if kind == "sqlite":
+        yield ""
+        return
+    server = os.environ.get("FUSION_TEST_POSTGRES_URL")
+    if not server:
+        unavailable("no PostgreSQL server: FUSION_TEST_POSTGRES_URL is not set (eval \"$(bash .ci/postgres)\")")
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"fusion_test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

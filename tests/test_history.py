@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from fusion.config import default_config
-from fusion.history import TimelineEntry, timeline, trend_alert, weekly
+from fusion.history import TimelineEntry, parse_time, recording_problem, timeline, trend_alert, utc, weekly
 from fusion.report import DRIFT_KIND, ValenceArousal
 
 CFG = default_config().history
@@ -111,3 +111,13 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_kept_as_text():
     entry = low(0).model_copy(update={"id": "=cmd|' -C calc'!A0.flac"})
     (row,) = csv.DictReader(io.StringIO(entries_csv([entry])))
     assert row["id"] == "'=cmd|' -C calc'!A0.flac" and float(row["voice_valence"]) < 0
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("0001-01-01T00:00:00+14:00", "0001-01-01 is before 1970"),
+    ("9999-12-31T23:59:59-14:00", "9999-12-31 23:59 is more than a day in the future")])
+def test_an_offset_past_the_calendar_s_edge_is_an_out_of_range_date_not_an_overflow(text, problem):
+    """Every caller (service, fusion batch --dates, fusion history) reads dates through utc()."""
+    moment = parse_time(text)
+    assert moment.tzinfo is timezone.utc and recording_problem(moment) == problem
+    assert utc(datetime.fromisoformat(text)) == moment

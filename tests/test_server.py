@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -35,8 +36,10 @@ WORDS = "오늘 정말 즐거웠어. 친구를 만났거든."
 
 
 def _config(tmp_path: Path, **server):
+    """The service's config for a test; its recordings stay a day after their analysis (so a test can look at them),
+    unless the test says otherwise."""
     return default_config().with_updates(server={"storage_dir": str(tmp_path / "store"), "max_duration_s": 60.0,
-                                                 **server})
+                                                 "keep_recordings_days": 1.0, **server})
 
 
 def _auth(token: str) -> dict:
@@ -194,7 +197,7 @@ def test_sniffing_reads_the_bytes_not_the_name():
 def test_bad_form_fields_are_refused(service):
     client, alice, _, _ = service
     assert _post(client, alice, gender="robot").status_code == 422
-    assert "language must be one of" in _post(client, alice, language="xx").json()["detail"]
+    assert "language must be one of" in _post(client, alice, language="xx").json()["detail"][0]["msg"]
     assert _post(client, alice, b"", transcript=WORDS).status_code == 422
     assert _post(client, alice, transcript="가" * 20_001).status_code == 413
 
@@ -232,8 +235,8 @@ def test_delete_removes_recording_report_and_temporary_files(service):
     assert Store(config.server.database()).get(analysis_id) is None
 
 
-def test_a_job_interrupted_by_a_restart_runs_again(tmp_path):
-    config, release = _config(tmp_path), threading.Event()
+def test_a_job_interrupted_by_a_restart_runs_again(tmp_path, database_url):
+    config, release = _config(tmp_path, database_url=database_url), threading.Event()
 
     def stuck(*args, **kwargs):
         release.wait(30)
@@ -255,8 +258,8 @@ def test_a_job_interrupted_by_a_restart_runs_again(tmp_path):
         release.set()
 
 
-def test_unrecoverable_jobs_are_failed_with_a_reason_on_startup(tmp_path):
-    config = _config(tmp_path)
+def test_unrecoverable_jobs_are_failed_with_a_reason_on_startup(tmp_path, database_url):
+    config = _config(tmp_path, database_url=database_url)
     (config.server.storage_path() / "uploads").mkdir(parents=True)
     store = Store(config.server.database())
     token = store.add_user("alice")
@@ -294,8 +297,8 @@ def test_a_static_token_removed_from_the_config_stops_working_on_restart(tmp_pat
         assert client.get(probe, headers=_auth("carol-static-token")).status_code == 401
 
 
-def test_every_serve_sub_command_takes_config_and_users_can_be_rotated_and_removed(tmp_path):
-    config_path = service_toml(tmp_path)
+def test_every_serve_sub_command_takes_config_and_users_can_be_rotated_and_removed(tmp_path, database_url):
+    config_path = service_toml(tmp_path, database_url=f'"{database_url}"')
     old = _cli("add-user", "alice", "--config", str(config_path)).stdout.strip()
     new = _cli("rotate-token", "alice", "--config", str(config_path)).stdout.strip()
     config = load_config(config_path)
@@ -304,7 +307,8 @@ def test_every_serve_sub_command_takes_config_and_users_can_be_rotated_and_remov
         analysis_id = _post(client, new, transcript=WORDS).json()["id"]
         assert _wait(client, new, analysis_id)["status"] == "done"
     removed = _cli("remove-user", "alice", "--config", str(config_path))
-    assert "removed with 1 analyses (1 reports) and 1 stored recordings" in removed.output.replace("\n", " ")
+    assert "removed with 1 analyses (1 reports) and 0 stored recordings" in removed.output.replace("\n", " "), \
+        "by default a recording goes once analysed"
     assert not any((config.server.storage_path() / "uploads").iterdir())
     store = Store(config.server.database())
     assert store.get(analysis_id) is None and store.user_for_token(new) is None
@@ -327,14 +331,15 @@ def test_an_unknown_token_is_refused_before_the_body_is_read(service):
     assert len(pulled) <= 1, f"{len(pulled) * 64} KB read before the token was checked"
 
 
-def test_queued_jobs_and_stored_bytes_per_user_are_limited(tmp_path):
+def test_queued_jobs_and_stored_bytes_per_user_are_limited(tmp_path, database_url):
     size = len(SAMPLE.read_bytes())
 
     def slow(*args, **kwargs):
         time.sleep(1)
         raise RuntimeError("only the queue matters here")
 
-    app = create_app(_config(tmp_path, max_queued_per_user=1, max_stored_bytes_per_user=int(size * 1.5)), analyze=slow)
+    app = create_app(_config(tmp_path, database_url=database_url, max_queued_per_user=1,
+                             max_stored_bytes_per_user=int(size * 1.5)), analyze=slow)
     token = app.state.store.add_user("alice")
     with TestClient(app) as client:
         first = _post(client, token, transcript=WORDS)
@@ -454,3 +459,56 @@ def test_real_server_process_analyses_a_real_recording(tmp_path, chromium):
         output = server.communicate(timeout=60)[0].decode(errors="replace")
     assert "Uvicorn running" in output or "Application startup complete" in output
     assert f"re-queueing analysis {left.id} left queued by a previous server" in output
+
+
+@pytest.mark.parametrize("public_url, base", [("", ""), ("https://diary.example.org/api/", "https://diary.example.org/api")],
+                         ids=["relative", "public-url"])
+def test_links_never_come_from_the_host_header(tmp_path, public_url, base):
+    app = create_app(_config(tmp_path, public_url=public_url))
+    token = app.state.store.add_user("alice")
+    evil = {**_auth(token), "Host": "evil.example"}
+    with TestClient(app) as client:
+        response = client.post("/v1/analyses", files={"file": ("d.flac", SAMPLE.read_bytes())},
+                               data={"transcript": WORDS}, headers=evil)
+        analysis_id = response.json()["id"]
+        assert response.headers["location"] == response.json()["url"] == f"{base}/v1/analyses/{analysis_id}"
+        _wait(client, token, analysis_id)
+        entries = client.get("/v1/timeline", headers=evil).json()["entries"]
+        assert [e["url"] for e in entries] == [f"{base}/v1/analyses/{analysis_id}/report.html"]
+        page = client.get("/v1/timeline.html", headers=evil).text
+        assert "evil.example" not in page and f"{base}/v1/analyses/{analysis_id}/report.html" in page
+
+
+def test_by_default_a_recording_goes_once_analysed_and_its_report_stays(tmp_path, database_url):
+    size = SAMPLE.stat().st_size
+    app = create_app(_config(tmp_path, database_url=database_url, keep_recordings_days=0,
+                             max_stored_bytes_per_user=int(size * 1.5)))
+    token = app.state.store.add_user("alice")
+    uploads = tmp_path / "store" / "uploads"
+    with TestClient(app) as client:
+        ids = []
+        for _ in range(2):  # the second fits the quota: the first recording's bytes are no longer stored
+            response = _post(client, token, transcript=WORDS)
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["id"])
+            assert _wait(client, token, ids[-1])["status"] == "done"
+        assert not any(uploads.iterdir())
+        lines = [json.loads(line) for line in client.get("/v1/export", headers=_auth(token)).text.splitlines()]
+        assert sorted(line["id"] for line in lines) == sorted(ids) and all(line["report"] for line in lines)
+        assert len(client.get("/v1/timeline", headers=_auth(token)).json()["entries"]) == 2
+
+
+def test_a_kept_recording_goes_after_keep_recordings_days(tmp_path, database_url):
+    app = create_app(_config(tmp_path, database_url=database_url, keep_recordings_days=2))
+    token = app.state.store.add_user("alice")
+    uploads, store = tmp_path / "store" / "uploads", app.state.store
+    with TestClient(app) as client:
+        old, new = (_post(client, token, transcript=WORDS).json()["id"] for _ in range(2))
+        for analysis_id in (old, new):
+            _wait(client, token, analysis_id)
+        assert sorted(p.name for p in uploads.iterdir()) == sorted([old, new])
+        with store.session() as s, s.begin():
+            s.get(Analysis, old).updated = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=2, hours=1)
+        assert app.state.workers.expire() == 1
+        assert [p.name for p in uploads.iterdir()] == [new]
+        assert _wait(client, token, old)["report"]["transcript"] == WORDS

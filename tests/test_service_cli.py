@@ -96,3 +96,20 @@ def test_serve_listens_where_the_config_says(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("name", ["", "a" * 300])
+def test_add_user_refuses_a_name_that_is_empty_or_too_long(tmp_path, name):
+    result = CliRunner().invoke(cli_app, ["serve", "add-user", name, "--config", str(service_toml(tmp_path))])
+    assert result.exit_code == 2 and "a user name is 1 to 100 printable characters" in result.output
+    assert result.stdout.count("\n") <= 2, "no token printed"
+
+
+def test_a_storage_dir_that_is_a_file_is_one_line_for_every_command(tmp_path):
+    (tmp_path / "store").write_text("not a folder")
+    config = str(service_toml(tmp_path))
+    for args in (["serve", "--config", config], ["serve", "add-user", "alice", "--config", config],
+                 ["serve", "remove-user", "alice", "--config", config]):
+        result = _cli(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
+        assert result.stderr.strip().count("\n") == 0 and "storage_dir" in result.stderr, (args, result.stderr)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from service_config import service_toml
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from fusion.audio import load_audio
@@ -66,14 +66,14 @@ def _wait(client, token: str, analysis_id: str, timeout: float = 120.0) -> dict:
 
 
 @pytest.fixture(scope="module")
-def diaries(shared_data, tmp_path_factory):
+def diaries(shared_data, tmp_path_factory, module_database_url):
     """alice's six dated diaries, uploaded out of date order and each awaited; bob has none.
 
     Yields a namespace: client, tokens, config (and its file), the first recording day, the uploads in upload
     order as (id, day, report) and the speaker's clips.
     """
     tmp_path = tmp_path_factory.mktemp("history")
-    config_path = service_toml(tmp_path)
+    config_path = service_toml(tmp_path, database_url=f'"{module_database_url}"')
     config = load_config(config_path)
     clips = _clips(shared_data)
     names = ["nea00001", "nea00101", "nea00002", "nea00201", "nea00003", "nea00301"]
@@ -216,7 +216,7 @@ def test_a_baseline_needs_two_real_recordings(diaries):
     many = one * (diaries.config.server.max_baseline_files + 1)
     assert client.post("/v1/baseline", files=many, headers=_auth(alice)).status_code == 422
     twice = client.post("/v1/baseline", files=one * 2, headers=_auth(alice))
-    assert twice.status_code == 422 and "sound exactly alike" in twice.json()["detail"]
+    assert twice.status_code == 422 and "sound exactly alike" in twice.json()["detail"][0]["msg"]
     assert not any((diaries.config.server.storage_path() / "incoming").iterdir()), "no upload left behind"
     assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(alice)).json()).kind == "personal-auto"
 
@@ -226,26 +226,27 @@ def test_remove_user_leaves_nothing_of_them_on_disk_or_in_the_database(diaries):
     calm = [("files", (f"{n}.flac", diaries.clips[n][0].read_bytes())) for n in ("nea00004", "nea00005")]
     assert client.post("/v1/baseline", files=calm, headers=_auth(alice)).status_code == 201
     root = diaries.config.server.storage_path()
-    database = root / "fusion.db"
-    with sqlite3.connect(database) as db:
-        (alice_id,) = db.execute("SELECT id FROM users WHERE name = 'alice'").fetchone()
-        versions = db.execute("SELECT version, kind FROM baselines WHERE user_id = ? ORDER BY version", (alice_id,))
-        assert versions.fetchall() == [(1, "personal-auto"), (2, "personal-auto"), (4, "personal")], \
-            "version 3 was deleted, and its number is not given again"
-    assert len(list((root / "uploads").iterdir())) == 6
+    store = Store(diaries.config.server.database())
+    alice_id = store.user_for_token(alice).id
+    assert [(b.version, b.kind) for b in store.baselines(alice_id)] == [
+        (1, "personal-auto"), (2, "personal-auto"), (4, "personal")], \
+        "version 3 was deleted, and its number is not given again"
+    assert not any((root / "uploads").iterdir()), "each recording went once analysed; the baselines stayed"
 
     result = CliRunner().invoke(cli_app, ["serve", "remove-user", "alice", "--config", str(diaries.config_path)])
     assert result.exit_code == 0, result.output
-    assert "removed with 6 analyses (6 reports) and 6 stored recordings; 3 baseline versions" in \
+    assert "removed with 6 analyses (6 reports) and 0 stored recordings; 3 baseline versions" in \
         " ".join(result.output.split())
 
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
-                  and not p.name.startswith("fusion.db")) == []
-    with sqlite3.connect(database) as db:
-        users = db.execute("SELECT name, token_hash FROM users").fetchall()
+                  and not p.name.startswith("fusion.db") and p.parent.name != "workers") == [], \
+        "only the database and the running service's mark (workers/) are left"
+    with store.session() as s:
+        users = s.execute(text("SELECT name, token_hash FROM users")).all()
         assert [name for name, _ in users] == ["bob"] and hash_token(alice) not in {h for _, h in users}
         for table in ("analyses", "baselines"):
-            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+            assert s.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+    store.close()
     assert client.get("/v1/timeline", headers=_auth(alice)).status_code == 401
 
 
@@ -256,15 +257,20 @@ def test_recorded_at_is_refused_when_unreadable_before_1970_or_in_the_future(tmp
     with TestClient(app) as client:
         for stamp, problem in (("yesterday", "is not an ISO 8601 time"), ("2026-13-01", "is not an ISO 8601 time"),
                                ((datetime.now(timezone.utc) + timedelta(days=2)).isoformat(), "in the future"),
-                               ("0001-01-01", "0001-01-01 is before 1970")):
+                               ("0001-01-01", "0001-01-01 is before 1970"),
+                               ("0001-01-01T00:00:00+14:00", "0001-01-01 is before 1970"),
+                               ("9999-12-31T23:59:59-14:00", "9999-12-31 23:59 is more than a day in the future")):
             refused = _upload(client, token, path, words, recorded_at=stamp)
-            detail = refused.json()["detail"]
+            detail = refused.json()["detail"][0]["msg"]
             assert refused.status_code == 422 and detail.startswith("recorded_at") and problem in detail, stamp
         assert not any((tmp_path / "store" / "uploads").iterdir())
         before = datetime.now(timezone.utc)
         body = _wait(client, token, _upload(client, token, path, words).json()["id"])
         assert before - timedelta(seconds=1) <= DiaryReport.model_validate(body["report"]).recorded_at <= \
             datetime.now(timezone.utc), "no recorded_at: the upload's time"
+        edges = {"from": "0001-01-01T00:00:00+14:00", "to": "9999-12-31T23:59:59-14:00"}
+        assert len(client.get("/v1/timeline", params=edges, headers=_auth(token)).json()["entries"]) == 1
+        assert client.get("/v1/timeline.html", params=edges, headers=_auth(token)).status_code == 200
 
 
 def test_a_baseline_request_is_bounded_like_one_upload(tmp_path, shared_data):

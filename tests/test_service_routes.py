@@ -101,3 +101,32 @@ def test_a_wrong_token_is_401_with_config_tokens(static_users, token):
     refused = _upload(client, token)
     assert refused.status_code == 401 and refused.json() == {"detail": "missing or unknown bearer token"}
     assert client.get("/v1/analyses/" + "0" * 32, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_every_refusal_has_the_status_and_body_the_schema_documents(tmp_path):
+    """A form field over Starlette's 1 MB part limit is a 413 as any oversized request (not a 400); a route's own
+    422 has FastAPI's HTTPValidationError shape; a body that is no multipart is a documented 400."""
+    app = _app(tmp_path)
+    auth = {"Authorization": f"Bearer {app.state.store.add_user('alice')}"}
+    with TestClient(app) as client:
+        openapi = client.get("/openapi.json").json()
+        for field in ("transcript", "language"):
+            big = client.post("/v1/analyses", files={"file": ("d.flac", SAMPLE.read_bytes())},
+                              data={field: "가" * 400_000}, headers=auth)
+            assert big.status_code == 413, (field, big.text)
+            assert schemas.ErrorBody.model_validate(big.json()).detail.startswith("form field too large")
+        refused = client.post("/v1/analyses", files={"file": ("d.flac", SAMPLE.read_bytes())},
+                              data={"language": "xx"}, headers=auth)
+        assert refused.status_code == 422
+        [error] = refused.json()["detail"]
+        assert error["loc"] == ["body", "language"] and error["msg"].startswith("language must be one of")
+        assert set(openapi["components"]["schemas"]["ValidationError"]["required"]) <= set(error)
+        timeline = client.get("/v1/timeline", params={"from": "2026-02-01", "to": "2026-01-01"}, headers=auth)
+        assert timeline.status_code == 422 and timeline.json()["detail"][0]["loc"] == ["query", "from"]
+        broken = client.post("/v1/analyses", content=b"--b\r\nnot a part", headers={
+            **auth, "Content-Type": "multipart/form-data; boundary=b"})
+        assert broken.status_code == 400 and schemas.ErrorBody.model_validate(broken.json())
+    for path in ("/v1/analyses", "/v1/baseline"):
+        documented = openapi["paths"][path]["post"]["responses"]
+        assert documented["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+        assert documented["413"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

@@ -7,6 +7,7 @@ import sqlite3
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from fusion.service.store import PERSONAL, DatabaseError, Store, engine_arguments
@@ -36,8 +37,8 @@ def test_sqlite_connection_options_stay_with_sqlite():
 
 
 @pytest.mark.parametrize("url, shown, reason", [
-    ("postgresql://diary:s3cret-pw@db.example.org/fusion", "postgresql://diary:***@db.example.org/fusion",
-     "its driver is not installed"),
+    ("postgresql+psycopg2://diary:s3cret-pw@db.example.org/fusion",
+     "postgresql+psycopg2://diary:***@db.example.org/fusion", "its driver is not installed"),
     ("postgresql+nodriver://diary:s3cret-pw@db.example.org/fusion", "postgresql+nodriver://diary:***@db.example.org/fusion",
      "Can't load plugin"),
 ], ids=["driver-missing", "unknown-driver"])
@@ -91,3 +92,63 @@ def test_a_database_from_before_gains_the_new_columns_and_its_rows_keep_their_up
                for table in ("users", "analyses", "baselines")}
     assert {"baseline_version"} <= columns["users"] and {"recorded_at", "voice_stats"} <= columns["analyses"]
     assert {"version", "kind", "sources", "baseline_json"} <= columns["baselines"]
+
+
+def test_a_removed_user_s_id_is_never_given_again(tmp_path, database_url):
+    store = Store(database_url or f"sqlite:///{tmp_path / 'fusion.db'}")
+    try:
+        store.add_user("alice")
+        bob = store.user_for_token(store.add_user("bob")).id
+        store.remove_user("bob")
+        assert store.user_for_token(store.add_user("carol")).id > bob
+    finally:
+        store.close()
+
+
+def test_an_older_sqlite_users_table_stops_reusing_ids_past_every_id_still_named(tmp_path):
+    """Before AUTOINCREMENT, SQLite gave a removed highest id to the next user, with the rows that still named it
+    (here an analysis of a removed user 7): the table is rebuilt, its users and their tokens kept."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE users (id INTEGER NOT NULL, name VARCHAR(100), token_hash VARCHAR(64), static BOOLEAN
+                                DEFAULT FALSE NOT NULL, baseline_version INTEGER DEFAULT 0 NOT NULL, created DATETIME,
+                                PRIMARY KEY (id), UNIQUE (name));
+            CREATE UNIQUE INDEX ix_users_token_hash ON users (token_hash);
+            CREATE TABLE analyses (id VARCHAR(32) PRIMARY KEY, user_id INTEGER REFERENCES users(id),
+                                   status VARCHAR(16), filename VARCHAR(200), gender VARCHAR(16), language VARCHAR(16),
+                                   transcript TEXT, attempts INTEGER, claim VARCHAR(32), error TEXT, report_json TEXT,
+                                   created DATETIME, updated DATETIME);
+            INSERT INTO users VALUES (1, 'alice', 'h', FALSE, 0, '2026-01-02 03:04:05.000000');
+            INSERT INTO analyses VALUES ('a7', 7, 'done', 'd.flac', NULL, NULL, NULL, 1, NULL, NULL, '{}',
+                                         '2026-01-02 03:04:05.000000', '2026-01-02 03:04:06.000000');
+        """)
+    for _ in range(2):  # the second start finds the table rebuilt already
+        store = Store(f"sqlite:///{path}")
+        try:
+            assert store.user_for_token("h") is None and store.get("a7").user_id == 7
+            with store.session() as s:
+                assert s.execute(text("SELECT name FROM users WHERE token_hash = 'h'")).scalar() == "alice"
+        finally:
+            store.close()
+    store = Store(f"sqlite:///{path}")
+    try:
+        assert store.user_for_token(store.add_user("dave")).id == 8
+    finally:
+        store.close()
+    schema = sqlite3.connect(path).execute("SELECT sql FROM sqlite_master WHERE name = 'users'").fetchone()[0]
+    assert "AUTOINCREMENT" in schema
+    assert "ix_users_token_hash" in {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+
+
+@pytest.mark.parametrize("name", ["", " alice", "a" * 101, "bob\n", "tab\there"])
+def test_a_user_name_is_one_to_a_hundred_printable_characters(tmp_path, name):
+    store = Store(f"sqlite:///{tmp_path / 'fusion.db'}")
+    try:
+        with pytest.raises(ValueError, match="a user name is 1 to 100 printable characters"):
+            store.add_user(name)
+        with pytest.raises(ValueError, match="a user name is 1 to 100 printable characters"):
+            store.sync_static({name: "a-static-token"})
+        assert store.add_user("a" * 100)
+    finally:
+        store.close()

@@ -13,19 +13,23 @@ at ``max_duration_s``, whatever the header said.
 from __future__ import annotations
 
 import copy
+import fcntl
 import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from fusion.config import Config, ServerConfig, default_config
+from fusion.errors import FusionError
 from fusion.html_report import PLOTLY_URL, plotly_js_path
 from fusion.report import DiaryReport
 from fusion.service.jobs import Workers
@@ -34,8 +38,16 @@ from fusion.service.store import Store
 
 log = logging.getLogger(__name__)
 
+
+class StorageError(FusionError):
+    """The storage folder cannot be made or used (a file by that name, no permission)."""
+
+    kind = "storage"
+
 # Multipart framing and the small form fields around the file.
 _FORM_OVERHEAD = 64 * 1024
+# How Starlette's multipart parser words (in a 400) a form field over its size limit (1 MB).
+_FIELD_OVER_LIMIT = "Part exceeded maximum size"
 
 
 class _Gate:
@@ -67,6 +79,14 @@ class _Gate:
         await self.app(scope, counted, send)
 
 
+async def _http_error(request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's answer to an HTTPException, but a form field over Starlette's size limit is a 413 (too large) as
+    every other oversized part of a request, not its 400."""
+    if exc.status_code == 400 and str(exc.detail).startswith(_FIELD_OVER_LIMIT):
+        exc = StarletteHTTPException(413, f"form field too large ({exc.detail.rstrip('.')})")
+    return await http_exception_handler(request, exc)
+
+
 def _unauthorized() -> JSONResponse:
     return JSONResponse({"detail": NO_TOKEN}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
@@ -79,12 +99,14 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
     store = Store(server.database())
     if analyze is None:
         from fusion.pipeline import analyze
-    workers = Workers(store, config, root / "uploads", analyze)
+    workers = Workers(store, config, root, analyze)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         for name in store.sync_static(server.tokens):
             log.warning("user %s: token revoked (no longer in [server.tokens])", name)
+        if swept := sweep_incoming(root / "incoming"):
+            log.warning("removed %d unfinished uploads a stopped server left in %s", swept, root / "incoming")
         workers.recover()
         yield
         workers.close()
@@ -118,27 +140,50 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
                             headers={"Cache-Control": "public, max-age=86400"})
 
     app.include_router(router)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(_Gate, limit=server.max_upload_bytes + 4 * server.max_transcript_chars + _FORM_OVERHEAD,
                        message=too_large(server.max_upload_bytes), authorized=authorized)
     return app
 
 
 def storage(server: ServerConfig) -> Path:
-    """The storage folder with its uploads/ and incoming/, private to the owner (an existing folder open to
-    others is tightened to 0700, with a warning)."""
+    """The storage folder with its uploads/, incoming/ and workers/ (each service process's mark), private to the
+    owner (an existing folder open to others is tightened to 0700, with a warning)."""
     root = server.storage_path()
-    for folder in (root, root / "uploads", root / "incoming"):
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if (mode := folder.stat().st_mode & 0o777) & 0o077:
-            log.warning("%s was open to other users (mode %o); tightening it to 0700", folder, mode)
-            folder.chmod(0o700)
+    for folder in (root, root / "uploads", root / "incoming", root / "workers"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if (mode := folder.stat().st_mode & 0o777) & 0o077:
+                log.warning("%s was open to other users (mode %o); tightening it to 0700", folder, mode)
+                folder.chmod(0o700)
+        except OSError as exc:
+            raise StorageError(f"cannot use {folder} as [server] storage_dir folder: "
+                               f"{exc.strerror or exc}") from None
     return root
+
+
+def sweep_incoming(folder: Path) -> int:
+    """Remove the received uploads no request holds (each request locks its own): a process killed mid-upload
+    left them, the user's audio under no analysis. Returns how many went."""
+    gone = 0
+    for path in folder.iterdir():
+        try:
+            with path.open("rb") as held:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()
+                gone += 1
+        except OSError:  # held by a request (BlockingIOError), or gone meanwhile
+            continue
+    return gone
 
 
 def remove_user(config: Config, name: str) -> tuple[int, int, int, int]:
     """Delete a user with their token, analyses, baselines (every version) and stored recordings; returns
-    (analyses, reports, recordings, baseline versions) removed."""
-    uploads = storage(config.server) / "uploads"
+    (analyses, reports, recordings, baseline versions) removed. An upload of theirs in flight finds them gone
+    (401) and removes its own file; parts left by a killed server go too."""
+    root = storage(config.server)
+    uploads = root / "uploads"
+    sweep_incoming(root / "incoming")
     store = Store(config.server.database())
     try:
         rows, baselines = store.remove_user(name)
@@ -146,7 +191,7 @@ def remove_user(config: Config, name: str) -> tuple[int, int, int, int]:
         store.close()
     recordings = [uploads / row.id for row in rows if (uploads / row.id).is_file()]
     for path in recordings:
-        path.unlink()
+        path.unlink(missing_ok=True)  # a worker may drop a finished job's recording meanwhile
     return len(rows), sum(row.report_json is not None for row in rows), len(recordings), baselines
 
 

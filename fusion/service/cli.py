@@ -60,8 +60,8 @@ def _store(ctx: typer.Context, config: Path | None):
     from fusion.service.store import Store
 
     server = config_from(config or ctx.obj).server
-    storage(server)
     try:
+        storage(server)
         return Store(server.database())
     except FusionError as exc:
         fail(exc)

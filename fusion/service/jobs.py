@@ -1,7 +1,13 @@
 """The service's analysis jobs: a queue of stored uploads run on worker threads that share one set of models.
 
-A job is claimed in the database before it runs, so a restart re-queues what was left unfinished
-(at most ``[server] max_attempts`` times) and two workers never run the same upload.
+A job is claimed in the database before it runs, by one atomic update, so two workers (of one process or of
+several sharing the database and the storage folder) never run the same upload. Each process holds an flock on
+its own mark in ``workers/`` while it lives, and the claim names it: a starting process re-queues the queued jobs
+and those whose process is gone (the kernel dropped its lock), at most ``[server] max_attempts`` times, and leaves
+a live process's running jobs to it.
+
+A finished job's recording is deleted at once, or ``[server] keep_recordings_days`` later (checked at each start
+and every ``EXPIRE_EVERY_S``): the report and the diary's voice statistics are all that later work reads.
 
 A job is measured against the user's baseline of the moment (``fusion.service.baselines``). Once done it keeps
 the diary's ``VoiceStats`` (its prosody taken from the report, not measured again) and carries the drift alert
@@ -11,12 +17,16 @@ refreshed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
+import os
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from fusion.audio import Audio, load_audio
@@ -26,51 +36,94 @@ from fusion.history import entry, trend_alert
 from fusion.prosody import Prosody, voice_stats
 from fusion.report import DiaryReport, TrendAlert
 from fusion.service.baselines import current, refresh_auto
-from fusion.service.store import Analysis, Store
+from fusion.service.store import RUNNING, Analysis, Store
 
 log = logging.getLogger(__name__)
+
+EXPIRE_EVERY_S = 3600.0  # a kept recording outlives keep_recordings_days by at most this
 
 
 class Workers:
     """A queue of analysis ids run on worker threads; the models load once and are shared."""
 
-    def __init__(self, store: Store, config: Config, uploads: Path, analyze: Callable[..., DiaryReport]):
-        self.store, self.config, self.uploads, self.analyze = store, config, uploads, analyze
+    def __init__(self, store: Store, config: Config, root: Path, analyze: Callable[..., DiaryReport]):
+        self.store, self.config, self.analyze = store, config, analyze
+        self.uploads, self.marks = root / "uploads", root / "workers"
+        self.name = uuid.uuid4().hex  # this process, in the claims it makes and its mark's name
+        self._mark: int | None = None
         self.pool = ThreadPoolExecutor(config.server.workers, thread_name_prefix="fusion-worker")
         self._first = threading.Lock()  # the first job loads the models; the others wait instead of loading twice
         self._warm = False
+        self._closing = threading.Event()
+        threading.Thread(target=self._expire_every, name="fusion-expire", daemon=True).start()
 
     def submit(self, analysis_id: str) -> None:
         self.pool.submit(self._run, analysis_id)
 
     def recover(self) -> None:
-        """Jobs a previous process left unfinished run again, unless they already failed it too often."""
+        """Mark this process alive, then run again the jobs left queued and those running in a process that is gone,
+        unless they already failed it too often; the recordings of finished jobs past their keeping time, and those
+        of no analysis, go."""
+        self._mark = _hold(self.marks / self.name)
+        self.expire()
+        known = self.store.analysis_ids()
+        for path in self.uploads.iterdir():  # placed by an upload killed before its row was written
+            if path.name not in known:
+                path.unlink(missing_ok=True)
         for row in self.store.unfinished():
+            if row.status == RUNNING and _alive(self.marks, row.worker):
+                continue  # another live process runs it
             if not (self.uploads / row.id).is_file():
-                self.store.fail(row.id, "the recording was lost while the server restarted; please upload it again")
+                self.store.fail(row, "the recording was lost while the server restarted; please upload it again")
             elif row.attempts >= self.config.server.max_attempts:
-                self.store.fail(row.id, f"the server stopped during this analysis {row.attempts} times; giving up")
-            else:
+                self.store.fail(row, f"the server stopped during this analysis {row.attempts} times; giving up")
+            elif self.store.requeue(row):
                 log.info("re-queueing analysis %s left %s by a previous server", row.id, row.status)
-                self.store.requeue(row.id)
                 self.submit(row.id)
 
     def close(self) -> None:
+        """Stop taking jobs; this process's running jobs are then another process's to run again."""
+        self._closing.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._mark is not None:
+            (self.marks / self.name).unlink(missing_ok=True)
+            os.close(self._mark)
+            self._mark = None
+
+    def expire(self) -> int:
+        """Delete the recordings of analyses finished more than ``[server] keep_recordings_days`` ago; returns how
+        many went."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=self.config.server.keep_recordings_days)
+        gone = 0
+        for analysis_id in self.store.finished_before(cutoff):
+            if (path := self.uploads / analysis_id).is_file():
+                path.unlink(missing_ok=True)
+                gone += 1
+        return gone
+
+    def _expire_every(self) -> None:
+        while not self._closing.wait(EXPIRE_EVERY_S):
+            try:
+                self.expire()
+            except Exception:  # the next round tries again
+                log.exception("the recordings of finished analyses could not be expired")
 
     def _run(self, analysis_id: str) -> None:
-        claim = self.store.claim(analysis_id)
+        claim = self.store.claim(analysis_id, self.name)
         row = self.store.get(analysis_id) if claim else None
         if row is None:
             return  # deleted, or already taken
         if self._warm:
-            self._analyse(row, claim)
-            return
-        with self._first:
-            self._analyse(row, claim)
-            self._warm = True
+            finished = self._analyse(row, claim)
+        else:
+            with self._first:
+                finished = self._analyse(row, claim)
+                self._warm = True
+        if finished and self.config.server.keep_recordings_days <= 0:
+            (self.uploads / row.id).unlink(missing_ok=True)
 
-    def _analyse(self, row: Analysis, claim: str) -> None:
+    def _analyse(self, row: Analysis, claim: str) -> bool:
+        """Run the job and store its result; False when the job was deleted or re-claimed meanwhile."""
         config = self.config
         if row.language and row.language != config.stt.language:
             config = config.with_updates(stt={"language": row.language})
@@ -86,18 +139,21 @@ class Workers:
                 report = report.model_copy(update={"trend_alerts": [alert]})
             report_json = report.to_json(None)
         except InputError as exc:
-            self.store.finish(row.id, claim, error=f"bad recording: {exc.problem}")
+            return self.store.finish(row.id, claim, error=f"bad recording: {exc.problem}")
         except FusionError as exc:
-            self.store.finish(row.id, claim, error=f"{exc.kind}: {exc}")
+            return self.store.finish(row.id, claim, error=f"{exc.kind}: {exc}")
         except Exception:
             log.exception("analysis %s failed", row.id)
-            self.store.finish(row.id, claim, error="internal error while analysing (details are in the server log)")
-        else:
-            if self.store.finish(row.id, claim, report_json=report_json, voice_stats=stats) and stats is not None:
-                try:
-                    refresh_auto(self.store, row.user_id, config)
-                except Exception:  # the diary is done all the same; the next one tries again
-                    log.exception("user %d: the personal-auto baseline could not be refreshed", row.user_id)
+            return self.store.finish(row.id, claim,
+                                     error="internal error while analysing (details are in the server log)")
+        if not self.store.finish(row.id, claim, report_json=report_json, voice_stats=stats):
+            return False
+        if stats is not None:
+            try:
+                refresh_auto(self.store, row.user_id, config)
+            except Exception:  # the diary is done all the same; the next one tries again
+                log.exception("user %d: the personal-auto baseline could not be refreshed", row.user_id)
+        return True
 
     def _trend(self, row: Analysis, report: DiaryReport) -> TrendAlert | None:
         """The drift alert over the user's done diaries recorded up to this one (this one last); a history that
@@ -109,6 +165,32 @@ class Workers:
         except Exception:
             log.exception("analysis %s: the drift alert could not be computed from the user's history", row.id)
             return None
+
+
+def _hold(path: Path) -> int:
+    """Create and lock ``path``, the mark that this process is alive: the kernel drops the lock however the process
+    ends. Returns the descriptor to keep open."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _alive(marks: Path, worker: str | None) -> bool:
+    """Whether the process named ``worker`` still holds its mark (a gone process's mark is removed)."""
+    if not worker:
+        return False
+    try:
+        fd = os.open(marks / worker, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    (marks / worker).unlink(missing_ok=True)
+    return False
 
 
 def _stats(audio: Audio, report: DiaryReport, config: Config) -> str | None:

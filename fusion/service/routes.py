@@ -13,14 +13,17 @@ caller's neutral voice baseline (``fusion.service.baselines``).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -39,7 +42,7 @@ from fusion.service.schemas import (
     Health,
     Timeline,
 )
-from fusion.service.store import DONE, PERSONAL, Analysis, Store, User
+from fusion.service.store import DONE, PERSONAL, Analysis, Store, User, UserGone
 
 CHUNK = 1 << 20
 NO_TOKEN = "missing or unknown bearer token"
@@ -48,12 +51,20 @@ FORMATS_HELP = "WAV, FLAC, MP3, AAC, M4A/MP4, OGG/Opus, WebM/Matroska, AIFF or C
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False)
 _OWN = {401: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+# A POST's multipart body that cannot be parsed (malformed, too many fields or files) is a 400.
+_UPLOAD_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 413, 415)}
 # The HTML page's errors are JSON all the same (a model here would be filed under text/html).
 _JSON_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
 
 
 def too_large(limit: int) -> str:
     return f"upload too large: the limit is {limit / 1e6:.1f} MB"
+
+
+def invalid(where: str, field: str, message: str) -> RequestValidationError:
+    """A 422 of a route's own check in the body FastAPI gives its validation errors (``HTTPValidationError``),
+    so every 422 has the one documented shape."""
+    return RequestValidationError([{"type": "value_error", "loc": (where, field), "msg": message}])
 
 
 class NDJSONResponse(StreamingResponse):
@@ -73,11 +84,15 @@ def _store(request: Request) -> Store:
     return request.app.state.store
 
 
+def _no_token() -> HTTPException:
+    return HTTPException(401, NO_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+
+
 def current_user(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
                  store: Store = Depends(_store)) -> User:
     user = store.user_for_token(credentials.credentials) if credentials else None
     if user is None:
-        raise HTTPException(401, NO_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+        raise _no_token()
     return user
 
 
@@ -95,7 +110,7 @@ def healthz() -> Health:
 
 
 @router.post("/v1/analyses", status_code=202, response_model=AnalysisCreated,
-             responses={code: {"model": ErrorBody} for code in (401, 413, 415, 429, 507)})
+             responses={**_UPLOAD_ERRORS, **{code: {"model": ErrorBody} for code in (429, 507)}})
 def create(
     request: Request,
     response: Response,
@@ -114,23 +129,33 @@ def create(
     server = state.server
     when = _recording_time(recorded_at)
     if language is not None and language not in server.languages:
-        raise HTTPException(422, f"language must be one of {list(server.languages)}")
+        raise invalid("body", "language", f"language must be one of {list(server.languages)}")
     transcript = (transcript or "").strip() or None
     if transcript is not None and len(transcript) > server.max_transcript_chars:
         raise HTTPException(413, f"transcript too long: the limit is {server.max_transcript_chars} characters")
-    if (open_jobs := store.open_jobs(user.id)) >= server.max_queued_per_user:
-        raise HTTPException(429, f"too many analyses waiting: {open_jobs} queued or running, the limit is "
-                                 f"{server.max_queued_per_user}; upload again when one is done")
-    part = state.incoming / f"{uuid.uuid4().hex}.part"
-    try:
-        _accept(file, part, request, server.max_upload_bytes, too_large(server.max_upload_bytes),
-                quota=(store, user))
-        row = store.create(user.id, (file.filename or "upload")[-200:], gender, language, transcript, when)
-        part.replace(state.uploads / row.id)
-    finally:
-        part.unlink(missing_ok=True)
+    _check_queue(store.open_jobs(user.id), server.max_queued_per_user)  # early, before the body: checked again below
+    analysis_id = uuid.uuid4().hex
+    stored = state.uploads / analysis_id
+    with _part(state.incoming) as part:
+        _accept(file, part, request, server.max_upload_bytes, too_large(server.max_upload_bytes))
+        size = part.stat().st_size
+
+        def admit(open_jobs: int, ids: list[str]) -> None:
+            """Under the user's lock: the limits, then the recording in place, so the next upload counts it."""
+            _check_queue(open_jobs, server.max_queued_per_user)
+            _check_quota(state.uploads, ids, size, server.max_stored_bytes_per_user)
+            part.replace(stored)
+
+        try:
+            row = store.create(user.id, (file.filename or "upload")[-200:], gender, language, transcript, when,
+                               analysis_id=analysis_id, admit=admit)
+        except UserGone:
+            raise _no_token() from None
+        except BaseException:
+            stored.unlink(missing_ok=True)  # placed, but the row was not written
+            raise
     state.workers.submit(row.id)
-    url = str(request.url_for("status", analysis_id=row.id))
+    url = _link(request, "status", analysis_id=row.id)
     response.headers["Location"] = url
     return AnalysisCreated(id=row.id, status=row.status, url=url)
 
@@ -178,11 +203,11 @@ def timeline(request: Request, start: datetime | None = _FROM, end: datetime | N
     alert as of the last one shown; ``voice_lower_than_usual`` marks the diaries where it was raised."""
     start, end = (None if t is None else history.utc(t) for t in (start, end))
     if start is not None and end is not None and start > end:
-        raise HTTPException(422, "from is later than to")
+        raise invalid("query", "from", "from is later than to")
     cfg = request.app.state.config.history
     entries = history.timeline(
         (history.entry(row.id, DiaryReport.model_validate_json(row.report_json), row.when,
-                       str(request.url_for("report_html", analysis_id=row.id))) for row in store.diaries(user.id)),
+                       _link(request, "report_html", analysis_id=row.id)) for row in store.diaries(user.id)),
         cfg)
     upto = [e for e in entries if end is None or e.recorded_at <= end]
     shown = [e for e in upto if start is None or e.recorded_at >= start]
@@ -232,7 +257,7 @@ def baseline(request: Request, user: User = Depends(current_user), store: Store 
 
 
 @router.post("/v1/baseline", status_code=201, response_model=BaselineInfo,
-             responses={code: {"model": ErrorBody} for code in (401, 413, 415)})
+             responses=_UPLOAD_ERRORS)
 def make_baseline(
     request: Request,
     files: list[UploadFile] = File(..., description=f"2 or more calm recordings of the caller (at most [server] "
@@ -246,10 +271,11 @@ def make_baseline(
     state = request.app.state
     server, config = state.server, state.config
     if not 2 <= len(files) <= server.max_baseline_files:
-        raise HTTPException(422, f"a baseline takes 2 to {server.max_baseline_files} recordings, got {len(files)}")
-    parts = [state.incoming / f"{uuid.uuid4().hex}.part" for _ in files]
+        raise invalid("body", "files",
+                      f"a baseline takes 2 to {server.max_baseline_files} recordings, got {len(files)}")
     message = f"baseline recordings too large: together the limit is {server.max_upload_bytes / 1e6:.1f} MB"
-    try:
+    with ExitStack() as held:
+        parts = [held.enter_context(_part(state.incoming)) for _ in files]
         used = 0
         for file, part in zip(files, parts):
             _accept(file, part, request, server.max_upload_bytes - used, message)
@@ -266,11 +292,11 @@ def make_baseline(
         try:
             built = baseline_from_stats(stats, PERSONAL)
         except BaselineError as exc:
-            raise HTTPException(422, str(exc)) from exc
-    finally:
-        for part in parts:
-            part.unlink(missing_ok=True)
-    row = store.add_baseline(user.id, PERSONAL, len(stats), built.to_json())
+            raise invalid("body", "files", str(exc)) from exc
+    try:
+        row = store.add_baseline(user.id, PERSONAL, len(stats), built.to_json())
+    except UserGone:
+        raise _no_token() from None
     return baselines.describe(built, row, config)
 
 
@@ -281,6 +307,13 @@ def drop_baseline(user: User = Depends(current_user), store: Store = Depends(_st
     return Response(status_code=204)
 
 
+def _link(request: Request, name: str, **params: str) -> str:
+    """The URL of the route ``name``: under ``[server] public_url``, else a path from the API root; never built from
+    the Host header, which is the client's to choose."""
+    base = request.app.state.server.public_url.rstrip("/") or request.scope.get("root_path", "")
+    return base + request.app.url_path_for(name, **params)
+
+
 def _recording_time(value: str | None) -> datetime:
     """``recorded_at`` as given (aware UTC; a time without a zone is UTC), or now; 422 when unreadable, before 1970 or
     more than a day ahead."""
@@ -289,22 +322,31 @@ def _recording_time(value: str | None) -> datetime:
     try:
         moment = history.parse_time(value)
     except ValueError:
-        raise HTTPException(422, f"recorded_at is not an ISO 8601 time: {value[:40]!r}") from None
+        raise invalid("body", "recorded_at", f"recorded_at is not an ISO 8601 time: {value[:40]!r}") from None
     if problem := history.recording_problem(moment):
-        raise HTTPException(422, f"recorded_at {problem}")
+        raise invalid("body", "recorded_at", f"recorded_at {problem}")
     return moment
 
 
-def _accept(file: UploadFile, part: Path, request: Request, limit: int, message: str,
-            quota: tuple[Store, User] | None = None) -> None:
+@contextmanager
+def _part(folder: Path) -> Iterator[Path]:
+    """A new file in ``folder`` for one received upload, locked while this request holds it (so a start's sweep,
+    ``fusion.service.app.sweep_incoming``, removes only the parts of killed processes) and removed after."""
+    path = folder / f"{uuid.uuid4().hex}.part"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _accept(file: UploadFile, part: Path, request: Request, limit: int, message: str) -> None:
     """Receive ``file`` into ``part`` and check it as a recording: at most ``limit`` bytes (else 413 ``message``),
-    an audio container by its first bytes, within the user's storage quota (``quota``) and declaring no more than
-    ``[server] max_duration_s``."""
-    state = request.app.state
-    server = state.server
+    an audio container by its first bytes, declaring no more than ``[server] max_duration_s``."""
+    server = request.app.state.server
     _receive(file, part, limit, message)
-    if quota is not None:
-        _check_quota(*quota, state.uploads, part.stat().st_size, server.max_stored_bytes_per_user)
     try:
         seconds = declared_duration(part)
     except InputError as exc:
@@ -317,21 +359,28 @@ def _receive(file: UploadFile, dest: Path, limit: int, message: str) -> None:
     """Copy the upload to ``dest`` within ``limit`` bytes (else 413 ``message``); refuse it unless its first bytes
     name an audio container."""
     size = 0
-    with os.fdopen(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+    with dest.open("wb") as out:
         while chunk := file.file.read(CHUNK):
             size += len(chunk)
             if size > limit:
                 raise HTTPException(413, message)
             out.write(chunk)
     if size == 0:
-        raise HTTPException(422, "the uploaded file is empty")
+        raise invalid("body", "file", "the uploaded file is empty")
     if container_format(dest) is None:
         raise HTTPException(415, f"not an audio recording: the content is none of {FORMATS_HELP}")
 
 
-def _check_quota(store: Store, user: User, uploads: Path, size: int, limit: int) -> None:
-    """507 when this upload would take the user's stored recordings past ``limit`` bytes."""
-    stored = sum(p.stat().st_size for p in (uploads / i for i in store.analysis_ids(user.id)) if p.is_file())
+def _check_queue(open_jobs: int, limit: int) -> None:
+    """429 when the user has ``limit`` analyses queued or running already."""
+    if open_jobs >= limit:
+        raise HTTPException(429, f"too many analyses waiting: {open_jobs} queued or running, the limit is {limit}; "
+                                 "upload again when one is done")
+
+
+def _check_quota(uploads: Path, ids: list[str], size: int, limit: int) -> None:
+    """507 when ``size`` more bytes would take the stored recordings of the analyses ``ids`` past ``limit``."""
+    stored = sum(p.stat().st_size for p in (uploads / i for i in ids) if p.is_file())
     if stored + size > limit:
         raise HTTPException(507, f"storage quota exceeded: {stored / 1e6:.1f} MB stored and {size / 1e6:.1f} MB more "
                                  f"would pass the limit of {limit / 1e6:.1f} MB; delete old analyses first")

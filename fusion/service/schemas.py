@@ -28,7 +28,7 @@ class AnalysisCreated(BaseModel):
 
     id: str
     status: Literal["queued"]
-    url: str
+    url: str = Field(description="the analysis: under [server] public_url, else a path from the API root")
 
 
 class AnalysisStatus(BaseModel):

@@ -14,14 +14,18 @@ A done analysis keeps its diary's ``VoiceStats`` (JSON) beside the report, and e
 ``recorded_at`` (an older database gains the column; its rows fall back to ``created``). A user's
 neutral baselines are versioned rows of ``baselines``: ``personal`` (made by hand from calm recordings)
 or ``personal-auto`` (built from their own diaries, with the ids of those diaries in ``sources``).
+
+A user id is never given again (SQLite: AUTOINCREMENT, ``fusion.service.sqlite``), and every write on a
+user's behalf first takes their row's write lock (``_lock_user``): a write racing ``remove_user`` either lands
+before the removal, which then deletes it, or finds the user gone (``UserGone``), so nothing outlives its user.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -46,9 +50,11 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, load_only, mapped_column
 
 from fusion.errors import FusionError
+from fusion.service import sqlite
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 PERSONAL, PERSONAL_AUTO = "personal", "personal-auto"
+NAME_MAX = 100  # characters of a user name (the column's size)
 
 
 def _now() -> datetime:
@@ -59,6 +65,21 @@ class DatabaseError(FusionError):
     """The configured database cannot be opened; names its URL with the password hidden."""
 
     kind = "database"
+
+
+class UserGone(FusionError):
+    """The user a write was for was removed meanwhile."""
+
+    kind = "user_gone"
+
+
+def check_name(name: str) -> str:
+    """``name`` as a user name: 1 to ``NAME_MAX`` characters, no surrounding space, no control characters
+    (ValueError otherwise)."""
+    if not name or name != name.strip() or len(name) > NAME_MAX or not name.isprintable():
+        raise ValueError(f"a user name is 1 to {NAME_MAX} printable characters without surrounding spaces, "
+                         f"not {name[:NAME_MAX]!r}" + ("…" if len(name) > NAME_MAX else ""))
+    return name
 
 
 def hash_token(token: str) -> str:
@@ -72,9 +93,10 @@ class _Base(DeclarativeBase):
 
 class User(_Base):
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}  # a removed user's id is never given to the next one
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     static: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("FALSE"))
     # the user's latest baseline version: versions only count up, also past deleted ones
@@ -94,6 +116,7 @@ class Analysis(_Base):
     transcript: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claim: Mapped[str | None] = mapped_column(String(32))
+    worker: Mapped[str | None] = mapped_column(String(32))  # the service process that claimed it last
     error: Mapped[str | None] = mapped_column(Text)
     report_json: Mapped[str | None] = mapped_column(Text)
     voice_stats: Mapped[str | None] = mapped_column(Text)  # VoiceStats.to_dict() as JSON (done only)
@@ -137,12 +160,14 @@ class Store:
         shown = parsed.render_as_string(hide_password=True)
         try:
             if self.sqlite:
-                _private_file(parsed.database)
+                sqlite.private_file(parsed.database)
             self.engine = create_engine(parsed, **engine_arguments(parsed))
             if self.sqlite:
-                event.listen(self.engine, "connect", _sqlite_pragmas)
+                event.listen(self.engine, "connect", sqlite.pragmas)
             _Base.metadata.create_all(self.engine)
             self._add_missing_columns()
+            if self.sqlite:
+                sqlite.never_reuse_ids(self.engine, User.__table__, Analysis.__tablename__, Baseline.__tablename__)
         except ImportError as exc:
             raise DatabaseError(f"cannot open the database {shown}: its driver is not installed ({exc})") from None
         except (SQLAlchemyError, OSError) as exc:
@@ -153,7 +178,7 @@ class Store:
         """A database from before gains the columns added since (old rows keep NULL or the default)."""
         added = {"users": {"static": "BOOLEAN NOT NULL DEFAULT FALSE",
                            "baseline_version": "INTEGER NOT NULL DEFAULT 0"},
-                 "analyses": {"voice_stats": "TEXT", "recorded_at": "TIMESTAMP"}}
+                 "analyses": {"voice_stats": "TEXT", "recorded_at": "TIMESTAMP", "worker": "VARCHAR(32)"}}
         for table, columns in added.items():
             have = {c["name"] for c in inspect(self.engine).get_columns(table)}
             for name, kind in columns.items():
@@ -178,6 +203,7 @@ class Store:
 
     def add_user(self, name: str, token: str | None = None) -> str:
         """Create a user; returns the token, which is stored only hashed."""
+        check_name(name)
         token = token or secrets.token_urlsafe(32)
         with self.session() as s, s.begin():
             if s.scalar(select(User).where(User.name == name)) is not None:
@@ -187,6 +213,8 @@ class Store:
 
     def sync_static(self, tokens: dict[str, str]) -> list[str]:
         """Make the static users exactly ``tokens`` (name → token); returns the names whose token was revoked."""
+        for name in tokens:
+            check_name(name)
         with self.session() as s, s.begin():
             for name, token in tokens.items():
                 user = s.scalar(select(User).where(User.name == name))
@@ -215,6 +243,8 @@ class Store:
         """Delete ``name`` with their token, all their analyses and every version of their baselines; returns the
         deleted analyses (their uploads are the caller's) and how many baseline versions went."""
         with self.session() as s, s.begin():
+            # the user's write lock first: an upload or baseline of theirs in flight lands before, or finds them gone
+            s.execute(update(User).where(User.name == name).values(id=User.id))
             user = s.scalar(select(User).where(User.name == name))
             if user is None:
                 raise ValueError(f"no user {name!r}")
@@ -231,21 +261,25 @@ class Store:
             return s.scalar(select(func.count()).select_from(Analysis)
                             .where(Analysis.user_id == user_id, Analysis.status.in_((QUEUED, RUNNING))))
 
-    def analysis_ids(self, user_id: int) -> list[str]:
-        with self.session() as s:
-            return list(s.scalars(select(Analysis.id).where(Analysis.user_id == user_id)))
-
     def user_for_token(self, token: str) -> User | None:
         with self.session() as s:
             return s.scalar(select(User).where(User.token_hash == hash_token(token)))
 
     def create(self, user_id: int, filename: str, gender: str | None, language: str | None,
-               transcript: str | None, recorded_at: datetime | None = None) -> Analysis:
-        """A queued analysis recorded at ``recorded_at`` (aware, or naive UTC; default: now)."""
+               transcript: str | None, recorded_at: datetime | None = None, *, analysis_id: str | None = None,
+               admit: Callable[[int, list[str]], None] | None = None) -> Analysis:
+        """A queued analysis (``analysis_id``, default: a new one) recorded at ``recorded_at`` (aware, or naive UTC;
+        default: now), written under the user's lock after ``admit(open jobs, ids of all their analyses)`` returned
+        (it raises to refuse, and may place the recording), so two uploads never both take the last place of a
+        quota; ``UserGone`` when the user was removed meanwhile."""
         when = _now() if recorded_at is None else _naive_utc(recorded_at)
-        row = Analysis(id=uuid.uuid4().hex, user_id=user_id, status=QUEUED, filename=filename,
+        row = Analysis(id=analysis_id or uuid.uuid4().hex, user_id=user_id, status=QUEUED, filename=filename,
                        gender=gender, language=language, transcript=transcript, recorded_at=when)
         with self.session() as s, s.begin():
+            _lock_user(s, user_id)
+            if admit is not None:
+                mine = s.execute(select(Analysis.id, Analysis.status).where(Analysis.user_id == user_id)).all()
+                admit(sum(status in (QUEUED, RUNNING) for _, status in mine), [i for i, _ in mine])
             s.add(row)
         return row
 
@@ -254,12 +288,13 @@ class Store:
             row = s.get(Analysis, analysis_id)
         return row if row is not None and (user_id is None or row.user_id == user_id) else None
 
-    def claim(self, analysis_id: str) -> str | None:
-        """Mark a queued job running under a new claim; None when it is gone or not queued."""
+    def claim(self, analysis_id: str, worker: str | None = None) -> str | None:
+        """Mark a queued job running under a new claim by the process ``worker``; None when it is gone or not queued
+        (one statement: of two processes claiming a job at once, one gets it)."""
         claim = uuid.uuid4().hex
         with self.session() as s, s.begin():
             done = s.execute(update(Analysis).where(Analysis.id == analysis_id, Analysis.status == QUEUED)
-                             .values(status=RUNNING, claim=claim, attempts=Analysis.attempts + 1))
+                             .values(status=RUNNING, claim=claim, worker=worker, attempts=Analysis.attempts + 1))
         return claim if done.rowcount == 1 else None
 
     def finish(self, analysis_id: str, claim: str, *, report_json: str | None = None, error: str | None = None,
@@ -272,14 +307,19 @@ class Store:
                              .values(claim=None, **values))
         return done.rowcount == 1
 
-    def fail(self, analysis_id: str, error: str) -> None:
-        with self.session() as s, s.begin():
-            s.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=FAILED, error=error, claim=None))
+    def fail(self, left: Analysis, error: str) -> bool:
+        """Fail an unfinished job still as ``left`` (same status and claim: no other process took it meanwhile)."""
+        return self._if_still(left, status=FAILED, error=error, claim=None)
 
     def delete(self, analysis_id: str) -> None:
         with self.session() as s, s.begin():
             s.execute(delete(Analysis).where(Analysis.id == analysis_id))
         self.compact()
+
+    def analysis_ids(self) -> set[str]:
+        """The id of every analysis of every user."""
+        with self.session() as s:
+            return set(s.scalars(select(Analysis.id)))
 
     def unfinished(self) -> list[Analysis]:
         """Jobs a previous server process left queued or running, oldest first."""
@@ -287,9 +327,21 @@ class Store:
             return list(s.scalars(select(Analysis).where(Analysis.status.in_((QUEUED, RUNNING)))
                                   .order_by(Analysis.created)))
 
-    def requeue(self, analysis_id: str) -> None:
+    def finished_before(self, moment: datetime) -> list[str]:
+        """Ids of the analyses that finished (done or failed) before ``moment`` (aware, or naive UTC)."""
+        with self.session() as s:
+            return list(s.scalars(select(Analysis.id).where(Analysis.status.in_((DONE, FAILED)),
+                                                             Analysis.updated < _naive_utc(moment))))
+
+    def requeue(self, left: Analysis) -> bool:
+        """Queue an unfinished job again if it is still as ``left`` (same status and claim)."""
+        return self._if_still(left, status=QUEUED, claim=None)
+
+    def _if_still(self, left: Analysis, **values) -> bool:
         with self.session() as s, s.begin():
-            s.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=QUEUED, claim=None))
+            done = s.execute(update(Analysis).where(Analysis.id == left.id, Analysis.status == left.status,
+                                                    Analysis.claim == left.claim).values(**values))
+        return done.rowcount == 1
 
     def diaries(self, user_id: int) -> list[Analysis]:
         """The user's done analyses, in recording order (rows from before ``recorded_at``: by upload time)."""
@@ -325,7 +377,9 @@ class Store:
         """Store the user's next baseline version (one more than any they had, deleted ones included)."""
         with self.session() as s, s.begin():
             # the update takes the row's write lock first, so two writers never get the same number
-            s.execute(update(User).where(User.id == user_id).values(baseline_version=User.baseline_version + 1))
+            if s.execute(update(User).where(User.id == user_id)
+                         .values(baseline_version=User.baseline_version + 1)).rowcount != 1:
+                raise UserGone(f"user {user_id} was removed")
             version = s.scalar(select(User.baseline_version).where(User.id == user_id))
             row = Baseline(user_id=user_id, version=version, kind=kind, recordings=recordings,
                            since=None if since is None else _naive_utc(since), sources=sources,
@@ -355,24 +409,19 @@ class Store:
         return gone
 
 
+def _lock_user(s: Session, user_id: int) -> None:
+    """Take the user's row write lock for the rest of the transaction (SQLite: the database's); ``UserGone`` when the
+    row is gone."""
+    if s.execute(update(User).where(User.id == user_id).values(id=User.id)).rowcount != 1:
+        raise UserGone(f"user {user_id} was removed")
+
+
 def engine_arguments(url: URL) -> dict:
     """``create_engine`` options for ``url``: SQLite's connection options and a pre-ping for server databases
     (whose connections a restart of the server drops)."""
     if url.get_backend_name() == "sqlite":
         return {"connect_args": {"check_same_thread": False, "timeout": 30}}
     return {"pool_pre_ping": True}
-
-
-def _sqlite_pragmas(conn, _record) -> None:
-    conn.execute("PRAGMA journal_mode=WAL")
-    # freed pages are overwritten, so a deleted transcript is not left in the file
-    conn.execute("PRAGMA secure_delete=ON")
-
-
-def _private_file(path: str | None) -> None:
-    """Create the SQLite file readable by its owner only (SQLite gives its -wal and -shm files the same mode)."""
-    if path and path != ":memory:" and not os.path.exists(path):
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _naive_utc(moment: datetime) -> datetime:
