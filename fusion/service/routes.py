@@ -290,7 +290,7 @@ def make_baseline(
             stats.append(voice_stats(audio.samples, config.audio, audio.sample_rate))
             del audio
         try:
-            built = baseline_from_stats(stats, PERSONAL)
+            built = baseline_from_stats(stats, PERSONAL, sources=[(f.filename or "upload")[-200:] for f in files])
         except BaselineError as exc:
             raise invalid("body", "files", str(exc)) from exc
     try:
