@@ -5,8 +5,8 @@
 - ``diary_ko.flac``: five clips of speaker ``nea`` (female, train split): three happy
   sentences read happily, two sad ones read sadly — words and voice agree.
 - ``sad_voice_ko.flac``: three plain sentences read in a sad voice by speaker ``emg``
-  (male, test split: no model here was trained on him); analysed with the happy words of
-  ``happy_words_ko.txt`` it shows the flagship alert, "positive words, depressed tone".
+  (male, test split: no model here was trained on him); analysed with the everyday diary of
+  ``everyday_ko.txt`` it shows the flagship alert, "positive words, depressed tone".
 
 The clips are from emotiontts_open_db, as normalised in shared/data (see samples/ATTRIBUTION.md).
 """

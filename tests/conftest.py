@@ -115,11 +115,12 @@ PLAIN_WORDS = "오후에 회의가 있었다. 버스를 타고 집에 왔다. �
 
 @pytest.fixture(scope="session")
 def flagship_report():
-    """The README's demo: samples/sad_voice_ko.flac read with the happy words of samples/happy_words_ko.txt,
-    heard by the real models; it raises "positive words, depressed tone" for the whole diary."""
+    """The README's demo: samples/sad_voice_ko.flac read with the everyday diary of samples/everyday_ko.txt (a
+    pleasant day, one small mishap), heard by the real models; it raises "positive words, depressed tone" for the
+    whole diary."""
     from fusion import analyze
 
-    words = (SAMPLES / "happy_words_ko.txt").read_text(encoding="utf-8")
+    words = (SAMPLES / "everyday_ko.txt").read_text(encoding="utf-8")
     return analyze(SAMPLES / "sad_voice_ko.flac", transcript=words)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from fusion.cli import app
-from fusion.combine import ALERT_RULES, AlertRule, Observation, mismatch_alerts
+from fusion.combine import AGREE, ALERT_RULES, AlertRule, Observation, mismatch_alerts
 from fusion.html_report import render_html
 from fusion.pipeline import analyze
 from fusion.render import render
-from fusion.report import DiaryReport
+from fusion.report import ALERTS_ARE, DiaryReport
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "diary_ko.flac"
@@ -65,8 +66,17 @@ def test_alerts_come_first_in_plain_words_with_their_evidence(flagship_report):
     assert prosody.pitch_semitones < -2.0  # measured -5.0: the low voice is the evidence
     assert f"pitch {prosody.pitch_semitones:+.1f} semitones, energy {prosody.energy_db_delta:+.1f} dB" in box
     assert page.count('class="flagged"') == len(alert.sentences)
-    assert "Words and voice agree" not in page
-    assert "Words and voice agree" in render_html(flagship_report.model_copy(update={"alerts": []}))
+    assert "Words and voice agree" not in page and ALERTS_ARE in page
+    assert "The words read positive, most often 기쁨 (joy); the voice sounds SAD." in page, \
+        "the summary names each side's own reading, never a fused label the voice does not carry"
+
+
+def test_with_no_alert_the_page_says_the_report_s_verdict(flagship_report):
+    """The verdict is the report's (fusion.combine.verdict): agreeing only when words and voice sit together."""
+    for verdict, style in ((AGREE, "agree"), ("The voice sounds lower than the words (valence -0.49 against +0.40), "
+                                              "below the alert thresholds.", "apart")):
+        page = render_html(flagship_report.model_copy(update={"alerts": [], "verdict": verdict}))
+        assert f'<div class="{style}">{escape(verdict)}</div>' in page and ALERTS_ARE not in page
 
 
 def test_every_alert_kind_is_told_in_words(flagship_report, mirror_reports):

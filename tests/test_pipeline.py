@@ -20,6 +20,7 @@ import soundfile as sf
 
 from fusion import analyze
 from fusion.audio import SAMPLE_RATE, load_audio, voiced_spans
+from fusion.combine import AGREE
 from fusion.prosody import build_baseline
 from fusion.report import SCHEMA_VERSION, DiaryReport
 
@@ -39,6 +40,7 @@ def test_sample_report_is_complete_and_versioned():
     assert starts == sorted(starts) and report.sentences[-1].end <= report.duration_s + 0.1
     assert sum(report.text.percent.values()) == pytest.approx(100.0, abs=0.1)
     assert report.text.top == "기쁨", "three of the five sentences are plainly joyful"
+    assert not report.alerts and report.verdict == AGREE, "happy words read happily, sad ones sadly"
     for dist in (report.voice.probs, report.fused.en, report.fused.ko, report.sentences[0].text_probs):
         assert sum(dist.values()) == pytest.approx(1.0, abs=1e-3)
     assert {"decode", "stt", "sentences", "text", "audio", "combine"} <= set(report.timings)
@@ -169,10 +171,12 @@ def test_flagship_through_whisper(shared_data, tmp_path):
 SAD_SAMPLE = ROOT / "samples" / "sad_voice_ko.flac"
 
 
-def test_the_sad_voice_sample_under_happy_words_raises_the_flagship(flagship_report):
-    """The README's one-line demo: plain sentences read in a sad voice by a speaker no model was trained on."""
+def test_the_sad_voice_sample_under_an_everyday_diary_raises_the_flagship(flagship_report):
+    """The README's one-line demo: plain sentences read in a sad voice by a speaker no model was trained on, under
+    an ordinary good day with one small mishap (its sentences read unsurely: P(joy) 0.4-0.6)."""
     report = flagship_report
-    assert report.text.top == "기쁨" and report.voice.top == "SAD"
+    assert report.text.top == "기쁨" and report.voice.top == "SAD" and report.text.polarity == "positive"
+    assert report.verdict == "Words and voice disagree: see the alerts."
     alert = next(a for a in report.alerts if a.kind == FLAGSHIP)
     assert alert.diary_level and alert.evidence[0].voice_va.valence < 0 < alert.evidence[0].words_va.valence
 
