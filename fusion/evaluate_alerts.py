@@ -64,7 +64,7 @@ def diary_depressed_score(report, cfg: Config) -> float | None:
         for ev in alert.evidence:
             if ev.sentence is None:
                 voice_en = np.array([ev.voice[label] for label in cfg.labels.en])
-                return round(depressed_score(voice_en, ev.prosody, cfg), 4)
+                return round(depressed_score(voice_en, ev.prosody, cfg, ev.voice_neutral), 4)
     return None
 
 

@@ -73,6 +73,15 @@ def test_rows_carry_expected_got_and_the_diary_score(result):
             assert item["got"] and isinstance(item["depressed_score"], float)
 
 
+def test_the_evaluated_diary_score_is_the_score_the_alert_fired_at(flagship_report, config):
+    """eval alerts records the same depressed-voice score as the rule that fired (the neutral voice's share out)."""
+    from fusion.evaluate_alerts import diary_depressed_score
+
+    (alert,) = [a for a in flagship_report.alerts if a.kind == FLAGSHIP]
+    assert alert.diary_level and not alert.sentences
+    assert diary_depressed_score(flagship_report, config) == pytest.approx(alert.score, abs=1e-4)
+
+
 def test_an_unreadable_file_is_an_error_row_and_the_evaluation_goes_on(result, alerts_csv):
     bad = result["items"][2]
     assert result["errors"] == 1
