@@ -218,9 +218,11 @@ def test_train_alerts_rule_separates_sad_voices_of_test_speakers(tmp_path, few_s
     json_out = tmp_path / "alerts.json"
     result, _ = _invoke(["train", "alerts", "--data", str(few_speakers), "--cache", str(speech_cache),
                          "--limit-per-class", "1", "--json", str(json_out), "--quiet"])
-    assert "[alerts] depressed_pitch_weight" in result.output
-    found = json.loads(json_out.read_text())
+    assert "[alerts] depressed_pitch_weight" in result.output and "[fusion] pleasant_shift" in result.output
+    chosen = json.loads(json_out.read_text())
+    found = chosen["voice"]
     assert found["depressed_score"] <= found["depressed_score_sentence"]
+    assert chosen["words"]["dev"].endswith("dev.jsonl")
     assert found["test"]["balanced_accuracy"] > 0.65, found["test"]
 
 

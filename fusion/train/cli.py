@@ -255,8 +255,8 @@ def _speaker_report(model: Path, speech: Path, dest: Path) -> None:
 def train_alerts(
     data: Path | None = _DATA,
     cache: Path | None = _CACHE,
-    words: Path = typer.Option(Path("evalsets/diaries/dev.jsonl"), "--words",
-                               help="dev diaries (fusion eval diaries format) the words' polarity is chosen on"),
+    words: Path | None = typer.Option(None, "--words", help="dev diaries (fusion eval diaries format) the words' "
+                                      "polarity is chosen on (default: the checkout's evalsets/diaries/dev.jsonl)"),
     words_only: bool = typer.Option(False, "--words-only", help="choose the words' polarity only, not the voice rule"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the search as JSON here"),
     limit_per_class: int | None = typer.Option(None, "--limit-per-class",
@@ -269,13 +269,14 @@ def train_alerts(
     from fusion.train import alerts as tal
     from fusion.train import words as tw
 
+    result = {}
     with _user_errors():
-        result = {"words": tw.calibrate(words, default_config())}
-        tw.print_result(result["words"])
         if not words_only:
             result["voice"] = tal.calibrate(data_root(data) / "speech", _cache(cache), progress=not quiet,
                                             limit=limit_per_class)
             tal.print_result(result["voice"])
+        result["words"] = tw.calibrate(words or tw.DEV_DIARIES, default_config())
+        tw.print_result(result["words"])
     if json_out is not None:
         import json
 

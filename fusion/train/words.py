@@ -21,6 +21,7 @@ import numpy as np
 from fusion.config import Config
 from fusion.evaluate_diaries import read_diaries
 
+DEV_DIARIES = Path(__file__).resolve().parents[2] / "evalsets" / "diaries" / "dev.jsonl"
 SHIFTS = np.round(np.arange(0.0, 3.01, 0.05), 2)
 PLAIN = np.round(np.arange(0.3, 0.751, 0.05), 2)
 POSITIVE = np.round(np.arange(0.0, 0.601, 0.05), 2)
