@@ -92,3 +92,23 @@ def test_train_words_chooses_the_shipped_values_on_the_dev_diaries(config):
     assert chosen["pleasant_shift"] == pytest.approx(config.fusion.pleasant_shift, abs=0.1)
     assert chosen["positive_words_valence"] == pytest.approx(config.alerts.positive_words_valence, abs=0.05)
     assert chosen["plain_words_emotion"] == pytest.approx(config.alerts.plain_words_emotion, abs=0.05)
+
+
+def test_the_diary_alert_set_lays_positive_diaries_over_every_voice_and_the_others_over_sad_ones():
+    """evalsets/alerts/make_set.py's diaries.csv rows: expectations follow the words and the voice."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_set", ROOT / "evalsets/alerts/make_set.py")
+    make_set = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_set)
+    joined = [{"path": f"audio/ko_joined/emg_{v}_0.flac", "group": "ko_joined " + v, "voice": v, "speaker": "emg",
+               "expected": make_set.FLAGSHIP if v == "sad" else ""} for v in ("sad", "happy", "angry")]
+    rows = make_set.diary_rows(joined + [{"group": "ko_clip sad", "voice": "sad"}],
+                               ROOT / "evalsets/diaries/test.jsonl")
+    positive = [r for r in rows if r["group"].startswith("positive words")]
+    assert len(positive) == 22 * 3 and {r["voice"] for r in positive} == {"sad", "happy", "angry"}
+    assert all((r["expected"] == make_set.FLAGSHIP) == (r["voice"] == "sad") for r in positive)
+    others = [r for r in rows if not r["group"].startswith("positive words")]
+    assert len(others) == 30 and all(r["voice"] == "sad" and r["expected"] == "" for r in others)
+    committed = (ROOT / "evalsets/alerts/diaries.csv").read_text(encoding="utf-8").splitlines()
+    assert len(committed) == 1 + 22 * 12 + 30 * 3
