@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from fusion import __version__
 from fusion.combine import ALERT_RULES
@@ -159,6 +159,18 @@ class BatchConfig(_Section):
     ray_actor_cpus: float
 
 
+USER_NAME_MAX = 100  # characters of a service user's name (the database column's size)
+
+
+def check_user_name(name: str) -> str:
+    """``name`` as a service user's name: 1 to ``USER_NAME_MAX`` characters, no surrounding space, no control
+    characters (ValueError otherwise); ``fusion serve add-user`` and ``[server.tokens]`` alike."""
+    if not name or name != name.strip() or len(name) > USER_NAME_MAX or not name.isprintable():
+        raise ValueError(f"a user name is 1 to {USER_NAME_MAX} printable characters without surrounding spaces, "
+                         f"not {name[:USER_NAME_MAX]!r}" + ("…" if len(name) > USER_NAME_MAX else ""))
+    return name
+
+
 class ServerConfig(_Section):
     """``fusion serve``: where uploads and the database live, and what an upload may be."""
 
@@ -178,6 +190,13 @@ class ServerConfig(_Section):
     keep_recordings_days: float        # a finished analysis's recording is deleted after this many days (0: at once)
     max_baseline_files: int            # POST /v1/baseline: at most this many calm recordings (2 at least)
     tokens: dict[str, str]
+
+    @field_validator("tokens")
+    @classmethod
+    def _token_names_are_user_names(cls, tokens: dict[str, str]) -> dict[str, str]:
+        for name in tokens:
+            check_user_name(name)
+        return tokens
 
     def storage_path(self) -> Path:
         return Path(os.path.expanduser(self.storage_dir)).resolve()

@@ -106,6 +106,8 @@ def test_fusion_config_selects_the_configuration_file(tmp_path, monkeypatch):
      "alerts.severity.calm_words_agitated_tone"),
     ("ko2en = [\n", "ko2en = [\n  [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],\n", "fusion.ko2en must be 6x6"),
     ("[stt]\n", "[stt\n", "not valid TOML"),
+    ("[server.tokens]\n", "[server.tokens]\n\" app\" = \"0123456789abcdef0123\"\n",
+     "server.tokens: a user name is 1 to 100 printable characters without surrounding spaces, not ' app'"),
 ])
 def test_a_config_of_the_wrong_shape_is_a_config_error_naming_the_file_and_key(tmp_path, old, new, problem):
     path = _edited(tmp_path, old, new)

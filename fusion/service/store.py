@@ -49,12 +49,12 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, load_only, mapped_column
 
+from fusion.config import USER_NAME_MAX, check_user_name
 from fusion.errors import FusionError
 from fusion.service import sqlite
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 PERSONAL, PERSONAL_AUTO = "personal", "personal-auto"
-NAME_MAX = 100  # characters of a user name (the column's size)
 
 
 def _now() -> datetime:
@@ -73,15 +73,6 @@ class UserGone(FusionError):
     kind = "user_gone"
 
 
-def check_name(name: str) -> str:
-    """``name`` as a user name: 1 to ``NAME_MAX`` characters, no surrounding space, no control characters
-    (ValueError otherwise)."""
-    if not name or name != name.strip() or len(name) > NAME_MAX or not name.isprintable():
-        raise ValueError(f"a user name is 1 to {NAME_MAX} printable characters without surrounding spaces, "
-                         f"not {name[:NAME_MAX]!r}" + ("…" if len(name) > NAME_MAX else ""))
-    return name
-
-
 def hash_token(token: str) -> str:
     """Tokens are 256-bit random strings, so one SHA-256 is enough (no password stretching needed)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -96,7 +87,7 @@ class User(_Base):
     __table_args__ = {"sqlite_autoincrement": True}  # a removed user's id is never given to the next one
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
+    name: Mapped[str] = mapped_column(String(USER_NAME_MAX), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     static: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("FALSE"))
     # the user's latest baseline version: versions only count up, also past deleted ones
@@ -203,7 +194,7 @@ class Store:
 
     def add_user(self, name: str, token: str | None = None) -> str:
         """Create a user; returns the token, which is stored only hashed."""
-        check_name(name)
+        check_user_name(name)
         token = token or secrets.token_urlsafe(32)
         with self.session() as s, s.begin():
             if s.scalar(select(User).where(User.name == name)) is not None:
@@ -214,7 +205,7 @@ class Store:
     def sync_static(self, tokens: dict[str, str]) -> list[str]:
         """Make the static users exactly ``tokens`` (name → token); returns the names whose token was revoked."""
         for name in tokens:
-            check_name(name)
+            check_user_name(name)
         with self.session() as s, s.begin():
             for name, token in tokens.items():
                 user = s.scalar(select(User).where(User.name == name))
