@@ -58,7 +58,6 @@ def analyze(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal report"),
 ) -> None:
     """Analyse one diary recording and print its report."""
-    from fusion.audio import load_audio
     from fusion.pipeline import analyze as run
     from fusion.render import render
 
@@ -70,8 +69,7 @@ def analyze(
         if html_out is not None:
             from fusion.html_report import save_html  # before the analysis: says at once if the extra is missing
         words = _read_transcript(transcript) if transcript else None
-        audio = load_audio(recording, cfg.audio_input.sample_rate, max_duration_s=cfg.audio_input.max_duration_s)
-        report = run(audio, transcript=words, baseline=gender, config=cfg)
+        report = run(recording, transcript=words, baseline=gender, config=cfg)  # as analyze(path): its time, its decode
     except FusionError as exc:
         fail(exc)
     try:
@@ -314,12 +312,11 @@ def eval_diaries_cmd(
     source: str | None = typer.Option(None, "--source", help="only the diaries of this source (composed, written)"),
     json_out: Path | None = _EVAL_JSON,
     config: Path | None = _EVAL_CONFIG,
-    quiet: bool = _EVAL_QUIET,
 ) -> None:
     """The words half on diaries: sentence macro-F1, diary polarity, and the split of unpunctuated text."""
     from fusion.evaluate_diaries import eval_diaries, summary
 
-    _eval_output(lambda: eval_diaries(data, config_from(config), source, progress=not quiet), json_out, summary)
+    _eval_output(lambda: eval_diaries(data, config_from(config), source), json_out, summary)
 
 
 @eval_app.command("alerts")

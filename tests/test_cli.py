@@ -11,6 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from fusion.cli import app
+from fusion.history import file_time
 from fusion.report import DiaryReport
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +30,7 @@ def test_analyze_writes_json_and_prints_the_report(tmp_path):
     report = DiaryReport.model_validate_json(out.read_text(encoding="utf-8"))
     assert report.transcript == "오늘 정말 즐거웠어. 친구를 만났거든."
     assert report.voice.baseline == "female"
+    assert report.recorded_at == file_time(SAMPLE) and "decode" in report.timings, "the report analyze(path) gives"
 
 
 def test_analyze_json_to_stdout_is_only_json(tmp_path):
