@@ -77,8 +77,7 @@ def _polarity_figures(truth: list[str], pred: list[str]) -> dict:
             "negative_read_positive": sum(p == "positive" for p in negative), "negative": len(negative)}
 
 
-def eval_diaries(path: str | Path, config: Config | None = None, source: str | None = None,
-                 progress: bool = True) -> dict:
+def eval_diaries(path: str | Path, config: Config | None = None, source: str | None = None) -> dict:
     """Sentence macro-F1, diary polarity, and the split of the unpunctuated variant (see the module doc)."""
     from fusion.combine import diary_words
     from fusion.sentences import split_text

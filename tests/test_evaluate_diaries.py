@@ -39,7 +39,7 @@ def diary_file(tmp_path, diaries=DIARIES):
 
 
 def test_clear_diaries_are_read_right_and_split_exactly(tmp_path, config):
-    result = eval_diaries(diary_file(tmp_path), config, progress=False)
+    result = eval_diaries(diary_file(tmp_path), config)
     assert [(it["id"], it["read"], it["read_unpunctuated"]) for it in result["items"]] == [
         ("good", "positive", "positive"), ("bad", "negative", "negative")]
     assert result["polarity"]["accuracy"] == 1.0 and result["polarity"]["negative_read_positive"] == 0
@@ -70,7 +70,7 @@ def test_the_shipped_sets_hold_the_written_diaries_in_every_polarity():
 
 def test_cli_eval_diaries_json(tmp_path):
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(app, ["eval", "diaries", str(diary_file(tmp_path)), "--json", str(out), "-q"])
+    result = CliRunner().invoke(app, ["eval", "diaries", str(diary_file(tmp_path)), "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "polarity  accuracy 1.0000" in result.output
     assert json.loads(out.read_text(encoding="utf-8"))["task"] == "diaries"
