@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.special import expit, logit
 
 from fusion.report import Alert, AlertEvidence, Polarity, Prosody, ValenceArousal
 
@@ -75,7 +76,7 @@ def pleasant_probability(probs: np.ndarray, cfg: Config) -> np.ndarray:
     points = cfg.fusion.valence_arousal["ko"]
     pleasant = np.array([points[label][0] > 0 for label in cfg.labels.ko])
     p = np.clip(np.asarray(probs, dtype=np.float64)[..., pleasant].sum(axis=-1), 1e-9, 1 - 1e-9)
-    return 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + cfg.fusion.pleasant_shift)))
+    return expit(logit(p) + cfg.fusion.pleasant_shift)
 
 
 def words_point(probs: np.ndarray, plain: bool, cfg: Config) -> ValenceArousal:

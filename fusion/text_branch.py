@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 from scipy import sparse
+from scipy.special import expit, logit
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
@@ -336,21 +337,17 @@ class Words:
     marked: np.ndarray    # (sentences,) neutral at or above [text] neutral_threshold: a plain sentence
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
-
-
 def in_context(values: np.ndarray, weight: float) -> np.ndarray:
     """Each row plus ``weight`` times the mean of its neighbours (the rows before and after it): a diary is one
     story, and a sentence such as "입영통지서를 받았거든." means what the sentences around it say."""
     if weight == 0 or len(values) < 2:
         return values
-    padded = np.concatenate([values[:1] * 0, values, values[:1] * 0])
+    neighbours = np.zeros_like(values)
+    neighbours[1:] += values[:-1]
+    neighbours[:-1] += values[1:]
     count = np.full(len(values), 2.0)
     count[[0, -1]] = 1.0
-    shape = (-1,) + (1,) * (values.ndim - 1)
-    return values + weight * (padded[:-2] + padded[2:]) / count.reshape(shape)
+    return values + weight * neighbours / count.reshape((-1,) + (1,) * (values.ndim - 1))
 
 
 def read_words(model: TextEmotionModel, diaries: Sequence[Sequence[str]], cfg: TextConfig) -> list[Words]:
@@ -365,8 +362,8 @@ def read_words(model: TextEmotionModel, diaries: Sequence[Sequence[str]], cfg: T
     for d in diaries:
         p, q = probs[at : at + len(d)], neutral[at : at + len(d)]
         at += len(d)
-        z = in_context(np.log(np.clip(p, 1e-12, None)), cfg.context_weight)
-        p = softmax(z) if len(d) else p
-        q = 1.0 / (1.0 + np.exp(-in_context(logit(q), cfg.context_weight)))
+        if cfg.context_weight:
+            p = softmax(in_context(np.log(np.clip(p, 1e-12, None)), cfg.context_weight))
+            q = expit(in_context(logit(np.clip(q, 1e-9, 1 - 1e-9)), cfg.context_weight))
         out.append(Words(p, q, q >= cfg.neutral_threshold))
     return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit, logit
 
 from fusion.config import Config
 from fusion.evaluate_diaries import read_diaries
@@ -31,11 +32,10 @@ MIXED_AS_POSITIVE = 0.15
 
 def fit_shift(probs: np.ndarray, pleasant: np.ndarray) -> float:
     """The log-odds shift of P(pleasant labels) with the least log-loss against ``pleasant`` (bool per row)."""
-    p = np.clip(probs, 1e-9, 1 - 1e-9)
-    z = np.log(p / (1 - p))
+    z = logit(np.clip(probs, 1e-9, 1 - 1e-9))
 
     def loss(shift: float) -> float:
-        q = np.clip(1.0 / (1.0 + np.exp(-(z + shift))), 1e-12, 1 - 1e-12)
+        q = np.clip(expit(z + shift), 1e-12, 1 - 1e-12)
         return float(-np.mean(np.where(pleasant, np.log(q), np.log(1 - q))))
 
     return float(min(SHIFTS, key=loss))
