@@ -280,7 +280,7 @@ def verdict(words: DiaryWords, voice: ValenceArousal | None, alerts: list[Alert]
         return "Words and voice disagree: see the alerts."
     if voice is None:
         return "No voice to compare the words with."
-    if words.polarity == "plain" and not words.points:
+    if not words.points:
         return "No words to compare the voice with."
     gaps = {"valence": voice.valence - words.point.valence, "arousal": voice.arousal - words.point.arousal}
     axis = max(gaps, key=lambda k: abs(gaps[k]))

@@ -19,6 +19,7 @@ polarity calibrated) and the words' verdict of ``fusion.combine.diary_words``. F
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -28,6 +29,14 @@ from fusion.metrics import classification_metrics
 from fusion.report import POLARITIES
 
 PLAIN = "중립"
+# What a speech-to-text engine without punctuation leaves out of a sentence.
+_PUNCTUATION = re.compile(r"[.,?!…~·\"'“”‘’]")
+
+
+def unpunctuated(sentences: list[str]) -> str:
+    """The sentences as an STT engine without punctuation writes them: punctuation dropped, one space between
+    words (what ``evalsets/diaries/make_set.py`` stores as a diary's ``unpunctuated``)."""
+    return " ".join(" ".join(_PUNCTUATION.sub(" ", s).split()) for s in sentences)
 
 
 def read_diaries(path: str | Path, source: str | None = None) -> list[dict]:
@@ -96,7 +105,7 @@ def eval_diaries(path: str | Path, config: Config | None = None, source: str | N
     split = [split_text(d["unpunctuated"], cfg.sentences) for d in diaries]
     hits = predicted = true = 0
     for d, got in zip(diaries, split):
-        ref = boundaries([" ".join(_words(s["text"])) for s in d["sentences"]], d["unpunctuated"])
+        ref = boundaries([unpunctuated([s["text"]]) for s in d["sentences"]], d["unpunctuated"])
         pred = boundaries(got, d["unpunctuated"])
         hits, predicted, true = hits + len(ref & pred), predicted + len(pred), true + len(ref)
     exact = [len(got) == len(d["sentences"]) for d, got in zip(diaries, split)]
@@ -111,13 +120,6 @@ def eval_diaries(path: str | Path, config: Config | None = None, source: str | N
             "items": [{"id": d["id"], "polarity": t, "read": p, "read_unpunctuated": s,
                        "sentences": len(d["sentences"]), "split": len(g)}
                       for d, t, p, s, g in zip(diaries, truth, polarity, spoken, split)]}
-
-
-def _words(text: str) -> list[str]:
-    """The words of a sentence as the unpunctuated variant writes them."""
-    import re
-
-    return re.sub(r"[.,?!…~·\"'“”‘’]", " ", text).split()
 
 
 def _confusion(figures: dict) -> list[str]:

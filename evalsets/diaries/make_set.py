@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fusion.evaluate_diaries import unpunctuated
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[2] / "shared" / "data"
 SEED = 0
@@ -40,17 +42,11 @@ COUNTS = {"dev": {"positive": 40, "negative": 30, "mixed": 20, "plain": 20},
           "test": {"positive": 80, "negative": 60, "mixed": 40, "plain": 40}}
 _END = re.compile(r"(?<=[.?!…])\s+")
 _HANGUL_ONLY = re.compile(r"[가-힣 .,?!…]+")     # plain remarks with no Latin, digits or emoticons
-_PUNCT = re.compile(r"[.,?!…~·\"'“”‘’]")
 
 
 def sentences_of(text: str) -> list[str]:
     """A punctuated utterance's sentences (cut after . ? ! … and a space); [] for an empty one."""
     return [s.strip() for s in _END.split(text.strip()) if s.strip()]
-
-
-def unpunctuated(sentences: list[str]) -> str:
-    """The diary as an STT engine without punctuation writes it: punctuation dropped, one space between words."""
-    return " ".join(" ".join(_PUNCT.sub(" ", s).split()) for s in sentences)
 
 
 def read_csv(path: Path, split: str) -> list[dict[str, str]]:
