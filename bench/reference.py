@@ -24,13 +24,14 @@ import librosa
 import numpy as np
 import soundfile as sf
 
-from fusion import audio_branch, combine
-from fusion import prosody as prosody_stage
+from fusion import combine
 from fusion.audio import load_audio
 from fusion.config import Config, default_config
 from fusion.pipeline import Pipeline
 from fusion.stt import FasterWhisperEngine
-from fusion.text_branch import diary_text_scores, load_text_model
+from fusion.text.model import diary_text_scores, load_text_model
+from fusion.voice import model as audio_branch
+from fusion.voice import prosody as prosody_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "diary_ko.flac"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from fusion.config import default_config
-from fusion.evaluate_diaries import read_diaries
+from fusion.eval.diaries import read_diaries
 from fusion.sentences import kiwi, split_text
 
 HERE = Path(__file__).resolve().parent

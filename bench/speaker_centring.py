@@ -26,11 +26,11 @@ import numpy as np
 
 from fusion.audio import load_audio, voiced_spans
 from fusion.config import default_config
-from fusion.metrics import roc_auc, uar
+from fusion.eval.metrics import roc_auc, uar
 from fusion.progress import track
 from fusion.train.audio_clips import read_rows as read_dataset
 from fusion.train.voice import DATASETS, LABEL_MAP, Candidate, Corpus, fit, model_labels, read_rows
-from fusion.voice_whisper import load_encoder, pooled_features
+from fusion.voice.whisper import load_encoder, pooled_features
 
 LAYERS = (2, 3)
 SHIPPED = Candidate((0, 1), C=0.01, korean_weight=10.0)  # indices into the two cached layers

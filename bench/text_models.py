@@ -22,7 +22,7 @@ import psutil
 import torch
 
 from fusion.config import default_config
-from fusion.text_branch import E5_DIR, load_text_model
+from fusion.text.model import E5_DIR, load_text_model
 from fusion.train.text_data import DIALOGUE, read_split
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"

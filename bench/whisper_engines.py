@@ -12,7 +12,7 @@ the two libraries allow: the configured language, beam size, temperature fallbac
 thresholds, no initial prompt, condition_on_previous_text false, word timestamps, no VAD
 (openai-whisper has none). Inputs: N clips of ko_transcribed spread over its speakers, and a
 diary of about ``--diary-s`` seconds made by joining other clips with 0.5 s pauses.
-CER/WER are corpus rates from ``fusion.evaluate.error_rates``. The last line is one JSON object.
+CER/WER are corpus rates from ``fusion.eval.text.error_rates``. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import soundfile as sf
 
 from fusion.audio import SAMPLE_RATE, load_audio
 from fusion.config import STTConfig, default_config
-from fusion.evaluate import error_rates
+from fusion.eval.text import error_rates
 
 ROOT = Path(__file__).resolve().parents[1]
 KO_TRANSCRIBED = ROOT.parent / "shared" / "data" / "speech" / "ko_transcribed"

@@ -21,7 +21,7 @@ from fusion.report import Alert, AlertEvidence, Polarity, Prosody, ValenceArousa
 
 if TYPE_CHECKING:  # config checks its [alerts.severity] against ALERT_RULES, so it imports this module
     from fusion.config import Config
-    from fusion.text_branch import Words
+    from fusion.text.model import Words
 
 SEVERITIES = ("low", "medium", "high")
 

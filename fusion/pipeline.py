@@ -15,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion import audio_branch, combine
-from fusion import prosody as prosody_stage
+from fusion import combine
 from fusion import sentences as sentence_stage
 from fusion.audio import Audio, audio_warnings, load_audio, voiced_spans
 from fusion.config import Config, default_config
 from fusion.history import file_time
-from fusion.prosody import NeutralBaseline
 from fusion.report import (
     DiaryReport,
     FusedSummary,
@@ -32,7 +30,10 @@ from fusion.report import (
     VoiceSummary,
 )
 from fusion.stt import load_engine, transcribe_long
-from fusion.text_branch import Words, diary_text_scores, load_text_model, read_words
+from fusion.text.model import Words, diary_text_scores, load_text_model, read_words
+from fusion.voice import model as audio_branch
+from fusion.voice import prosody as prosody_stage
+from fusion.voice.prosody import NeutralBaseline
 
 
 class _Timer:

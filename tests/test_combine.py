@@ -12,7 +12,7 @@ from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mism
 from fusion.config import AlertConfig, default_config_path, load_config
 from fusion.errors import ConfigError
 from fusion.report import Alert, Prosody, ValenceArousal
-from fusion.text_branch import Words
+from fusion.text.model import Words
 
 
 def ko(config, **probs) -> np.ndarray:

@@ -74,12 +74,12 @@ def test_an_html_report_without_its_extra_says_what_to_install_before_analysing(
 
 def test_the_other_extras_name_themselves():
     checks = {
-        "eval": "from fusion.evaluate import error_rates\nerror_rates(['가'], ['가'])",
+        "eval": "from fusion.eval.text import error_rates\nerror_rates(['가'], ['가'])",
         "ray": "from fusion.batch.ray_engine import run_ray\nfrom fusion import load_config\n"
                "list(run_ray([[1]], load_config(), None, None))",
         "openai": "from fusion.stt import OpenAIWhisperEngine\nfrom fusion import load_config\n"
                   "OpenAIWhisperEngine(load_config().stt)",
-        "hf": "from fusion.text_branch import HFTextModel\nHFTextModel('some/model', ('a', 'b'))",
+        "hf": "from fusion.text.model import HFTextModel\nHFTextModel('some/model', ('a', 'b'))",
     }
     for extra, code in checks.items():
         out = _run("from fusion.errors import MissingExtra\ntry:\n    " + code.replace("\n", "\n    ")

@@ -21,8 +21,8 @@ import soundfile as sf
 from fusion import analyze
 from fusion.audio import SAMPLE_RATE, load_audio, voiced_spans
 from fusion.combine import AGREE
-from fusion.prosody import build_baseline
 from fusion.report import SCHEMA_VERSION, DiaryReport
+from fusion.voice.prosody import build_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "diary_ko.flac"
@@ -235,8 +235,8 @@ def test_sentence_voices_follow_the_voice_of_their_stretch(shared_data):
         t += len(samples) / SAMPLE_RATE + 1.0
     recording = np.concatenate(parts)
     from fusion.audio import audio_from_array
-    from fusion.audio_branch import load_audio_model
-    from fusion.prosody import resolve_baseline
+    from fusion.voice.model import load_audio_model
+    from fusion.voice.prosody import resolve_baseline
 
     audio = audio_from_array(recording, SAMPLE_RATE)
     scores = load_audio_model().predict(recording, spans, voiced_spans(audio), resolve_baseline("male"))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NEEDS_DATA = "tests/test_prosody.py::test_build_baseline_round_trips_and_needs_two_clips"
+NEEDS_DATA = "tests/voice/test_prosody.py::test_build_baseline_round_trips_and_needs_two_clips"
 
 
 def _run(tmp_path: Path, ci: str) -> subprocess.CompletedProcess:

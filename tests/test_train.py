@@ -11,14 +11,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fusion.audio_branch import EMBEDDED_ROOT, load_audio_model_from
 from fusion.cli import app
-from fusion.prosody import NeutralBaseline
-from fusion.text_branch import EMBEDDED_DIR, EmbeddedTextModel, HFTextModel, load_text_model
-from fusion.train.cli import data_root
+from fusion.cli.train import data_root
+from fusion.text.model import EMBEDDED_DIR, EmbeddedTextModel, HFTextModel, load_text_model
 from fusion.train.text import train as train_text
 from fusion.train.text_fit import CANDIDATES as TEXT_CANDIDATES
-from tests.test_text_branch import build_tiny_model, text_config
+from fusion.voice.model import EMBEDDED_ROOT, load_audio_model_from
+from fusion.voice.prosody import NeutralBaseline
+from tests.text.test_text_model import build_tiny_model, text_config
 
 runner = CliRunner()
 SENTENCES = ["오늘 정말 행복하고 즐거웠어.", "엄마가 돌아가셔서 너무 슬퍼.", "아침에 밥을 먹었다."]
@@ -254,7 +254,7 @@ def test_retraining_the_shipped_recipe_reproduces_the_shipped_head(tmp_path, sha
     """All the data, the shipped candidate only (its choice is in the model card): on every test clip the
     retrained head's probabilities match the shipped head's to within CPU noise."""
     from fusion.train import voice as tv
-    from fusion.voice_whisper import ARCHITECTURE, read_head
+    from fusion.voice.whisper import ARCHITECTURE, read_head
 
     shipped_dir = EMBEDDED_ROOT / ARCHITECTURE
     cand = tv.Candidate.read(shipped_dir)

@@ -126,7 +126,7 @@ def personal_rows(rows: list[dict], data: Path, out: Path) -> list[dict]:
     a RAVDESS actor's is its neutral and calm clips of repetition 1 (repetition 2 stays scored).
     """
     from fusion.audio import load_audio
-    from fusion.prosody import build_baseline
+    from fusion.voice.prosody import build_baseline
 
     def is_baseline(r: dict) -> bool:
         if r["group"].startswith("ravdess"):

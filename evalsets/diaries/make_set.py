@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.evaluate_diaries import unpunctuated
+from fusion.eval.diaries import unpunctuated
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[2] / "shared" / "data"

@@ -3,7 +3,7 @@ one built from their own diaries.
 
 A job's baseline is, in this order: the ``gender`` its upload named; the user's latest hand-made baseline
 (``POST /v1/baseline``, kind ``personal``); their latest ``personal-auto`` one; the config's ``[audio] baseline``
-("auto": male or female by the diary's pitch). ``personal-auto`` is built (``fusion.prosody.auto_baseline``:
+("auto": male or female by the diary's pitch). ``personal-auto`` is built (``fusion.voice.prosody.auto_baseline``:
 median prosody) from the ``VoiceStats`` of the user's most recently recorded ``[history] max_diaries`` done diaries
 once there are ``min_diaries`` of them, and stored as a new version whenever that set of diaries changes.
 """
@@ -16,16 +16,16 @@ import math
 from datetime import timezone
 
 from fusion.config import Config
-from fusion.prosody import NeutralBaseline, VoiceStats, auto_baseline
 from fusion.service.schemas import BaselineInfo
 from fusion.service.store import PERSONAL, PERSONAL_AUTO, Baseline, Store
+from fusion.voice.prosody import NeutralBaseline, VoiceStats, auto_baseline
 
 log = logging.getLogger(__name__)
 
 
 def current(store: Store, user_id: int, config: Config) -> tuple[str | NeutralBaseline, Baseline | None]:
     """The baseline the user's next diary uploaded without ``gender`` is measured against, with its stored row
-    (None: the config's default, a name ``fusion.prosody.resolve_baseline`` knows)."""
+    (None: the config's default, a name ``fusion.voice.prosody.resolve_baseline`` knows)."""
     for kind in (PERSONAL, PERSONAL_AUTO):
         if (row := store.latest_baseline(user_id, kind)) is not None:
             return NeutralBaseline.from_json(row.baseline_json), row

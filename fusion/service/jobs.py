@@ -33,10 +33,10 @@ from fusion.audio import Audio, load_audio
 from fusion.config import Config
 from fusion.errors import FusionError, InputError
 from fusion.history import entry, trend_alert
-from fusion.prosody import Prosody, voice_stats
 from fusion.report import DiaryReport, TrendAlert
 from fusion.service.baselines import current, refresh_auto
 from fusion.service.store import RUNNING, Analysis, Store
+from fusion.voice.prosody import Prosody, voice_stats
 
 log = logging.getLogger(__name__)
 

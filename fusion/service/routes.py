@@ -30,7 +30,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fusion import history
 from fusion.audio import container_format, declared_duration, load_audio
 from fusion.errors import InputError
-from fusion.prosody import BaselineError, baseline_from_stats, voice_stats
 from fusion.report import DiaryReport
 from fusion.service import baselines
 from fusion.service.schemas import (
@@ -43,6 +42,7 @@ from fusion.service.schemas import (
     Timeline,
 )
 from fusion.service.store import DONE, PERSONAL, Analysis, Store, User, UserGone
+from fusion.voice.prosody import BaselineError, baseline_from_stats, voice_stats
 
 CHUNK = 1 << 20
 NO_TOKEN = "missing or unknown bearer token"

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from fusion.audio import load_audio
-from fusion.audio_branch import EMBEDDED_ROOT
 from fusion.config import default_config
-from fusion.metrics import uar
+from fusion.eval.metrics import uar
 from fusion.progress import track
-from fusion.prosody import prosody, resolve_baseline
 from fusion.train.voice import Candidate, Corpus, fit, load_corpus, model_labels, out_of_fold
-from fusion.voice_whisper import ARCHITECTURE
+from fusion.voice.model import EMBEDDED_ROOT
+from fusion.voice.prosody import prosody, resolve_baseline
+from fusion.voice.whisper import ARCHITECTURE
 
 PITCH_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 SENTENCE_FALSE_ALARMS = 0.02

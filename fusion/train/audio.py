@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
-from fusion.audio_branch import load_audio_model_from
 from fusion.config import default_config
 from fusion.files import atomic_write
 from fusion.progress import progress_bar
 from fusion.train.audio_clips import DATASETS, gender_baselines, load_clips, speaker_baselines
 from fusion.train.audio_fit import BATCH, GAIN_DB, Recipe, evaluate, fit
-from fusion.voice_cnn import ARCHITECTURE, CnnVoice
+from fusion.voice.cnn import ARCHITECTURE, CnnVoice
+from fusion.voice.model import load_audio_model_from
 
 
 def print_figures(name: str, metrics: dict) -> None:

@@ -18,10 +18,10 @@ import numpy as np
 
 from fusion.audio import SAMPLE_RATE, load_audio, voiced_spans
 from fusion.config import Config
-from fusion.evaluate import read_rows as read_csv
+from fusion.eval.text import read_rows as read_csv
 from fusion.files import atomic_writer
-from fusion.mfcc import mfcc, pad_or_cut, span_frames
-from fusion.prosody import NeutralBaseline
+from fusion.voice.mfcc import mfcc, pad_or_cut, span_frames
+from fusion.voice.prosody import NeutralBaseline
 
 DATASETS = ("ravdess", "emodb", "ko_emotional")
 LABEL_MAP = {"angry": "ANGRY", "sad": "SAD", "disgust": "DISGUST", "happy": "HAPPY",

@@ -19,11 +19,11 @@ from torch.optim.swa_utils import update_bn
 
 from fusion.audio import SAMPLE_RATE
 from fusion.config import default_config
-from fusion.metrics import roc_auc, uar
-from fusion.mfcc import pad_or_cut
-from fusion.prosody import NeutralBaseline
+from fusion.eval.metrics import roc_auc, uar
 from fusion.train.audio_clips import DATASETS, LABEL_MAP, Augment, Clip, gender_baselines, speaker_baselines
-from fusion.voice_cnn import AudioEmotionNet, CnnVoice
+from fusion.voice.cnn import AudioEmotionNet, CnnVoice
+from fusion.voice.mfcc import pad_or_cut
+from fusion.voice.prosody import NeutralBaseline
 
 GAIN_DB = 6.0
 C0_PER_DB = np.sqrt(128.0)  # a level change of g dB shifts every log-mel bin by g, hence MFCC 0 by g·√n_mels

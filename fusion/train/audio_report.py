@@ -13,11 +13,11 @@ import numpy as np
 
 from fusion.audio import load_audio, voiced_spans
 from fusion.config import Config
-from fusion.metrics import roc_auc
-from fusion.mfcc import mfcc
-from fusion.prosody import NeutralBaseline, build_baseline, prosody
+from fusion.eval.metrics import roc_auc
 from fusion.train.audio_clips import read_rows
-from fusion.voice_cnn import CnnVoice
+from fusion.voice.cnn import CnnVoice
+from fusion.voice.mfcc import mfcc
+from fusion.voice.prosody import NeutralBaseline, build_baseline, prosody
 
 
 def prosody_reference(data: Path) -> dict:

@@ -19,10 +19,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from fusion.config import default_config
+from fusion.eval.metrics import classification_metrics, macro_f1
 from fusion.files import atomic_write
-from fusion.metrics import classification_metrics, macro_f1
 from fusion.progress import progress_bar
-from fusion.text_branch import CONFIG_FILE, WEIGHTS_FILE, EmbeddedTextModel, FeatureBlock, TextEmotionModel, featurize
+from fusion.text.model import CONFIG_FILE, WEIGHTS_FILE, EmbeddedTextModel, FeatureBlock, TextEmotionModel, featurize
 from fusion.train.text_data import (
     DIALOGUE,
     E5,

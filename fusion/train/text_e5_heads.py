@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fusion.metrics import macro_f1, roc_auc
-from fusion.text_e5 import mix
+from fusion.eval.metrics import macro_f1, roc_auc
+from fusion.text.e5 import mix
 
 
 def neutral_head(train_x: np.ndarray, train_y: np.ndarray, dev_x: np.ndarray, dev_y: np.ndarray) -> dict:

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.naive_bayes import ComplementNB
 
-from fusion.text_branch import FeatureBlock, featurize, hashing_vectorizer, softmax
+from fusion.text.model import FeatureBlock, featurize, hashing_vectorizer, softmax
 from fusion.train.text_data import embeddings
 
 CHAR = {"input": "text", "hashing": {"analyzer": "char_wb", "ngram_range": [1, 4], "n_features": 2**20}}

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from fusion.config import default_config
+from fusion.eval.metrics import macro_f1
 from fusion.files import atomic_write
-from fusion.metrics import macro_f1
 from fusion.progress import progress_bar
 from fusion.train.text import evaluate
 from fusion.train.text_data import DIALOGUE, ELDERLY, limit_rows, read_split
@@ -94,7 +94,7 @@ def train_hf(
     import torch
     from torch import nn
 
-    from fusion.text_branch import HFTextModel
+    from fusion.text.model import HFTextModel
 
     labels = tuple(default_config().labels.ko)
     _seed_everything(seed)

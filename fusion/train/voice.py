@@ -30,10 +30,10 @@ import numpy as np
 from fusion.audio import load_audio, voiced_spans
 from fusion.config import Config, default_config
 from fusion.errors import ModelError
-from fusion.metrics import roc_auc, uar
+from fusion.eval.metrics import roc_auc, uar
 from fusion.progress import track
 from fusion.train.audio_clips import read_rows as read_dataset
-from fusion.voice_whisper import ARCHITECTURE, WhisperHead, load_encoder, pooled_features, read_head, save
+from fusion.voice.whisper import ARCHITECTURE, WhisperHead, load_encoder, pooled_features, read_head, save
 
 ALL_LAYERS = (0, 1, 2, 3, 4, 5, 6)
 DATASETS = ("ravdess", "emodb", "ko_emotional")

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from fusion.config import Config
-from fusion.evaluate_diaries import read_diaries
+from fusion.eval.diaries import read_diaries
 
 DEV_DIARIES = Path(__file__).resolve().parents[2] / "evalsets" / "diaries" / "dev.jsonl"
 SHIFTS = np.round(np.arange(0.0, 3.01, 0.05), 2)
@@ -44,7 +44,7 @@ def fit_shift(probs: np.ndarray, pleasant: np.ndarray) -> float:
 def calibrate(dev: Path, cfg: Config) -> dict:
     """The shift and the polarity thresholds chosen on the dev diaries, and the dev figures they give."""
     from fusion.combine import diary_words
-    from fusion.text_branch import load_text_model, read_words
+    from fusion.text.model import load_text_model, read_words
 
     diaries = read_diaries(dev)
     model = load_text_model(cfg.text, cfg.labels.ko)

@@ -1,0 +1,401 @@
+"""A person's diaries over time in the service: dated uploads, the baseline that builds itself from them, the
+hand-made baseline, the drift alert, the timeline and the export, and a user's removal leaving nothing behind.
+
+Real recordings of one speaker of ../shared/data/speech/ko_emotional, analysed by the real pipeline; their
+transcripts are given, so no speech-to-text runs. The tests of ``alice`` share one service (the module's
+fixture) and run in file order: the last one removes her.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from service_config import service_toml
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from fusion.audio import load_audio
+from fusion.cli import app as cli_app
+from fusion.config import load_config
+from fusion.history import utc
+from fusion.report import DRIFT_KIND, DiaryReport, ValenceArousal
+from fusion.service.app import create_app
+from fusion.service.baselines import forget_diary, refresh_auto
+from fusion.service.schemas import BaselineInfo, ExportLine, Timeline
+from fusion.service.store import PERSONAL_AUTO, Store, hash_token
+from fusion.voice.prosody import NeutralBaseline, Prosody, VoiceStats, build_baseline
+
+SPEAKER = "nea"
+# Upload order of the diaries, as recording days after the first: the 6th upload is not the latest recording.
+DAYS = [2, 0, 5, 1, 4, 3]
+
+
+def _auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _clips(shared_data: Path) -> dict[str, tuple[Path, str]]:
+    """``SPEAKER``'s clips: file name → (path, transcript)."""
+    root = shared_data / "speech" / "ko_emotional"
+    with (root / "labels.csv").open(encoding="utf-8") as fh:
+        return {Path(r["path"]).stem: (root / r["path"], r["transcript"]) for r in csv.DictReader(fh)
+                if r["speaker"] == SPEAKER}
+
+
+def _upload(client, token: str, path: Path, words: str, **form):
+    return client.post("/v1/analyses", files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
+                       data={"transcript": words, **form}, headers=_auth(token))
+
+
+def _wait(client, token: str, analysis_id: str, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/analyses/{analysis_id}", headers=_auth(token)).json()
+        if body["status"] in ("done", "failed"):
+            assert body["status"] == "done", body["error"]
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"analysis {analysis_id} still {body['status']} after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def diaries(shared_data, tmp_path_factory, module_database_url):
+    """alice's six dated diaries, uploaded out of date order and each awaited; bob has none.
+
+    Yields a namespace: client, tokens, config (and its file), the first recording day, the uploads in upload
+    order as (id, day, report) and the speaker's clips.
+    """
+    tmp_path = tmp_path_factory.mktemp("history")
+    config_path = service_toml(tmp_path, database_url=f'"{module_database_url}"')
+    config = load_config(config_path)
+    clips = _clips(shared_data)
+    names = ["nea00001", "nea00101", "nea00002", "nea00201", "nea00003", "nea00301"]
+    first = (datetime.now(timezone.utc) - timedelta(days=20)).replace(hour=9, minute=0, second=0, microsecond=0)
+    app = create_app(config)
+    alice, bob = app.state.store.add_user("alice"), app.state.store.add_user("bob")
+    uploads = []
+    with TestClient(app) as client:
+        for i, (name, day) in enumerate(zip(names, DAYS)):
+            when = first + timedelta(days=day)
+            # without a zone (UTC) and with Seoul's offset, alternately: the same instants either way
+            stamp = when.replace(tzinfo=None).isoformat() if i % 2 else when.astimezone(
+                timezone(timedelta(hours=9))).isoformat()
+            path, words = clips[name]
+            response = _upload(client, alice, path, words, recorded_at=stamp)
+            assert response.status_code == 202, response.text
+            body = _wait(client, alice, response.json()["id"])
+            uploads.append((body["id"], day, DiaryReport.model_validate(body["report"])))
+        yield type("Diaries", (), dict(client=client, alice=alice, bob=bob, config=config, config_path=config_path,
+                                       first=first, uploads=uploads, clips=clips))
+
+
+def test_each_report_carries_its_recording_time(diaries):
+    for _, day, report in diaries.uploads:
+        assert report.recorded_at == diaries.first + timedelta(days=day)
+
+
+def test_the_sixth_diary_is_measured_against_a_baseline_built_from_the_first_five(diaries):
+    *earlier, (_, _, sixth) = diaries.uploads
+    assert all(report.voice.baseline in ("male", "female") for _, _, report in earlier)
+    assert sixth.voice.baseline == "personal-auto" and sixth.voice.baseline_diaries == 5
+    assert sixth.voice.baseline_since == diaries.first + timedelta(days=min(day for _, day, _ in earlier))
+    assert sixth.voice.prosody.pitch_semitones is not None
+    info = BaselineInfo.model_validate(diaries.client.get("/v1/baseline", headers=_auth(diaries.alice)).json())
+    assert (info.kind, info.name, info.diaries, info.since) == ("personal-auto", "personal-auto", 6, diaries.first)
+    assert info.version == 2, "a version after the fifth diary, and one after the sixth"
+    assert info.pitch_hz and info.energy_db
+
+
+def test_the_timeline_lists_the_callers_diaries_in_date_order(diaries):
+    client, alice = diaries.client, diaries.alice
+    response = client.get("/v1/timeline", headers=_auth(alice))
+    assert response.status_code == 200
+    timeline = Timeline.model_validate(response.json())
+    by_date = [analysis_id for analysis_id, _, _ in sorted(diaries.uploads, key=lambda u: u[1])]
+    assert [e.id for e in timeline.entries] == by_date
+    assert [e.recorded_at for e in timeline.entries] == [diaries.first + timedelta(days=d) for d in range(6)]
+    assert sum(week.diaries for week in timeline.weeks) == 6 and timeline.trend is None
+    page = client.get(timeline.entries[0].url, headers=_auth(alice))
+    assert page.status_code == 200 and page.text.startswith("<!DOCTYPE html>")
+    assert timeline.entries[0].url.endswith(f"/v1/analyses/{by_date[0]}/report.html")
+
+
+def test_pages_load_one_served_copy_of_plotly_and_stay_small(diaries):
+    """The report and timeline pages fetch plotly.js from /static (no token needed: it holds no user data) instead
+    of carrying its 4.8 MB each; every diary is a row of the timeline page, linking its report page."""
+    from fusion.html_report import PLOTLY_URL, plotly_js_path
+
+    client, alice = diaries.client, diaries.alice
+    script = client.get(PLOTLY_URL)
+    assert script.status_code == 200 and script.content == plotly_js_path().read_bytes()
+    assert script.headers["content-type"].startswith("text/javascript")
+    tag = f'<script src="{PLOTLY_URL}"'
+    timeline_page = client.get("/v1/timeline.html", headers=_auth(alice))
+    report_page = client.get(f"/v1/analyses/{diaries.uploads[0][0]}/report.html", headers=_auth(alice))
+    for page in (timeline_page, report_page):
+        assert page.status_code == 200 and page.text.count(tag) == 1
+        assert len(page.content) <= 300_000, f"{page.request.url.path}: {len(page.content)} bytes"
+    assert timeline_page.text.count('data-diary="') == 6
+    assert all(f"/v1/analyses/{analysis_id}/report.html" in timeline_page.text for analysis_id, _, _ in diaries.uploads)
+    assert client.get("/v1/timeline.html").status_code == 401
+    bobs = client.get("/v1/timeline.html", headers=_auth(diaries.bob))
+    assert bobs.status_code == 200 and 'data-diary="' not in bobs.text
+    print(f"page sizes: timeline {len(timeline_page.content)} bytes, report {len(report_page.content)} bytes, "
+          f"plotly.js {len(script.content)} bytes served once")
+
+
+def test_from_and_to_bound_the_timeline(diaries):
+    first = diaries.first
+    params = {"from": (first + timedelta(days=1)).isoformat(), "to": (first + timedelta(days=3)).isoformat()}
+    timeline = Timeline.model_validate(diaries.client.get("/v1/timeline", params=params,
+                                                          headers=_auth(diaries.alice)).json())
+    assert [e.recorded_at for e in timeline.entries] == [first + timedelta(days=d) for d in (1, 2, 3)]
+    naive = {"from": (first + timedelta(days=4)).replace(tzinfo=None).isoformat()}
+    assert len(diaries.client.get("/v1/timeline", params=naive, headers=_auth(diaries.alice)).json()["entries"]) == 2
+    backwards = {"from": params["to"], "to": params["from"]}
+    assert diaries.client.get("/v1/timeline", params=backwards, headers=_auth(diaries.alice)).status_code == 422
+
+
+def test_the_export_streams_one_line_per_analysis(diaries):
+    response = diaries.client.get("/v1/export", headers=_auth(diaries.alice))
+    assert response.status_code == 200 and response.headers["content-type"] == "application/x-ndjson"
+    lines = [ExportLine.model_validate_json(line) for line in response.text.splitlines()]
+    assert len(lines) == 6 and all(line.status == "done" for line in lines)
+    assert [line.recorded_at for line in lines] == sorted(line.recorded_at for line in lines)
+    reports = {analysis_id: report for analysis_id, _, report in diaries.uploads}
+    for line in lines:
+        assert line.report == reports[line.id] and line.filename == line.report.source
+
+
+def test_another_user_sees_none_of_it(diaries):
+    client, bob = diaries.client, diaries.bob
+    assert client.get("/v1/timeline", headers=_auth(bob)).json() == {"entries": [], "weeks": [], "trend": None}
+    export = client.get("/v1/export", headers=_auth(bob))
+    assert export.status_code == 200 and export.text == ""
+    assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(bob)).json()).kind == "reference"
+    for analysis_id, _, _ in diaries.uploads:
+        assert client.get(f"/v1/analyses/{analysis_id}", headers=_auth(bob)).status_code == 404
+        assert client.get(f"/v1/analyses/{analysis_id}/report.html", headers=_auth(bob)).status_code == 404
+    for path in ("/v1/timeline", "/v1/export", "/v1/baseline"):
+        assert client.get(path).status_code == 401
+
+
+def test_a_hand_made_baseline_comes_first_until_it_is_deleted(diaries):
+    client, alice, clips = diaries.client, diaries.alice, diaries.clips
+    calm = [("files", (f"{name}.flac", clips[name][0].read_bytes(), "audio/flac")) for name in ("nea00004", "nea00005")]
+    made = client.post("/v1/baseline", files=calm, headers=_auth(alice))
+    assert made.status_code == 201, made.text
+    info = BaselineInfo.model_validate(made.json())
+    assert (info.kind, info.name, info.version, info.clips, info.diaries) == ("personal", "personal", 3, 2, None)
+    assert info.created is not None
+    expected = build_baseline([load_audio(clips[n][0]).samples for n in ("nea00004", "nea00005")],
+                              cfg=diaries.config.audio)
+    assert (info.pitch_hz, info.energy_db) == (round(expected.pitch_hz, 3), round(expected.energy_db, 3))
+    assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(alice)).json()) == info
+    assert client.delete("/v1/baseline", headers=_auth(alice)).status_code == 204
+    back = BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(alice)).json())
+    assert (back.kind, back.version, back.diaries) == ("personal-auto", 2, 6)
+    incoming = diaries.config.server.storage_path() / "incoming"
+    assert not any(incoming.iterdir()), "the calm recordings are not kept"
+
+
+def test_a_baseline_needs_two_real_recordings(diaries):
+    client, alice, clips = diaries.client, diaries.alice, diaries.clips
+    one = [("files", ("a.flac", clips["nea00004"][0].read_bytes()))]
+    assert client.post("/v1/baseline", files=one, headers=_auth(alice)).status_code == 422
+    not_audio = [*one, ("files", ("b.flac", "일기는 글로".encode()))]
+    refused = client.post("/v1/baseline", files=not_audio, headers=_auth(alice))
+    assert refused.status_code == 415 and "not an audio recording" in refused.json()["detail"]
+    many = one * (diaries.config.server.max_baseline_files + 1)
+    assert client.post("/v1/baseline", files=many, headers=_auth(alice)).status_code == 422
+    twice = client.post("/v1/baseline", files=one * 2, headers=_auth(alice))
+    assert twice.status_code == 422 and "sound exactly alike" in twice.json()["detail"][0]["msg"]
+    assert not any((diaries.config.server.storage_path() / "incoming").iterdir()), "no upload left behind"
+    assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(alice)).json()).kind == "personal-auto"
+
+
+def test_remove_user_leaves_nothing_of_them_on_disk_or_in_the_database(diaries):
+    client, alice = diaries.client, diaries.alice
+    calm = [("files", (f"{n}.flac", diaries.clips[n][0].read_bytes())) for n in ("nea00004", "nea00005")]
+    assert client.post("/v1/baseline", files=calm, headers=_auth(alice)).status_code == 201
+    root = diaries.config.server.storage_path()
+    store = Store(diaries.config.server.database())
+    alice_id = store.user_for_token(alice).id
+    assert [(b.version, b.kind) for b in store.baselines(alice_id)] == [
+        (1, "personal-auto"), (2, "personal-auto"), (4, "personal")], \
+        "version 3 was deleted, and its number is not given again"
+    assert not any((root / "uploads").iterdir()), "each recording went once analysed; the baselines stayed"
+
+    result = CliRunner().invoke(cli_app, ["serve", "remove-user", "alice", "--config", str(diaries.config_path)])
+    assert result.exit_code == 0, result.output
+    assert "removed with 6 analyses (6 reports) and 0 stored recordings; 3 baseline versions" in \
+        " ".join(result.output.split())
+
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
+                  and not p.name.startswith("fusion.db") and p.parent.name != "workers") == [], \
+        "only the database and the running service's mark (workers/) are left"
+    with store.session() as s:
+        users = s.execute(text("SELECT name, token_hash FROM users")).all()
+        assert [name for name, _ in users] == ["bob"] and hash_token(alice) not in {h for _, h in users}
+        for table in ("analyses", "baselines"):
+            assert s.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+    store.close()
+    assert client.get("/v1/timeline", headers=_auth(alice)).status_code == 401
+
+
+def test_recorded_at_is_refused_when_unreadable_before_1970_or_in_the_future(tmp_path, shared_data):
+    path, words = _clips(shared_data)["nea00001"]
+    app = create_app(load_config(service_toml(tmp_path)))
+    token = app.state.store.add_user("carol")
+    with TestClient(app) as client:
+        for stamp, problem in (("yesterday", "is not an ISO 8601 time"), ("2026-13-01", "is not an ISO 8601 time"),
+                               ((datetime.now(timezone.utc) + timedelta(days=2)).isoformat(), "in the future"),
+                               ("0001-01-01", "0001-01-01 is before 1970"),
+                               ("0001-01-01T00:00:00+14:00", "0001-01-01 is before 1970"),
+                               ("9999-12-31T23:59:59-14:00", "9999-12-31 23:59 is more than a day in the future")):
+            refused = _upload(client, token, path, words, recorded_at=stamp)
+            detail = refused.json()["detail"][0]["msg"]
+            assert refused.status_code == 422 and detail.startswith("recorded_at") and problem in detail, stamp
+        assert not any((tmp_path / "store" / "uploads").iterdir())
+        before = datetime.now(timezone.utc)
+        body = _wait(client, token, _upload(client, token, path, words).json()["id"])
+        assert before - timedelta(seconds=1) <= DiaryReport.model_validate(body["report"]).recorded_at <= \
+            datetime.now(timezone.utc), "no recorded_at: the upload's time"
+        edges = {"from": "0001-01-01T00:00:00+14:00", "to": "9999-12-31T23:59:59-14:00"}
+        assert len(client.get("/v1/timeline", params=edges, headers=_auth(token)).json()["entries"]) == 1
+        assert client.get("/v1/timeline.html", params=edges, headers=_auth(token)).status_code == 200
+
+
+def test_a_baseline_request_is_bounded_like_one_upload(tmp_path, shared_data):
+    """All calm recordings together may be as large as one diary upload: the gate refuses a body declared larger
+    before reading it, and the route refuses recordings that add up to more."""
+    clips = _clips(shared_data)
+    sizes = [clips[n][0].stat().st_size for n in ("nea00001", "nea00002", "nea00003")]
+    limit = sum(sizes[:2]) + 1000  # two fit, three do not; the body of three stays under the gate's bound
+    app = create_app(load_config(service_toml(tmp_path, max_upload_bytes=str(limit))))
+    token = app.state.store.add_user("carol")
+    with TestClient(app) as client:
+        pulled = []
+
+        def body():
+            for _ in range(200):
+                pulled.append(1)
+                yield bytes(65536)
+
+        gate = client.post("/v1/baseline", content=body(),
+                           headers={**_auth(token), "Content-Type": "multipart/form-data; boundary=b",
+                                    "Content-Length": str(200 * 65536)})
+        assert gate.status_code == 413 and gate.json()["detail"].startswith("upload too large")
+        assert len(pulled) <= 1, f"{len(pulled) * 64} KB read before the size was checked"
+        three = [("files", (f"{n}.flac", clips[n][0].read_bytes())) for n in ("nea00001", "nea00002", "nea00003")]
+        refused = client.post("/v1/baseline", files=three, headers=_auth(token))
+        assert refused.status_code == 413
+        assert refused.json()["detail"] == f"baseline recordings too large: together the limit is {limit / 1e6:.1f} MB"
+        assert client.post("/v1/baseline", files=three[:2], headers=_auth(token)).status_code == 201
+    store = tmp_path / "store"
+    assert not any((store / "incoming").iterdir()) and not any((store / "uploads").iterdir())
+
+
+def _lower(report: DiaryReport, when: datetime, semitones: float, db: float, valence: float) -> DiaryReport:
+    """``report`` recorded at ``when`` with a voice ``semitones`` higher, ``db`` louder and ``valence`` more pleasant
+    (negative: lower) than it was."""
+    p = report.voice.prosody
+    voice = report.voice.model_copy(update={"prosody": p.model_copy(update={
+        "pitch_hz": round(p.pitch_hz * 2 ** (semitones / 12), 3), "energy_db": round(p.energy_db + db, 3)})})
+    va = ValenceArousal(valence=max(-1.0, min(1.0, report.voice_va.valence + valence)),
+                        arousal=report.voice_va.arousal)
+    return report.model_copy(update={"voice": voice, "voice_va": va, "recorded_at": when})
+
+
+def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path, shared_data):
+    """The alert needs at least [history] min_usual earlier diaries and min_recent recent ones, spread over weeks,
+    whose voices clearly differ. Analysing that many real recordings would take minutes, and one speaker's clips
+    do not differ reliably enough, so the earlier diaries are written into the store directly: copies of one real
+    report with a higher, louder, more pleasant voice (weeks ago) and as it is (days ago). The new diary then runs
+    through the real pipeline and the job's wiring."""
+    path, words = _clips(shared_data)["nea00201"]
+    config = load_config(service_toml(tmp_path))
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    app = create_app(config)
+    store: Store = app.state.store
+    token = store.add_user("dana")
+    user_id = store.user_for_token(token).id
+    with TestClient(app) as client:
+        recent = _upload(client, token, path, words, recorded_at=(now - timedelta(days=4)).isoformat())
+        template = DiaryReport.model_validate(_wait(client, token, recent.json()["id"])["report"])
+        assert template.trend_alerts == []
+        history = [(now - timedelta(days=30 - 2 * i), 4.0 + 0.2 * (i % 3), 6.0 - 0.3 * (i % 2), 0.5)
+                   for i in range(6)] + [(now - timedelta(days=2), 0.0, 0.0, 0.0)]
+        for when, semitones, db, valence in history:
+            row = store.create(user_id, "earlier.flac", None, None, words, when)
+            claim = store.claim(row.id)
+            report = _lower(template, when, semitones, db, valence)
+            assert store.finish(row.id, claim, report_json=report.to_json(None))
+        body = _wait(client, token, _upload(client, token, path, words, recorded_at=now.isoformat()).json()["id"])
+        report = DiaryReport.model_validate(body["report"])
+        assert len(report.trend_alerts) == 1
+        alert = report.trend_alerts[0]
+        assert alert.kind == DRIFT_KIND and (alert.recent_diaries, alert.usual_diaries) == (3, 6)
+        assert alert.signals["pitch_semitones"].z < 0 and alert.signals["energy_db"].z < 0
+        assert utc(alert.since) == now - timedelta(days=config.history.window_days)
+        timeline = Timeline.model_validate(client.get("/v1/timeline", headers=_auth(token)).json())
+        assert timeline.trend is not None and DRIFT_KIND in timeline.entries[-1].alerts
+        assert DRIFT_KIND not in timeline.entries[0].alerts
+        # an export is what the app backend keeps: the stored report holds the alert
+        lines = [json.loads(line) for line in client.get("/v1/export", headers=_auth(token)).text.splitlines()]
+        assert lines[-1]["id"] == body["id"] and lines[-1]["report"]["trend_alerts"][0]["kind"] == DRIFT_KIND
+
+
+def test_the_automatic_baseline_follows_the_set_of_diaries(tmp_path):
+    """Store level, with made-up voice stats: a version only when the most recent diaries change, at most
+    max_diaries of them by recording time, and a deleted diary takes the versions built from it along."""
+    config = load_config(service_toml(tmp_path)).with_updates(history={"min_diaries": 3, "max_diaries": 4})
+    (tmp_path / "store").mkdir()
+    store = Store(config.server.database())
+    try:
+        user_id = store.user_for_token(store.add_user("erin")).id
+        rng = np.random.default_rng(0)
+        first = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+        ids = []
+        for day in (3, 0, 5, 1, 4):  # recorded out of order
+            row = store.create(user_id, "d.flac", None, None, None, first + timedelta(days=day))
+            stats = VoiceStats(rng.normal(size=13).astype(np.float32), Prosody(200.0 + day, -20.0, 4.0))
+            assert store.finish(row.id, store.claim(row.id), report_json="{}",
+                                voice_stats=json.dumps(stats.to_dict()))
+            ids.append((day, row.id))
+            made = refresh_auto(store, user_id, config)
+            assert (made is None) == (len(ids) < 3)
+        assert refresh_auto(store, user_id, config).version == 3, "versions after the 3rd, 4th and 5th diary only"
+        latest = store.latest_baseline(user_id, PERSONAL_AUTO)
+        by_day = dict(ids)
+        assert json.loads(latest.sources) == sorted(by_day[d] for d in (1, 3, 4, 5)), "the 4 most recently recorded"
+        assert latest.recordings == 4 and utc(latest.since) == first + timedelta(days=1)
+        assert NeutralBaseline.from_json(latest.baseline_json).pitch_hz == pytest.approx(203.5)
+
+        store.delete(by_day[5])
+        forget_diary(store, user_id, by_day[5], config)
+        left = store.baselines(user_id, PERSONAL_AUTO)
+        assert all(by_day[5] not in json.loads(b.sources) for b in left)
+        assert left[-1].version == 4 and json.loads(left[-1].sources) == sorted(by_day[d] for d in (0, 1, 3, 4))
+    finally:
+        store.close()
+
+
+def test_a_history_that_cannot_be_read_leaves_the_new_report_without_a_drift_alert(tmp_path, shared_data, caplog):
+    path, words = _clips(shared_data)["nea00001"]
+    app = create_app(load_config(service_toml(tmp_path)))
+    store: Store = app.state.store
+    token = store.add_user("fay")
+    row = store.create(store.user_for_token(token).id, "old.flac", None, None, None)
+    assert store.finish(row.id, store.claim(row.id), report_json='{"not": "a report"}')
+    with TestClient(app) as client:
+        body = _wait(client, token, _upload(client, token, path, words).json()["id"])
+    assert DiaryReport.model_validate(body["report"]).trend_alerts == []
+    assert "the drift alert could not be computed" in caplog.text

@@ -1,0 +1,75 @@
+"""Prosody and neutral baselines: design values, personal baselines, sane measurements, quiet input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fusion.errors import ModelError
+from fusion.voice import prosody as pr
+
+
+def test_baseline_from_config_is_the_design_values(config):
+    male = pr.resolve_baseline("male", config)
+    assert male.mean[0] == pytest.approx(-488.7764) and male.std[12] == pytest.approx(1.7729696)
+    female = pr.resolve_baseline("female", config)
+    assert female.mean[0] == pytest.approx(-460.19843) and female.pitch_hz > male.pitch_hz
+    assert pr.resolve_baseline("auto", config, pitch_hz=110.0).name == "male"
+    assert pr.resolve_baseline("auto", config, pitch_hz=250.0).name == "female"
+    with pytest.raises(ModelError):
+        pr.resolve_baseline("/nonexistent/baseline.json", config)
+
+
+def test_build_baseline_round_trips_and_needs_two_clips(tmp_path, config, ned_clips):
+    base = pr.build_baseline(ned_clips["neutral"], "ned", config.audio)
+    assert base.mean.shape == (13,) and (base.std > 0).all() and 150 < base.pitch_hz < 350
+    base.save_json(tmp_path / "ned.json")
+    again = pr.resolve_baseline(str(tmp_path / "ned.json"), config)
+    np.testing.assert_allclose(again.mean, base.mean)
+    assert again.pitch_hz == pytest.approx(base.pitch_hz) and again.name == "ned"
+    with pytest.raises(ValueError, match="at least 2") as err:
+        pr.build_baseline(ned_clips["neutral"][:1], cfg=config.audio)
+    assert isinstance(err.value, ModelError)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ModelError, match="bad.json"):
+        pr.resolve_baseline(str(tmp_path / "bad.json"), config)
+
+
+def test_prosody_is_sane_and_sad_is_lower_than_neutral(ned_clips, config):
+    neutral = [pr.prosody(y) for y in ned_clips["neutral"]]
+    sad = [pr.prosody(y) for y in ned_clips["sad"]]
+    assert all(60 < p.pitch_hz < 400 for p in neutral + sad)
+    assert all(p.rate_per_s > 0 and -60 < p.energy_db < 0 for p in neutral)
+    assert np.median([p.pitch_hz for p in sad]) < 0.95 * np.mean([p.pitch_hz for p in neutral])
+    rel = sad[0].relative_to(pr.build_baseline(ned_clips["neutral"], cfg=config.audio))
+    assert set(rel) == {"pitch_ratio", "pitch_semitones", "energy_delta_db", "rate_ratio"}
+    assert rel["pitch_semitones"] == pytest.approx(12 * np.log2(rel["pitch_ratio"]))
+
+
+@pytest.mark.parametrize("level_db", [-70.0, -80.0, -95.0])
+def test_quiet_audio_measures_nothing_instead_of_crashing(ned_clips, level_db):
+    """Speech scaled so its loudest frame sits between -90 and -70 dBFS used to raise IndexError."""
+    y = ned_clips["neutral"][0]
+    quiet = (y / np.max(np.abs(y)) * 10 ** (level_db / 20)).astype(np.float32)
+    hiss = (np.random.default_rng(0).normal(0, 10 ** (level_db / 20), 3 * 16000)).astype(np.float32)
+    for samples in (quiet, hiss):
+        p = pr.prosody(samples)
+        assert p.rate_per_s == 0.0 or math.isfinite(p.rate_per_s)
+        assert p.pitch_hz != p.pitch_hz or 60 < p.pitch_hz < 400
+        assert pr.prosody(samples, span=(0.5, 1.0)) is not None
+
+
+def test_a_recording_without_speech_is_refused_by_name(ned_clips, config):
+    """Speech and -70 dBFS hiss (before: accepted, energy reference -44 dB), two different silences (before:
+    "the same recording more than once?"): each recording without voiced speech is named."""
+    speech = ned_clips["neutral"][0]
+    hiss = np.random.default_rng(0).normal(0, 10 ** (-70 / 20), 5 * 16000).astype(np.float32)
+    silences = [np.zeros(16000 * n, np.float32) for n in (2, 3)]
+    for clips, sources, named in (([speech, hiss], ["calm.wav", "hiss.wav"], "hiss.wav"),
+                                  (silences, ["quiet1.wav", "quiet2.wav"], "quiet1.wav, quiet2.wav")):
+        with pytest.raises(pr.BaselineError, match=f"^{named}: holds no voiced speech"):
+            pr.build_baseline(clips, cfg=config.audio, sources=sources)
+    with pytest.raises(pr.BaselineError, match="^recording 2 of 2: holds no voiced speech"):
+        pr.baseline_from_stats([pr.voice_stats(c, config.audio) for c in (speech, hiss)], "personal")
