@@ -75,7 +75,8 @@ class E5TextModel:
         """``ngram``: the n-gram model (``fusion.text.model.EmbeddedTextModel``) the directory was ensembled with."""
         from safetensors.torch import load_file
 
-        from fusion.text.e5_encoder import load_e5, model_path
+        from fusion.text.e5_encoder import load_e5
+        from fusion.text.e5_file import model_path
 
         directory = Path(directory)
         try:

@@ -235,7 +235,8 @@ def train(data: Path, out: Path, seed: int = 0, recipe: E5Recipe = E5Recipe(), l
     from fusion.files import file_sha256
     from fusion.progress import progress_bar
     from fusion.text.e5 import mix, save, spread
-    from fusion.text.e5_encoder import load_e5, model_path
+    from fusion.text.e5_encoder import load_e5
+    from fusion.text.e5_file import model_path
     from fusion.text.model import EMBEDDED_DIR, EmbeddedTextModel
 
     started = time.time()

