@@ -19,9 +19,9 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from fusion import __version__
-from fusion.combine import ALERT_RULES
+from fusion.alerts import MISMATCH_WORDS, TREND_SIGNALS
 from fusion.errors import ConfigError
-from fusion.report import SCHEMA_VERSION, TREND_SIGNALS
+from fusion.report import SCHEMA_VERSION
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE_DIR / "models"
@@ -133,14 +133,14 @@ class AlertConfig(_Section):
     calm_words_valence: float
     agitated_voice_arousal: float
     agree_gap: float                   # words and voice within this on valence and arousal "agree" (no alert)
-    severity: dict[str, tuple[float, float, float]]   # kind of fusion.combine.ALERT_RULES → low, medium, high steps
+    severity: dict[str, tuple[float, float, float]]   # kind of fusion.alerts.MISMATCH_WORDS → low, medium, high steps
 
     @model_validator(mode="after")
-    def _severity_covers_the_rules(self) -> AlertConfig:
-        missing, unknown = set(ALERT_RULES) - set(self.severity), set(self.severity) - set(ALERT_RULES)
+    def _severity_covers_the_kinds(self) -> AlertConfig:
+        missing, unknown = set(MISMATCH_WORDS) - set(self.severity), set(self.severity) - set(MISMATCH_WORDS)
         if missing or unknown:
-            raise ValueError(f"[alerts.severity] must give steps for exactly the alert kinds {list(ALERT_RULES)} "
-                             f"(fusion.combine.ALERT_RULES): missing {sorted(missing)}, unknown {sorted(unknown)}")
+            raise ValueError(f"[alerts.severity] must give steps for exactly the alert kinds {list(MISMATCH_WORDS)} "
+                             f"(fusion.alerts.MISMATCH_WORDS): missing {sorted(missing)}, unknown {sorted(unknown)}")
         return self
 
 

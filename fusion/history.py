@@ -2,7 +2,7 @@
 
 ``timeline`` turns dated reports into ``TimelineEntry`` values in date order; ``trend_alert`` weighs the
 voice of the recent diaries (the last ``[history] window_days``) against the person's earlier ones with
-robust z-scores, and raises ``voice_lower_than_usual`` (``fusion.report.DRIFT_KIND``) only when enough
+robust z-scores, and raises ``voice_lower_than_usual`` (``fusion.alerts.DRIFT_KIND``) only when enough
 diaries stand on both sides, never from a single one. The service and ``fusion history`` share all of it.
 """
 
@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from fusion.alerts import DRIFT_WORDS, SEVERITIES, SIGNAL_WORDS, TREND_SIGNALS
 from fusion.config import HistoryConfig
 from fusion.files import csv_text
-from fusion.report import TREND_SIGNALS, DiaryReport, TrendAlert, TrendSignal, ValenceArousal
+from fusion.report import DiaryReport, TrendAlert, TrendSignal, ValenceArousal
 
 _MAD_TO_SD = 1.4826  # 1.4826 MAD estimates the standard deviation of normal data
 
@@ -170,7 +171,7 @@ def trend_alert(history: list[TimelineEntry], cfg: HistoryConfig) -> TrendAlert 
     score = float(np.mean([-s.z for s in signals.values()]))
     if score < cfg.min_score:
         return None
-    severity = ("low", "medium", "high")[max(0, sum(score >= step for step in cfg.severity) - 1)]
+    severity = SEVERITIES[max(0, sum(score >= step for step in cfg.severity) - 1)]
     return TrendAlert(severity=severity, score=round(score, 3), window_days=cfg.window_days,
                       recent_diaries=len(recent), usual_diaries=len(usual), since=since, signals=signals)
 
@@ -198,18 +199,9 @@ def weekly(entries: Iterable[TimelineEntry]) -> list[WeekSummary]:
     return out
 
 
-# How the drift alert is told, in one place: the timeline page, the terminal and the service read it here.
-DRIFT_WORDS = "In the recent diaries the voice sounds lower than this person's usual."
-SIGNAL_WORDS = {  # signal → (its name, the unit its numbers are in)
-    "voice_valence": ("voice valence", "on the -1 … +1 scale"),
-    "pitch_semitones": ("pitch", "semitones against the usual median pitch"),
-    "energy_db": ("energy", "dB"),
-}
-
-
 def describe_trend(alert: TrendAlert) -> list[str]:
-    """The drift alert in plain sentences: what, over which diaries, then each signal's recent and usual medians
-    and robust z-score."""
+    """The drift alert in plain sentences (the timeline page, the terminal and the service alike): what, over
+    which diaries, then each signal's recent and usual medians and robust z-score."""
     lines = [DRIFT_WORDS,
              f"The last {alert.window_days:g} days (since {alert.since:%Y-%m-%d}): {alert.recent_diaries} diaries, "
              f"against {alert.usual_diaries} earlier ones; severity {alert.severity}, score {alert.score:.1f}."]

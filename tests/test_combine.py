@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from fusion.alerts import MISMATCH_WORDS
 from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
 from fusion.config import AlertConfig, default_config_path, load_config
 from fusion.errors import ConfigError
@@ -279,14 +280,14 @@ def test_the_verdict_says_agree_only_when_words_and_voice_sit_together(config):
 
 
 def test_the_rule_table_is_the_one_list_of_alert_kinds(config):
-    """Config, report schema and every threshold of [alerts] follow ALERT_RULES."""
-    assert set(config.alerts.severity) == set(ALERT_RULES)
-    assert Alert.model_json_schema()["properties"]["kind"]["enum"] == list(ALERT_RULES)
+    """Rules, config, report schema and every threshold of [alerts] follow the kinds of fusion.alerts."""
+    assert list(ALERT_RULES) == list(MISMATCH_WORDS) and all(MISMATCH_WORDS.values())
+    assert set(config.alerts.severity) == set(MISMATCH_WORDS)
+    assert Alert.model_json_schema()["properties"]["kind"]["enum"] == list(MISMATCH_WORDS)
     read = {name for rule in ALERT_RULES.values() for name in rule.thresholds}
     # plain_words_emotion is read by diary_words (the words' polarity), agree_gap by verdict
     assert read == set(AlertConfig.model_fields) - {"severity", "plain_words_emotion", "agree_gap"}, \
         "each [alerts] threshold is read by a named rule"
-    assert all(rule.kind == kind and rule.words for kind, rule in ALERT_RULES.items())
 
 
 @pytest.mark.parametrize("edit, problem", [

@@ -25,14 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.combine import ALERT_RULES
+from fusion.alerts import FLAGSHIP, MISMATCH_WORDS
 from fusion.config import Config, default_config
 from fusion.errors import FusionError, InputError
 from fusion.eval.baselines import check_mode, clip_stats, leave_one_out
 from fusion.eval.text import read_rows, resolve_path
 from fusion.progress import track
 
-FLAGSHIP = "positive_words_depressed_tone"
 BASELINE_WORDS = {"csv": "each row's baseline column", "reference": "the configured reference nearest each row's pitch",
                   "auto": "personal-auto per row, from its speaker's other rows"}
 
@@ -142,7 +141,7 @@ def eval_alerts(csv_path: str | Path, config: Config | None = None, split: str |
                 progress: bool = True, baseline_mode: str | None = None) -> dict:
     """Recall and false-alarm rate per alert kind over a path,transcript,expected[,baseline,group,speaker] CSV."""
     cfg = config or default_config()
-    kinds = list(ALERT_RULES)
+    kinds = list(MISMATCH_WORDS)
     rows = read_rows(csv_path, ("path", "transcript", "expected"), split)
     expected = [parse_expected(csv_path, r, kinds) for r in rows]
     bases = row_baselines(csv_path, rows, baseline_mode, cfg, progress)
