@@ -19,7 +19,7 @@ from fusion import combine
 from fusion import sentences as sentence_stage
 from fusion.audio import Audio, audio_warnings, load_audio, voiced_spans
 from fusion.config import Config, default_config
-from fusion.history import file_time
+from fusion.dates import file_time
 from fusion.report import (
     DiaryReport,
     FusedSummary,

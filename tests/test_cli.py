@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from fusion.cli import app
-from fusion.history import file_time
+from fusion.dates import file_time
 from fusion.report import DiaryReport
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -129,7 +129,8 @@ def timeline_entries(records: Iterable[dict]) -> tuple[list, int, int]:
     left out: ``(entries, errors, undated)``. An entry's id is the file as the batch recorded it; a report
     without ``recorded_at`` (schema 1.0) is dated by its file's modification time, or left out when the file
     is gone. An ok record whose report is no ``DiaryReport`` is a ValueError naming it."""
-    from fusion.history import entry, file_time
+    from fusion.dates import file_time
+    from fusion.history import entry
     from fusion.report import DiaryReport
 
     entries, errors, undated = [], 0, 0

@@ -105,7 +105,7 @@ class Worker:
 
     def run(self, items: Iterable[Item], baseline: str | None = None) -> Iterator[list[tuple[int, dict]]]:
         """Chunks of ``(index, record)``, in input order within a chunk, as soon as each chunk is finished."""
-        from fusion.history import file_time
+        from fusion.dates import file_time
 
         cfg = self.config.batch
         heard, done, audio_s = [], [], 0.0
