@@ -160,20 +160,24 @@ def _severity(score: float, steps: tuple[float, ...]) -> str:
     return SEVERITIES[int(np.clip(np.searchsorted(steps, score, side="right") - 1, 0, len(SEVERITIES) - 1))]
 
 
-def depressed_score(voice_en: np.ndarray, prosody: Prosody | None, cfg: Config, voice_neutral: float = 0.0) -> float:
-    """P(SAD) (the neutral voice's share taken out) plus a weight per semitone of pitch below the baseline.
+def depressed_score(p_sad, pitch_semitones, pitch_weight: float):
+    """The flagship's depressed-voice score: P(SAD) of the voice over all its labels, the neutral voice's share
+    included (a calm voice scores low), plus ``pitch_weight`` per semitone of pitch below the baseline; an
+    unmeasured pitch (None or NaN) adds nothing.
 
-    No pitch measurement, no pitch term.
+    Elementwise over arrays. The one formula the rule fires on (``[alerts] depressed_pitch_weight``),
+    ``fusion eval voice`` ranks and ``fusion train alerts`` chooses the weight and thresholds with.
     """
-    drop = -prosody.pitch_semitones if prosody is not None and prosody.pitch_semitones is not None else 0.0
-    p_sad = float(voice_en[cfg.labels.en.index("SAD")]) * (1.0 - voice_neutral)
-    return p_sad + cfg.alerts.depressed_pitch_weight * max(drop, 0.0)
+    pitch = np.asarray(pitch_semitones, dtype=np.float64)
+    return p_sad + pitch_weight * np.where(np.isfinite(pitch), np.maximum(-pitch, 0.0), 0.0)
 
 
 def _positive_words_depressed_tone(obs: Observation, cfg: Config) -> float | None:
     """Pleasant words in a depressed voice: the depressed-voice score, stricter for one sentence."""
     a = cfg.alerts
-    depressed = depressed_score(obs.voice_en, obs.prosody, cfg, obs.voice_neutral)
+    p_sad = float(obs.voice_en[cfg.labels.en.index("SAD")]) * (1.0 - obs.voice_neutral)
+    pitch = obs.prosody.pitch_semitones if obs.prosody is not None else None
+    depressed = float(depressed_score(p_sad, pitch, a.depressed_pitch_weight))
     depressed_min = a.depressed_score if obs.sentence is None else a.depressed_score_sentence
     if obs.words(cfg).valence >= a.positive_words_valence and depressed >= depressed_min:
         return depressed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -69,17 +70,18 @@ def test_rows_carry_expected_got_and_the_diary_score(result):
     for item in (sad, happy):
         assert item["error"] is None
         assert set(item["got"]) <= set(result["kinds"])
-        if item["depressed_score"] is not None:  # only an alert's diary-level evidence carries it
-            assert item["got"] and isinstance(item["depressed_score"], float)
+        assert set(item["scores"]) == set(item["got"])
 
 
-def test_the_evaluated_diary_score_is_the_score_the_alert_fired_at(flagship_report, config):
-    """eval alerts records the same depressed-voice score as the rule that fired (the neutral voice's share out)."""
-    from fusion.eval.alerts import diary_depressed_score
-
+def test_the_evaluated_score_is_the_score_the_alert_fired_at(flagship_report, tmp_path):
+    """eval alerts records the depressed-voice score of the README's demo row as the pipeline fired it."""
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    words = (samples / "everyday_ko.txt").read_text(encoding="utf-8")
+    row = {"path": str(samples / "sad_voice_ko.flac"), "transcript": words, "expected": FLAGSHIP, "baseline": "",
+           "group": "demo"}
+    (item,) = eval_alerts(write_csv(tmp_path / "demo.csv", [row]), progress=False)["items"]
     (alert,) = [a for a in flagship_report.alerts if a.kind == FLAGSHIP]
-    assert alert.diary_level and not alert.sentences
-    assert diary_depressed_score(flagship_report, config) == pytest.approx(alert.score, abs=1e-4)
+    assert item["scores"][FLAGSHIP] == alert.score
 
 
 def test_an_unreadable_file_is_an_error_row_and_the_evaluation_goes_on(result, alerts_csv):
