@@ -13,10 +13,10 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fusion import __version__
 from fusion.alerts import MISMATCH_WORDS, TREND_SIGNALS
@@ -208,7 +208,7 @@ class ServerConfig(_Section):
 class HistoryConfig(_Section):
     """A person's diaries over time (``fusion.history``): the automatic baseline and the drift alert."""
 
-    min_diaries: int                   # a user's own baseline is built once this many of their diaries are done
+    min_diaries: Annotated[int, Field(ge=2)]  # a user's own baseline is built once this many of their diaries are done
     max_diaries: int                   # ... from at most this many, the most recent
     window_days: float                 # drift: the recent diaries are those of the last this many days
     min_recent: int                    # ... at least this many of them
@@ -217,6 +217,12 @@ class HistoryConfig(_Section):
     z_floor: dict[str, float]          # per signal: smallest robust spread, so a steady voice's z stays sane
     min_score: float                   # mean of the signals' negated z-scores at or above which the alert fires
     severity: tuple[float, float, float]  # score steps of low, medium, high
+
+    def auto_diaries(self, diaries: list) -> list | None:
+        """The diaries (oldest first) a personal-auto baseline rests on: the last ``max_diaries``, once there are
+        ``min_diaries``; None before. The service and ``--baseline-mode auto`` of ``fusion eval`` both ask here."""
+        recent = diaries[-self.max_diaries:] if self.max_diaries > 0 else []
+        return recent if len(recent) >= self.min_diaries else None
 
     @model_validator(mode="after")
     def _floors_name_the_signals(self) -> HistoryConfig:

@@ -106,6 +106,7 @@ def test_fusion_config_selects_the_configuration_file(tmp_path, monkeypatch):
      "alerts.severity.calm_words_agitated_tone"),
     ("ko2en = [\n", "ko2en = [\n  [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],\n", "fusion.ko2en must be 6x6"),
     ("[stt]\n", "[stt\n", "not valid TOML"),
+    ("min_diaries = 5\n", "min_diaries = 1\n", "history.min_diaries: Input should be greater than or equal to 2"),
     ("[server.tokens]\n", "[server.tokens]\n\" app\" = \"0123456789abcdef0123\"\n",
      "server.tokens: a user name is 1 to 100 printable characters without surrounding spaces, not ' app'"),
 ])

@@ -129,10 +129,11 @@ def test_auto_baseline_mode_needs_speakers_and_personal_is_the_csvs(alerts_csv):
         eval_alerts(alerts_csv, progress=False, baseline_mode="personal")
 
 
-def test_auto_baseline_mode_builds_each_rows_from_its_speakers_others(shared_data, tmp_path):
-    """Three emg clips and a recording joined from two of them: the joined one shares sources with both, so one
-    other recording is left to it and it is heard against the reference; each clip keeps at least two others
-    (the joined one is left out of the baselines of the clips it contains)."""
+def test_auto_baseline_mode_builds_each_rows_from_its_speakers_others(shared_data, tmp_path, config):
+    """Three emg clips and a recording joined from two of them, under a service that builds a baseline from two
+    diaries: the joined one shares sources with both, so one other recording is left to it and it is heard against
+    the reference; each clip keeps at least two others (the joined one is left out of the baselines of the clips it
+    contains)."""
     import numpy as np
     import soundfile as sf
 
@@ -149,7 +150,8 @@ def test_auto_baseline_mode_builds_each_rows_from_its_speakers_others(shared_dat
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    result = eval_alerts(path, progress=False, baseline_mode="auto")
+    two = config.with_updates(history={"min_diaries": 2})
+    result = eval_alerts(path, progress=False, baseline_mode="auto", config=two)
     assert result["baseline_mode"] == "auto" and result["reference_rows"] == 1
     names = [it["baseline"] for it in result["items"]]
     assert names[:3] == ["personal-auto:emg"] * 3 and names[3] in ("male", "female"), names
