@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -38,7 +39,6 @@ class Labels(_Section):
 
 
 class AudioInputConfig(_Section):
-    sample_rate: int
     min_duration_s: float
     silence_dbfs: float
     clip_level: float
@@ -312,11 +312,29 @@ def _problem(error: dict) -> str:
     return f"{key}: {error['msg']} (got {error['input']!r:.60})"
 
 
+# Settings that became facts in code: an older file that still sets one loads, with a warning saying why it is ignored.
+RETIRED = {
+    ("audio_input", "sample_rate"): "every recording is decoded at fusion.audio.SAMPLE_RATE, 16 kHz, the rate the "
+                                    "models need",
+}
+
+
+def _without_retired(data: dict, path: Path) -> dict:
+    """``data`` less the :data:`RETIRED` keys it sets, each named in a warning."""
+    for (section, key), why in RETIRED.items():
+        if isinstance(data.get(section), dict) and key in data[section]:
+            data = {**data, section: {k: v for k, v in data[section].items() if k != key}}
+            warnings.warn(f"{path}: {section}.{key} is no longer a setting and is ignored ({why}); remove it",
+                          stacklevel=3)
+    return data
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a TOML configuration file (the default one when ``path`` is None).
 
     Raises :class:`~fusion.errors.ConfigError` naming the file and each offending key: a file that cannot
-    be read or parsed, an unknown or missing key, a value of the wrong type, tables that disagree.
+    be read or parsed, an unknown or missing key, a value of the wrong type, tables that disagree. A key
+    that is no longer a setting (:data:`RETIRED`) is ignored with a warning.
     """
     path = Path(path) if path is not None else default_config_path()
     try:
@@ -327,7 +345,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, f"not valid TOML ({exc})") from exc
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(_without_retired(data, path))
     except ValidationError as exc:
         raise ConfigError(path, "; ".join(_problem(e) for e in exc.errors())) from exc
 

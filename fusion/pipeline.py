@@ -126,8 +126,8 @@ class Pipeline:
         cfg = self.config
         timer = _Timer()
         with timer.stage("decode"):
-            audio = source if isinstance(source, Audio) else load_audio(source, cfg.audio_input.sample_rate,
-                                                                         max_duration_s=cfg.audio_input.max_duration_s)
+            audio = source if isinstance(source, Audio) else load_audio(
+                source, max_duration_s=cfg.audio_input.max_duration_s)
             warnings = audio_warnings(audio, cfg.audio_input)
             speech = voiced_spans(audio, cfg.audio_input)
         heard = None

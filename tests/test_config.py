@@ -119,6 +119,19 @@ def test_a_config_of_the_wrong_shape_is_a_config_error_naming_the_file_and_key(t
     assert problem in str(info.value), str(info.value)
 
 
+def test_an_older_config_setting_the_sample_rate_loads_and_says_it_is_ignored(tmp_path, config):
+    """The sample rate is what the models need (fusion.audio.SAMPLE_RATE), no longer a setting: a file written
+    before still loads, to the same configuration, and the command line says in one line why the key is ignored."""
+    old = _edited(tmp_path, "[audio_input]\n", "[audio_input]\nsample_rate = 8000\n")
+    with pytest.warns(UserWarning, match=r"edited\.toml: audio_input\.sample_rate is no longer a setting"):
+        assert load_config(old) == config
+    run = subprocess.run([sys.executable, "-m", "fusion.cli", "analyze", str(tmp_path / "absent.wav"), "--config",
+                          str(old)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "absent.wav" in run.stderr, run.stderr
+    assert "warning: " in run.stderr and "audio_input.sample_rate" in run.stderr and "16 kHz" in run.stderr
+    assert "UserWarning" not in run.stderr
+
+
 @pytest.mark.parametrize("how", ["--config", "FUSION_CONFIG"])
 def test_a_bad_config_is_one_line_on_the_command_line(tmp_path, how):
     bad = tmp_path / "bad.toml"

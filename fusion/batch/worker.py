@@ -99,8 +99,7 @@ class Worker:
         from fusion.audio import load_audio
 
         t0 = time.perf_counter()
-        audio = load_audio(item[1], self.config.audio_input.sample_rate,
-                           max_duration_s=self.config.audio_input.max_duration_s)
+        audio = load_audio(item[1], max_duration_s=self.config.audio_input.max_duration_s)
         return audio, time.perf_counter() - t0
 
     def run(self, items: Iterable[Item], baseline: str | None = None) -> Iterator[list[tuple[int, dict]]]:

@@ -284,7 +284,7 @@ def make_baseline(
         stats = []  # what build_baseline does, one decoded recording in memory at a time
         for file, part in zip(files, parts):
             try:
-                audio = load_audio(part, config.audio_input.sample_rate, max_duration_s=server.max_duration_s)
+                audio = load_audio(part, max_duration_s=server.max_duration_s)
             except InputError as exc:
                 raise HTTPException(415, f"{(file.filename or 'upload')[-200:]}: not a usable recording: "
                                          f"{exc.problem}") from exc
