@@ -66,7 +66,6 @@ class STTConfig(_Section):
     speech_floor_dbfs: float
     cpu_threads: int
     initial_prompt: str                # text Whisper sees as the previous window ("" = none)
-    embedded_sha256: str
     max_chunk_s: float
 
 
@@ -316,6 +315,8 @@ def _problem(error: dict) -> str:
 RETIRED = {
     ("audio_input", "sample_rate"): "every recording is decoded at fusion.audio.SAMPLE_RATE, 16 kHz, the rate the "
                                     "models need",
+    ("stt", "embedded_sha256"): "the embedded Whisper model's hash is pinned in code, "
+                                "fusion.model_files.EMBEDDED_SHA256",
 }
 
 

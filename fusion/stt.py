@@ -133,7 +133,7 @@ class FasterWhisperEngine(_WhisperEngine):
         from faster_whisper import WhisperModel
 
         super().__init__(cfg)
-        path = str(embedded_model_dir(cfg.embedded_sha256)) if cfg.model == EMBEDDED_BASE else cfg.model
+        path = str(embedded_model_dir()) if cfg.model == EMBEDDED_BASE else cfg.model
         try:
             self.model = WhisperModel(path, device=cfg.device, compute_type=cfg.compute_type,
                                       cpu_threads=cfg.cpu_threads)
@@ -218,13 +218,13 @@ def _embedded_openai_model(cfg: STTConfig) -> Whisper:
     """The embedded base model as an openai-whisper ``Whisper``, with the alignment heads of its config."""
     import whisper
 
-    path = openai_checkpoint(expected_sha256=cfg.embedded_sha256)
+    path = openai_checkpoint()
     try:
         model = whisper.load_model(str(path), device=cfg.device)
     except Exception as exc:
         raise ModelError(f"cannot load the converted embedded model {path} into openai-whisper: {exc}") from exc
     dims = model.dims
-    model.set_alignment_heads(alignment_heads_dump(embedded_model_dir(cfg.embedded_sha256), dims.n_text_layer,
+    model.set_alignment_heads(alignment_heads_dump(embedded_model_dir(), dims.n_text_layer,
                                                    dims.n_text_head))
     return model.to(cfg.device)  # the alignment-heads mask joins the weights
 

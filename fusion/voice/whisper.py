@@ -97,7 +97,7 @@ def _mel_filters(n_mels: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=2)
-def load_encoder(n_blocks: int, sha256: str) -> LayerEncoder:
+def load_encoder(n_blocks: int) -> LayerEncoder:
     """The embedded Whisper base encoder, its first ``n_blocks`` blocks, loaded once per process.
 
     The weights come from the openai checkpoint converted from the STT model
@@ -106,7 +106,7 @@ def load_encoder(n_blocks: int, sha256: str) -> LayerEncoder:
     """
     from fusion.model_files import openai_checkpoint
 
-    checkpoint = torch.load(openai_checkpoint(expected_sha256=sha256), map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = torch.load(openai_checkpoint(), map_location="cpu", weights_only=True, mmap=True)
     d = checkpoint["dims"]
     if not 0 <= n_blocks <= d["n_audio_layer"]:
         raise ModelError(f"the Whisper encoder has {d['n_audio_layer']} blocks; a voice model asked for {n_blocks}")
@@ -191,12 +191,12 @@ class WhisperHead:
 class WhisperVoice:
     """The ``whisper-encoder-lr`` architecture: scores spans and the diary over the model's own labels."""
 
-    def __init__(self, head: WhisperHead, settings: dict, stt_sha256: str):
+    def __init__(self, head: WhisperHead, settings: dict):
         self.head = head
         self.layers = tuple(int(k) for k in settings["layers"])
         self.max_piece_s = float(settings["max_piece_s"])
         self.min_span_s = float(settings["min_span_s"])
-        self.encoder = load_encoder(max(self.layers), stt_sha256)
+        self.encoder = load_encoder(max(self.layers))
         if head.weight.shape[1] != len(self.layers) * self.encoder.conv1.out_channels:
             raise ModelError(f"head of {head.weight.shape[1]} features does not fit layers {self.layers}")
 
@@ -234,9 +234,9 @@ def read_head(directory: Path) -> WhisperHead:
         raise ModelError(f"{weights}: not a {ARCHITECTURE} head ({exc})") from exc
 
 
-def load(directory: Path, settings: dict, stt_sha256: str) -> WhisperVoice:
+def load(directory: Path, settings: dict) -> WhisperVoice:
     """The head of ``directory`` with the encoder layers named by its config.json ``settings``."""
-    return WhisperVoice(read_head(directory), settings, stt_sha256)
+    return WhisperVoice(read_head(directory), settings)
 
 
 def save(directory: Path, head: WhisperHead, config: dict) -> None:
