@@ -99,8 +99,6 @@ class AudioConfig(_Section):
     model: str
     architecture: str                  # what "embedded:default" means: whisper-encoder-lr | cnn-bilstm-mfcc
     neutral_label: str                 # a model output that means "no emotion in the voice"
-    max_piece_s: float                 # whisper-encoder-lr: voiced audio is encoded in pieces of at most this
-    min_span_s: float                  # whisper-encoder-lr: a span is widened to hold this much speech
     n_mfcc: int
     frames: int
     eps: float
@@ -317,6 +315,8 @@ RETIRED = {
                                     "models need",
     ("stt", "embedded_sha256"): "the embedded Whisper model's hash is pinned in code, "
                                 "fusion.model_files.EMBEDDED_SHA256",
+    ("audio", "max_piece_s"): "the voice model's window is its own, in its config.json",
+    ("audio", "min_span_s"): "the voice model's window is its own, in its config.json",
 }
 
 

@@ -123,10 +123,12 @@ def test_a_config_of_the_wrong_shape_is_a_config_error_naming_the_file_and_key(t
 @pytest.mark.parametrize("old, new, key", [
     ("[audio_input]\n", "[audio_input]\nsample_rate = 8000\n", "audio_input.sample_rate"),
     ('initial_prompt = ""\n', 'initial_prompt = ""\nembedded_sha256 = "' + "0" * 64 + '"\n', "stt.embedded_sha256"),
+    ("[audio]\n", "[audio]\nmin_span_s = 3.0\n", "audio.min_span_s"),
 ])
 def test_an_older_config_setting_what_is_now_a_fact_loads_and_says_it_is_ignored(tmp_path, config, old, new, key):
-    """The sample rate (what the models need) and the embedded model's hash (what the shipped weights are) are no
-    longer settings: a file written before still loads, to the same configuration, and says which key is ignored."""
+    """The sample rate (what the models need), the embedded model's hash (what the shipped weights are) and the voice
+    model's window (its own config.json's) are no longer settings: a file written before still loads, to the same
+    configuration, and says which key is ignored."""
     with pytest.warns(UserWarning, match=rf"edited\.toml: {re.escape(key)} is no longer a setting"):
         assert load_config(_edited(tmp_path, old, new)) == config
 

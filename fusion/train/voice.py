@@ -34,7 +34,15 @@ from fusion.eval.metrics import roc_auc, uar
 from fusion.model_files import EMBEDDED_SHA256
 from fusion.progress import track
 from fusion.train.audio_clips import read_rows as read_dataset
-from fusion.voice.whisper import ARCHITECTURE, WhisperHead, load_encoder, pooled_features, read_head, save
+from fusion.voice.whisper import (
+    ARCHITECTURE,
+    TRAINED_WINDOW,
+    WhisperHead,
+    load_encoder,
+    pooled_features,
+    read_head,
+    save,
+)
 
 ALL_LAYERS = (0, 1, 2, 3, 4, 5, 6)
 DATASETS = ("ravdess", "emodb", "ko_emotional")
@@ -118,7 +126,7 @@ def read_rows(data: Path, limit: int | None = None) -> list[dict]:
 def load_corpus(data: Path, cache: Path, cfg: Config, progress: bool = True, limit: int | None = None) -> Corpus:
     """Rows and their pooled features (all layers), computed with the product's code once and cached as .npy."""
     rows = read_rows(data, limit)
-    key = hashlib.sha1("\n".join([EMBEDDED_SHA256, str(cfg.audio.max_piece_s),
+    key = hashlib.sha1("\n".join([EMBEDDED_SHA256, str(TRAINED_WINDOW["max_piece_s"]),
                                   *(r["path"] for r in rows)]).encode()).hexdigest()[:16]
     path = Path(cache) / f"whisper_layers_{key}.npy"
     if path.is_file():
@@ -130,7 +138,7 @@ def load_corpus(data: Path, cache: Path, cfg: Config, progress: bool = True, lim
             audio = load_audio(rows[i]["path"])
             speech = voiced_spans(audio, cfg.audio_input) or [(0.0, audio.duration)]
             pooled = pooled_features(audio.samples, [(0.0, audio.duration)], speech, encoder, ALL_LAYERS,
-                                     cfg.audio.max_piece_s)
+                                     TRAINED_WINDOW["max_piece_s"])
             features[i] = pooled[0].reshape(len(ALL_LAYERS), -1)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, features)

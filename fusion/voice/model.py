@@ -99,8 +99,7 @@ def _load_cnn(directory: Path, settings: dict, cfg: Config) -> Scorer:
 
 
 def _load_whisper(directory: Path, settings: dict, cfg: Config) -> Scorer:
-    inference = {"max_piece_s": cfg.audio.max_piece_s, "min_span_s": cfg.audio.min_span_s}
-    return voice_whisper.load(directory, {**settings, **inference})
+    return voice_whisper.load(directory, settings)
 
 
 ARCHITECTURES: dict[str, Callable[[Path, dict, Config], Scorer]] = {
