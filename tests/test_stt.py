@@ -146,6 +146,30 @@ def test_silence_gives_an_empty_transcript(engine):
         assert result.segments == () and result.text == "" and result.words == ()
 
 
+@pytest.fixture(scope="module")
+def room_tone(shared_data, config) -> np.ndarray:
+    """Real room tone, no speech: the lead-in of a RAVDESS clip before the actor speaks, looped to 8 s and raised to
+    -30 dBFS (above [stt] speech_floor_dbfs, so it is decoded)."""
+    clip = load_audio(shared_data / "speech/ravdess/Actor_01/03-01-01-01-01-01-01.flac")
+    tone = clip.samples[: int((voiced_spans(clip, config.audio_input)[0][0] - 0.1) * 16000)]
+    noise = np.tile(tone, 8 * 16000 // len(tone) + 1)[: 8 * 16000]
+    noise = (noise * 10 ** (-30 / 20) / np.sqrt(np.mean(noise**2))).astype(np.float32)
+    assert has_speech(noise, config.stt.speech_floor_dbfs)
+    return noise
+
+
+@pytest.mark.parametrize("engine_name", ["faster-whisper", "openai-whisper"])
+def test_room_tone_gives_no_words_from_either_engine(cache, config, room_tone, engine_name):
+    """Decoded without VAD (greedy, to be quick), the noise makes Whisper invent Korean phrases; each engine's own
+    no-speech rule, given [stt] no_speech_threshold and logprob_threshold, drops those windows (with the rule off,
+    faster-whisper's come out even at the first temperature alone)."""
+    stt = config.stt.model_copy(update={"engine": engine_name, "vad_filter": False, "beam_size": 1})
+    assert load_engine(stt).transcribe(room_tone).words == ()
+    if engine_name == "faster-whisper":
+        rule_off = stt.model_copy(update={"no_speech_threshold": 1.0, "temperature": (0.0,)})
+        assert load_engine(rule_off).transcribe(room_tone).words, "the rule, not the noise, keeps the words out"
+
+
 def test_openai_whisper_engine_returns_a_transcript(tmp_path, config, shared_data):
     """A 1-layer, 64-wide Whisper with random weights, built here: its text is garbage by design.
 
