@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from fusion.alerts import MISMATCH_WORDS
+from fusion.alerts import FLAGSHIP, MISMATCH_WORDS
 from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
 from fusion.config import AlertConfig, default_config_path, load_config
 from fusion.errors import ConfigError
@@ -27,7 +27,6 @@ def en(config, **probs) -> np.ndarray:
     return v / v.sum()
 
 
-FLAGSHIP = "positive_words_depressed_tone"
 
 
 def kinds(alerts) -> set[str]:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from fusion.alerts import FLAGSHIP
 from fusion.cli import app
 from fusion.errors import InputError
 from fusion.eval.alerts import eval_alerts, summary
 
-FLAGSHIP = "positive_words_depressed_tone"
 HAPPY_WORDS = "오늘 정말 행복했어. 친구들이랑 맛있는 저녁을 먹고 많이 웃었어."
 
 
