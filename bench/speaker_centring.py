@@ -27,10 +27,11 @@ import numpy as np
 from fusion.audio import load_audio, voiced_spans
 from fusion.config import default_config
 from fusion.eval.metrics import roc_auc, uar
+from fusion.model_files import EMBEDDED_SHA256
 from fusion.progress import track
 from fusion.train.audio_clips import read_rows as read_dataset
 from fusion.train.voice import DATASETS, LABEL_MAP, Candidate, Corpus, fit, model_labels, read_rows
-from fusion.voice.whisper import load_encoder, pooled_features
+from fusion.voice.whisper import TRAINED_WINDOW, load_encoder, pooled_features
 
 LAYERS = (2, 3)
 SHIPPED = Candidate((0, 1), C=0.01, korean_weight=10.0)  # indices into the two cached layers
@@ -47,18 +48,18 @@ def pool_rows(data: Path) -> list[dict]:
 
 def features(rows: list[dict], cache: Path, cfg, progress: bool = True) -> np.ndarray:
     """Mean-pooled layers 2 and 3 of each whole clip, as the product pools a diary; cached as .npy."""
-    key = hashlib.sha1("\n".join([cfg.stt.embedded_sha256, str(cfg.audio.max_piece_s), *map(str, LAYERS),
+    key = hashlib.sha1("\n".join([EMBEDDED_SHA256, str(TRAINED_WINDOW["max_piece_s"]), *map(str, LAYERS),
                                   *(r["path"] for r in rows)]).encode()).hexdigest()[:16]
     path = cache / f"whisper_layers23_{key}.npy"
     if path.is_file():
         return np.load(path)
-    encoder = load_encoder(max(LAYERS), cfg.stt.embedded_sha256)
+    encoder = load_encoder(max(LAYERS))
     out = np.zeros((len(rows), len(LAYERS), encoder.conv1.out_channels), np.float32)
     for i in track(range(len(rows)), "encoder features", progress):
         audio = load_audio(rows[i]["path"])
         speech = voiced_spans(audio, cfg.audio_input) or [(0.0, audio.duration)]
         out[i] = pooled_features(audio.samples, [(0.0, audio.duration)], speech, encoder, LAYERS,
-                                 cfg.audio.max_piece_s)[0].reshape(len(LAYERS), -1)
+                                 TRAINED_WINDOW["max_piece_s"])[0].reshape(len(LAYERS), -1)
     cache.mkdir(parents=True, exist_ok=True)
     np.save(path, out)
     return out

@@ -22,7 +22,7 @@ import numpy as np
 from fusion.config import AudioInputConfig, default_config
 from fusion.errors import InputError
 
-SAMPLE_RATE = default_config().audio_input.sample_rate
+SAMPLE_RATE = 16_000  # what Whisper, the voice encoder and the MFCC baselines hear: a fact, not a setting
 # Formats whose header states the exact length, so a shorter decode means a cut file.
 _EXACT_LENGTH_FORMATS = {"wav", "w64", "aiff", "flac", "caf"}
 _TRUNCATION_TOLERANCE_S = 0.05

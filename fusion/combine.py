@@ -4,8 +4,8 @@ The fusion is the original backend's: text distribution (KO) mapped to EN with
 ``M_KO2EN``, ``fused_en = norm(w_t * t_en + w_a * a_en)``, mapped back with
 ``M_EN2KO``. The original averaged disagreement away; here words and voice are
 also placed on one valence/arousal plane and compared, sentence by sentence and
-for the whole diary, and each rule of :data:`ALERT_RULES` that fires becomes an
-:class:`~fusion.report.Alert` carrying its evidence.
+for the whole diary, and each rule of :data:`ALERT_RULES` (one per kind of
+``fusion.alerts.MISMATCH_WORDS``) that fires becomes an :class:`~fusion.report.Alert` carrying its evidence.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import expit, logit
 
+from fusion.alerts import AGITATED, FLAGSHIP, SEVERITIES, UPBEAT
 from fusion.report import Alert, AlertEvidence, Polarity, Prosody, ValenceArousal
 
-if TYPE_CHECKING:  # config checks its [alerts.severity] against ALERT_RULES, so it imports this module
+if TYPE_CHECKING:
     from fusion.config import Config
     from fusion.text.model import Words
-
-SEVERITIES = ("low", "medium", "high")
 
 
 def normalize(p: np.ndarray, eps: float) -> np.ndarray:
@@ -161,20 +160,24 @@ def _severity(score: float, steps: tuple[float, ...]) -> str:
     return SEVERITIES[int(np.clip(np.searchsorted(steps, score, side="right") - 1, 0, len(SEVERITIES) - 1))]
 
 
-def depressed_score(voice_en: np.ndarray, prosody: Prosody | None, cfg: Config, voice_neutral: float = 0.0) -> float:
-    """P(SAD) (the neutral voice's share taken out) plus a weight per semitone of pitch below the baseline.
+def depressed_score(p_sad, pitch_semitones, pitch_weight: float):
+    """The flagship's depressed-voice score: P(SAD) of the voice over all its labels, the neutral voice's share
+    included (a calm voice scores low), plus ``pitch_weight`` per semitone of pitch below the baseline; an
+    unmeasured pitch (None or NaN) adds nothing.
 
-    No pitch measurement, no pitch term.
+    Elementwise over arrays. The one formula the rule fires on (``[alerts] depressed_pitch_weight``),
+    ``fusion eval voice`` ranks and ``fusion train alerts`` chooses the weight and thresholds with.
     """
-    drop = -prosody.pitch_semitones if prosody is not None and prosody.pitch_semitones is not None else 0.0
-    p_sad = float(voice_en[cfg.labels.en.index("SAD")]) * (1.0 - voice_neutral)
-    return p_sad + cfg.alerts.depressed_pitch_weight * max(drop, 0.0)
+    pitch = np.asarray(pitch_semitones, dtype=np.float64)
+    return p_sad + pitch_weight * np.where(np.isfinite(pitch), np.maximum(-pitch, 0.0), 0.0)
 
 
 def _positive_words_depressed_tone(obs: Observation, cfg: Config) -> float | None:
     """Pleasant words in a depressed voice: the depressed-voice score, stricter for one sentence."""
     a = cfg.alerts
-    depressed = depressed_score(obs.voice_en, obs.prosody, cfg, obs.voice_neutral)
+    p_sad = float(obs.voice_en[cfg.labels.en.index("SAD")]) * (1.0 - obs.voice_neutral)
+    pitch = obs.prosody.pitch_semitones if obs.prosody is not None else None
+    depressed = float(depressed_score(p_sad, pitch, a.depressed_pitch_weight))
     depressed_min = a.depressed_score if obs.sentence is None else a.depressed_score_sentence
     if obs.words(cfg).valence >= a.positive_words_valence and depressed >= depressed_min:
         return depressed
@@ -201,31 +204,25 @@ def _calm_words_agitated_tone(obs: Observation, cfg: Config) -> float | None:
 
 @dataclass(frozen=True)
 class AlertRule:
-    """One kind of mismatch, defined here only: the report schema, the terminal and HTML
-    wording and the config's ``[alerts.severity]`` check all read :data:`ALERT_RULES`.
+    """When one kind of mismatch (named, and worded, in ``fusion.alerts``) fires.
 
     ``score`` returns None when the rule does not fire, else the score its severity is read
-    from (steps in ``[alerts.severity]`` under ``kind``); ``thresholds`` names the
+    from (steps in ``[alerts.severity]`` under the kind); ``thresholds`` names the
     ``[alerts]`` fields it reads.
     """
 
-    kind: str
-    words: str
     score: Callable[[Observation, Config], float | None]
     thresholds: tuple[str, ...]
 
 
-ALERT_RULES: dict[str, AlertRule] = {rule.kind: rule for rule in (
-    AlertRule("positive_words_depressed_tone", "The words sound positive, but the voice sounds low and sad.",
-              _positive_words_depressed_tone,
-              ("positive_words_valence", "depressed_pitch_weight", "depressed_score", "depressed_score_sentence")),
-    AlertRule("negative_words_upbeat_tone", "The words are negative, but the voice sounds upbeat.",
-              _negative_words_upbeat_tone,
-              ("negative_words_valence", "upbeat_voice_valence", "upbeat_voice_arousal")),
-    AlertRule("calm_words_agitated_tone", "The words are calm, but the voice sounds agitated.",
-              _calm_words_agitated_tone,
-              ("calm_words_arousal", "calm_words_valence", "agitated_voice_arousal")),
-)}
+ALERT_RULES: dict[str, AlertRule] = {
+    FLAGSHIP: AlertRule(_positive_words_depressed_tone, ("positive_words_valence", "depressed_pitch_weight",
+                                                         "depressed_score", "depressed_score_sentence")),
+    UPBEAT: AlertRule(_negative_words_upbeat_tone,
+                      ("negative_words_valence", "upbeat_voice_valence", "upbeat_voice_arousal")),
+    AGITATED: AlertRule(_calm_words_agitated_tone,
+                        ("calm_words_arousal", "calm_words_valence", "agitated_voice_arousal")),
+}
 
 
 def _evidence(obs: Observation, cfg: Config) -> AlertEvidence:

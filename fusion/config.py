@@ -11,17 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fusion import __version__
-from fusion.combine import ALERT_RULES
+from fusion.alerts import MISMATCH_WORDS, TREND_SIGNALS
 from fusion.errors import ConfigError
-from fusion.report import SCHEMA_VERSION, TREND_SIGNALS
+from fusion.report import SCHEMA_VERSION
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE_DIR / "models"
@@ -38,7 +39,6 @@ class Labels(_Section):
 
 
 class AudioInputConfig(_Section):
-    sample_rate: int
     min_duration_s: float
     silence_dbfs: float
     clip_level: float
@@ -66,7 +66,6 @@ class STTConfig(_Section):
     speech_floor_dbfs: float
     cpu_threads: int
     initial_prompt: str                # text Whisper sees as the previous window ("" = none)
-    embedded_sha256: str
     max_chunk_s: float
 
 
@@ -100,8 +99,6 @@ class AudioConfig(_Section):
     model: str
     architecture: str                  # what "embedded:default" means: whisper-encoder-lr | cnn-bilstm-mfcc
     neutral_label: str                 # a model output that means "no emotion in the voice"
-    max_piece_s: float                 # whisper-encoder-lr: voiced audio is encoded in pieces of at most this
-    min_span_s: float                  # whisper-encoder-lr: a span is widened to hold this much speech
     n_mfcc: int
     frames: int
     eps: float
@@ -133,14 +130,14 @@ class AlertConfig(_Section):
     calm_words_valence: float
     agitated_voice_arousal: float
     agree_gap: float                   # words and voice within this on valence and arousal "agree" (no alert)
-    severity: dict[str, tuple[float, float, float]]   # kind of fusion.combine.ALERT_RULES → low, medium, high steps
+    severity: dict[str, tuple[float, float, float]]   # kind of fusion.alerts.MISMATCH_WORDS → low, medium, high steps
 
     @model_validator(mode="after")
-    def _severity_covers_the_rules(self) -> AlertConfig:
-        missing, unknown = set(ALERT_RULES) - set(self.severity), set(self.severity) - set(ALERT_RULES)
+    def _severity_covers_the_kinds(self) -> AlertConfig:
+        missing, unknown = set(MISMATCH_WORDS) - set(self.severity), set(self.severity) - set(MISMATCH_WORDS)
         if missing or unknown:
-            raise ValueError(f"[alerts.severity] must give steps for exactly the alert kinds {list(ALERT_RULES)} "
-                             f"(fusion.combine.ALERT_RULES): missing {sorted(missing)}, unknown {sorted(unknown)}")
+            raise ValueError(f"[alerts.severity] must give steps for exactly the alert kinds {list(MISMATCH_WORDS)} "
+                             f"(fusion.alerts.MISMATCH_WORDS): missing {sorted(missing)}, unknown {sorted(unknown)}")
         return self
 
 
@@ -208,7 +205,7 @@ class ServerConfig(_Section):
 class HistoryConfig(_Section):
     """A person's diaries over time (``fusion.history``): the automatic baseline and the drift alert."""
 
-    min_diaries: int                   # a user's own baseline is built once this many of their diaries are done
+    min_diaries: Annotated[int, Field(ge=2)]  # a user's own baseline is built once this many of their diaries are done
     max_diaries: int                   # ... from at most this many, the most recent
     window_days: float                 # drift: the recent diaries are those of the last this many days
     min_recent: int                    # ... at least this many of them
@@ -217,6 +214,12 @@ class HistoryConfig(_Section):
     z_floor: dict[str, float]          # per signal: smallest robust spread, so a steady voice's z stays sane
     min_score: float                   # mean of the signals' negated z-scores at or above which the alert fires
     severity: tuple[float, float, float]  # score steps of low, medium, high
+
+    def auto_diaries(self, diaries: list) -> list | None:
+        """The diaries (oldest first) a personal-auto baseline rests on: the last ``max_diaries``, once there are
+        ``min_diaries``; None before. The service and ``--baseline-mode auto`` of ``fusion eval`` both ask here."""
+        recent = diaries[-self.max_diaries:] if self.max_diaries > 0 else []
+        return recent if len(recent) >= self.min_diaries else None
 
     @model_validator(mode="after")
     def _floors_name_the_signals(self) -> HistoryConfig:
@@ -306,11 +309,33 @@ def _problem(error: dict) -> str:
     return f"{key}: {error['msg']} (got {error['input']!r:.60})"
 
 
+# Settings that became facts in code: an older file that still sets one loads, with a warning saying why it is ignored.
+RETIRED = {
+    ("audio_input", "sample_rate"): "every recording is decoded at fusion.audio.SAMPLE_RATE, 16 kHz, the rate the "
+                                    "models need",
+    ("stt", "embedded_sha256"): "the embedded Whisper model's hash is pinned in code, "
+                                "fusion.model_files.EMBEDDED_SHA256",
+    ("audio", "max_piece_s"): "the voice model's window is its own, in its config.json",
+    ("audio", "min_span_s"): "the voice model's window is its own, in its config.json",
+}
+
+
+def _without_retired(data: dict, path: Path) -> dict:
+    """``data`` less the :data:`RETIRED` keys it sets, each named in a warning."""
+    for (section, key), why in RETIRED.items():
+        if isinstance(data.get(section), dict) and key in data[section]:
+            data = {**data, section: {k: v for k, v in data[section].items() if k != key}}
+            warnings.warn(f"{path}: {section}.{key} is no longer a setting and is ignored ({why}); remove it",
+                          stacklevel=3)
+    return data
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a TOML configuration file (the default one when ``path`` is None).
 
     Raises :class:`~fusion.errors.ConfigError` naming the file and each offending key: a file that cannot
-    be read or parsed, an unknown or missing key, a value of the wrong type, tables that disagree.
+    be read or parsed, an unknown or missing key, a value of the wrong type, tables that disagree. A key
+    that is no longer a setting (:data:`RETIRED`) is ignored with a warning.
     """
     path = Path(path) if path is not None else default_config_path()
     try:
@@ -321,7 +346,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, f"not valid TOML ({exc})") from exc
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(_without_retired(data, path))
     except ValidationError as exc:
         raise ConfigError(path, "; ".join(_problem(e) for e in exc.errors())) from exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -22,14 +23,20 @@ def fail(error: Exception | str) -> NoReturn:
 
 
 def config_from(path: Path | None) -> Config:
-    """The config in ``path``, or configs/default.toml when none is given; a bad file is a one-line error."""
+    """The config in ``path``, or configs/default.toml when none is given; a bad file is a one-line error, and
+    each warning of reading it (a key that is no longer a setting) a one-line warning."""
     from fusion.config import default_config, load_config
     from fusion.errors import FusionError
 
-    try:
-        return load_config(path) if path else default_config()
-    except FusionError as exc:
-        fail(exc)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            config = load_config(path) if path else default_config()
+        except FusionError as exc:
+            fail(exc)
+    for warning in caught:
+        err.print("[yellow]warning:[/]", escape(str(warning.message)), soft_wrap=True)
+    return config
 
 
 def key_values(pairs: list[str]) -> dict:

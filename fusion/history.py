@@ -2,24 +2,24 @@
 
 ``timeline`` turns dated reports into ``TimelineEntry`` values in date order; ``trend_alert`` weighs the
 voice of the recent diaries (the last ``[history] window_days``) against the person's earlier ones with
-robust z-scores, and raises ``voice_lower_than_usual`` (``fusion.report.DRIFT_KIND``) only when enough
+robust z-scores, and raises ``voice_lower_than_usual`` (``fusion.alerts.DRIFT_KIND``) only when enough
 diaries stand on both sides, never from a single one. The service and ``fusion history`` share all of it.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from fusion.alerts import DRIFT_WORDS, SEVERITIES, SIGNAL_WORDS, TREND_SIGNALS
 from fusion.config import HistoryConfig
+from fusion.dates import utc
 from fusion.files import csv_text
-from fusion.report import TREND_SIGNALS, DiaryReport, TrendAlert, TrendSignal, ValenceArousal
+from fusion.report import DiaryReport, TrendAlert, TrendSignal, ValenceArousal
 
 _MAD_TO_SD = 1.4826  # 1.4826 MAD estimates the standard deviation of normal data
 
@@ -55,43 +55,6 @@ class WeekSummary(BaseModel):
     words_valence: float | None = Field(description="mean over the week's diaries with words")
     voice_valence: float | None = Field(description="mean over the week's diaries with a voice")
     alerts: dict[str, int] = Field(description="alert kind → diaries of the week that carry it")
-
-
-def utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC time (a naive one is taken to be UTC already). A moment whose offset takes it past
-    the years 1 to 9999 (``0001-01-01T00:00+14:00``) becomes that edge, so callers refuse it as any out-of-range
-    date instead of overflowing."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    try:
-        return moment.astimezone(timezone.utc)
-    except OverflowError:
-        edge = datetime.min if moment.utcoffset() > timedelta(0) else datetime.max
-        return edge.replace(tzinfo=timezone.utc)
-
-
-def file_time(path: str | Path) -> datetime:
-    """When a recording file was last modified (its recording time, for want of a better one), UTC; OSError if
-    it cannot be read."""
-    return datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc)
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 date or date and time as an aware UTC datetime (no zone: UTC); ValueError if it is none."""
-    return utc(datetime.fromisoformat(text.strip()))
-
-
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def recording_problem(moment: datetime, now: datetime | None = None) -> str | None:
-    """Why ``moment`` cannot be when a diary was recorded (before 1970, or more than a day after ``now``), or None."""
-    now = now or datetime.now(timezone.utc)
-    if utc(moment) < EARLIEST:
-        return f"{moment.date().isoformat()} is before {EARLIEST.year}"
-    if utc(moment) > now + timedelta(days=1):
-        return f"{moment:%Y-%m-%d %H:%M} is more than a day in the future"
-    return None
 
 
 def entry(diary_id: str, report: DiaryReport, recorded_at: datetime | None = None, url: str | None = None,
@@ -170,7 +133,7 @@ def trend_alert(history: list[TimelineEntry], cfg: HistoryConfig) -> TrendAlert 
     score = float(np.mean([-s.z for s in signals.values()]))
     if score < cfg.min_score:
         return None
-    severity = ("low", "medium", "high")[max(0, sum(score >= step for step in cfg.severity) - 1)]
+    severity = SEVERITIES[max(0, sum(score >= step for step in cfg.severity) - 1)]
     return TrendAlert(severity=severity, score=round(score, 3), window_days=cfg.window_days,
                       recent_diaries=len(recent), usual_diaries=len(usual), since=since, signals=signals)
 
@@ -198,18 +161,9 @@ def weekly(entries: Iterable[TimelineEntry]) -> list[WeekSummary]:
     return out
 
 
-# How the drift alert is told, in one place: the timeline page, the terminal and the service read it here.
-DRIFT_WORDS = "In the recent diaries the voice sounds lower than this person's usual."
-SIGNAL_WORDS = {  # signal → (its name, the unit its numbers are in)
-    "voice_valence": ("voice valence", "on the -1 … +1 scale"),
-    "pitch_semitones": ("pitch", "semitones against the usual median pitch"),
-    "energy_db": ("energy", "dB"),
-}
-
-
 def describe_trend(alert: TrendAlert) -> list[str]:
-    """The drift alert in plain sentences: what, over which diaries, then each signal's recent and usual medians
-    and robust z-score."""
+    """The drift alert in plain sentences (the timeline page, the terminal and the service alike): what, over
+    which diaries, then each signal's recent and usual medians and robust z-score."""
     lines = [DRIFT_WORDS,
              f"The last {alert.window_days:g} days (since {alert.since:%Y-%m-%d}): {alert.recent_diaries} diaries, "
              f"against {alert.usual_diaries} earlier ones; severity {alert.severity}, score {alert.score:.1f}."]

@@ -20,11 +20,11 @@ try:
 except ImportError as exc:
     raise MissingExtra("plotly", "report", "an HTML timeline") from exc
 
-from fusion.combine import ALERT_RULES
+from fusion.alerts import told
 from fusion.config import Config, default_config
-from fusion.history import DRIFT_WORDS, TimelineEntry, WeekSummary
+from fusion.history import TimelineEntry, WeekSummary
 from fusion.html_report import COLOURS, MISMATCH, figure_div, page, trend_html
-from fusion.report import DRIFT_KIND, TrendAlert
+from fusion.report import TrendAlert
 
 WORDS_COLOUR, VOICE_COLOUR = "#f28c28", "#1f77b4"
 
@@ -32,10 +32,6 @@ _CSS = """
 td.num{text-align:right;font-variant-numeric:tabular-nums}td.when{white-space:nowrap}
 tr.alerted td{background:#fde8ee}
 """
-
-
-def _kind_words(kind: str) -> str:
-    return ALERT_RULES[kind].words if kind in ALERT_RULES else DRIFT_WORDS if kind == DRIFT_KIND else _short(kind)
 
 
 def _short(kind: str) -> str:
@@ -146,7 +142,7 @@ def _diaries_section(entries: list[TimelineEntry], gloss: _Gloss) -> str:
         f"<td{colour(e.voice_top, e.voice_top)}>{escape(e.voice_top or '–')}</td>"
         f'<td class="num">{_signed(e.words_va.valence if e.words_va else None)}</td>'
         f'<td class="num">{_signed(e.voice_va.valence if e.voice_va else None)}</td>'
-        f"<td>{'<br>'.join(escape(_kind_words(k)) for k in e.alerts) or '–'}</td></tr>"
+        f"<td>{'<br>'.join(escape(told(k)) for k in e.alerts) or '–'}</td></tr>"
         for e in entries)
     return ('<section id="diaries"><h2>The diaries</h2><table><thead><tr><th>recorded (UTC)</th><th>diary</th>'
             "<th>length</th><th>words</th><th>voice</th><th>words valence</th><th>voice valence</th><th>alerts</th>"

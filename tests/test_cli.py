@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from fusion.cli import app
-from fusion.history import file_time
+from fusion.dates import file_time
 from fusion.report import DiaryReport
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,7 +205,7 @@ def test_a_transcript_that_is_no_regular_file_or_too_long_is_refused_without_rea
     capped at 4 GB of address space) and a text over the bound: one line each, before the analysis."""
     import os
 
-    from fusion.cli import MAX_TRANSCRIPT_BYTES
+    from fusion.cli.main import MAX_TRANSCRIPT_BYTES
 
     os.mkfifo(tmp_path / "pipe.txt")
     long = tmp_path / "long.txt"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from fusion.alerts import FLAGSHIP, MISMATCH_WORDS
 from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
 from fusion.config import AlertConfig, default_config_path, load_config
 from fusion.errors import ConfigError
@@ -26,7 +27,6 @@ def en(config, **probs) -> np.ndarray:
     return v / v.sum()
 
 
-FLAGSHIP = "positive_words_depressed_tone"
 
 
 def kinds(alerts) -> set[str]:
@@ -110,7 +110,8 @@ def test_a_neutral_voice_drives_no_alert(config):
     words, voice = ko(config, joy=1.0), en(config, SAD=0.8, HAPPY=0.2)
     calm = Observation(words, voice, voice_pitch(0.0), voice_neutral=0.9)
     assert not mismatch_alerts(calm, [], config)
-    assert depressed_score(voice, voice_pitch(0.0), config, 0.9) == pytest.approx(0.8 * 0.1)
+    (alert,) = mismatch_alerts(Observation(words, voice, voice_pitch(0.0), voice_neutral=0.4), [], config)
+    assert alert.score == pytest.approx(0.8 * 0.6), "the same voice, less surely neutral: P(SAD) without its share"
     emotional = valence_arousal(voice, config.labels.en, config.fusion.valence_arousal["en"])
     n_valence, n_arousal = config.fusion.neutral_point
     point = calm.voice(config)
@@ -122,10 +123,25 @@ def test_a_neutral_voice_drives_no_alert(config):
 
 
 def test_without_a_pitch_measurement_the_score_is_the_voice_model_alone(config):
-    voice = en(config, SAD=0.3, HAPPY=0.7)
+    words, voice = ko(config, joy=1.0), en(config, SAD=0.5, HAPPY=0.5)
     unvoiced = Prosody(pitch_hz=None, energy_db=-40.0, speaking_rate=None)
-    assert depressed_score(voice, None, config) == pytest.approx(0.3)
-    assert depressed_score(voice, unvoiced, config) == pytest.approx(0.3)
+    for prosody in (None, unvoiced):
+        (alert,) = mismatch_alerts(Observation(words, voice, prosody), [], config)
+        assert alert.score == pytest.approx(0.5)
+
+
+def test_the_rule_fires_at_the_score_training_and_evaluation_compute_over_arrays(config):
+    """fusion train alerts and fusion eval voice score whole arrays of clips with depressed_score; each clip's
+    score is the one the rule fires at for the same voice and pitch (NaN: pitch not measured)."""
+    p_sad, neutral = np.array([0.9, 0.6, 0.8, 0.7]), np.array([0.0, 0.2, 0.5, 0.1])
+    pitch = np.array([0.0, -3.0, np.nan, 2.0])
+    scores = depressed_score(p_sad * (1 - neutral), pitch, config.alerts.depressed_pitch_weight)
+    words = ko(config, joy=1.0)
+    for i in range(len(p_sad)):
+        voice = en(config, SAD=p_sad[i], HAPPY=1 - p_sad[i])
+        prosody = None if np.isnan(pitch[i]) else voice_pitch(pitch[i])
+        (alert,) = mismatch_alerts(Observation(words, voice, prosody, voice_neutral=neutral[i]), [], config)
+        assert alert.score == round(float(scores[i]), 4)
 
 
 def test_alert_lists_the_sentences_and_evidence(config):
@@ -279,14 +295,14 @@ def test_the_verdict_says_agree_only_when_words_and_voice_sit_together(config):
 
 
 def test_the_rule_table_is_the_one_list_of_alert_kinds(config):
-    """Config, report schema and every threshold of [alerts] follow ALERT_RULES."""
-    assert set(config.alerts.severity) == set(ALERT_RULES)
-    assert Alert.model_json_schema()["properties"]["kind"]["enum"] == list(ALERT_RULES)
+    """Rules, config, report schema and every threshold of [alerts] follow the kinds of fusion.alerts."""
+    assert list(ALERT_RULES) == list(MISMATCH_WORDS) and all(MISMATCH_WORDS.values())
+    assert set(config.alerts.severity) == set(MISMATCH_WORDS)
+    assert Alert.model_json_schema()["properties"]["kind"]["enum"] == list(MISMATCH_WORDS)
     read = {name for rule in ALERT_RULES.values() for name in rule.thresholds}
     # plain_words_emotion is read by diary_words (the words' polarity), agree_gap by verdict
     assert read == set(AlertConfig.model_fields) - {"severity", "plain_words_emotion", "agree_gap"}, \
         "each [alerts] threshold is read by a named rule"
-    assert all(rule.kind == kind and rule.words for kind, rule in ALERT_RULES.items())
 
 
 @pytest.mark.parametrize("edit, problem", [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import typing
@@ -106,6 +107,7 @@ def test_fusion_config_selects_the_configuration_file(tmp_path, monkeypatch):
      "alerts.severity.calm_words_agitated_tone"),
     ("ko2en = [\n", "ko2en = [\n  [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],\n", "fusion.ko2en must be 6x6"),
     ("[stt]\n", "[stt\n", "not valid TOML"),
+    ("min_diaries = 5\n", "min_diaries = 1\n", "history.min_diaries: Input should be greater than or equal to 2"),
     ("[server.tokens]\n", "[server.tokens]\n\" app\" = \"0123456789abcdef0123\"\n",
      "server.tokens: a user name is 1 to 100 printable characters without surrounding spaces, not ' app'"),
 ])
@@ -116,6 +118,28 @@ def test_a_config_of_the_wrong_shape_is_a_config_error_naming_the_file_and_key(t
     assert isinstance(info.value, FusionError) and info.value.kind == "config"
     assert info.value.path == str(path) and str(info.value).startswith(f"{path}: ")
     assert problem in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("[audio_input]\n", "[audio_input]\nsample_rate = 8000\n", "audio_input.sample_rate"),
+    ('initial_prompt = ""\n', 'initial_prompt = ""\nembedded_sha256 = "' + "0" * 64 + '"\n', "stt.embedded_sha256"),
+    ("[audio]\n", "[audio]\nmin_span_s = 3.0\n", "audio.min_span_s"),
+])
+def test_an_older_config_setting_what_is_now_a_fact_loads_and_says_it_is_ignored(tmp_path, config, old, new, key):
+    """The sample rate (what the models need), the embedded model's hash (what the shipped weights are) and the voice
+    model's window (its own config.json's) are no longer settings: a file written before still loads, to the same
+    configuration, and says which key is ignored."""
+    with pytest.warns(UserWarning, match=rf"edited\.toml: {re.escape(key)} is no longer a setting"):
+        assert load_config(_edited(tmp_path, old, new)) == config
+
+
+def test_the_command_line_says_in_one_line_that_an_old_key_is_ignored(tmp_path):
+    old = _edited(tmp_path, "[audio_input]\n", "[audio_input]\nsample_rate = 8000\n")
+    run = subprocess.run([sys.executable, "-m", "fusion.cli", "analyze", str(tmp_path / "absent.wav"), "--config",
+                          str(old)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "absent.wav" in run.stderr, run.stderr
+    warning = [line for line in run.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "audio_input.sample_rate" in warning[0] and "UserWarning" not in run.stderr
 
 
 @pytest.mark.parametrize("how", ["--config", "FUSION_CONFIG"])

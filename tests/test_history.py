@@ -4,9 +4,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from fusion.alerts import DRIFT_KIND
 from fusion.config import default_config
-from fusion.history import TimelineEntry, parse_time, recording_problem, timeline, trend_alert, utc, weekly
-from fusion.report import DRIFT_KIND, ValenceArousal
+from fusion.dates import parse_time, recording_problem, utc
+from fusion.history import TimelineEntry, timeline, trend_alert, weekly
+from fusion.report import ValenceArousal
 
 CFG = default_config().history
 START = datetime(2026, 10, 1, 21, 0, tzinfo=timezone.utc)

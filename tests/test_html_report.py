@@ -15,12 +15,13 @@ from plotly.offline import get_plotlyjs
 from rich.console import Console
 from typer.testing import CliRunner
 
+from fusion.alerts import ALERTS_ARE, MISMATCH_WORDS
 from fusion.cli import app
 from fusion.combine import AGREE, ALERT_RULES, AlertRule, Observation, mismatch_alerts
 from fusion.html_report import render_html
 from fusion.pipeline import analyze
 from fusion.render import render
-from fusion.report import ALERTS_ARE, DiaryReport
+from fusion.report import DiaryReport
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "diary_ko.flac"
@@ -35,7 +36,7 @@ def sample_report() -> DiaryReport:
 
 def _alert_words(page: str) -> list[str]:
     """The alert kinds a page tells, in the order it tells them."""
-    found = [(page.index(rule.words), kind) for kind, rule in ALERT_RULES.items() if rule.words in page]
+    found = [(page.index(words), kind) for kind, words in MISMATCH_WORDS.items() if words in page]
     return [kind for _, kind in sorted(found)]
 
 
@@ -57,7 +58,7 @@ def test_alerts_come_first_in_plain_words_with_their_evidence(flagship_report):
     the voice's pitch and energy against the calm baseline taken from the alert's own evidence."""
     (alert,) = [a for a in flagship_report.alerts if a.kind == "positive_words_depressed_tone"]
     page = render_html(flagship_report)
-    words = ALERT_RULES[alert.kind].words
+    words = MISMATCH_WORDS[alert.kind]
     assert words in page and page.index(words) < page.index('id="timeline"') < page.index('id="transcript"')
     box = page[page.index(f'<div class="alert {alert.severity}">'):]
     box = box[:box.index("</div>")]
@@ -84,7 +85,7 @@ def test_every_alert_kind_is_told_in_words(flagship_report, mirror_reports):
     for report in (flagship_report, *mirror_reports.values()):
         (alert,) = report.alerts
         page = render_html(report)
-        assert _alert_words(page) == [alert.kind] and ALERT_RULES[alert.kind].words in _terminal(report)
+        assert _alert_words(page) == [alert.kind] and MISMATCH_WORDS[alert.kind] in _terminal(report)
         flagged = re.findall(r'<tr class="flagged" data-sentence="(\d+)"', page)
         assert sorted(map(int, flagged)) == alert.sentences
 
@@ -97,16 +98,17 @@ def test_several_alerts_are_told_most_severe_first(flagship_report, mirror_repor
     report = flagship_report.model_copy(update={"alerts": ordered})
     assert _alert_words(render_html(report)) == [a.kind for a in ordered]
     terminal = _terminal(report)
-    assert sorted(a.kind for a in ordered) == sorted(ALERT_RULES)
-    assert [terminal.index(ALERT_RULES[a.kind].words) for a in ordered] == sorted(
-        terminal.index(ALERT_RULES[a.kind].words) for a in ordered)
+    assert sorted(a.kind for a in ordered) == sorted(MISMATCH_WORDS)
+    assert [terminal.index(MISMATCH_WORDS[a.kind]) for a in ordered] == sorted(
+        terminal.index(MISMATCH_WORDS[a.kind]) for a in ordered)
 
 
-def test_a_new_alert_kind_needs_only_its_rule_and_severity_steps(sample_report, config, monkeypatch):
-    """One AlertRule and its [alerts.severity] steps: the config loads, the rule fires, the report
-    validates and both renderings tell it."""
+def test_a_new_alert_kind_needs_only_its_words_rule_and_severity_steps(sample_report, config, monkeypatch):
+    """Its sentence in fusion.alerts, one AlertRule and its [alerts.severity] steps: the config loads, the rule
+    fires, the report validates and both renderings tell it."""
     kind, words = "loud_words_whispered_tone", "The words shout, but the voice whispers."
-    monkeypatch.setitem(ALERT_RULES, kind, AlertRule(kind, words, lambda obs, cfg: 0.5, ()))
+    monkeypatch.setitem(MISMATCH_WORDS, kind, words)
+    monkeypatch.setitem(ALERT_RULES, kind, AlertRule(lambda obs, cfg: 0.5, ()))
     steps = {**config.alerts.severity, kind: (0.0, 0.4, 0.9)}
     extended = config.with_updates(alerts={"severity": steps})
     diary = Observation(np.array(list(sample_report.text.mean_probs.values())),

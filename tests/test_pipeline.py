@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from fusion import analyze
+from fusion.alerts import FLAGSHIP
 from fusion.audio import SAMPLE_RATE, load_audio, voiced_spans
 from fusion.combine import AGREE
 from fusion.report import SCHEMA_VERSION, DiaryReport
@@ -27,7 +28,6 @@ from fusion.voice.prosody import build_baseline
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "diary_ko.flac"
 HAPPY_WORDS = "오늘 정말 즐거웠어. 친구를 만나서 너무 행복했어. 맛있는 것도 먹고 기분 최고야."
-FLAGSHIP = "positive_words_depressed_tone"
 
 
 def test_sample_report_is_complete_and_versioned():

@@ -110,9 +110,35 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 
 
 def test_modules_import_one_way():
-    """No two fusion modules import each other, not even inside a function; one known exception: the report
-    validates an alert's kind against combine.ALERT_RULES when a value is checked, while combine builds reports."""
+    """No two fusion modules import each other, not even inside a function (what several stages share, such as the
+    alert kinds of fusion.alerts, lives in a leaf module they all import)."""
     files = {".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): f
              for f in (ROOT / "fusion").rglob("*.py")}
     graph = {name: _imports(path, set(files)) - {name, "fusion"} for name, path in files.items()}
-    assert _cycles(graph) == [{"fusion.combine", "fusion.report"}]
+    assert _cycles(graph) == []
+
+
+def _top_level_names(path: Path) -> set[str]:
+    """The names one module defines itself: functions, classes and assigned names, at the top or under if/try."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def test_a_name_is_imported_from_the_module_that_defines_it():
+    """A value derived once is read from its own module (fusion.dates, fusion.alerts ...), never through another
+    module that happens to import it; a package's __init__ that names its entry points is the exception."""
+    modules = {".".join(f.relative_to(ROOT).with_suffix("").parts): f for f in (ROOT / "fusion").rglob("*.py")
+               if f.name != "__init__.py"}
+    found = []
+    for path in [*(ROOT / "fusion").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module in modules:
+                own = _top_level_names(modules[node.module])
+                found += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names if a.name not in own]
+    assert found == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import struct
@@ -16,7 +17,7 @@ import pytest
 
 from fusion.audio import audio_from_array, load_audio, voiced_spans
 from fusion.errors import ModelError
-from fusion.model_files import embedded_model_dir, openai_checkpoint, read_ctranslate2
+from fusion.model_files import EMBEDDED_SHA256, embedded_model_dir, openai_checkpoint, read_ctranslate2
 from fusion.stt import (
     STTEngine,
     Transcript,
@@ -74,7 +75,7 @@ def transcripts(shared_data):
 
 
 def test_embedded_model_is_reassembled_once_and_verified(cache, config):
-    sha = config.stt.embedded_sha256
+    sha = EMBEDDED_SHA256
     model_dir = embedded_model_dir(sha)
     assert model_dir == cache / "whisper-base"
     names = sorted(p.name for p in model_dir.iterdir())
@@ -86,6 +87,12 @@ def test_embedded_model_is_reassembled_once_and_verified(cache, config):
     assert (model_dir / "model.bin").stat().st_mtime_ns == mtime, "a verified model must be reused, not rebuilt"
 
 
+def test_the_pinned_hash_is_that_of_the_model_the_engines_load(cache):
+    """EMBEDDED_SHA256 is a fact of the shipped parts: the joined model.bin hashes to it."""
+    digest = hashlib.sha256((embedded_model_dir() / "model.bin").read_bytes()).hexdigest()
+    assert digest == EMBEDDED_SHA256
+
+
 def test_wrong_hash_is_a_model_error_naming_the_file(tmp_path):
     with pytest.raises(ModelError, match=r"model\.bin.*sha256"):
         embedded_model_dir("0" * 64, root=tmp_path)
@@ -94,7 +101,7 @@ def test_wrong_hash_is_a_model_error_naming_the_file(tmp_path):
 
 
 def test_a_damaged_cached_model_is_rebuilt(tmp_path, config):
-    sha = config.stt.embedded_sha256
+    sha = EMBEDDED_SHA256
     model = embedded_model_dir(sha, root=tmp_path) / "model.bin"
     model.write_bytes(b"damaged")
     assert embedded_model_dir(sha, root=tmp_path) / "model.bin" == model
@@ -137,6 +144,30 @@ def test_silence_gives_an_empty_transcript(engine):
         assert not has_speech(samples, -50.0)
         result = engine.transcribe(samples.astype(np.float32))
         assert result.segments == () and result.text == "" and result.words == ()
+
+
+@pytest.fixture(scope="module")
+def room_tone(shared_data, config) -> np.ndarray:
+    """Real room tone, no speech: the lead-in of a RAVDESS clip before the actor speaks, looped to 8 s and raised to
+    -30 dBFS (above [stt] speech_floor_dbfs, so it is decoded)."""
+    clip = load_audio(shared_data / "speech/ravdess/Actor_01/03-01-01-01-01-01-01.flac")
+    tone = clip.samples[: int((voiced_spans(clip, config.audio_input)[0][0] - 0.1) * 16000)]
+    noise = np.tile(tone, 8 * 16000 // len(tone) + 1)[: 8 * 16000]
+    noise = (noise * 10 ** (-30 / 20) / np.sqrt(np.mean(noise**2))).astype(np.float32)
+    assert has_speech(noise, config.stt.speech_floor_dbfs)
+    return noise
+
+
+@pytest.mark.parametrize("engine_name", ["faster-whisper", "openai-whisper"])
+def test_room_tone_gives_no_words_from_either_engine(cache, config, room_tone, engine_name):
+    """Decoded without VAD (greedy, to be quick), the noise makes Whisper invent Korean phrases; each engine's own
+    no-speech rule, given [stt] no_speech_threshold and logprob_threshold, drops those windows (with the rule off,
+    faster-whisper's come out even at the first temperature alone)."""
+    stt = config.stt.model_copy(update={"engine": engine_name, "vad_filter": False, "beam_size": 1})
+    assert load_engine(stt).transcribe(room_tone).words == ()
+    if engine_name == "faster-whisper":
+        rule_off = stt.model_copy(update={"no_speech_threshold": 1.0, "temperature": (0.0,)})
+        assert load_engine(rule_off).transcribe(room_tone).words, "the rule, not the noise, keeps the words out"
 
 
 def test_openai_whisper_engine_returns_a_transcript(tmp_path, config, shared_data):
@@ -242,7 +273,7 @@ def test_embedded_model_converted_for_openai_whisper_transcribes_korean(cache, c
     engine = load_engine(cfg)
     assert engine.name == "openai-whisper" and engine.model_id == "embedded:base"
     heads = engine.model.alignment_heads.to_dense().nonzero().tolist()
-    assert heads == json.loads((embedded_model_dir(config.stt.embedded_sha256) / "config.json").read_text())[
+    assert heads == json.loads((embedded_model_dir() / "config.json").read_text())[
         "alignment_heads"]
     audio = load_audio(shared_data / "speech/ko_transcribed" / CLIPS[0])
     result = engine.transcribe(audio.samples)

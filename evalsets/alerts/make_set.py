@@ -34,16 +34,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from fusion.alerts import FLAGSHIP
+from fusion.audio import SAMPLE_RATE
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[2] / "shared" / "data"
 SEED = 0
-SAMPLE_RATE = 16000
 PAUSE_S = 1.0
 CLIPS_PER_JOIN = 5
 JOINS_PER_EMOTION = 3
 SPEAKER = "emg"
 RAVDESS_LABELS = ("sad", "happy", "neutral", "calm")
-FLAGSHIP = "positive_words_depressed_tone"
 FIELDS = ["path", "transcript", "expected", "baseline", "group", "speaker", "sources"]
 TRANSCRIPTS = [
     "오늘 정말 행복했어. 친구들이랑 맛있는 저녁을 먹고 많이 웃었어.",

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+from fusion.dates import parse_time, recording_problem
 from fusion.errors import InputError
-from fusion.history import parse_time, recording_problem
 
 COLUMNS = ("file", "recorded_at")
 

@@ -21,8 +21,8 @@ from fusion.batch.process import die_with_parent
 from fusion.batch.results import ResultsFile, read_results, write_csv
 from fusion.batch.worker import BatchResult, Item, Worker, content_key
 from fusion.config import Config, default_config
+from fusion.dates import file_time, parse_time, recording_problem, utc
 from fusion.files import check_output
-from fusion.history import file_time, parse_time, recording_problem, utc
 
 _LIST_SUFFIXES = {".txt", ".lst", ".list"}
 

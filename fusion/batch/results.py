@@ -15,10 +15,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from fusion.alerts import SEVERITIES
 from fusion.errors import InputError
 from fusion.files import atomic_write, check_output, csv_text, json_text
 
-_SEVERITY = ("low", "medium", "high")
 CSV_COLUMNS = ("file", "status", "recorded_at", "duration_s", "text_top", "voice_top", "fused_top", "alert_kinds",
                "severity", "error_kind", "message")
 _OUTCOME = {"ok": "report", "error": "error"}  # each status and the field holding its outcome
@@ -115,7 +115,7 @@ def write_csv(records: Iterable[dict], path: str | Path) -> None:
                        text_top=rep["text"]["top"] or "", voice_top=rep["voice"]["top"] or "",
                        fused_top=rep["fused"]["top_ko"],
                        alert_kinds=";".join(sorted({a["kind"] for a in rep["alerts"]})),
-                       severity=max(severities, key=_SEVERITY.index) if severities else "")
+                       severity=max(severities, key=SEVERITIES.index) if severities else "")
         else:
             row.update(error_kind=rec["error"]["kind"], message=rec["error"]["message"])
         rows.append([row.get(column, "") for column in CSV_COLUMNS])
@@ -129,7 +129,8 @@ def timeline_entries(records: Iterable[dict]) -> tuple[list, int, int]:
     left out: ``(entries, errors, undated)``. An entry's id is the file as the batch recorded it; a report
     without ``recorded_at`` (schema 1.0) is dated by its file's modification time, or left out when the file
     is gone. An ok record whose report is no ``DiaryReport`` is a ValueError naming it."""
-    from fusion.history import entry, file_time
+    from fusion.dates import file_time
+    from fusion.history import entry
     from fusion.report import DiaryReport
 
     entries, errors, undated = [], 0, 0

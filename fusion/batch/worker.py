@@ -99,13 +99,12 @@ class Worker:
         from fusion.audio import load_audio
 
         t0 = time.perf_counter()
-        audio = load_audio(item[1], self.config.audio_input.sample_rate,
-                           max_duration_s=self.config.audio_input.max_duration_s)
+        audio = load_audio(item[1], max_duration_s=self.config.audio_input.max_duration_s)
         return audio, time.perf_counter() - t0
 
     def run(self, items: Iterable[Item], baseline: str | None = None) -> Iterator[list[tuple[int, dict]]]:
         """Chunks of ``(index, record)``, in input order within a chunk, as soon as each chunk is finished."""
-        from fusion.history import file_time
+        from fusion.dates import file_time
 
         cfg = self.config.batch
         heard, done, audio_s = [], [], 0.0

@@ -7,8 +7,9 @@ alert kinds expected, separated by ``;`` or spaces, may be empty) and optionally
 relative to the CSV's folder), ``group`` (a label for the per-group counts), ``speaker`` and
 ``sources`` (the recordings a row is made of, ``;``-separated). Per alert kind of
 ``[alerts.severity]`` it gives recall (rows expecting the kind that got it) and false-alarm rate
-(rows not expecting it that got it), and per speaker the same for the flagship kind. A row whose
-file cannot be analysed is reported as an error row and left out of both; the evaluation goes on.
+(rows not expecting it that got it), and per speaker the same for the flagship kind; each row keeps
+the score each alert it raised fired at, as its report gives it. A row whose file cannot be analysed
+is reported as an error row and left out of both; the evaluation goes on.
 
 ``baseline_mode`` overrides the ``baseline`` column (``fusion.eval.baselines``): ``reference``
 hears every row against the configured reference nearest its pitch (``auto`` in the column);
@@ -23,16 +24,13 @@ import re
 import unicodedata
 from pathlib import Path
 
-import numpy as np
-
-from fusion.combine import ALERT_RULES
+from fusion.alerts import FLAGSHIP, MISMATCH_WORDS
 from fusion.config import Config, default_config
 from fusion.errors import FusionError, InputError
 from fusion.eval.baselines import check_mode, clip_stats, leave_one_out
 from fusion.eval.text import read_rows, resolve_path
 from fusion.progress import track
 
-FLAGSHIP = "positive_words_depressed_tone"
 BASELINE_WORDS = {"csv": "each row's baseline column", "reference": "the configured reference nearest each row's pitch",
                   "auto": "personal-auto per row, from its speaker's other rows"}
 
@@ -56,25 +54,13 @@ def row_baseline(csv_path: str | Path, value: str | None, cfg: Config) -> str | 
     return str(resolve_path(csv_path, value))
 
 
-def diary_depressed_score(report, cfg: Config) -> float | None:
-    """The whole diary's depressed-voice score, from the diary-level evidence of any alert (None without one)."""
-    from fusion.combine import depressed_score
-
-    for alert in report.alerts:
-        for ev in alert.evidence:
-            if ev.sentence is None:
-                voice_en = np.array([ev.voice[label] for label in cfg.labels.en])
-                return round(depressed_score(voice_en, ev.prosody, cfg, ev.voice_neutral), 4)
-    return None
-
-
 def _run_row(csv_path: str | Path, row: dict[str, str], expected: list[str], cfg: Config, baseline=None) -> dict:
     """One row through ``fusion.analyze`` (``baseline``, when given, instead of the row's column)."""
     from fusion.pipeline import analyze
 
     item = {"path": row["path"], "group": (row.get("group") or "").strip(),
             "speaker": (row.get("speaker") or "").strip(), "expected": expected,
-            "got": [], "depressed_score": None, "baseline": None, "error": None}
+            "got": [], "scores": {}, "baseline": None, "error": None}
     try:
         report = analyze(resolve_path(csv_path, row["path"]), transcript=row["transcript"],
                          baseline=baseline or row_baseline(csv_path, row.get("baseline"), cfg), config=cfg)
@@ -82,7 +68,7 @@ def _run_row(csv_path: str | Path, row: dict[str, str], expected: list[str], cfg
         item["error"] = str(exc)
         return item
     item["got"] = [a.kind for a in report.alerts]
-    item["depressed_score"] = diary_depressed_score(report, cfg)
+    item["scores"] = {a.kind: a.score for a in report.alerts}  # as the rule fired: the report's own
     item["baseline"] = report.voice.baseline
     return item
 
@@ -142,7 +128,7 @@ def eval_alerts(csv_path: str | Path, config: Config | None = None, split: str |
                 progress: bool = True, baseline_mode: str | None = None) -> dict:
     """Recall and false-alarm rate per alert kind over a path,transcript,expected[,baseline,group,speaker] CSV."""
     cfg = config or default_config()
-    kinds = list(ALERT_RULES)
+    kinds = list(MISMATCH_WORDS)
     rows = read_rows(csv_path, ("path", "transcript", "expected"), split)
     expected = [parse_expected(csv_path, r, kinds) for r in rows]
     bases = row_baselines(csv_path, rows, baseline_mode, cfg, progress)

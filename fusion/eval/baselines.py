@@ -8,8 +8,9 @@
   each clip's baseline is built from the *other* clips of its speaker among the evaluated rows, whatever
   their label, leaving out the clip being scored (and any clip sharing a source recording with it), as the service would
   from a person's other diaries. Each clip's ``VoiceStats`` is computed once, so leaving one out
-  costs only a median. A clip with fewer than ``AUTO_MIN_OTHERS`` such clips (a speaker with fewer
-  than three) falls back to ``reference`` and is counted.
+  costs only a median. The service's rule picks which of those it rests on
+  (``[history]``, ``HistoryConfig.auto_diaries``: the last ``max_diaries`` in the CSV's order, once there
+  are ``min_diaries``); a clip with fewer falls back to ``reference`` and is counted.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from fusion.progress import track
 
 MODES = ("reference", "personal", "auto")
 AUTO_NAME = "personal-auto"
-AUTO_MIN_OTHERS = 2  # as the service's: a baseline rests on at least two recordings
 
 
 def check_mode(mode: str) -> str:
@@ -42,7 +42,8 @@ def clip_stats(paths: Sequence[Path], cfg: Config, progress: bool = True, what: 
 
 def leave_one_out(stats: Sequence, speakers: Sequence[str], cfg: Config,
                   sources: Sequence[frozenset[str]] | None = None, name: str = AUTO_NAME) -> list:
-    """Per clip, the personal-auto baseline of its speaker's other clips (None where fewer than ``AUTO_MIN_OTHERS``).
+    """Per clip, the personal-auto baseline of its speaker's other clips, as many as ``[history]`` lets the service
+    build one from (None where too few).
 
     A clip with no speaker (empty) gets None. ``sources`` (per clip, the recordings it is made of)
     also leaves out the clips that share a recording with the scored one, so a recording joined from
@@ -56,8 +57,7 @@ def leave_one_out(stats: Sequence, speakers: Sequence[str], cfg: Config,
             by_speaker[speaker].append(i)
     out = []
     for i, speaker in enumerate(speakers):
-        others = [j for j in by_speaker.get(speaker, []) if j != i
-                  and not (sources is not None and sources[i] & sources[j])]
-        out.append(auto_baseline([stats[j] for j in others], cfg, f"{name}:{speaker}")
-                   if len(others) >= AUTO_MIN_OTHERS else None)
+        others = cfg.history.auto_diaries([j for j in by_speaker.get(speaker, []) if j != i
+                                           and not (sources is not None and sources[i] & sources[j])])
+        out.append(None if others is None else auto_baseline([stats[j] for j in others], cfg, f"{name}:{speaker}"))
     return out

@@ -125,9 +125,8 @@ def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None
     sad = net.labels.index("SAD")
     is_sad = [lookup.get(rows[i]["label"].strip().lower()) == "SAD" for i in scored]
     p_sad = [float(voice[i][0][sad]) * (1.0 - voice[i][1]) for i in scored]
-    order = [net.labels.index(label) for label in cfg.labels.en]
-    depressed = [depressed_score(np.asarray(voice[i][0])[order], stats[i].prosody.for_report(base[i]), cfg,
-                                 voice[i][1]) for i in scored]
+    pitch = [stats[i].prosody.for_report(base[i]).pitch_semitones for i in scored]
+    depressed = depressed_score(np.array(p_sad), np.array(pitch, dtype=np.float64), cfg.alerts.depressed_pitch_weight)
     emotional = [rows[i]["label"].strip().lower() in lookup for i in scored]
     result.update({
         "baseline": mode, "baseline_rows": len(used),

@@ -35,9 +35,8 @@ def current(store: Store, user_id: int, config: Config) -> tuple[str | NeutralBa
 def refresh_auto(store: Store, user_id: int, config: Config) -> Baseline | None:
     """The user's latest ``personal-auto`` baseline, first stored anew when the diaries it should rest on changed;
     None while fewer than ``[history] min_diaries`` diaries hold voice stats."""
-    cfg = config.history
-    rows = store.stats_of_recent(user_id, cfg.max_diaries)
-    if len(rows) < cfg.min_diaries:
+    rows = config.history.auto_diaries(store.stats_of_recent(user_id, config.history.max_diaries))
+    if rows is None:
         return None
     sources = json.dumps(sorted(row.id for row in rows))
     latest = store.latest_baseline(user_id, PERSONAL_AUTO)

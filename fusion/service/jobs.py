@@ -128,8 +128,7 @@ class Workers:
         if row.language and row.language != config.stt.language:
             config = config.with_updates(stt={"language": row.language})
         try:
-            audio = load_audio(self.uploads / row.id, config.audio_input.sample_rate,
-                               max_duration_s=config.server.max_duration_s)
+            audio = load_audio(self.uploads / row.id, max_duration_s=config.server.max_duration_s)
             baseline = row.gender or current(self.store, row.user_id, config)[0]
             report = self.analyze(audio, transcript=row.transcript, baseline=baseline, recorded_at=row.when,
                                   config=config)

@@ -29,6 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fusion import history
 from fusion.audio import container_format, declared_duration, load_audio
+from fusion.dates import parse_time, recording_problem, utc
 from fusion.errors import InputError
 from fusion.report import DiaryReport
 from fusion.service import baselines
@@ -201,7 +202,7 @@ def timeline(request: Request, start: datetime | None = _FROM, end: datetime | N
              user: User = Depends(current_user), store: Store = Depends(_store)) -> Timeline:
     """The caller's done diaries in recording order (each linking its report page), their ISO weeks, and the drift
     alert as of the last one shown; ``voice_lower_than_usual`` marks the diaries where it was raised."""
-    start, end = (None if t is None else history.utc(t) for t in (start, end))
+    start, end = (None if t is None else utc(t) for t in (start, end))
     if start is not None and end is not None and start > end:
         raise invalid("query", "from", "from is later than to")
     cfg = request.app.state.config.history
@@ -283,7 +284,7 @@ def make_baseline(
         stats = []  # what build_baseline does, one decoded recording in memory at a time
         for file, part in zip(files, parts):
             try:
-                audio = load_audio(part, config.audio_input.sample_rate, max_duration_s=server.max_duration_s)
+                audio = load_audio(part, max_duration_s=server.max_duration_s)
             except InputError as exc:
                 raise HTTPException(415, f"{(file.filename or 'upload')[-200:]}: not a usable recording: "
                                          f"{exc.problem}") from exc
@@ -320,10 +321,10 @@ def _recording_time(value: str | None) -> datetime:
     if value is None or not value.strip():
         return datetime.now(timezone.utc)
     try:
-        moment = history.parse_time(value)
+        moment = parse_time(value)
     except ValueError:
         raise invalid("body", "recorded_at", f"recorded_at is not an ISO 8601 time: {value[:40]!r}") from None
-    if problem := history.recording_problem(moment):
+    if problem := recording_problem(moment):
         raise invalid("body", "recorded_at", f"recorded_at {problem}")
     return moment
 

@@ -1,8 +1,8 @@
 """Choose the depressed-voice rule of ``[alerts]`` by measurement: ``fusion train alerts``.
 
-The rule (``fusion.combine.depressed_score``): P(SAD) of the voice, its neutral share taken
-out, plus ``depressed_pitch_weight`` per semitone of pitch below the neutral baseline, at or
-above ``depressed_score`` for the whole diary and ``depressed_score_sentence`` for one
+The rule (``fusion.combine.depressed_score``, the one formula scored here too): P(SAD) of the
+voice, its neutral share taken out, plus ``depressed_pitch_weight`` per semitone of pitch below
+the neutral baseline, at or above ``depressed_score`` for the whole diary and ``depressed_score_sentence`` for one
 sentence. Measured on the train and dev speakers only (lexically balanced clips, and the
 scripted speakers' neutral clips): sad voices against happy, neutral and calm ones, each
 clip scored by a voice head that never heard its speaker (speaker-grouped folds) and its
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fusion.audio import load_audio
+from fusion.combine import depressed_score
 from fusion.config import default_config
 from fusion.eval.metrics import uar
 from fusion.progress import track
@@ -34,22 +35,22 @@ SENTENCE_FALSE_ALARMS = 0.02
 NOT_SAD = ("happy", "neutral", "calm")
 
 
-def pitch_drops(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool) -> np.ndarray:
-    """Semitones of each clip's median pitch below its ``auto`` baseline (0 when higher or unmeasured); cached."""
+def pitch_semitones(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool) -> np.ndarray:
+    """Each clip's median pitch against its ``auto`` baseline, semitones (NaN when unmeasured); cached."""
     cfg = default_config()
     idx = np.flatnonzero(rows)
     key = hashlib.sha1("\n".join(corpus.rows[i]["path"] for i in idx).encode()).hexdigest()[:16]
-    path = Path(cache) / f"pitch_drop_{key}.npy"
+    path = Path(cache) / f"pitch_semitones_{key}.npy"
     if path.is_file():
         return np.load(path)
-    drops = np.zeros(len(idx))
+    semitones = np.full(len(idx), np.nan)
     for j in track(range(len(idx)), "alerts: pitch", progress):
         measured = prosody(load_audio(corpus.rows[idx[j]]["path"]).samples)
-        semitones = measured.relative_to(resolve_baseline("auto", cfg, pitch_hz=measured.pitch_hz))["pitch_semitones"]
-        drops[j] = max(-semitones, 0.0) if math.isfinite(semitones) else 0.0
+        baseline = resolve_baseline("auto", cfg, pitch_hz=measured.pitch_hz)
+        semitones[j] = measured.relative_to(baseline)["pitch_semitones"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, drops)
-    return drops
+    np.save(path, semitones)
+    return semitones
 
 
 def balanced_accuracy(score: np.ndarray, is_sad: np.ndarray, groups: np.ndarray, threshold: float) -> float:
@@ -77,20 +78,20 @@ def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None 
     pool = corpus.mask(split=("train", "dev"))
     sad = model_labels(cfg).index("SAD")
     p_sad = out_of_fold(corpus, cand, pool)[rows, sad]
-    drops = pitch_drops(corpus, rows, cache, progress)
+    pitch = pitch_semitones(corpus, rows, cache, progress)
     is_sad, groups = _truth(corpus, rows)
     table = []
     for w in PITCH_WEIGHTS:
-        score = p_sad + w * drops
+        score = depressed_score(p_sad, pitch, w)
         best = max(np.unique(np.round(score, 3)), key=lambda t: balanced_accuracy(score, is_sad, groups, t))
         table.append({"pitch_weight": w, "diary_threshold": float(best), **rates(score, is_sad, groups, best)})
     chosen = max(table, key=lambda r: r["balanced_accuracy"])
-    score = p_sad + chosen["pitch_weight"] * drops
+    score = depressed_score(p_sad, pitch, chosen["pitch_weight"])
     not_sad = np.sort(score[~is_sad])
     sentence = float(np.round(not_sad[int(math.ceil(len(not_sad) * (1 - SENTENCE_FALSE_ALARMS))) - 1] + 1e-3, 3))
     test = corpus.mask(split="test", label=("sad", *NOT_SAD))
-    test_score = (fit(corpus, pool, cand).probs(corpus.x(cand.layers)[test].astype(np.float64))[:, sad]
-                  + chosen["pitch_weight"] * pitch_drops(corpus, test, cache, progress))
+    test_score = depressed_score(fit(corpus, pool, cand).probs(corpus.x(cand.layers)[test].astype(np.float64))[:, sad],
+                                 pitch_semitones(corpus, test, cache, progress), chosen["pitch_weight"])
     return {"clips": {"sad": int(is_sad.sum()), "not_sad": int((~is_sad).sum())}, "model": cand.name,
             "table": table, "depressed_pitch_weight": chosen["pitch_weight"],
             "depressed_score": chosen["diary_threshold"],

@@ -31,9 +31,18 @@ from fusion.audio import load_audio, voiced_spans
 from fusion.config import Config, default_config
 from fusion.errors import ModelError
 from fusion.eval.metrics import roc_auc, uar
+from fusion.model_files import EMBEDDED_SHA256
 from fusion.progress import track
 from fusion.train.audio_clips import read_rows as read_dataset
-from fusion.voice.whisper import ARCHITECTURE, WhisperHead, load_encoder, pooled_features, read_head, save
+from fusion.voice.whisper import (
+    ARCHITECTURE,
+    TRAINED_WINDOW,
+    WhisperHead,
+    load_encoder,
+    pooled_features,
+    read_head,
+    save,
+)
 
 ALL_LAYERS = (0, 1, 2, 3, 4, 5, 6)
 DATASETS = ("ravdess", "emodb", "ko_emotional")
@@ -117,19 +126,19 @@ def read_rows(data: Path, limit: int | None = None) -> list[dict]:
 def load_corpus(data: Path, cache: Path, cfg: Config, progress: bool = True, limit: int | None = None) -> Corpus:
     """Rows and their pooled features (all layers), computed with the product's code once and cached as .npy."""
     rows = read_rows(data, limit)
-    key = hashlib.sha1("\n".join([cfg.stt.embedded_sha256, str(cfg.audio.max_piece_s),
+    key = hashlib.sha1("\n".join([EMBEDDED_SHA256, str(TRAINED_WINDOW["max_piece_s"]),
                                   *(r["path"] for r in rows)]).encode()).hexdigest()[:16]
     path = Path(cache) / f"whisper_layers_{key}.npy"
     if path.is_file():
         features = np.load(path)
     else:
-        encoder = load_encoder(max(ALL_LAYERS), cfg.stt.embedded_sha256)
+        encoder = load_encoder(max(ALL_LAYERS))
         features = np.zeros((len(rows), len(ALL_LAYERS), encoder.conv1.out_channels), np.float32)
         for i in track(range(len(rows)), "voice: encoder features", progress):
             audio = load_audio(rows[i]["path"])
             speech = voiced_spans(audio, cfg.audio_input) or [(0.0, audio.duration)]
             pooled = pooled_features(audio.samples, [(0.0, audio.duration)], speech, encoder, ALL_LAYERS,
-                                     cfg.audio.max_piece_s)
+                                     TRAINED_WINDOW["max_piece_s"])
             features[i] = pooled[0].reshape(len(ALL_LAYERS), -1)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, features)
@@ -218,7 +227,7 @@ def train(out: Path, data: Path, cache: Path, progress: bool = True, candidates=
     counts = {lab: int(np.sum(corpus.labels[train_dev] == i)) for i, lab in enumerate(model_labels(cfg))}
     save(Path(out), head, {
         "labels": model_labels(cfg), "layers": list(best.layers), "pool": "mean", "encoder": "embedded Whisper base "
-        f"(sha256 {cfg.stt.embedded_sha256[:16]}…)", "recipe": asdict(best), "train_clips_per_label": counts,
+        f"(sha256 {EMBEDDED_SHA256[:16]}…)", "recipe": asdict(best), "train_clips_per_label": counts,
         "data": "shared/data/speech: ravdess, emodb, ko_emotional "
                 "(plain-to-emotional; scripted speakers' neutral clips)",
         "split": "candidates chosen on dev (RAVDESS/EmoDB dev speakers, Korean leave-one-speaker-out on ema/emh); "

@@ -99,8 +99,7 @@ def _load_cnn(directory: Path, settings: dict, cfg: Config) -> Scorer:
 
 
 def _load_whisper(directory: Path, settings: dict, cfg: Config) -> Scorer:
-    inference = {"max_piece_s": cfg.audio.max_piece_s, "min_span_s": cfg.audio.min_span_s}
-    return voice_whisper.load(directory, {**settings, **inference}, cfg.stt.embedded_sha256)
+    return voice_whisper.load(directory, settings)
 
 
 ARCHITECTURES: dict[str, Callable[[Path, dict, Config], Scorer]] = {
@@ -193,8 +192,7 @@ _LOADED: dict[str, VoiceEmotionModel] = {}
 def load_audio_model(cfg: Config | None = None) -> VoiceEmotionModel:
     """The process-wide voice model named by ``cfg.audio`` (and the labels it maps onto), loaded once."""
     cfg = cfg or default_config()
-    key = (cfg.audio.model_dump_json(exclude={"baseline", "baselines"}) + "|" + ",".join(cfg.labels.en)
-           + cfg.stt.embedded_sha256)
+    key = cfg.audio.model_dump_json(exclude={"baseline", "baselines"}) + "|" + ",".join(cfg.labels.en)
     if key not in _LOADED:
         _LOADED[key] = load_audio_model_from(cfg.audio.model, cfg)
     return _LOADED[key]

@@ -8,6 +8,8 @@ pieces of at most ``max_piece_s`` (each its own log-mel, as Whisper sees a clip)
 of the chosen layers (50 a second) are mean-pooled over each span and over the whole diary,
 standardised and fed to a multinomial logistic head (``model.safetensors``). Nothing but
 the head is stored with the model: the encoder weights are the ones speech-to-text ships.
+The model owns its window: ``max_piece_s`` and ``min_span_s`` (how wide a sentence is heard)
+are read from its ``config.json``, written there with the head it was trained with.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ ARCHITECTURE = "whisper-encoder-lr"
 FRAME_S = 0.02        # one encoder frame (after the stride-2 convolution)
 MIN_PIECE_S = 0.1     # shorter voiced stretches hold too few frames to say anything
 N_FFT, HOP = 400, 160  # Whisper's STFT at 16 kHz
+# The window a head is trained with, written into its config.json by ``save``: voiced audio encoded in pieces of at
+# most max_piece_s seconds, and a sentence heard with at least min_span_s seconds of speech around it.
+TRAINED_WINDOW = {"max_piece_s": 10.0, "min_span_s": 1.0}
 
 Span = tuple[float, float]
 
@@ -97,7 +102,7 @@ def _mel_filters(n_mels: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=2)
-def load_encoder(n_blocks: int, sha256: str) -> LayerEncoder:
+def load_encoder(n_blocks: int) -> LayerEncoder:
     """The embedded Whisper base encoder, its first ``n_blocks`` blocks, loaded once per process.
 
     The weights come from the openai checkpoint converted from the STT model
@@ -106,7 +111,7 @@ def load_encoder(n_blocks: int, sha256: str) -> LayerEncoder:
     """
     from fusion.model_files import openai_checkpoint
 
-    checkpoint = torch.load(openai_checkpoint(expected_sha256=sha256), map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = torch.load(openai_checkpoint(), map_location="cpu", weights_only=True, mmap=True)
     d = checkpoint["dims"]
     if not 0 <= n_blocks <= d["n_audio_layer"]:
         raise ModelError(f"the Whisper encoder has {d['n_audio_layer']} blocks; a voice model asked for {n_blocks}")
@@ -191,12 +196,12 @@ class WhisperHead:
 class WhisperVoice:
     """The ``whisper-encoder-lr`` architecture: scores spans and the diary over the model's own labels."""
 
-    def __init__(self, head: WhisperHead, settings: dict, stt_sha256: str):
+    def __init__(self, head: WhisperHead, settings: dict):
         self.head = head
         self.layers = tuple(int(k) for k in settings["layers"])
         self.max_piece_s = float(settings["max_piece_s"])
         self.min_span_s = float(settings["min_span_s"])
-        self.encoder = load_encoder(max(self.layers), stt_sha256)
+        self.encoder = load_encoder(max(self.layers))
         if head.weight.shape[1] != len(self.layers) * self.encoder.conv1.out_channels:
             raise ModelError(f"head of {head.weight.shape[1]} features does not fit layers {self.layers}")
 
@@ -234,18 +239,23 @@ def read_head(directory: Path) -> WhisperHead:
         raise ModelError(f"{weights}: not a {ARCHITECTURE} head ({exc})") from exc
 
 
-def load(directory: Path, settings: dict, stt_sha256: str) -> WhisperVoice:
-    """The head of ``directory`` with the encoder layers named by its config.json ``settings``."""
-    return WhisperVoice(read_head(directory), settings, stt_sha256)
+def load(directory: Path, settings: dict) -> WhisperVoice:
+    """The head of ``directory`` with the encoder layers and the window named by its config.json ``settings``."""
+    missing = [key for key in ("layers", *TRAINED_WINDOW) if key not in settings]
+    if missing:
+        raise ModelError(f"{directory / 'config.json'}: no {', '.join(missing)} (the layers and window the head was "
+                         "trained with)")
+    return WhisperVoice(read_head(directory), settings)
 
 
 def save(directory: Path, head: WhisperHead, config: dict) -> None:
-    """Write the head (safetensors) and ``config.json`` (architecture, labels, layers, recipe, figures)."""
+    """Write the head (safetensors) and ``config.json`` (architecture, the window it is heard with, labels, layers,
+    recipe, figures)."""
     from safetensors.torch import save
 
     from fusion.files import atomic_write
 
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / "model.safetensors", save(head.tensors()))
-    atomic_write(directory / "config.json", json.dumps({"architecture": ARCHITECTURE, **config}, indent=2,
-                                                       ensure_ascii=False) + "\n")
+    settings = {"architecture": ARCHITECTURE, **TRAINED_WINDOW, **config}
+    atomic_write(directory / "config.json", json.dumps(settings, indent=2, ensure_ascii=False) + "\n")

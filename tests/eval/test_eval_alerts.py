@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from fusion.alerts import FLAGSHIP
 from fusion.cli import app
 from fusion.errors import InputError
 from fusion.eval.alerts import eval_alerts, summary
 
-FLAGSHIP = "positive_words_depressed_tone"
 HAPPY_WORDS = "오늘 정말 행복했어. 친구들이랑 맛있는 저녁을 먹고 많이 웃었어."
 
 
@@ -69,17 +70,18 @@ def test_rows_carry_expected_got_and_the_diary_score(result):
     for item in (sad, happy):
         assert item["error"] is None
         assert set(item["got"]) <= set(result["kinds"])
-        if item["depressed_score"] is not None:  # only an alert's diary-level evidence carries it
-            assert item["got"] and isinstance(item["depressed_score"], float)
+        assert set(item["scores"]) == set(item["got"])
 
 
-def test_the_evaluated_diary_score_is_the_score_the_alert_fired_at(flagship_report, config):
-    """eval alerts records the same depressed-voice score as the rule that fired (the neutral voice's share out)."""
-    from fusion.eval.alerts import diary_depressed_score
-
+def test_the_evaluated_score_is_the_score_the_alert_fired_at(flagship_report, tmp_path):
+    """eval alerts records the depressed-voice score of the README's demo row as the pipeline fired it."""
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    words = (samples / "everyday_ko.txt").read_text(encoding="utf-8")
+    row = {"path": str(samples / "sad_voice_ko.flac"), "transcript": words, "expected": FLAGSHIP, "baseline": "",
+           "group": "demo"}
+    (item,) = eval_alerts(write_csv(tmp_path / "demo.csv", [row]), progress=False)["items"]
     (alert,) = [a for a in flagship_report.alerts if a.kind == FLAGSHIP]
-    assert alert.diary_level and not alert.sentences
-    assert diary_depressed_score(flagship_report, config) == pytest.approx(alert.score, abs=1e-4)
+    assert item["scores"][FLAGSHIP] == alert.score
 
 
 def test_an_unreadable_file_is_an_error_row_and_the_evaluation_goes_on(result, alerts_csv):
@@ -127,10 +129,11 @@ def test_auto_baseline_mode_needs_speakers_and_personal_is_the_csvs(alerts_csv):
         eval_alerts(alerts_csv, progress=False, baseline_mode="personal")
 
 
-def test_auto_baseline_mode_builds_each_rows_from_its_speakers_others(shared_data, tmp_path):
-    """Three emg clips and a recording joined from two of them: the joined one shares sources with both, so one
-    other recording is left to it and it is heard against the reference; each clip keeps at least two others
-    (the joined one is left out of the baselines of the clips it contains)."""
+def test_auto_baseline_mode_builds_each_rows_from_its_speakers_others(shared_data, tmp_path, config):
+    """Three emg clips and a recording joined from two of them, under a service that builds a baseline from two
+    diaries: the joined one shares sources with both, so one other recording is left to it and it is heard against
+    the reference; each clip keeps at least two others (the joined one is left out of the baselines of the clips it
+    contains)."""
     import numpy as np
     import soundfile as sf
 
@@ -147,7 +150,8 @@ def test_auto_baseline_mode_builds_each_rows_from_its_speakers_others(shared_dat
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    result = eval_alerts(path, progress=False, baseline_mode="auto")
+    two = config.with_updates(history={"min_diaries": 2})
+    result = eval_alerts(path, progress=False, baseline_mode="auto", config=two)
     assert result["baseline_mode"] == "auto" and result["reference_rows"] == 1
     names = [it["baseline"] for it in result["items"]]
     assert names[:3] == ["personal-auto:emg"] * 3 and names[3] in ("male", "female"), names

@@ -12,6 +12,7 @@ from require import unavailable
 from typer.testing import CliRunner
 
 from fusion.cli import app
+from fusion.config import default_config_path
 from fusion.errors import ModelError
 from fusion.eval.voice import eval_audio, eval_leakage
 from tests.eval.test_eval_text import check_shape, shared_rows, write_csv
@@ -96,11 +97,18 @@ def auto_csv(audio_csv, shared_data) -> Path:
     return write_csv(audio_csv.parent / "auto.csv", rows)
 
 
-def test_auto_baseline_leaves_the_scored_clip_out(auto_csv, config):
+@pytest.fixture(scope="module")
+def few_diaries(config):
+    """The service's rule, lowered so a speaker's four other clips build a personal-auto baseline."""
+    return config.with_updates(history={"min_diaries": 2})
+
+
+def test_auto_baseline_leaves_the_scored_clip_out(auto_csv, few_diaries):
     from fusion.eval.baselines import clip_stats, leave_one_out
     from fusion.eval.text import read_rows, resolve_path
     from fusion.voice.prosody import auto_baseline, resolve_baseline
 
+    config = few_diaries
     rows = read_rows(auto_csv, ("path", "speaker"))
     stats = clip_stats([resolve_path(auto_csv, r["path"]) for r in rows], config, progress=False)
     speakers = [r["speaker"] for r in rows]
@@ -124,10 +132,17 @@ def test_auto_baseline_leaves_the_scored_clip_out(auto_csv, config):
     sources[emg[1]] = sources[emg[1]] | sources[emg[0]]  # as if emg[1] were joined from emg[0]
     shared = leave_one_out(stats, speakers, config, sources)
     assert shared[emg[0]].diaries == shared[emg[1]].diaries == len(emg) - 2 and shared[emg[2]].diaries == len(emg) - 1
+    # The service's [history] rule decides how many others a baseline rests on: the last max_diaries, once there are
+    # min_diaries (five by default: emg's four others are too few, as a user's four diaries would be).
+    capped = leave_one_out(stats, speakers, config.with_updates(history={"min_diaries": 3, "max_diaries": 3}))
+    assert [capped[i].diaries for i in emg] == [3] * len(emg)
+    assert capped[emg[0]].pitch_hz == auto_baseline([stats[j] for j in emg[-3:]], config).pitch_hz
+    default = config.with_updates(history={"min_diaries": 5, "max_diaries": 60})
+    assert leave_one_out(stats, speakers, default) == [None] * len(rows)
 
 
-def test_audio_with_auto_baselines_names_the_mode(auto_csv, config, tmp_path):
-    result = eval_audio(auto_csv, baseline_mode="auto", progress=False)
+def test_audio_with_auto_baselines_names_the_mode(auto_csv, few_diaries, config, tmp_path):
+    result = eval_audio(auto_csv, baseline_mode="auto", progress=False, config=few_diaries)
     check_shape(result, config.labels.en)
     assert result["baseline"] == "auto" and result["baseline_rows"] == 0  # every row is scored
     assert result["personal_speakers"] == ["emg", "ned"] and result["reference_rows"] == 2  # nem's two
@@ -135,7 +150,11 @@ def test_audio_with_auto_baselines_names_the_mode(auto_csv, config, tmp_path):
     assert result["per_speaker"]["nem"]["n"] == 1 and result["sad_auc_rows"] == {"sad": 2, "rest": 10}
     assert 0.0 <= result["depressed_auc"] <= 1.0
     out = tmp_path / "auto.json"
-    cli = runner.invoke(app, ["eval", "audio", str(auto_csv), "--baseline-mode", "auto", "--json", str(out), "-q"])
+    toml = tmp_path / "few.toml"
+    toml.write_text(default_config_path().read_text(encoding="utf-8").replace("min_diaries = 5", "min_diaries = 2"),
+                    encoding="utf-8")
+    cli = runner.invoke(app, ["eval", "audio", str(auto_csv), "--baseline-mode", "auto", "--json", str(out), "-q",
+                              "--config", str(toml)])
     assert cli.exit_code == 0, cli.output
     assert "baseline  auto" in cli.output and "2 rows on the reference" in cli.output and "speaker nem" in cli.output
     assert json.loads(out.read_text(encoding="utf-8"))["baseline"] == "auto"

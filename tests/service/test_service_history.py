@@ -21,11 +21,12 @@ from service_config import service_toml
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from fusion.alerts import DRIFT_KIND
 from fusion.audio import load_audio
 from fusion.cli import app as cli_app
 from fusion.config import load_config
-from fusion.history import utc
-from fusion.report import DRIFT_KIND, DiaryReport, ValenceArousal
+from fusion.dates import utc
+from fusion.report import DiaryReport, ValenceArousal
 from fusion.service.app import create_app
 from fusion.service.baselines import forget_diary, refresh_auto
 from fusion.service.schemas import BaselineInfo, ExportLine, Timeline

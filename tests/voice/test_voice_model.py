@@ -95,3 +95,34 @@ def test_shuffled_labels_json_reorders_output_columns(tmp_path, shared_data, con
     a = shuffled.predict(audio.samples, [], voiced_spans(audio), base)
     b = original.predict(audio.samples, [], voiced_spans(audio), base)
     np.testing.assert_allclose(a.diary, b.diary, atol=1e-5)
+
+
+def _shipped_with(tmp_path, **changes):
+    """A copy of the shipped whisper-encoder-lr directory, its config.json changed (None: the key left out)."""
+    import shutil
+
+    shipped = ab.EMBEDDED_ROOT / voice_whisper.ARCHITECTURE
+    copy = tmp_path / "whisper-copy"
+    shutil.copytree(shipped, copy)
+    settings = json.loads((shipped / "config.json").read_text())
+    settings = {k: v for k, v in {**settings, **changes}.items() if v is not None}
+    (copy / "config.json").write_text(json.dumps(settings))
+    return copy
+
+
+def test_the_voice_model_is_heard_with_the_window_of_its_own_config_json(tmp_path, shared_data, config):
+    """A sentence is widened to the model's own min_span_s: shipped 1 s keeps a 0.2 s sentence apart from the whole
+    clip; a model whose config.json says 60 s hears that sentence as the whole clip."""
+    audio = load_audio(shared_data / CLIP)
+    speech, spans = voiced_spans(audio), [(0.5, 0.7)]
+    shipped = ab.load_audio_model_from("embedded:default", config).predict(audio.samples, spans, speech, None)
+    wide = ab.load_audio_model_from(str(_shipped_with(tmp_path, min_span_s=60.0)), config)
+    heard = wide.predict(audio.samples, spans, speech, None)
+    np.testing.assert_allclose(heard.diary, shipped.diary)
+    np.testing.assert_allclose(heard.spans[0], heard.diary)
+    assert not np.allclose(shipped.spans[0], shipped.diary)
+
+
+def test_a_voice_model_without_its_window_is_refused_naming_its_config(tmp_path, config):
+    with pytest.raises(ModelError, match=r"whisper-copy/config\.json: no min_span_s"):
+        ab.load_audio_model_from(str(_shipped_with(tmp_path, min_span_s=None)), config)
