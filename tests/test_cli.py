@@ -205,7 +205,7 @@ def test_a_transcript_that_is_no_regular_file_or_too_long_is_refused_without_rea
     capped at 4 GB of address space) and a text over the bound: one line each, before the analysis."""
     import os
 
-    from fusion.cli import MAX_TRANSCRIPT_BYTES
+    from fusion.cli.main import MAX_TRANSCRIPT_BYTES
 
     os.mkfifo(tmp_path / "pipe.txt")
     long = tmp_path / "long.txt"
