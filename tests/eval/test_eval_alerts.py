@@ -64,13 +64,18 @@ def test_counts_follow_from_the_rows(result):
 
 
 def test_rows_carry_expected_got_and_the_diary_score(result):
+    """A row records the alerts of its diary's report and the score its diary-level flagship alert fired at (none
+    without one): the sad voice under happy words raises it, the happy voice nothing."""
+    from fusion import analyze
+
     sad, happy, _ = result["items"]
     assert sad["expected"] == [FLAGSHIP] and happy["expected"] == []
-    for item in (sad, happy):
-        assert item["error"] is None
-        assert set(item["got"]) <= set(result["kinds"])
-        if item["depressed_score"] is not None:  # only an alert's diary-level evidence carries it
-            assert item["got"] and isinstance(item["depressed_score"], float)
+    for item, baseline in ((sad, "auto"), (happy, "male")):
+        report = analyze(item["path"], transcript=HAPPY_WORDS, baseline=baseline)
+        assert item["error"] is None and item["got"] == [a.kind for a in report.alerts]
+        fired = [a.score for a in report.alerts if a.kind == FLAGSHIP and a.diary_level]
+        assert item["depressed_score"] == (pytest.approx(fired[0], abs=1e-4) if fired else None)
+    assert FLAGSHIP in sad["got"] and happy["got"] == []
 
 
 def test_the_evaluated_diary_score_is_the_score_the_alert_fired_at(flagship_report, config):
