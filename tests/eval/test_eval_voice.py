@@ -65,6 +65,7 @@ def test_audio_with_personal_baselines(audio_csv, config):
     assert result["sad_auc"] > 0.75 and result["neutral_auc"] > 0.75, (result["sad_auc"], result["neutral_auc"])
 
 
+@pytest.mark.slow
 def test_cli_audio_sad_auc_on_two_test_speakers(shared_data, tmp_path):
     """Every clip of ko_emotional test speakers emg and ned; neutral 004/005 relabelled calm, so they are
     ranked (sad must score above calm, not only above happy/angry) and 001–003 build the baselines."""
@@ -126,6 +127,7 @@ def test_auto_baseline_leaves_the_scored_clip_out(auto_csv, config):
     assert shared[emg[0]].diaries == shared[emg[1]].diaries == len(emg) - 2 and shared[emg[2]].diaries == len(emg) - 1
 
 
+@pytest.mark.slow
 def test_audio_with_auto_baselines_names_the_mode(auto_csv, config, tmp_path):
     result = eval_audio(auto_csv, baseline_mode="auto", progress=False)
     check_shape(result, config.labels.en)
