@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS
 from require import unavailable
+from text_samples import PLAIN_WORDS, SAD_WORDS
 
 from fusion.config import Config, default_config
 
@@ -107,10 +108,6 @@ def ned_clips(shared_data) -> dict:
 
 
 SAMPLES = ROOT / "samples"
-# Words the text model reads as plainly sad, and as plain (each sentence's P(neutral) is 0.44-0.55, above
-# [text] neutral_threshold 0.29, so they sit at the calm neutral point).
-SAD_WORDS = "오늘 너무 슬펐어. 혼자라서 외롭고 눈물이 났어."
-PLAIN_WORDS = "오후에 회의가 있었다. 버스를 타고 집에 왔다. 오늘은 도서관에 갔다."
 
 
 @pytest.fixture(scope="session")

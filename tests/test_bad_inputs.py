@@ -56,6 +56,7 @@ def build_matrix(folder: Path, clip) -> None:
     sf.write(folder / "zero.wav", np.zeros(0, np.float32), SAMPLE_RATE)
 
 
+@pytest.mark.slow
 def test_every_bad_input_is_a_report_or_a_clear_error_record(shared_data, tmp_path, monkeypatch):
     inputs, out_dir, temp = tmp_path / "in", tmp_path / "out", tmp_path / "tmp"
     for d in (inputs, out_dir, temp):
@@ -100,6 +101,7 @@ def thirty_minutes(shared_data: Path, path: Path) -> float:
     return samples.nbytes
 
 
+@pytest.mark.slow
 def test_a_30_minute_recording_stays_within_bounded_memory(shared_data, tmp_path, config):
     """Decode, voiced spans, prosody, MFCC and the voice model over 30 minutes: peak RSS growth under 1 GB.
 

@@ -96,6 +96,7 @@ def test_batch_writes_reports_error_records_and_csv_then_resumes(clips, tmp_path
     assert len(list(csv.DictReader(table.open(encoding="utf-8")))) == 5
 
 
+@pytest.mark.slow
 def test_a_model_or_config_update_rescores_and_replaces_the_old_line(clips, tmp_path, config):
     out = tmp_path / "r.jsonl"
     run_batch([clips[0]], out, progress=False)
@@ -112,6 +113,7 @@ def test_a_model_or_config_update_rescores_and_replaces_the_old_line(clips, tmp_
     assert record["key"] == content_key(str(clips[0]), updated.fingerprint())
 
 
+@pytest.mark.slow
 def test_kill_9_mid_batch_then_resume_loses_and_duplicates_nothing(clips, tmp_path):
     listed = tmp_path / "list.txt"
     listed.write_text("\n".join(map(str, clips)) + "\n", encoding="utf-8")
@@ -204,6 +206,7 @@ def test_analyze_many_streams_results_in_order_and_batches_text_across_files(cli
     assert results[1].report.model_dump(exclude={"timings"}) == single.model_dump(exclude={"timings"})
 
 
+@pytest.mark.slow
 def test_local_worker_processes_give_the_same_lines(clips, tmp_path, config):
     """Two worker processes write the reports a single analyze() gives for the same files: the same labels and
     alert kinds, the same scores up to what int8 kernels on one thread (instead of all cores) may round apart."""
@@ -229,6 +232,7 @@ def test_local_worker_processes_give_the_same_lines(clips, tmp_path, config):
             assert batch.fused.en[label] == pytest.approx(p, abs=0.1), label
 
 
+@pytest.mark.slow
 def test_an_unexpected_exception_is_an_internal_error_record_and_the_batch_goes_on(clips, tmp_path, monkeypatch):
     """A bug inside the worker (not a bad input) becomes that file's error record, kind ``internal``, with the
     exception's class and message, and the other files are analysed. No real recording triggers such a bug (the
@@ -262,6 +266,7 @@ def test_an_unexpected_exception_is_an_internal_error_record_and_the_batch_goes_
         assert records[clip.name]["status"] == "ok" and records[clip.name]["report"]["transcript"]
 
 
+@pytest.mark.slow
 def test_ray_engine_on_a_local_instance(clips, tmp_path, config):
     try:
         import ray
@@ -339,6 +344,7 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_worker_processes_exit_when_the_batch_is_killed(clips, tmp_path, config):
     listed = tmp_path / "list.txt"
@@ -373,6 +379,7 @@ def _running(pids: set[int]) -> set[int]:
     return {pid for pid in pids if state(pid) not in ("Z", "gone")}
 
 
+@pytest.mark.slow
 def test_dates_csv_sets_each_recorded_at_and_a_changed_date_updates_the_line_without_a_new_analysis(clips, tmp_path):
     """``--dates``: rows name inputs by a path relative to the CSV (or absolute), a naive time is UTC, an input
     without a row keeps its file's modification time; identical files dated apart keep their own dates. The date
@@ -415,6 +422,7 @@ def test_dates_csv_sets_each_recorded_at_and_a_changed_date_updates_the_line_wit
     assert run_batch([str(p) for p in inputs], out, dates=folder / "dates.csv", progress=False).redated == 0
 
 
+@pytest.mark.slow
 def test_analyze_many_passes_the_date_past_the_decode_ahead(clips):
     """The worker decodes ahead and gives the pipeline decoded audio, which has no file time: the time is sent
     with each input instead."""
@@ -512,6 +520,7 @@ def test_an_unwritable_csv_is_refused_before_the_batch_runs(clips, tmp_path):
         assert not out.exists(), "refused before any work"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="/dev/zero and FIFOs")
 def test_special_files_among_the_inputs_are_error_records_and_the_batch_ends(tmp_path):
     """A FIFO in the folder and /dev/zero in a list file: an error record each, read by nobody (before: the

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from fusion.cli import app
@@ -137,6 +138,7 @@ def test_a_baseline_is_refused_before_any_work_when_unwritable_and_from_recordin
         assert "Traceback" not in result.output and not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_analyze_runs_without_the_service_packages(tmp_path):
     """The service's packages are installed here, so the machine without them is simulated: ``None`` in
     ``sys.modules`` makes any import of them fail, as it would where ``fusion[serve]`` is not installed."""

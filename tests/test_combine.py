@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from fusion.alerts import FLAGSHIP, MISMATCH_WORDS
+from fusion.alerts import FLAGSHIP, MISMATCH_WORDS, SEVERITIES
 from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
 from fusion.config import AlertConfig, default_config_path, load_config
 from fusion.errors import ConfigError
@@ -192,16 +192,33 @@ def test_severity_steps_of_every_kind(config, kind):
     assert _severity(high, steps) == _severity(high + 0.01, steps) == _severity(high + 5.0, steps) == "high"
 
 
-@pytest.mark.parametrize("p_sad, semitones, severity", [
-    (0.69, 0.0, "low"), (0.71, 0.0, "medium"),      # either side of the 0.7 step, by P(SAD)
-    (0.9, -1.9, "medium"), (0.9, -2.1, "high"),     # either side of the 1.1 step, by pitch (0.1 a semitone)
-])
-def test_the_flagship_s_severity_follows_its_steps(config, p_sad, semitones, severity):
-    assert config.alerts.severity[FLAGSHIP] == (0.33, 0.7, 1.1) and config.alerts.depressed_pitch_weight == 0.1
-    obs = Observation(ko(config, joy=1.0), en(config, SAD=p_sad, HAPPY=1 - p_sad), voice_pitch(semitones))
+@pytest.mark.parametrize("side", [-1, 1], ids=["below", "at"])
+@pytest.mark.parametrize("step", [1, 2], ids=["medium", "high"])
+def test_the_flagship_s_severity_follows_its_steps(config, step, side):
+    """A diary score just either side of the medium step by P(SAD) alone, and of the high step with the pitch's
+    share (depressed_pitch_weight a semitone below the baseline), at the steps the config sets."""
+    steps, weight = config.alerts.severity[FLAGSHIP], config.alerts.depressed_pitch_weight
+    score = steps[step] + side * 0.01
+    p_sad = score if step == 1 else steps[1] + 0.01
+    assert 0 < p_sad < 1 and score >= p_sad
+    voice = en(config, SAD=p_sad, HAPPY=1 - p_sad)
+    obs = Observation(ko(config, joy=1.0), voice, voice_pitch(-(score - p_sad) / weight))
     (alert,) = mismatch_alerts(obs, [], config)
-    assert (alert.kind, alert.severity) == (FLAGSHIP, severity)
-    assert alert.score == pytest.approx(p_sad - 0.1 * semitones, abs=1e-4)
+    assert (alert.kind, alert.severity) == (FLAGSHIP, SEVERITIES[step if side > 0 else step - 1])
+    assert alert.score == pytest.approx(score, abs=1e-4)
+
+
+def test_the_flagship_never_weakens_as_the_voice_sounds_sadder(config):
+    """From the firing threshold up, a higher P(SAD) or a lower pitch never lowers the alert's score or severity."""
+    grid = [[mismatch_alerts(Observation(ko(config, joy=1.0), en(config, SAD=p, HAPPY=1 - p), voice_pitch(-drop)),
+                             [], config) for drop in (0.0, 1.0, 3.0, 6.0)]
+            for p in np.linspace(config.alerts.depressed_score, 0.99, 8)]
+    assert all(len(cell) == 1 and cell[0].kind == FLAGSHIP for row in grid for cell in row)
+    score = np.array([[cell[0].score for cell in row] for row in grid])
+    level = np.array([[SEVERITIES.index(cell[0].severity) for cell in row] for row in grid])
+    for axis in (0, 1):
+        assert (np.diff(score, axis=axis) > 0).all() and (np.diff(level, axis=axis) >= 0).all()
+    assert level.min() == 0 and level.max() == 2, "the sweep spans every severity"
 
 
 def test_several_alerts_come_most_severe_first_then_by_score(config):

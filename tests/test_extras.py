@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,7 @@ def test_every_extra_a_message_names_exists():
     assert set(OPTIONAL.values()) <= extras
 
 
+@pytest.mark.slow
 def test_a_recording_is_analysed_with_no_optional_stack_importable():
     out = _run("import fusion\nr = fusion.analyze('samples/diary_ko.flac')\n"
                "print(len(r.sentences), r.text.top, r.voice.top)\n"

@@ -265,6 +265,7 @@ def test_quiet_audio_gives_a_report_with_a_warning_and_no_numpy_noise(tmp_path, 
             assert any("silen" in w for w in report.warnings) and report.voice.top is None
 
 
+@pytest.mark.slow
 def test_a_long_transcript_of_short_sentences_over_a_short_recording():
     """20,000 characters of two-word sentences spread over 25 s: thousands of tiny spans, no traceback."""
     report = analyze(SAMPLE, transcript="정말 좋아. " * 3300)

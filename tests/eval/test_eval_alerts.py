@@ -65,12 +65,17 @@ def test_counts_follow_from_the_rows(result):
 
 
 def test_rows_carry_expected_got_and_the_diary_score(result):
+    """A row records the alerts of its diary's report and the score its diary-level flagship alert fired at (none
+    without one): the sad voice under happy words raises it, the happy voice nothing."""
+    from fusion import analyze
+
     sad, happy, _ = result["items"]
     assert sad["expected"] == [FLAGSHIP] and happy["expected"] == []
-    for item in (sad, happy):
-        assert item["error"] is None
-        assert set(item["got"]) <= set(result["kinds"])
-        assert set(item["scores"]) == set(item["got"])
+    for item, baseline in ((sad, "auto"), (happy, "male")):
+        report = analyze(item["path"], transcript=HAPPY_WORDS, baseline=baseline)
+        assert item["error"] is None and item["got"] == [a.kind for a in report.alerts]
+        assert item["scores"] == {a.kind: a.score for a in report.alerts}
+    assert FLAGSHIP in sad["got"] and happy["got"] == []
 
 
 def test_the_evaluated_score_is_the_score_the_alert_fired_at(flagship_report, tmp_path):

@@ -85,6 +85,7 @@ def test_the_pleasant_shift_is_the_least_log_loss():
     assert fit_shift(1 / (1 + np.exp(-z)), pleasant) == pytest.approx(1.5, abs=0.15)
 
 
+@pytest.mark.slow
 def test_train_words_chooses_the_shipped_values_on_the_dev_diaries(config):
     from fusion.train.words import calibrate
 

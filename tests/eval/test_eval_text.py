@@ -88,6 +88,7 @@ def test_error_rates_normalise_punctuation_and_spaces():
     assert cer == 0.0 and wer > 0.0  # spacing changes words, never characters
 
 
+@pytest.mark.slow
 def test_cli_stt_json(shared_data, tmp_path):
     src = shared_data / "speech" / "ko_transcribed"
     by_path = {r["path"]: r for r in shared_rows(src / "labels.csv")}

@@ -66,6 +66,7 @@ def test_audio_with_personal_baselines(audio_csv, config):
     assert result["sad_auc"] > 0.75 and result["neutral_auc"] > 0.75, (result["sad_auc"], result["neutral_auc"])
 
 
+@pytest.mark.slow
 def test_cli_audio_sad_auc_on_two_test_speakers(shared_data, tmp_path):
     """Every clip of ko_emotional test speakers emg and ned; neutral 004/005 relabelled calm, so they are
     ranked (sad must score above calm, not only above happy/angry) and 001–003 build the baselines."""
@@ -141,6 +142,7 @@ def test_auto_baseline_leaves_the_scored_clip_out(auto_csv, few_diaries):
     assert leave_one_out(stats, speakers, default) == [None] * len(rows)
 
 
+@pytest.mark.slow
 def test_audio_with_auto_baselines_names_the_mode(auto_csv, few_diaries, config, tmp_path):
     result = eval_audio(auto_csv, baseline_mode="auto", progress=False, config=few_diaries)
     check_shape(result, config.labels.en)

@@ -94,6 +94,7 @@ def test_missing_or_unknown_token_is_401(service):
     assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.slow
 def test_upload_is_queued_then_gives_the_report_and_its_page(service):
     client, alice, _, _ = service
     response = _post(client, alice, transcript=WORDS, gender="female")
@@ -413,6 +414,7 @@ def _open_timeline_page(chromium, base: str, token: str, diaries: int) -> None:
         context.close()
 
 
+@pytest.mark.slow
 def test_real_server_process_analyses_a_real_recording(tmp_path, chromium):
     config = service_toml(tmp_path)
     cli = [sys.executable, "-m", "fusion.cli", "serve", "--config", str(config)]

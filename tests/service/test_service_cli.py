@@ -79,6 +79,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_serve_listens_where_the_config_says(tmp_path):
     port = _free_port()
     config = service_toml(tmp_path, host='"127.0.0.1"', port=str(port))
@@ -105,6 +106,7 @@ def test_add_user_refuses_a_name_that_is_empty_or_too_long(tmp_path, name):
     assert result.stdout.count("\n") <= 2, "no token printed"
 
 
+@pytest.mark.slow
 def test_a_storage_dir_that_is_a_file_is_one_line_for_every_command(tmp_path):
     (tmp_path / "store").write_text("not a folder")
     config = str(service_toml(tmp_path))

@@ -149,6 +149,7 @@ def _left_by_a_killed_process(incoming: Path) -> Path:
     return left
 
 
+@pytest.mark.slow
 def test_a_start_removes_the_uploads_a_killed_server_left_and_keeps_those_in_flight(tmp_path, database_url):
     """The part of a killed process (the user's audio, under no analysis) goes at the next start and at
     remove-user; the part of a live request stays."""

