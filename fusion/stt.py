@@ -135,7 +135,7 @@ class FasterWhisperEngine(_WhisperEngine):
 
     With ``batch_size`` > 0 the recording is cut into clips of at most 30 s (one Whisper window
     each) that are decoded ``batch_size`` at a time (faster-whisper's ``BatchedInferencePipeline``);
-    with 0, one window after the other, each conditioned on the temperature fallback.
+    with 0, one window after the other, with the temperature fallback.
     """
 
     name = "faster-whisper"
@@ -159,10 +159,12 @@ class FasterWhisperEngine(_WhisperEngine):
         if cfg.batch_size == 0:
             segments, info = self.model.transcribe(samples, **options)
         else:
-            clips = None
+            duration, bounds = samples.size / SAMPLE_RATE, None  # None: Silero's VAD finds the clips
             if cfg.clips == "voiced" and speech is not None:
-                duration = samples.size / SAMPLE_RATE
-                clips = [{"start": a, "end": b} for a, b in speech_clips(speech, duration, cfg.clip_pad_s)]
+                bounds = speech_clips(speech, duration, cfg.clip_pad_s)
+            elif not cfg.vad_filter:
+                bounds = chunk_bounds([], duration, WINDOW_S)  # plain 30 s windows
+            clips = None if bounds is None else [{"start": a, "end": b} for a, b in bounds]
             segments, info = self.batched.transcribe(samples, batch_size=cfg.batch_size, clip_timestamps=clips,
                                                      **options)
         raw = [
