@@ -90,7 +90,8 @@ class Store:
             raise DatabaseError(f"cannot open the database {shown}: {reason}") from None
 
     def _add_missing_columns(self) -> None:
-        """A database from before gains the columns added since (old rows keep NULL or the default)."""
+        """A database from before gains the columns and indexes added since, its rows a recording time and a compact
+        row (those of other columns keep NULL or the default)."""
         added = {"users": {"static": "BOOLEAN NOT NULL DEFAULT FALSE",
                            "baseline_version": "INTEGER NOT NULL DEFAULT 0"},
                  "analyses": {"voice_stats": "TEXT", "recorded_at": "TIMESTAMP", "worker": "VARCHAR(32)",
@@ -101,6 +102,8 @@ class Store:
                 if name not in have:
                     with self.engine.begin() as conn:
                         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+        for index in Analysis.__table__.indexes:
+            index.create(self.engine, checkfirst=True)
         with self.session() as s, s.begin():
             s.execute(update(Analysis).where(Analysis.recorded_at.is_(None)).values(recorded_at=Analysis.created))
             for row in s.scalars(select(Analysis).where(Analysis.status == DONE, Analysis.entry_json.is_(None))):

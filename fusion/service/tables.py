@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from fusion.config import USER_NAME_MAX
@@ -39,6 +39,8 @@ class User(Base):
 
 class Analysis(Base):
     __tablename__ = "analyses"
+    # a user's diaries by recording time: what a job's drift alert and automatic baseline read, however many
+    __table_args__ = (Index("ix_analyses_user_recorded", "user_id", "recorded_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
