@@ -10,9 +10,10 @@ temp folder, then, in one run:
     a warm-up first, the files go in ``--rounds`` groups through ``analyze_many`` (the batch
     engine) and through single ``analyze()`` calls, alternating which goes first, so a change of
     machine load falls on both alike; the ratio of the summed times is the batch speed-up;
-  * ``--long``: one 30-minute diary through ``fusion batch`` (STT included), its peak RSS; with ``--ngram``
-    also under ``[text] architecture = "ngram-lr"``, one run after the other: what the default e5 text model
-    costs over the n-gram one;
+  * ``--long``: one 30-minute diary through ``fusion batch`` (STT included) under the previous STT settings
+    (``[stt] batch_size = 0``, ``beam_size = 5``) and the shipped ones: wall time, peak RSS and each stage's
+    seconds (from the reports), shipped over previous; with ``--ngram`` also under
+    ``[text] architecture = "ngram-lr"``: what the default e5 text model costs over the n-gram one;
   * ``--engines K``: faster-whisper vs openai-whisper (a checkpoint converted from the same
     embedded weights) on K of the diaries (``bench/whisper_engines.py``).
 The last line is the figures as one JSON object.
@@ -35,6 +36,7 @@ import soundfile as sf
 from whisper_engines import vm_hwm_kb
 
 from fusion.audio import SAMPLE_RATE
+from fusion.batch.results import read_results
 from fusion.config import default_config_path
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
@@ -93,6 +95,24 @@ def fusion_batch(inputs: Path, out: Path, config: Path | None = None) -> tuple[f
     if proc.returncode != 0:
         raise SystemExit(f"fusion batch failed ({proc.returncode}): {text}")
     return wall, peak_kb / 1024, text.splitlines()[-1]
+
+
+def variant(folder: Path, name: str, old: str, new: str, base: Path | None = None) -> Path:
+    """The default config (or ``base``) with one line changed, written as ``name``.toml in ``folder``."""
+    path = folder / f"{name}.toml"
+    text = (base or default_config_path()).read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+def stage_seconds(results: Path) -> dict[str, float]:
+    """Each stage's seconds summed over the reports of a results file."""
+    total: dict[str, float] = {}
+    for record in read_results(results):
+        for stage, seconds in record["report"]["timings"].items():
+            total[stage] = total.get(stage, 0.0) + seconds
+    return total
 
 
 def side_by_side(paths: list[Path], rounds: int) -> dict:
@@ -155,14 +175,22 @@ def main() -> None:
             (tmp / "long").mkdir()
             rng, clips = random.Random(1), speakers()["ko_transcribed/pfa"]
             sf.write(tmp / "long" / "diary_30min.flac", build_diary(clips, 1800.0, rng), SAMPLE_RATE)
+            previous = variant(tmp, "previous", "\nbatch_size = 8\nclips", "\nbatch_size = 0\nclips")
+            previous = variant(tmp, "previous", "\nbeam_size = 3\n", "\nbeam_size = 5\n", previous)
+            wall_old, peak_old, _ = fusion_batch(tmp / "long", tmp / "long_previous.jsonl", previous)
             wall, peak_mb, line = fusion_batch(tmp / "long", tmp / "long.jsonl")
-            print(f"30-minute diary through fusion batch: {wall:.1f} s, RTF {wall / 1800:.3f}, "
-                  f"peak RSS {peak_mb:.0f} MB (target <= 1536)")
-            figures.update(long_wall_s=round(wall, 2), long_rtf=round(wall / 1800, 4), long_peak_rss_mb=round(peak_mb))
+            old, new = stage_seconds(tmp / "long_previous.jsonl"), stage_seconds(tmp / "long.jsonl")
+            print(f"30-minute diary through fusion batch, previous ([stt] batch 0, beam 5) -> shipped: "
+                  f"{wall_old:.1f} -> {wall:.1f} s (x{wall / wall_old:.2f}), RTF {wall / 1800:.3f}, "
+                  f"peak RSS {peak_old:.0f} -> {peak_mb:.0f} MB (target <= 1200)")
+            for stage in new:
+                ratio = new[stage] / max(old[stage], 1e-9)
+                print(f"  {stage:<10} {old[stage]:8.2f} -> {new[stage]:8.2f} s  x{ratio:.2f}")
+            figures.update(long_wall_s=round(wall, 2), long_rtf=round(wall / 1800, 4), long_peak_rss_mb=round(peak_mb),
+                           long_previous_wall_s=round(wall_old, 2), long_previous_peak_rss_mb=round(peak_old),
+                           long_stages=new, long_previous_stages=old)
             if args.ngram:
-                ngram = tmp / "ngram.toml"
-                ngram.write_text(default_config_path().read_text(encoding="utf-8").replace(
-                    'architecture = "e5-finetune"', 'architecture = "ngram-lr"'), encoding="utf-8")
+                ngram = variant(tmp, "ngram", 'architecture = "e5-finetune"', 'architecture = "ngram-lr"')
                 wall_ng, peak_ng, _ = fusion_batch(tmp / "long", tmp / "long_ngram.jsonl", ngram)
                 print(f"  the same, [text] architecture = ngram-lr: {wall_ng:.1f} s, peak RSS {peak_ng:.0f} MB; "
                       f"the e5 text model costs {wall - wall_ng:+.1f} s and {peak_mb - peak_ng:+.0f} MB")

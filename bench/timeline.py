@@ -27,6 +27,7 @@ from fusion.config import default_config
 from fusion.pipeline import analyze
 from fusion.report import DiaryReport, Prosody, ValenceArousal
 from fusion.service.app import create_app
+from fusion.service.store import entry_json
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "diary_ko.flac"
 WORDS = "오늘은 정말 행복한 하루였다. 친구들과 맛있는 저녁을 먹었다."
@@ -60,7 +61,9 @@ def main() -> None:
             for i in range(n):
                 when = start + timedelta(days=i)
                 row = store.create(user_id, f"day{i}.flac", None, None, WORDS, when)
-                store.finish(row.id, store.claim(row.id), report_json=_day(template, when, i).to_json(None))
+                report = _day(template, when, i)
+                store.finish(row.id, store.claim(row.id), report_json=report.to_json(None),
+                             entry_json=entry_json(row.id, report, when))
             users[n] = {"Authorization": f"Bearer {token}"}
         times: dict[str, dict[int, list[float]]] = {"timeline": {n: [] for n in users},
                                                    "timeline.html": {n: [] for n in users}}

@@ -67,6 +67,9 @@ class STTConfig(_Section):
     cpu_threads: int
     initial_prompt: str                # text Whisper sees as the previous window ("" = none)
     max_chunk_s: float
+    batch_size: int                    # faster-whisper: clips decoded side by side; 0 = one window at a time
+    clips: Literal["voiced", "silero"]  # batched: where the clips come from (the recording's voiced spans or Silero)
+    clip_pad_s: float                  # batched "voiced": a clip reaches this far past its first and last span
 
 
 class SentenceConfig(_Section):

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from whisper.model import Whisper
 
 EMBEDDED_BASE = "embedded:base"
+WINDOW_S = 30.0  # Whisper hears at most 30 s at once
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class STTEngine(Protocol):
     name: str
     model_id: str
 
-    def transcribe(self, samples: np.ndarray) -> Transcript: ...
+    def transcribe(self, samples: np.ndarray, speech: list[tuple[float, float]] | None = None) -> Transcript: ...
 
 
 def load_engine(cfg: STTConfig) -> STTEngine:
@@ -92,15 +93,19 @@ class _WhisperEngine:
         self.cfg = cfg
         self.model_id = cfg.model
 
-    def transcribe(self, samples: np.ndarray) -> Transcript:
-        """Transcribe 16 kHz mono float32 ``samples``; silence gives an empty transcript."""
+    def transcribe(self, samples: np.ndarray, speech: list[tuple[float, float]] | None = None) -> Transcript:
+        """Transcribe 16 kHz mono float32 ``samples``; silence gives an empty transcript.
+
+        ``speech`` (``fusion.audio.voiced_spans`` of these samples) is where the batched engine
+        cuts its clips under ``clips = "voiced"``; the other paths find speech themselves.
+        """
         cfg = self.cfg
         language = None if cfg.language == "auto" else cfg.language
         samples = np.asarray(samples, dtype=np.float32)
-        if not has_speech(samples, cfg.speech_floor_dbfs):
+        if not has_speech(samples, cfg.speech_floor_dbfs) or speech == []:
             return Transcript((), language or "", self.name, self.model_id)
         try:
-            segments, detected = self._decode(samples, language)
+            segments, detected = self._decode(samples, language, speech)
         except Exception as exc:  # the engines raise RuntimeError, ValueError, CTranslate2 errors...
             raise ModelError(f"{self.name} model {self.model_id!r} failed to transcribe: {exc}") from exc
         duration = samples.size / SAMPLE_RATE
@@ -110,25 +115,32 @@ class _WhisperEngine:
     def _shared_options(self, language: str | None) -> dict:
         """The decoding options both engines take under the same names. Each engine drops a window whose
         no-speech probability is above ``no_speech_threshold`` while its mean log-probability is below the
-        log-prob threshold (passed apart: the engines name it differently): the hallucination guard is theirs."""
+        log-prob threshold (passed apart: the engines name it differently); faster-whisper's batched pipeline
+        alone leaves that guard to us (``FasterWhisperEngine._hallucinated``)."""
         cfg = self.cfg
         return {"language": language, "beam_size": cfg.beam_size, "word_timestamps": cfg.word_timestamps,
                 "condition_on_previous_text": cfg.condition_on_previous_text,
                 "initial_prompt": cfg.initial_prompt or None, "no_speech_threshold": cfg.no_speech_threshold,
                 "compression_ratio_threshold": cfg.compression_ratio_threshold}
 
-    def _decode(self, samples: np.ndarray, language: str | None) -> tuple[list[Segment], str]:
+    def _decode(self, samples: np.ndarray, language: str | None,
+                speech: list[tuple[float, float]] | None) -> tuple[list[Segment], str]:
         """Every segment the engine kept, and the language."""
         raise NotImplementedError
 
 
 class FasterWhisperEngine(_WhisperEngine):
-    """faster-whisper (CTranslate2): the embedded base model, a size name, or a model directory."""
+    """faster-whisper (CTranslate2): the embedded base model, a size name, or a model directory.
+
+    With ``batch_size`` > 0 the recording is cut into clips of at most 30 s (one Whisper window
+    each) that are decoded ``batch_size`` at a time (faster-whisper's ``BatchedInferencePipeline``);
+    with 0, one window after the other, with the temperature fallback.
+    """
 
     name = "faster-whisper"
 
     def __init__(self, cfg: STTConfig):
-        from faster_whisper import WhisperModel
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
 
         super().__init__(cfg)
         path = str(embedded_model_dir()) if cfg.model == EMBEDDED_BASE else cfg.model
@@ -137,22 +149,38 @@ class FasterWhisperEngine(_WhisperEngine):
                                       cpu_threads=cfg.cpu_threads)
         except Exception as exc:  # CTranslate2 / huggingface_hub raise many unrelated types
             raise ModelError(f"cannot load faster-whisper model {cfg.model!r} from {path}: {exc}") from exc
+        self.batched = BatchedInferencePipeline(self.model)
 
-    def _decode(self, samples, language):
+    def _decode(self, samples, language, speech):
         cfg = self.cfg
-        segments, info = self.model.transcribe(
-            samples,
-            temperature=list(cfg.temperature),
-            vad_filter=cfg.vad_filter,
-            log_prob_threshold=cfg.logprob_threshold,
-            **self._shared_options(language),
-        )
+        options = {"temperature": list(cfg.temperature), "vad_filter": cfg.vad_filter,
+                   "log_prob_threshold": cfg.logprob_threshold, **self._shared_options(language)}
+        if cfg.batch_size == 0:
+            segments, info = self.model.transcribe(samples, **options)
+        else:
+            duration, bounds = samples.size / SAMPLE_RATE, None  # None: Silero's VAD finds the clips
+            if cfg.clips == "voiced" and speech is not None:
+                bounds = speech_clips(speech, duration, cfg.clip_pad_s)
+            elif not cfg.vad_filter:
+                bounds = chunk_bounds([], duration, WINDOW_S)  # plain 30 s windows
+            clips = None if bounds is None else [{"start": a, "end": b} for a, b in bounds]
+            segments, info = self.batched.transcribe(samples, batch_size=cfg.batch_size, clip_timestamps=clips,
+                                                     **options)
+            segments = (s for s in segments if not self._hallucinated(s))
         kept = [
             Segment(s.text, float(s.start), float(s.end),
                     tuple(Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in s.words or ()))
             for s in segments  # the lazy generator: decoding happens here
         ]
         return kept, info.language
+
+    def _hallucinated(self, segment) -> bool:
+        """The sequential decoder's guards, which the batched pipeline (one temperature, no fallback) does not
+        apply: a clip likely silent (no-speech probability over its threshold) and decoded with little confidence
+        (mean log-prob under its), or text looping on itself (compression ratio over its threshold)."""
+        cfg = self.cfg
+        silent = segment.no_speech_prob > cfg.no_speech_threshold and segment.avg_logprob < cfg.logprob_threshold
+        return silent or segment.compression_ratio > cfg.compression_ratio_threshold
 
 
 class OpenAIWhisperEngine(_WhisperEngine):
@@ -175,7 +203,7 @@ class OpenAIWhisperEngine(_WhisperEngine):
         except Exception as exc:
             raise ModelError(f"cannot load openai-whisper model {cfg.model!r}: {exc}") from exc
 
-    def _decode(self, samples, language):
+    def _decode(self, samples, language, speech):
         cfg = self.cfg
         result = self.model.transcribe(
             samples,
@@ -225,18 +253,38 @@ def chunk_bounds(speech: list[tuple[float, float]], duration: float, max_s: floa
     return [*bounds, (start, duration)]
 
 
+def speech_clips(speech: list[tuple[float, float]], duration: float, pad_s: float) -> list[tuple[float, float]]:
+    """The voiced spans gathered into clips of at most one Whisper window, for the batched decoder.
+
+    The windows are ``chunk_bounds`` of the speech; each is narrowed to its voiced spans widened by
+    ``pad_s`` (never past the window), and a window without speech gives no clip.
+    """
+    clips = []
+    for a, b in chunk_bounds(speech, duration, WINDOW_S):
+        inside = _within(speech, a, b)
+        if inside:
+            clips.append((max(a, inside[0][0] - pad_s), min(b, inside[-1][1] + pad_s)))
+    return clips
+
+
 def transcribe_long(engine: STTEngine, samples: np.ndarray, speech: list[tuple[float, float]],
                     max_s: float) -> Transcript:
     """``engine.transcribe`` chunk by chunk (``chunk_bounds``), timestamps shifted back onto the recording."""
     duration = samples.size / SAMPLE_RATE
     if duration <= max_s:
-        return engine.transcribe(samples)
+        return engine.transcribe(samples, speech)
     segments, language = [], ""
     for a, b in chunk_bounds(speech, duration, max_s):
-        part = engine.transcribe(samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)])
+        inside = [(s - a, e - a) for s, e in _within(speech, a, b)]
+        part = engine.transcribe(samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)], inside)
         language = language or part.language
         segments += [_shift(segment, a) for segment in part.segments]
     return Transcript(tuple(segments), language, engine.name, engine.model_id)
+
+
+def _within(speech: list[tuple[float, float]], a: float, b: float) -> list[tuple[float, float]]:
+    """The spans of ``speech`` that overlap ``[a, b]``, cut to it."""
+    return [(max(s, a), min(e, b)) for s, e in speech if e > a and s < b]
 
 
 def _shift(segment: Segment, offset: float) -> Segment:

@@ -98,7 +98,7 @@ def test_fusion_config_selects_the_configuration_file(tmp_path, monkeypatch):
     ("[stt]\n", "[stt]\nbeam_sise = 5\n", "unknown key stt.beam_sise"),
     ("[labels]\n", "[colours]\nwords = \"blue\"\n\n[labels]\n", "unknown key colours"),
     ("min_chars = 2\n", "", "missing key sentences.min_chars"),
-    ("beam_size = 5\n", "beam_size = \"five\"\n", "stt.beam_size: Input should be a valid integer"),
+    ("beam_size = 3\n", "beam_size = \"five\"\n", "stt.beam_size: Input should be a valid integer"),
     ("vad_filter = true\n", "vad_filter = \"sometimes\"\n", "stt.vad_filter: Input should be a valid boolean"),
     ("engine = \"faster-whisper\" ", "engine = \"whisper.cpp\" ", "stt.engine: Input should be 'faster-whisper' or"),
     ("text_weight = 0.7\n", "text_weight = [0.7]\n", "fusion.text_weight: Input should be a valid number"),

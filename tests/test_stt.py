@@ -25,6 +25,7 @@ from fusion.stt import (
     chunk_bounds,
     has_speech,
     load_engine,
+    speech_clips,
     transcribe_long,
 )
 
@@ -160,13 +161,14 @@ def room_tone(shared_data, config) -> np.ndarray:
 
 @pytest.mark.parametrize("engine_name", ["faster-whisper", "openai-whisper"])
 def test_room_tone_gives_no_words_from_either_engine(cache, config, room_tone, engine_name):
-    """Decoded without VAD (greedy, to be quick), the noise makes Whisper invent Korean phrases; each engine's own
-    no-speech rule, given [stt] no_speech_threshold and logprob_threshold, drops those windows (with the rule off,
-    faster-whisper's come out even at the first temperature alone)."""
+    """Decoded without VAD (greedy, to be quick), the noise makes Whisper invent Korean phrases; the no-speech rule
+    ([stt] no_speech_threshold and logprob_threshold) and the looping-text rule (compression_ratio_threshold) drop
+    them: openai-whisper's own, and for faster-whisper's batched pipeline, which applies neither, ours (with both
+    rules off the words come out)."""
     stt = config.stt.model_copy(update={"engine": engine_name, "vad_filter": False, "beam_size": 1})
     assert load_engine(stt).transcribe(room_tone).words == ()
     if engine_name == "faster-whisper":
-        rule_off = stt.model_copy(update={"no_speech_threshold": 1.0, "temperature": (0.0,)})
+        rule_off = stt.model_copy(update={"no_speech_threshold": 1.0, "compression_ratio_threshold": 1e9})
         assert load_engine(rule_off).transcribe(room_tone).words, "the rule, not the noise, keeps the words out"
 
 
@@ -234,6 +236,36 @@ def test_a_long_recording_is_transcribed_in_chunks_on_one_clock(engine, shared_d
     assert all(a.start <= b.start for a, b in zip(words, words[1:]))
     third_starts = (len(clips[0]) + len(clips[1]) + 2 * len(gap)) / 16000
     assert words[-1].start > third_starts and words[-1].end <= joined.size / 16000 + 0.05
+
+
+def test_speech_clips_cover_the_voiced_spans_in_whisper_windows():
+    """Each clip fits one 30 s window and reaches at most ``pad`` past its speech; every voiced second is in a clip."""
+    speech = [(1.0, 9.0), (10.0, 24.0), (25.0, 29.5), (40.0, 75.0), (90.0, 91.0)]
+    clips = speech_clips(speech, 100.0, 0.2)
+    assert all(0 < b - a <= 30.0 for a, b in clips)
+    assert all(prev[1] <= nxt[0] for prev, nxt in zip(clips, clips[1:]))
+    assert clips[0] == pytest.approx((0.8, 24.2)) and clips[-1] == pytest.approx((89.8, 91.2))
+    for s, e in speech:
+        covered = sum(max(0.0, min(e, b) - max(s, a)) for a, b in clips)
+        assert covered == pytest.approx(e - s)
+    assert speech_clips([], 100.0, 0.2) == []
+
+
+@pytest.mark.parametrize("clips", ["silero", "voiced"])
+def test_batched_decoding_hears_the_sample_as_one_window_at_a_time_does(config, cache, clips):
+    """The 25 s sample through the batched engine (clips from Silero's VAD, or from the voiced spans) and the
+    sequential one at beam 5 (the settings before batching): the same words at the same times, half of them
+    within 0.1 s (measured at beam 5 on both: median 0.01 s, the farthest word 0.48 s, where a pause ends)."""
+    audio = load_audio(ROOT / "samples" / "diary_ko.flac")
+    speech = voiced_spans(audio, config.audio_input)
+    batched = load_engine(config.stt.model_copy(update={"batch_size": 8, "clips": clips}))
+    sequential = load_engine(config.stt.model_copy(update={"batch_size": 0, "beam_size": 5}))
+    one, other = (transcribe_long(e, audio.samples, speech, config.stt.max_chunk_s) for e in (batched, sequential))
+    assert cer(one.text, other.text) < 0.05, (one.text, other.text)
+    same = [(a, b) for a, b in zip(one.words, other.words) if norm(a.text) == norm(b.text)]
+    assert len(same) >= 0.9 * len(other.words)
+    apart = [max(abs(a.start - b.start), abs(a.end - b.end)) for a, b in same]
+    assert np.median(apart) < 0.1 and max(apart) < 1.0, apart
 
 
 def _ct2_string(text: str) -> bytes:

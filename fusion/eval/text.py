@@ -166,8 +166,8 @@ def eval_stt(csv_path: str | Path, engine: str | None = None, model: str | None 
     ``engine``/``model`` and any ``[stt]`` field given in ``stt_settings`` (``beam_size=1`` …)
     override the configuration. The real-time factor is decoding time over audio time.
     """
-    from fusion.audio import load_audio
-    from fusion.stt import load_engine
+    from fusion.audio import load_audio, voiced_spans
+    from fusion.stt import load_engine, transcribe_long
 
     cfg = config or default_config()
     update = {**({"engine": engine} if engine else {}), **({"model": model} if model else {}), **stt_settings}
@@ -179,14 +179,16 @@ def eval_stt(csv_path: str | Path, engine: str | None = None, model: str | None 
     for row in track(rows, "stt", progress):
         audio = load_audio(resolve_path(csv_path, row["path"]))
         start = time.perf_counter()
-        hyp = stt.transcribe(audio.samples).text
+        speech = voiced_spans(audio, cfg.audio_input)
+        hyp = transcribe_long(stt, audio.samples, speech, stt_cfg.max_chunk_s).text
         decode_s += time.perf_counter() - start
         audio_s += audio.duration
         items.append({"path": row["path"], "reference": row["transcript"], "hypothesis": hyp,
                       "cer": error_rates([row["transcript"]], [hyp])[0]})
     cer, wer = error_rates([i["reference"] for i in items], [i["hypothesis"] for i in items])
     settings = {k: getattr(stt_cfg, k) for k in ("engine", "model", "language", "beam_size", "vad_filter",
-                                                 "temperature", "condition_on_previous_text", "initial_prompt")}
+                                                 "temperature", "condition_on_previous_text", "initial_prompt",
+                                                 "batch_size", "clips", "clip_pad_s")}
     return {"task": "stt", "data": str(csv_path), "split": split, "settings": settings, "n": len(items),
             "cer": cer, "wer": wer, "audio_s": audio_s, "decode_s": decode_s, "rtf": decode_s / max(audio_s, 1e-9),
             "items": items}
@@ -224,7 +226,8 @@ def summary(result: dict) -> str:
     head = f"{result['task']} · {result['data']}" + (f" (split {result['split']})" if result.get("split") else "")
     if result["task"] == "stt":
         s = result["settings"]
-        return "\n".join([head, f"engine {s['engine']} {s['model']} beam {s['beam_size']} vad {s['vad_filter']}",
+        return "\n".join([head, f"engine {s['engine']} {s['model']} beam {s['beam_size']} vad {s['vad_filter']} "
+                          f"batch {s['batch_size']} clips {s['clips']}",
                           f"n         {result['n']}", f"cer       {result['cer']:.4f}",
                           f"wer       {result['wer']:.4f}",
                           f"rtf       {result['rtf']:.3f}  "

@@ -17,7 +17,8 @@ from datetime import timezone
 
 from fusion.config import Config
 from fusion.service.schemas import BaselineInfo
-from fusion.service.store import PERSONAL, PERSONAL_AUTO, Baseline, Store
+from fusion.service.store import PERSONAL, PERSONAL_AUTO, Store
+from fusion.service.tables import Baseline
 from fusion.voice.prosody import NeutralBaseline, VoiceStats, auto_baseline
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ A finished job's recording is deleted at once, or ``[server] keep_recordings_day
 and every ``EXPIRE_EVERY_S``): the report and the diary's voice statistics are all that later work reads.
 
 A job is measured against the user's baseline of the moment (``fusion.service.baselines``). Once done it keeps
-the diary's ``VoiceStats`` (its prosody taken from the report, not measured again) and carries the drift alert
-when the user's diaries up to its recording time raise it; then the user's ``personal-auto`` baseline is
-refreshed.
+the diary's compact row (``fusion.service.tables``: its timeline entry and ``VoiceStats``, the prosody taken from
+the report, not measured again) and carries the drift alert when the user's diaries up to its recording time
+raise it, read from their compact rows; then the user's ``personal-auto`` baseline is refreshed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from fusion.errors import FusionError, InputError
 from fusion.history import entry, trend_alert
 from fusion.report import DiaryReport, TrendAlert
 from fusion.service.baselines import current, refresh_auto
-from fusion.service.store import RUNNING, Analysis, Store
+from fusion.service.store import RUNNING, Store, entry_json
+from fusion.service.tables import Analysis
 from fusion.voice.prosody import Prosody, voice_stats
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class Workers:
             stats = _stats(audio, report, config)
             if (alert := self._trend(row, report)) is not None:
                 report = report.model_copy(update={"trend_alerts": [alert]})
-            report_json = report.to_json(None)
+            report_json, row_json = report.to_json(None), entry_json(row.id, report, row.when)
         except InputError as exc:
             return self.store.finish(row.id, claim, error=f"bad recording: {exc.problem}")
         except FusionError as exc:
@@ -145,7 +146,7 @@ class Workers:
             log.exception("analysis %s failed", row.id)
             return self.store.finish(row.id, claim,
                                      error="internal error while analysing (details are in the server log)")
-        if not self.store.finish(row.id, claim, report_json=report_json, voice_stats=stats):
+        if not self.store.finish(row.id, claim, report_json=report_json, voice_stats=stats, entry_json=row_json):
             return False
         if stats is not None:
             try:
@@ -155,12 +156,13 @@ class Workers:
         return True
 
     def _trend(self, row: Analysis, report: DiaryReport) -> TrendAlert | None:
-        """The drift alert over the user's done diaries recorded up to this one (this one last); a history that
-        cannot be read is logged and leaves this diary's own report as it is."""
+        """The drift alert over the user's done diaries recorded up to this one (this one last), read from their
+        compact rows, only as far back as the alert looks; a history that cannot be read is logged and leaves this
+        diary's own report as it is."""
+        cfg = self.config.history
         try:
-            earlier = [entry(r.id, DiaryReport.model_validate_json(r.report_json), r.when)
-                       for r in self.store.diaries(row.user_id) if r.id != row.id and r.when <= row.when]
-            return trend_alert([*earlier, entry(row.id, report, row.when)], self.config.history)
+            earlier = self.store.entries_before(row.user_id, row.when, cfg.window_days, cfg.max_usual, but=row.id)
+            return trend_alert([*earlier, entry(row.id, report, row.when)], cfg)
         except Exception:
             log.exception("analysis %s: the drift alert could not be computed from the user's history", row.id)
             return None

@@ -42,7 +42,8 @@ from fusion.service.schemas import (
     Health,
     Timeline,
 )
-from fusion.service.store import DONE, PERSONAL, Analysis, Store, User, UserGone
+from fusion.service.store import DONE, PERSONAL, Store, UserGone
+from fusion.service.tables import Analysis, User
 from fusion.voice.prosody import BaselineError, baseline_from_stats, voice_stats
 
 CHUNK = 1 << 20
@@ -206,10 +207,8 @@ def timeline(request: Request, start: datetime | None = _FROM, end: datetime | N
     if start is not None and end is not None and start > end:
         raise invalid("query", "from", "from is later than to")
     cfg = request.app.state.config.history
-    entries = history.timeline(
-        (history.entry(row.id, DiaryReport.model_validate_json(row.report_json), row.when,
-                       _link(request, "report_html", analysis_id=row.id)) for row in store.diaries(user.id)),
-        cfg)
+    entries = history.timeline((e.model_copy(update={"url": _link(request, "report_html", analysis_id=e.id)})
+                                for e in store.entries(user.id)), cfg)
     upto = [e for e in entries if end is None or e.recorded_at <= end]
     shown = [e for e in upto if start is None or e.recorded_at >= start]
     return Timeline(entries=shown, weeks=history.weekly(shown),

@@ -10,8 +10,9 @@ next start and runs it again (or fails it with a reason). Each run claims the ro
 with a fresh ``claim`` token and only the holder of the current claim may finish it,
 so a stale worker can never overwrite a newer result.
 
-A done analysis keeps its diary's ``VoiceStats`` (JSON) beside the report, and every analysis its
-``recorded_at`` (an older database gains the column; its rows fall back to ``created``). A user's
+A done analysis keeps its compact row beside the report (``fusion.service.tables``), and every analysis its
+``recorded_at``; an older database gains the columns, its rows ``created`` as their recording time and their
+compact rows from their reports, once. A user's
 neutral baselines are versioned rows of ``baselines``: ``personal`` (made by hand from calm recordings)
 or ``personal-auto`` (built from their own diaries, with the ids of those diaries in ``sources``).
 
@@ -26,39 +27,22 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import (
-    Boolean,
-    DateTime,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    delete,
-    event,
-    func,
-    inspect,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, load_only, mapped_column
+from sqlalchemy.orm import Session, load_only
 
-from fusion.config import USER_NAME_MAX, check_user_name
+from fusion.config import check_user_name
 from fusion.errors import FusionError
+from fusion.history import TimelineEntry, entry
+from fusion.report import DiaryReport
 from fusion.service import sqlite
+from fusion.service.tables import Analysis, Base, Baseline, User, now
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 PERSONAL, PERSONAL_AUTO = "personal", "personal-auto"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class DatabaseError(FusionError):
@@ -78,66 +62,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class User(_Base):
-    __tablename__ = "users"
-    __table_args__ = {"sqlite_autoincrement": True}  # a removed user's id is never given to the next one
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(USER_NAME_MAX), unique=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    static: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("FALSE"))
-    # the user's latest baseline version: versions only count up, also past deleted ones
-    baseline_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    created: Mapped[datetime] = mapped_column(default=_now)
-
-
-class Analysis(_Base):
-    __tablename__ = "analyses"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    filename: Mapped[str] = mapped_column(String(200))
-    gender: Mapped[str | None] = mapped_column(String(16))
-    language: Mapped[str | None] = mapped_column(String(16))
-    transcript: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    claim: Mapped[str | None] = mapped_column(String(32))
-    worker: Mapped[str | None] = mapped_column(String(32))  # the service process that claimed it last
-    error: Mapped[str | None] = mapped_column(Text)
-    report_json: Mapped[str | None] = mapped_column(Text)
-    voice_stats: Mapped[str | None] = mapped_column(Text)  # VoiceStats.to_dict() as JSON (done only)
-    recorded_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)  # UTC; None in rows from before
-    created: Mapped[datetime] = mapped_column(default=_now)
-    updated: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
-
-    @property
-    def when(self) -> datetime:
-        """When the diary was recorded, as an aware UTC time (rows from before the column: their upload time)."""
-        return (self.recorded_at or self.created).replace(tzinfo=timezone.utc)
-
-
-class Baseline(_Base):
-    """One version of a user's neutral baseline (versions count up per user over both kinds, never reused)."""
-
-    __tablename__ = "baselines"
-    __table_args__ = (UniqueConstraint("user_id", "version"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(16))  # PERSONAL or PERSONAL_AUTO
-    recordings: Mapped[int] = mapped_column(Integer)  # diaries (personal-auto) or calm clips (personal)
-    since: Mapped[datetime | None] = mapped_column(DateTime)  # personal-auto: the earliest diary's recorded_at (UTC)
-    sources: Mapped[str | None] = mapped_column(Text)  # personal-auto: JSON list of the diaries' ids, sorted
-    baseline_json: Mapped[str] = mapped_column(Text)
-    created: Mapped[datetime] = mapped_column(default=_now)
-
-
 class Store:
     """Short transactions over one engine; safe to share between the request and worker threads."""
 
@@ -155,7 +79,7 @@ class Store:
             self.engine = create_engine(parsed, **engine_arguments(parsed))
             if self.sqlite:
                 event.listen(self.engine, "connect", sqlite.pragmas)
-            _Base.metadata.create_all(self.engine)
+            Base.metadata.create_all(self.engine)
             self._add_missing_columns()
             if self.sqlite:
                 sqlite.never_reuse_ids(self.engine, User.__table__, Analysis.__tablename__, Baseline.__tablename__)
@@ -166,16 +90,27 @@ class Store:
             raise DatabaseError(f"cannot open the database {shown}: {reason}") from None
 
     def _add_missing_columns(self) -> None:
-        """A database from before gains the columns added since (old rows keep NULL or the default)."""
+        """A database from before gains the columns and indexes added since, its rows a recording time and a compact
+        row (those of other columns keep NULL or the default)."""
         added = {"users": {"static": "BOOLEAN NOT NULL DEFAULT FALSE",
                            "baseline_version": "INTEGER NOT NULL DEFAULT 0"},
-                 "analyses": {"voice_stats": "TEXT", "recorded_at": "TIMESTAMP", "worker": "VARCHAR(32)"}}
+                 "analyses": {"voice_stats": "TEXT", "recorded_at": "TIMESTAMP", "worker": "VARCHAR(32)",
+                              "entry_json": "TEXT"}}
         for table, columns in added.items():
             have = {c["name"] for c in inspect(self.engine).get_columns(table)}
             for name, kind in columns.items():
                 if name not in have:
                     with self.engine.begin() as conn:
                         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+        for index in Analysis.__table__.indexes:
+            index.create(self.engine, checkfirst=True)
+        with self.session() as s, s.begin():
+            s.execute(update(Analysis).where(Analysis.recorded_at.is_(None)).values(recorded_at=Analysis.created))
+            for row in s.scalars(select(Analysis).where(Analysis.status == DONE, Analysis.entry_json.is_(None))):
+                try:
+                    row.entry_json = entry_json(row.id, DiaryReport.model_validate_json(row.report_json), row.when)
+                except ValueError:  # a report that cannot be read stays without: its user's history is unreadable
+                    continue
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -263,7 +198,7 @@ class Store:
         default: now), written under the user's lock after ``admit(open jobs, ids of all their analyses)`` returned
         (it raises to refuse, and may place the recording), so two uploads never both take the last place of a
         quota; ``UserGone`` when the user was removed meanwhile."""
-        when = _now() if recorded_at is None else _naive_utc(recorded_at)
+        when = now() if recorded_at is None else _naive_utc(recorded_at)
         row = Analysis(id=analysis_id or uuid.uuid4().hex, user_id=user_id, status=QUEUED, filename=filename,
                        gender=gender, language=language, transcript=transcript, recorded_at=when)
         with self.session() as s, s.begin():
@@ -289,10 +224,11 @@ class Store:
         return claim if done.rowcount == 1 else None
 
     def finish(self, analysis_id: str, claim: str, *, report_json: str | None = None, error: str | None = None,
-               voice_stats: str | None = None) -> bool:
+               voice_stats: str | None = None, entry_json: str | None = None) -> bool:
         """Store the result of the run holding ``claim``; False when the job was deleted or re-claimed."""
         values = ({"status": FAILED, "error": error} if error is not None
-                  else {"status": DONE, "report_json": report_json, "voice_stats": voice_stats})
+                  else {"status": DONE, "report_json": report_json, "voice_stats": voice_stats,
+                        "entry_json": entry_json})
         with self.session() as s, s.begin():
             done = s.execute(update(Analysis).where(Analysis.id == analysis_id, Analysis.claim == claim)
                              .values(claim=None, **values))
@@ -334,11 +270,24 @@ class Store:
                                                     Analysis.claim == left.claim).values(**values))
         return done.rowcount == 1
 
-    def diaries(self, user_id: int) -> list[Analysis]:
-        """The user's done analyses, in recording order (rows from before ``recorded_at``: by upload time)."""
+    def entries(self, user_id: int) -> list[TimelineEntry]:
+        """The compact rows of the user's done analyses, in recording order (their reports are not read)."""
+        rows = self._in_order(Analysis.user_id == user_id, Analysis.status == DONE, also=(Analysis.entry_json,))
+        return [TimelineEntry.model_validate_json(row.entry_json) for row in rows]
+
+    def entries_before(self, user_id: int, upto: datetime, days: float, usual: int, but: str) -> list[TimelineEntry]:
+        """What a drift alert as of ``upto`` reads of the user's other done diaries, in recording order: those of the
+        ``days`` up to it and the ``usual`` latest before those; a bounded read however long the history."""
+        upto = _naive_utc(upto)
+        since = upto - timedelta(days=days)
+        mine = (Analysis.user_id == user_id, Analysis.status == DONE, Analysis.id != but)
         with self.session() as s:
-            rows = list(s.scalars(select(Analysis).where(Analysis.user_id == user_id, Analysis.status == DONE)))
-        return sorted(rows, key=lambda row: (row.when, row.id))
+            recent = s.scalars(select(Analysis.entry_json).where(*mine, Analysis.recorded_at > since,
+                                                                  Analysis.recorded_at <= upto))
+            before = s.scalars(select(Analysis.entry_json).where(*mine, Analysis.recorded_at <= since)
+                               .order_by(Analysis.recorded_at.desc(), Analysis.id.desc()).limit(usual))
+            found = [TimelineEntry.model_validate_json(e) for e in [*recent, *before]]
+        return sorted(found, key=lambda e: (e.recorded_at, e.id))
 
     def analyses(self, user_id: int) -> list[tuple[str, datetime]]:
         """(id, recorded_at) of every analysis of the user, in recording order."""
@@ -347,9 +296,15 @@ class Store:
     def stats_of_recent(self, user_id: int, limit: int) -> list[Analysis]:
         """The user's ``limit`` most recently recorded done analyses that hold voice stats, oldest first (only
         their id, times and stats are read: not their reports)."""
-        rows = self._in_order(Analysis.user_id == user_id, Analysis.status == DONE, Analysis.voice_stats.is_not(None),
-                              also=(Analysis.voice_stats,))
-        return rows[-limit:] if limit > 0 else []
+        if limit <= 0:
+            return []
+        with self.session() as s:
+            rows = list(s.scalars(select(Analysis).where(Analysis.user_id == user_id, Analysis.status == DONE,
+                                                         Analysis.voice_stats.is_not(None))
+                                  .options(load_only(Analysis.id, Analysis.recorded_at, Analysis.created,
+                                                     Analysis.voice_stats))
+                                  .order_by(Analysis.recorded_at.desc(), Analysis.id.desc()).limit(limit)))
+        return rows[::-1]
 
     def _in_order(self, *where, also=()) -> list[Analysis]:
         """The analyses matching ``where`` in recording order, with their id and times (and ``also``) loaded."""
@@ -398,6 +353,11 @@ class Store:
         if gone:
             self.compact()
         return gone
+
+
+def entry_json(analysis_id: str, report: DiaryReport, when: datetime) -> str:
+    """A done diary's compact row: its timeline entry as JSON (no link: a request adds its own)."""
+    return entry(analysis_id, report, when).model_dump_json()
 
 
 def _lock_user(s: Session, user_id: int) -> None:

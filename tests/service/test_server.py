@@ -28,7 +28,8 @@ from fusion.cli import app as cli_app
 from fusion.config import default_config, load_config
 from fusion.report import DiaryReport
 from fusion.service.app import create_app
-from fusion.service.store import RUNNING, Analysis, Store
+from fusion.service.store import RUNNING, Store
+from fusion.service.tables import Analysis
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "diary_ko.flac"

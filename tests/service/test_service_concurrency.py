@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from fusion.config import default_config
 from fusion.service import routes
 from fusion.service.app import create_app, remove_user
-from fusion.service.store import Analysis, Store
+from fusion.service.store import Store
+from fusion.service.tables import Analysis
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "diary_ko.flac"

@@ -26,11 +26,12 @@ from fusion.audio import load_audio
 from fusion.cli import app as cli_app
 from fusion.config import load_config
 from fusion.dates import utc
+from fusion.history import entry
 from fusion.report import DiaryReport, ValenceArousal
 from fusion.service.app import create_app
 from fusion.service.baselines import forget_diary, refresh_auto
 from fusion.service.schemas import BaselineInfo, ExportLine, Timeline
-from fusion.service.store import PERSONAL_AUTO, Store, hash_token
+from fusion.service.store import PERSONAL_AUTO, Store, entry_json, hash_token
 from fusion.voice.prosody import NeutralBaseline, Prosody, VoiceStats, build_baseline
 
 SPEAKER = "nea"
@@ -123,6 +124,9 @@ def test_the_timeline_lists_the_callers_diaries_in_date_order(diaries):
     assert [e.id for e in timeline.entries] == by_date
     assert [e.recorded_at for e in timeline.entries] == [diaries.first + timedelta(days=d) for d in range(6)]
     assert sum(week.diaries for week in timeline.weeks) == 6 and timeline.trend is None
+    reports = {analysis_id: report for analysis_id, _, report in diaries.uploads}
+    assert [e.model_copy(update={"url": None}) for e in timeline.entries] == [
+        entry(i, reports[i], reports[i].recorded_at) for i in by_date], "each job's compact row, as its report says"
     page = client.get(timeline.entries[0].url, headers=_auth(alice))
     assert page.status_code == 200 and page.text.startswith("<!DOCTYPE html>")
     assert timeline.entries[0].url.endswith(f"/v1/analyses/{by_date[0]}/report.html")
@@ -338,7 +342,8 @@ def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path
             row = store.create(user_id, "earlier.flac", None, None, words, when)
             claim = store.claim(row.id)
             report = _lower(template, when, semitones, db, valence)
-            assert store.finish(row.id, claim, report_json=report.to_json(None))
+            assert store.finish(row.id, claim, report_json=report.to_json(None),
+                                entry_json=entry_json(row.id, report, when))
         body = _wait(client, token, _upload(client, token, path, words, recorded_at=now.isoformat()).json()["id"])
         report = DiaryReport.model_validate(body["report"])
         assert len(report.trend_alerts) == 1

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from fusion.history import TimelineEntry, entry
 from fusion.service.store import PERSONAL, DatabaseError, Store, engine_arguments
 
 
@@ -63,9 +64,10 @@ def test_a_database_url_that_is_no_url_is_refused_without_repeating_it():
     assert "s3cret-pw" not in str(caught.value)
 
 
-def test_a_database_from_before_gains_the_new_columns_and_its_rows_keep_their_upload_time(tmp_path):
-    """A database made before diaries had a recording time (and users a baseline version): opening it adds the
-    columns; its analyses are dated by their upload."""
+def test_a_database_from_before_gains_the_new_columns_and_its_rows_keep_their_upload_time(tmp_path, flagship_report):
+    """A database made before diaries had a recording time and a compact row (and users a baseline version):
+    opening it adds the columns; its analyses are dated by their upload, and a done one gets its compact row
+    from its report, which later reads of the history use instead."""
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:
         db.executescript("""
@@ -76,21 +78,23 @@ def test_a_database_from_before_gains_the_new_columns_and_its_rows_keep_their_up
                                    transcript TEXT, attempts INTEGER, claim VARCHAR(32), error TEXT, report_json TEXT,
                                    created DATETIME, updated DATETIME);
             INSERT INTO users VALUES (1, 'alice', 'h', FALSE, '2026-01-02 03:04:05.000000');
-            INSERT INTO analyses VALUES ('a1', 1, 'done', 'd.flac', NULL, NULL, NULL, 1, NULL, NULL, '{}',
-                                         '2026-01-02 03:04:05.000000', '2026-01-02 03:04:06.000000');
         """)
+        db.execute("INSERT INTO analyses VALUES ('a1', 1, 'done', 'd.flac', NULL, NULL, NULL, 1, NULL, NULL, ?, "
+                   "'2026-01-02 03:04:05.000000', '2026-01-02 03:04:06.000000')", (flagship_report.to_json(None),))
+    uploaded = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     store = Store(f"sqlite:///{path}")
     try:
         row = store.get("a1")
-        assert row.recorded_at is None and row.voice_stats is None
-        assert row.when == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-        assert [r.id for r in store.diaries(1)] == ["a1"] and store.analyses(1)[0][0] == "a1"
+        assert row.voice_stats is None and row.when == uploaded
+        assert store.entries(1) == [entry("a1", flagship_report, uploaded)] and store.analyses(1)[0][0] == "a1"
+        assert store.entries_before(1, uploaded, 7.0, 10, but="other") == store.entries(1)
         assert store.add_baseline(1, PERSONAL, 2, "{}").version == 1
     finally:
         store.close()
     columns = {table: {c[1] for c in sqlite3.connect(path).execute(f"PRAGMA table_info({table})")}
                for table in ("users", "analyses", "baselines")}
-    assert {"baseline_version"} <= columns["users"] and {"recorded_at", "voice_stats"} <= columns["analyses"]
+    assert {"baseline_version"} <= columns["users"]
+    assert {"recorded_at", "voice_stats", "entry_json"} <= columns["analyses"]
     assert {"version", "kind", "sources", "baseline_json"} <= columns["baselines"]
 
 
@@ -150,5 +154,28 @@ def test_a_user_name_is_one_to_a_hundred_printable_characters(tmp_path, name):
         with pytest.raises(ValueError, match="a user name is 1 to 100 printable characters"):
             store.sync_static({name: "a-static-token"})
         assert store.add_user("a" * 100)
+    finally:
+        store.close()
+
+
+def test_a_drift_alert_reads_the_recent_days_and_the_usual_diaries_before_them_only(tmp_path):
+    """Compact rows of 40 daily diaries: as of day 30, the 7 days up to it (this diary left out) and the 10 diaries
+    before those, in recording order; later diaries and the rest of the history are not read."""
+    store = Store(f"sqlite:///{tmp_path / 'fusion.db'}")
+    try:
+        user_id = store.user_for_token(store.add_user("gus")).id
+        first = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
+        ids = []
+        for day in range(40):
+            when = first + timedelta(days=day)
+            row = store.create(user_id, "d.flac", None, None, None, when)
+            row_entry = TimelineEntry(id=row.id, recorded_at=when, duration_s=60.0, words_va=None, voice_va=None,
+                                      text_top=None, voice_top=None, pitch_hz=200.0 + day, energy_db=-20.0,
+                                      baseline="male", alerts=[])
+            assert store.finish(row.id, store.claim(row.id), report_json="{}", entry_json=row_entry.model_dump_json())
+            ids.append(row.id)
+        read = store.entries_before(user_id, first + timedelta(days=30), 7.0, 10, but=ids[30])
+        assert [e.id for e in read] == ids[14:30]
+        assert [e.pitch_hz for e in store.entries(user_id)] == [200.0 + day for day in range(40)]
     finally:
         store.close()

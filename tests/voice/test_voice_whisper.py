@@ -87,9 +87,8 @@ def test_a_tiny_head_loads_through_the_registry_and_scores_a_real_clip(tmp_path,
     assert model.architecture == vw.ARCHITECTURE
     spans, speech = [(0.0, 1.0), (1.0, 3.0), (50.0, 51.0)], voiced_spans(clip)
     scores = model.predict(clip.samples, spans, speech, resolve_baseline("male", config))
-    targets = [vw.widen(s, speech, config.audio.min_span_s, clip.duration) for s in spans[:2]] + [(0, clip.duration)]
-    x = vw.pooled_features(clip.samples, targets, speech, vw.load_encoder(1, config.stt.embedded_sha256), (1,),
-                           config.audio.max_piece_s)
+    targets = [vw.widen(s, speech, model.scorer.min_span_s, clip.duration) for s in spans[:2]] + [(0, clip.duration)]
+    x = vw.pooled_features(clip.samples, targets, speech, vw.load_encoder(1), (1,), model.scorer.max_piece_s)
     p = vw.read_head(directory).probs(x)
     emotions = p[:, :-1] / p[:, :-1].sum(axis=1, keepdims=True)
     np.testing.assert_allclose(scores.spans[:2], emotions[:2], rtol=1e-5)
