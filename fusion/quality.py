@@ -85,6 +85,12 @@ def bandwidth_hz(samples: np.ndarray) -> float:
     return float(freqs[alive[-1]]) if alive.size else 0.0
 
 
+def too_poor(quality: Quality) -> str:
+    """The report's sentence for a recording too poor to judge a voice."""
+    return ("The recording is too poor to judge the voice (" + "; ".join(quality.problems)
+            + "): no alert is raised from it.")
+
+
 def assess(samples: np.ndarray, cfg: QualityConfig) -> Quality:
     """The recording's estimates and, in words, each way it is too poor to judge a voice."""
     power = frame_power_db(samples)

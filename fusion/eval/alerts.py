@@ -74,7 +74,7 @@ def _run_row(csv_path: str | Path, row: dict[str, str], expected: list[str], cfg
 
     item = {"path": row["path"], "group": (row.get("group") or "").strip(),
             "speaker": (row.get("speaker") or "").strip(), "expected": expected,
-            "got": [], "depressed_score": None, "baseline": None, "error": None}
+            "got": [], "withheld": [], "depressed_score": None, "baseline": None, "error": None}
     try:
         report = analyze(resolve_path(csv_path, row["path"]), transcript=row["transcript"],
                          baseline=baseline or row_baseline(csv_path, row.get("baseline"), cfg), config=cfg)
@@ -82,6 +82,7 @@ def _run_row(csv_path: str | Path, row: dict[str, str], expected: list[str], cfg
         item["error"] = str(exc)
         return item
     item["got"] = [a.kind for a in report.alerts]
+    item["withheld"] = report.quality.withheld if report.quality else []
     item["depressed_score"] = diary_depressed_score(report, cfg)
     item["baseline"] = report.voice.baseline
     return item

@@ -98,12 +98,14 @@ def audio_summary(result: dict) -> str:
 def alerts_summary(result: dict, flagship: str) -> str:
     """One line per condition: the flagship's hits, and per group how many rows raised it and any alert."""
     lines = [f"alerts under conditions · {result['data']} (split {result['split']}, seed {result['seed']})",
-             f"{flagship}: hits/expected; per group rows raising it (any alert in brackets)"]
+             f"{flagship}: hits/expected; per group rows raising it (any alert in brackets); rows whose alerts the "
+             "recording's quality withheld"]
     for name, r in result["conditions"].items():
         m = r["kinds"][flagship]
         groups = "  ".join(f"{g or '-'} {c['fired'][flagship]}({_any(r, g)})/{c['n'] - c['errors']}"
                            for g, c in r["groups"].items())
-        lines.append(f"{name:16s} hits {m['hits']}/{m['expected']}  {groups}")
+        withheld = sum(bool(it.get("withheld")) for it in r["items"])
+        lines.append(f"{name:16s} hits {m['hits']}/{m['expected']}  {groups}  withheld {withheld}")
     return "\n".join(lines)
 
 
