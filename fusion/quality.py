@@ -100,7 +100,7 @@ def assess(samples: np.ndarray, cfg: QualityConfig) -> Quality:
     if snr < cfg.min_snr_db:
         problems.append(f"too noisy: speech about {snr:.0f} dB above the background (needs {cfg.min_snr_db:g})")
     if decay is not None and decay > cfg.max_decay_s:
-        problems.append(f"too much room echo: sound takes about {decay:.1f} s to die away (at most "
+        problems.append(f"too much room echo: sound takes about {decay:.2f} s to die away (at most "
                         f"{cfg.max_decay_s:g})")
     if band < cfg.min_bandwidth_hz:
         problems.append(f"narrowband: nothing above {band / 1000:.1f} kHz (a phone-call or AMR codec), "
