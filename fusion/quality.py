@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import welch
 
 from fusion.audio import SAMPLE_RATE, frame_rms
 from fusion.config import QualityConfig
@@ -28,6 +27,7 @@ FRAME, HOP = 400, 160                  # 25 ms frames every 10 ms
 NOISE_PERCENTILE = 10                  # the quietest tenth of the frames: the pauses' noise floor
 SPEECH_PERCENTILE = 90                 # the loud frames whose decays are measured
 SPEECH_BAND_HZ = (300.0, 3400.0)       # the telephone band every recording keeps
+SPECTRUM_FRAME = 512                   # Hann frames of 32 ms whose power spectra are averaged
 BAND_FLOOR_DB = 50.0                   # below the speech band's level: no signal any more
 DECAY_FRAMES = 8                       # 80 ms of falling energy make one decay
 STEEPEST_SHARE = 0.5                   # the fastest half of the decays sets the room's time
@@ -62,23 +62,32 @@ def snr_db(power_db: np.ndarray) -> float:
 
 
 def decay_time(power_db: np.ndarray) -> float | None:
-    """Seconds to fall 60 dB at the steepest decays after loud frames (None when speech never stops)."""
+    """Seconds to fall 60 dB at the steeper half of the decays after loud frames (None when speech never stops).
+
+    A decay: ``DECAY_FRAMES`` frames falling all the way, from a frame within 6 dB of the loud frames'
+    level, ending 10 dB above the noise floor; its slope is the least-squares line through them.
+    """
+    if power_db.size < DECAY_FRAMES:
+        return None
     loud = np.percentile(power_db, SPEECH_PERCENTILE)
     floor = np.percentile(power_db, NOISE_PERCENTILE) + 10.0
-    slopes = []
-    for start in np.flatnonzero(power_db >= loud - 6.0):
-        seg = power_db[start:start + DECAY_FRAMES]
-        if seg.size == DECAY_FRAMES and np.all(np.diff(seg) < 0) and seg[-1] > floor:
-            slopes.append(np.polyfit(np.arange(DECAY_FRAMES) * HOP / SAMPLE_RATE, seg, 1)[0])
-    if not slopes:
+    windows = np.lib.stride_tricks.sliding_window_view(power_db, DECAY_FRAMES)
+    falling = (windows[:, 0] >= loud - 6.0) & np.all(np.diff(windows, axis=1) < 0, axis=1) & (windows[:, -1] > floor)
+    if not falling.any():
         return None
-    steep = np.sort(slopes)[:max(1, int(len(slopes) * STEEPEST_SHARE))]
-    return float(-60.0 / np.mean(steep))
+    t = np.arange(DECAY_FRAMES) * HOP / SAMPLE_RATE
+    t = t - t.mean()
+    slopes = np.sort((windows[falling] - windows[falling].mean(axis=1, keepdims=True)) @ t / (t @ t))
+    return float(-60.0 / np.mean(slopes[:max(1, int(slopes.size * STEEPEST_SHARE))]))
 
 
 def bandwidth_hz(samples: np.ndarray) -> float:
-    """The highest frequency within ``BAND_FLOOR_DB`` of the speech band's median level."""
-    freqs, psd = welch(np.asarray(samples, dtype=np.float64), SAMPLE_RATE, nperseg=512)
+    """The highest frequency within ``BAND_FLOOR_DB`` of the speech band's median level (0 for a clip shorter than
+    one frame)."""
+    frames = np.asarray(samples[:samples.size // SPECTRUM_FRAME * SPECTRUM_FRAME], np.float32)
+    frames = frames.reshape(-1, SPECTRUM_FRAME) * np.hanning(SPECTRUM_FRAME).astype(np.float32)
+    psd = np.mean(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0) if frames.size else np.zeros(1)
+    freqs = np.fft.rfftfreq(SPECTRUM_FRAME, 1.0 / SAMPLE_RATE)
     level = 10.0 * np.log10(psd + 1e-20)
     ref = np.median(level[(freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])])
     alive = np.flatnonzero(level >= ref - BAND_FLOOR_DB)
