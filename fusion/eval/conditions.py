@@ -75,6 +75,11 @@ def under_conditions(evaluate: Callable[[Path], dict], csv_path: str | Path, con
             "conditions": results}
 
 
+def _head(task: str, result: dict) -> str:
+    split = f"split {result['split']}, " if result.get("split") else ""
+    return f"{task} under conditions · {result['data']} ({split}seed {result['seed']})"
+
+
 def _num(value: float | None) -> str:
     return "  n/a" if value is None else f"{value:.3f}"
 
@@ -86,7 +91,7 @@ def _confused(result: dict, truth: str, predicted: str) -> int:
 
 def audio_summary(result: dict) -> str:
     """One line per condition: UAR, SAD-vs-rest AUCs, and how often angry and sad are taken for each other."""
-    lines = [f"audio under conditions · {result['data']} (split {result['split']}, seed {result['seed']})",
+    lines = [_head("audio", result),
              f"{'condition':16s}    n    uar  sad_auc  depr_auc  angry→sad  sad→angry"]
     for name, r in result["conditions"].items():
         confused = f"{_confused(r, 'ANGRY', 'SAD'):9d}  {_confused(r, 'SAD', 'ANGRY'):9d}"
@@ -97,7 +102,7 @@ def audio_summary(result: dict) -> str:
 
 def alerts_summary(result: dict, flagship: str) -> str:
     """One line per condition: the flagship's hits, and per group how many rows raised it and any alert."""
-    lines = [f"alerts under conditions · {result['data']} (split {result['split']}, seed {result['seed']})",
+    lines = [_head("alerts", result),
              f"{flagship}: hits/expected; per group rows raising it (any alert in brackets); rows whose alerts the "
              "recording's quality withheld"]
     for name, r in result["conditions"].items():
