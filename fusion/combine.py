@@ -264,6 +264,12 @@ def mismatch_alerts(diary: Observation, sentences: list[Observation], cfg: Confi
     return sorted(alerts, key=lambda al: (-SEVERITIES.index(al.severity), -al.score))
 
 
+def heard_well(alerts: list[Alert], problems: tuple[str, ...] | list[str]) -> tuple[list[Alert], list[str]]:
+    """(alerts raised, kinds withheld): every words-vs-voice alert stands down when the recording is too poor to
+    judge a voice (``fusion.quality``), since the voice it would rest on cannot be heard."""
+    return ([], [a.kind for a in alerts]) if problems else (alerts, [])
+
+
 AGREE = "Words and voice agree."
 
 

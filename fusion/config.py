@@ -231,12 +231,22 @@ class HistoryConfig(_Section):
         return self
 
 
+class QualityConfig(_Section):
+    """When a recording is too poor to judge a voice (``fusion.quality``): the voice-based alerts then stand down."""
+
+    min_snr_db: float                  # estimated speech over background, dB
+    max_decay_s: float                 # estimated reverberation time, s
+    min_bandwidth_hz: float            # highest frequency the recording still carries, Hz
+
+
 class EvalConfig(_Section):
     """``fusion eval``: dataset label words → model labels, and the label that builds personal baselines."""
 
     audio_labels: dict[str, str]       # lower-case dataset word → audio model label (e.g. fearful → FEAR)
     text_labels: dict[str, str]        # lower-case dataset word → text model label
     neutral_label: str                 # rows that build a speaker's personal baseline
+    babble: str                        # --degrade babble<snr>: a labels CSV of other talkers (path, split columns)
+    babble_split: str                  # the rows of that CSV the babble is made of
 
 
 # Settings that schedule, limit or serve analyses but never change a report: left out of Config.fingerprint().
@@ -257,6 +267,7 @@ class Config(_Section):
     server: ServerConfig
     history: HistoryConfig
     eval: EvalConfig
+    quality: QualityConfig
 
     @model_validator(mode="after")
     def _shapes_agree(self) -> Config:

@@ -122,6 +122,8 @@ def _alerts_section(report: DiaryReport) -> str:
         body += f"<p><small>{escape(ALERTS_ARE)}</small></p>"
     body += "".join(trend_html(t) for t in report.trend_alerts)
     body += "".join(f'<p class="warn">Note: {escape(w)}</p>' for w in report.warnings)
+    if report.quality is not None:
+        body += f'<p class="{"warn" if report.quality.problems else "quality"}">{escape(report.quality.words())}</p>'
     return f'<section id="alerts"><h2>What stands out</h2>{body}</section>'
 
 

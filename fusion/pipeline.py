@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fusion import combine
+from fusion import quality as quality_stage
 from fusion import sentences as sentence_stage
 from fusion.audio import Audio, audio_warnings, load_audio, voiced_spans
 from fusion.config import Config, default_config
@@ -25,6 +26,7 @@ from fusion.report import (
     FusedSummary,
     Models,
     Prosody,
+    RecordingQuality,
     SentenceReport,
     TextSummary,
     VoiceSummary,
@@ -203,7 +205,9 @@ class Pipeline:
         ]
         diary = combine.Observation(mean, voice.diary, voice.diary_prosody, words_va=words.point,
                                     voice_neutral=voice.diary_neutral)
-        alerts = combine.mismatch_alerts(diary, observations, cfg) if sents else []
+        heard = quality_stage.assess(audio.samples, cfg.quality)
+        alerts, withheld = combine.heard_well(combine.mismatch_alerts(diary, observations, cfg) if sents else [],
+                                              heard.problems if voice.heard else ())
         sentence_reports = [
             SentenceReport(
                 index=i, text=s.text, start=round(s.start, 3), end=round(s.end, 3), timing=s.source,
@@ -239,9 +243,12 @@ class Pipeline:
             words_va=words.point,
             voice_va=diary.voice(cfg),
             alerts=alerts,
-            verdict=combine.verdict(words, diary.voice(cfg) if voice.heard else None, alerts, cfg),
+            verdict=quality_stage.too_poor(heard) if withheld else
+            combine.verdict(words, diary.voice(cfg) if voice.heard else None, alerts, cfg),
             timings={},
-            warnings=warnings,
+            warnings=warnings + [f"voice hard to hear: {p}" for p in heard.problems if voice.heard],
+            quality=RecordingQuality(snr_db=heard.snr_db, reverb_s=heard.decay_s, bandwidth_hz=heard.bandwidth_hz,
+                                     problems=list(heard.problems), withheld=withheld),
         )
 
 

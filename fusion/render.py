@@ -77,6 +77,8 @@ def render(report: DiaryReport, console: Console | None = None) -> None:
                             border_style="green" if report.verdict == AGREE else "yellow"))
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
+    if report.quality is not None:
+        console.print(report.quality.words(), style="yellow" if report.quality.problems else "dim")
     console.print(f"[bold]{head}[/]")
     grid = Table.grid(padding=(0, 4))
     grid.add_row(

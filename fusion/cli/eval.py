@@ -17,6 +17,25 @@ _SPLIT = typer.Option(None, "--split", help="only rows whose 'split' column is t
 _EVAL_JSON = typer.Option(None, "--json", help="write the full result as JSON here ('-' for stdout)")
 _EVAL_CONFIG = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml")
 _EVAL_QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar")
+_DEGRADE = typer.Option(None, "--degrade", help="comma-separated recording conditions, each evaluated apart: clean, "
+                                                "opus16, aac32, amr, pink15, babble5, near, far, gain-25, or steps "
+                                                "joined by + (near+opus16); see fusion.degrade")
+_SEED = typer.Option(0, "--seed", help="the seed of the --degrade noise and rooms")
+
+
+def _under(evaluate, data: Path, degrade: str | None, split: str | None, seed: int, config: Path | None,
+           quiet: bool):
+    """``evaluate(csv)`` on ``data``, or on each ``--degrade`` condition of it."""
+    if degrade is None:
+        return lambda: evaluate(data)
+
+    def run():
+        from fusion.degrade import parse_conditions
+        from fusion.eval.conditions import under_conditions
+
+        return under_conditions(evaluate, data, parse_conditions(degrade), split, seed, config_from(config),
+                                progress=not quiet)
+    return run
 
 
 def _eval_output(run, json_out: Path | None, summarise=None) -> None:
@@ -64,15 +83,21 @@ def eval_audio_cmd(
                                       "from their neutral rows, not scored) or auto (per clip from its speaker's "
                                       "other rows, any label, as the service's personal-auto baseline)"),
     personal_baseline: bool = typer.Option(False, "--personal-baseline", help="the same as --baseline-mode personal"),
+    degrade: str | None = _DEGRADE, seed: int = _SEED,
     split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
     config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
     """Accuracy, macro-F1, UAR, per-label scores and confusion matrix of the voice model; lexically balanced rows apart.
     """
+    from fusion.eval.conditions import audio_summary
     from fusion.eval.voice import eval_audio
 
-    _eval_output(lambda: eval_audio(data, model, split, personal_baseline, config_from(config), progress=not quiet,
-                                    baseline_mode=baseline_mode), json_out)
+    def evaluate(csv_path: Path) -> dict:
+        return eval_audio(csv_path, model, split, personal_baseline, config_from(config), progress=not quiet,
+                          baseline_mode=baseline_mode)
+
+    _eval_output(_under(evaluate, data, degrade, split, seed, config, quiet), json_out,
+                 audio_summary if degrade else None)
 
 
 @eval_app.command("leakage")
@@ -127,12 +152,17 @@ def eval_alerts_cmd(
         None, "--baseline-mode", help="instead of each row's baseline column: reference (male/female by pitch) or auto "
                                       "(per row from its speaker's other rows, as the service's personal-auto "
                                       "baseline; needs a speaker column)"),
+    degrade: str | None = _DEGRADE, seed: int = _SEED,
     split: str | None = _SPLIT, json_out: Path | None = _EVAL_JSON,
     config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
     """Recall and false-alarm rate per alert kind of the whole pipeline (transcripts given, no speech-to-text)."""
-    from fusion.eval.alerts import eval_alerts, summary
+    from fusion.eval.alerts import FLAGSHIP, eval_alerts, summary
+    from fusion.eval.conditions import alerts_summary
 
-    _eval_output(lambda: eval_alerts(data, config_from(config), split, progress=not quiet, baseline_mode=baseline_mode),
-                 json_out, summary)
+    def evaluate(csv_path: Path) -> dict:
+        return eval_alerts(csv_path, config_from(config), split, progress=not quiet, baseline_mode=baseline_mode)
+
+    _eval_output(_under(evaluate, data, degrade, split, seed, config, quiet), json_out,
+                 (lambda r: alerts_summary(r, FLAGSHIP)) if degrade else summary)
 

@@ -60,7 +60,7 @@ def _run_row(csv_path: str | Path, row: dict[str, str], expected: list[str], cfg
 
     item = {"path": row["path"], "group": (row.get("group") or "").strip(),
             "speaker": (row.get("speaker") or "").strip(), "expected": expected,
-            "got": [], "scores": {}, "baseline": None, "error": None}
+            "got": [], "scores": {}, "withheld": [], "baseline": None, "error": None}
     try:
         report = analyze(resolve_path(csv_path, row["path"]), transcript=row["transcript"],
                          baseline=baseline or row_baseline(csv_path, row.get("baseline"), cfg), config=cfg)
@@ -69,6 +69,7 @@ def _run_row(csv_path: str | Path, row: dict[str, str], expected: list[str], cfg
         return item
     item["got"] = [a.kind for a in report.alerts]
     item["scores"] = {a.kind: a.score for a in report.alerts}  # as the rule fired: the report's own
+    item["withheld"] = report.quality.withheld if report.quality else []
     item["baseline"] = report.voice.baseline
     return item
 

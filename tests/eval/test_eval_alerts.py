@@ -168,3 +168,15 @@ def test_cli_bad_csv_exits_with_the_file_named(tmp_path):
     run = CliRunner().invoke(app, ["eval", "alerts", str(tmp_path / "absent.csv")])
     assert run.exit_code == 2
     assert "absent.csv" in run.output
+
+
+def test_cli_under_conditions_evaluates_each_and_keeps_error_rows(alerts_csv, tmp_path):
+    out = tmp_path / "cond.json"
+    run = CliRunner().invoke(app, ["eval", "alerts", str(alerts_csv), "--degrade", "clean,near", "--json", str(out),
+                                   "--quiet"])
+    assert run.exit_code == 0, run.output
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert list(written["conditions"]) == ["clean", "near"]
+    for result in written["conditions"].values():
+        assert result["n"] == 3 and result["errors"] == 1 and result["data"] == str(alerts_csv)
+    assert "near" in run.output and "hits" in run.output

@@ -197,3 +197,27 @@ def test_leakage_needs_both_word_sets_and_espeak(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ModelError, match="espeak-ng"):
         eval_leakage(write_sentences(tmp_path / "t.csv", ["좋아."], ["슬퍼."]), progress=False)
+
+
+def test_cli_audio_under_conditions_scores_each_on_its_degraded_clips(audio_csv, tmp_path):
+    """``--degrade clean,amr+pink5`` runs the whole evaluation twice; the noisy codec moves the voice's scores
+    and the same seed gives the same figures again."""
+    runs = []
+    for k in range(2):
+        out = tmp_path / f"cond{k}.json"
+        result = runner.invoke(app, ["eval", "audio", str(audio_csv), "--degrade", "clean,amr+pink5", "--json",
+                                     str(out), "-q"])
+        assert result.exit_code == 0, result.output
+        runs.append(json.loads(out.read_text(encoding="utf-8")))
+    saved = runs[0]
+    assert list(saved["conditions"]) == ["clean", "amr+pink5"] and saved["seed"] == 0
+    clean, noisy = saved["conditions"]["clean"], saved["conditions"]["amr+pink5"]
+    assert clean["data"] == noisy["data"] == str(audio_csv) and clean["n"] == noisy["n"]
+    assert clean["depressed_auc"] != noisy["depressed_auc"] or clean["confusion"] != noisy["confusion"]
+    assert runs[0] == runs[1]
+    assert "amr+pink5" in result.output and "angry→sad" in result.output
+
+
+def test_cli_audio_unknown_condition_is_an_error(audio_csv):
+    result = runner.invoke(app, ["eval", "audio", str(audio_csv), "--degrade", "clean,loud", "-q"])
+    assert result.exit_code != 0 and "'loud'" in result.output
