@@ -157,7 +157,8 @@ def eval_alerts_cmd(
     config: Path | None = _EVAL_CONFIG, quiet: bool = _EVAL_QUIET,
 ) -> None:
     """Recall and false-alarm rate per alert kind of the whole pipeline (transcripts given, no speech-to-text)."""
-    from fusion.eval.alerts import FLAGSHIP, eval_alerts, summary
+    from fusion.alerts import FLAGSHIP
+    from fusion.eval.alerts import eval_alerts, summary
     from fusion.eval.conditions import alerts_summary
 
     def evaluate(csv_path: Path) -> dict:
