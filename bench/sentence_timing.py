@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.audio import audio_from_array, load_audio, voiced_spans
+from fusion.audio import audio_from_array, load_audio
 from fusion.config import default_config
+from fusion.levels import voiced_spans
 from fusion.sentences import sentences_from_transcript
 from fusion.stt import load_engine
 

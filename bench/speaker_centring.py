@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.audio import load_audio, voiced_spans
+from fusion.audio import load_audio
 from fusion.config import default_config
 from fusion.eval.metrics import roc_auc, uar
+from fusion.levels import voiced_spans
 from fusion.model_files import EMBEDDED_SHA256
 from fusion.progress import track
 from fusion.train.audio_clips import read_rows as read_dataset

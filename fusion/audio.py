@@ -1,4 +1,4 @@
-"""Decode a recording once into 16 kHz mono float32, and describe what is in it.
+"""Decode a recording once into 16 kHz mono float32.
 
 Every later stage (STT, the voice branch, the report's warnings) reads the one
 ``Audio`` value made here; nothing decodes the file again and nothing is written
@@ -19,7 +19,7 @@ import av
 import librosa
 import numpy as np
 
-from fusion.config import AudioInputConfig, default_config
+from fusion.config import default_config
 from fusion.errors import InputError
 
 SAMPLE_RATE = 16_000  # what Whisper, the voice encoder and the MFCC baselines hear: a fact, not a setting
@@ -195,91 +195,6 @@ def audio_from_array(samples: np.ndarray, sample_rate: int, source: str = "<arra
     return Audio(np.ascontiguousarray(x), source, int(sample_rate), int(channels), SAMPLE_RATE, tuple(warnings))
 
 
-def audio_warnings(audio: Audio, cfg: AudioInputConfig | None = None) -> list[str]:
-    """Plain-language warnings for a report: very short, silent or clipped input, repaired samples."""
-    cfg = cfg or default_config().audio_input
-    warnings = list(audio.warnings)
-    if audio.duration < cfg.min_duration_s:
-        warnings.append(f"very short recording: {audio.duration:.2f} s (less than {cfg.min_duration_s:g} s)")
-    level = rms_dbfs(audio.samples)
-    if level < cfg.silence_dbfs:
-        warnings.append(f"silence: the recording is nearly silent ({level:.1f} dBFS RMS), no speech to analyse")
-    clipped = float(np.mean(np.abs(audio.samples) >= cfg.clip_level)) if audio.samples.size else 0.0
-    if clipped > cfg.clip_fraction:
-        warnings.append(f"clipped audio: {clipped:.2%} of samples at full scale; "
-                        "emotion from the voice may be unreliable")
-    return warnings
-
-
-def rms_dbfs(samples: np.ndarray) -> float:
-    """RMS level relative to full scale (1.0 = 0 dBFS); -inf-safe, floored at -200."""
-    if samples.size == 0:
-        return -200.0
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    return max(20.0 * np.log10(rms) if rms > 0 else -200.0, -200.0)
-
-
-def voiced_spans(
-    audio: Audio, cfg: AudioInputConfig | None = None, *, top_db: float | None = None, floor_dbfs: float | None = None
-) -> list[tuple[float, float]]:
-    """Intervals (seconds) that hold sound: within ``top_db`` of the loudest part and above ``floor_dbfs``.
-
-    Pauses shorter than ``merge_gap_s`` (config) join their neighbours, so a span is an
-    utterance rather than a syllable.
-
-    ``librosa.effects.split`` alone is relative to the loudest frame, so pure
-    silence or faint hiss would count as "voiced"; frames whose own level is
-    below the absolute floor are dropped. Defaults come from ``cfg`` (``[audio_input]``).
-    """
-    cfg = cfg or default_config().audio_input
-    top_db = cfg.top_db if top_db is None else top_db
-    floor_dbfs = cfg.speech_floor_dbfs if floor_dbfs is None else floor_dbfs
-    y = audio.samples
-    if y.size == 0 or rms_dbfs(y) <= -200.0:
-        return []
-    frame, hop = 1024, 256
-    rms = frame_rms(y, frame, hop)
-    spans = _nonsilent(rms, top_db, hop, y.size)
-    loud = 20.0 * np.log10(np.maximum(rms, 1e-10)) >= floor_dbfs
-    out: list[tuple[float, float]] = []
-    for start, end in spans:
-        if not loud[start // hop : max(end // hop, start // hop + 1)].any():
-            continue
-        a, b = float(start / audio.sample_rate), float(end / audio.sample_rate)
-        if out and a - out[-1][1] < cfg.merge_gap_s:
-            out[-1] = (out[-1][0], b)
-        else:
-            out.append((a, b))
-    return out
-
-
-def frame_rms(y: np.ndarray, frame: int = 1024, hop: int = 256, block: int = 4096) -> np.ndarray:
-    """``librosa.feature.rms(y=y, frame_length=frame, hop_length=hop, center=True)[0]``, ``block`` frames at a time.
-
-    librosa frames the whole signal at once (a ``frame``-fold copy: 0.5 GB for 30 minutes); this stays bounded.
-    """
-    padded = np.pad(y, frame // 2)
-    n_frames = 1 + (padded.size - frame) // hop
-    out = [librosa.feature.rms(y=padded[f * hop : (min(f + block, n_frames) - 1) * hop + frame],
-                               frame_length=frame, hop_length=hop, center=False)[0]
-           for f in range(0, n_frames, block)]
-    return np.concatenate(out)
-
-
-def _nonsilent(rms: np.ndarray, top_db: float, hop: int, n_samples: int) -> np.ndarray:
-    """``librosa.effects.split`` from precomputed frame RMS: (start, end) sample intervals
-    within ``top_db`` of the peak."""
-    power = rms**2
-    loud = librosa.power_to_db(power, ref=np.max(power), top_db=None) > -top_db
-    edges = [np.flatnonzero(np.diff(loud.astype(int))) + 1]
-    if loud[0]:
-        edges.insert(0, np.array([0]))
-    if loud[-1]:
-        edges.append(np.array([len(loud)]))
-    edges = np.minimum(librosa.frames_to_samples(np.concatenate(edges), hop_length=hop), n_samples)
-    return edges.reshape((-1, 2))
-
-
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise InputError(path, "file not found")
@@ -406,4 +321,4 @@ def _finite(samples: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 
 __all__ = ["SAMPLE_RATE", "Audio", "load_audio", "declared_duration", "sniff_format", "container_format", "open_audio",
-           "audio_from_array", "audio_warnings", "voiced_spans", "rms_dbfs"]
+           "audio_from_array"]

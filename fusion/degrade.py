@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.audio import SAMPLE_RATE, audio_from_array, load_audio, voiced_spans
+from fusion.audio import SAMPLE_RATE, audio_from_array, load_audio
 from fusion.errors import MissingExtra
+from fusion.levels import voiced_spans
 
 # Codec name → (container, encoder, encoding sample rate, bit rate or None for the condition's).
 CODECS = {"opus": ("ogg", "libopus", 16000, None), "aac": ("adts", "aac", 16000, None),

@@ -18,9 +18,10 @@ import numpy as np
 from fusion import combine
 from fusion import quality as quality_stage
 from fusion import sentences as sentence_stage
-from fusion.audio import Audio, audio_warnings, load_audio, voiced_spans
+from fusion.audio import Audio, load_audio
 from fusion.config import Config, default_config
 from fusion.dates import file_time
+from fusion.levels import audio_warnings, voiced_spans
 from fusion.report import (
     DiaryReport,
     FusedSummary,

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fusion.audio import SAMPLE_RATE, frame_rms
+from fusion.audio import SAMPLE_RATE
 from fusion.config import QualityConfig
+from fusion.levels import frame_rms
 
 FRAME, HOP = 400, 160                  # 25 ms frames every 10 ms
 NOISE_PERCENTILE = 10                  # the quietest tenth of the frames: the pauses' noise floor

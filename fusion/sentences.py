@@ -57,7 +57,7 @@ def sentences_from_transcript(
     gets the time of the word it belongs to (interpolated inside the word), so
     a sentence boundary that falls inside a word splits that word's time. A
     segment without word timestamps counts as one word spanning the segment.
-    With ``speech`` (``fusion.audio.voiced_spans``) the times are then snapped
+    With ``speech`` (``fusion.levels.voiced_spans``) the times are then snapped
     to its edges (``snap_to_speech``).
     """
     text, units = _timed_units(transcript)

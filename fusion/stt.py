@@ -96,7 +96,7 @@ class _WhisperEngine:
     def transcribe(self, samples: np.ndarray, speech: list[tuple[float, float]] | None = None) -> Transcript:
         """Transcribe 16 kHz mono float32 ``samples``; silence gives an empty transcript.
 
-        ``speech`` (``fusion.audio.voiced_spans`` of these samples) is where the batched engine
+        ``speech`` (``fusion.levels.voiced_spans`` of these samples) is where the batched engine
         cuts its clips under ``clips = "voiced"``; the other paths find speech themselves.
         """
         cfg = self.cfg

@@ -1,4 +1,4 @@
-"""fusion.audio: one decode of any container into 16 kHz mono, clear errors, warnings, voiced spans."""
+"""fusion.audio: one decode of any container into 16 kHz mono, clear errors, repair warnings."""
 
 from __future__ import annotations
 
@@ -19,14 +19,13 @@ from fusion.audio import (
     SAMPLE_RATE,
     Audio,
     audio_from_array,
-    audio_warnings,
     container_format,
     declared_duration,
     load_audio,
     sniff_format,
-    voiced_spans,
 )
 from fusion.errors import InputError
+from fusion.levels import audio_warnings
 
 CLIP = "speech/ko_transcribed/pfa/pfa00004.flac"
 
@@ -217,28 +216,6 @@ def test_audio_from_array_mixes_resamples_and_repairs():
     assert np.isfinite(audio.samples).all() and audio.warnings
     pcm = audio_from_array(np.full(16000, 16384, np.int16), 16000)
     assert pcm.samples.max() == pytest.approx(0.5, abs=1e-3)
-
-
-def test_warnings_for_silence_clipping_and_very_short_input(config, reference):
-    cfg = config.audio_input
-    assert audio_warnings(reference, cfg) == []
-    silent = audio_from_array(np.zeros(16000 * 3, np.float32), 16000)
-    assert any(w.startswith("silence") for w in audio_warnings(silent, cfg))
-    clipped = audio_from_array(np.clip(reference.samples * 50, -1, 1), 16000)
-    assert any(w.startswith("clipped") for w in audio_warnings(clipped, cfg))
-    short = audio_from_array(reference.samples[:4000], 16000)
-    assert any(w.startswith("very short") for w in audio_warnings(short, cfg))
-
-
-def test_voiced_spans_find_speech_and_nothing_in_silence_or_hiss(reference):
-    gap = np.zeros(16000 * 2, np.float32)
-    joined = audio_from_array(np.concatenate([gap, reference.samples, gap]), 16000)
-    spans = voiced_spans(joined)
-    assert spans and spans[0][0] >= 1.9 and spans[-1][1] <= 2.0 + reference.duration + 0.1
-    assert all(a < b for a, b in spans) and all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
-    assert voiced_spans(audio_from_array(np.zeros(32000, np.float32), 16000)) == []
-    hiss = np.random.default_rng(0).normal(0, 1e-4, 32000).astype(np.float32)
-    assert voiced_spans(audio_from_array(hiss, 16000)) == []
 
 
 def test_an_id3_tag_in_front_of_flac_does_not_hide_its_length(tmp_path):

@@ -20,8 +20,9 @@ import soundfile as sf
 
 from fusion import analyze
 from fusion.alerts import FLAGSHIP
-from fusion.audio import SAMPLE_RATE, load_audio, voiced_spans
+from fusion.audio import SAMPLE_RATE, load_audio
 from fusion.combine import AGREE
+from fusion.levels import voiced_spans
 from fusion.report import SCHEMA_VERSION, DiaryReport
 from fusion.voice.prosody import build_baseline
 

@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from fusion.audio import audio_from_array, load_audio, voiced_spans
+from fusion.audio import audio_from_array, load_audio
+from fusion.levels import voiced_spans
 from fusion.sentences import Sentence, sentences_from_text, sentences_from_transcript, snap_to_speech, split_text
 from fusion.stt import Segment, Transcript, Word, load_engine
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusion.audio import audio_from_array, load_audio, voiced_spans
+from fusion.audio import audio_from_array, load_audio
 from fusion.errors import ModelError
+from fusion.levels import voiced_spans
 from fusion.model_files import EMBEDDED_SHA256, embedded_model_dir, openai_checkpoint, read_ctranslate2
 from fusion.stt import (
     STTEngine,

@@ -166,7 +166,8 @@ def eval_stt(csv_path: str | Path, engine: str | None = None, model: str | None 
     ``engine``/``model`` and any ``[stt]`` field given in ``stt_settings`` (``beam_size=1`` …)
     override the configuration. The real-time factor is decoding time over audio time.
     """
-    from fusion.audio import load_audio, voiced_spans
+    from fusion.audio import load_audio
+    from fusion.levels import voiced_spans
     from fusion.stt import load_engine, transcribe_long
 
     cfg = config or default_config()

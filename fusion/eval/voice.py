@@ -55,7 +55,8 @@ def reference_baseline(row: dict, pitch_hz: float, cfg: Config):
 
 def voice_of(model, path: Path, baseline_for, cfg: Config) -> tuple[np.ndarray, float]:
     """(emotion distribution, P(neutral voice)) of one clip, as the product scores a whole diary."""
-    from fusion.audio import load_audio, voiced_spans
+    from fusion.audio import load_audio
+    from fusion.levels import voiced_spans
 
     audio = load_audio(path)
     scores = model.predict(audio.samples, [], voiced_spans(audio, cfg.audio_input), baseline_for(audio.samples))

@@ -16,10 +16,11 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from fusion.audio import SAMPLE_RATE, load_audio, voiced_spans
+from fusion.audio import SAMPLE_RATE, load_audio
 from fusion.config import Config
 from fusion.eval.text import read_rows as read_csv
 from fusion.files import atomic_writer
+from fusion.levels import voiced_spans
 from fusion.voice.mfcc import mfcc, pad_or_cut, span_frames
 from fusion.voice.prosody import NeutralBaseline
 

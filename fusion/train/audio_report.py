@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.audio import load_audio, voiced_spans
+from fusion.audio import load_audio
 from fusion.config import Config
 from fusion.eval.metrics import roc_auc
+from fusion.levels import voiced_spans
 from fusion.train.audio_clips import read_rows
 from fusion.voice.cnn import CnnVoice
 from fusion.voice.mfcc import mfcc

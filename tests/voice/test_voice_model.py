@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.audio import load_audio, voiced_spans
+from fusion.audio import load_audio
 from fusion.errors import ModelError
+from fusion.levels import voiced_spans
 from fusion.voice import cnn as voice_cnn
 from fusion.voice import model as ab
 from fusion.voice import whisper as voice_whisper

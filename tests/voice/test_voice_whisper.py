@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.audio import load_audio, voiced_spans
+from fusion.audio import load_audio
 from fusion.errors import ModelError
+from fusion.levels import voiced_spans
 from fusion.voice import whisper as vw
 from fusion.voice.model import load_audio_model, load_audio_model_from
 from fusion.voice.prosody import resolve_baseline

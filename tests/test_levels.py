@@ -1,0 +1,45 @@
+"""fusion.levels: the report's level warnings, where a recording holds sound, and frame RMS."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+
+from fusion.audio import Audio, audio_from_array, load_audio
+from fusion.levels import audio_warnings, frame_rms, voiced_spans
+
+CLIP = "speech/ko_transcribed/pfa/pfa00004.flac"
+
+
+@pytest.fixture(scope="module")
+def reference(shared_data) -> Audio:
+    return load_audio(shared_data / CLIP)
+
+
+def test_warnings_for_silence_clipping_and_very_short_input(config, reference):
+    cfg = config.audio_input
+    assert audio_warnings(reference, cfg) == []
+    silent = audio_from_array(np.zeros(16000 * 3, np.float32), 16000)
+    assert any(w.startswith("silence") for w in audio_warnings(silent, cfg))
+    clipped = audio_from_array(np.clip(reference.samples * 50, -1, 1), 16000)
+    assert any(w.startswith("clipped") for w in audio_warnings(clipped, cfg))
+    short = audio_from_array(reference.samples[:4000], 16000)
+    assert any(w.startswith("very short") for w in audio_warnings(short, cfg))
+
+
+def test_voiced_spans_find_speech_and_nothing_in_silence_or_hiss(reference):
+    gap = np.zeros(16000 * 2, np.float32)
+    joined = audio_from_array(np.concatenate([gap, reference.samples, gap]), 16000)
+    spans = voiced_spans(joined)
+    assert spans and spans[0][0] >= 1.9 and spans[-1][1] <= 2.0 + reference.duration + 0.1
+    assert all(a < b for a, b in spans) and all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+    assert voiced_spans(audio_from_array(np.zeros(32000, np.float32), 16000)) == []
+    hiss = np.random.default_rng(0).normal(0, 1e-4, 32000).astype(np.float32)
+    assert voiced_spans(audio_from_array(hiss, 16000)) == []
+
+
+def test_frame_rms_in_blocks_equals_librosa_s_rms_of_the_whole_signal(reference):
+    expected = librosa.feature.rms(y=reference.samples, frame_length=1024, hop_length=256, center=True)[0]
+    got = frame_rms(reference.samples, 1024, 256, block=7)
+    assert got.shape == expected.shape and np.allclose(got, expected, atol=1e-6)
