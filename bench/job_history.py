@@ -22,13 +22,13 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from timeline import SAMPLE, WORDS, _day
+from timeline import SAMPLE, WORDS, store_days
 
 from fusion.audio import load_audio
 from fusion.config import default_config
 from fusion.pipeline import analyze
 from fusion.service.jobs import Workers
-from fusion.service.store import Store, entry_json
+from fusion.service.store import Store
 from fusion.voice.prosody import voice_stats
 
 
@@ -51,12 +51,7 @@ def main() -> None:
         users = {}
         for n in args.sizes:
             user_id = store.user_for_token(store.add_user(f"user{n}")).id
-            for i in range(n):
-                when = start + timedelta(days=i)
-                row = store.create(user_id, f"day{i}.flac", None, None, WORDS, when)
-                report = _day(template, when, i)
-                store.finish(row.id, store.claim(row.id), report_json=report.to_json(None), voice_stats=stats,
-                             entry_json=entry_json(row.id, report, when))
+            store_days(store, user_id, template, start, n, voice_stats=stats)
             users[n] = user_id
         for r in range(args.rounds + 1):  # the first round warms up
             for n, user_id in users.items():

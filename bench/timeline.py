@@ -27,7 +27,7 @@ from fusion.config import default_config
 from fusion.pipeline import analyze
 from fusion.report import DiaryReport, Prosody, ValenceArousal
 from fusion.service.app import create_app
-from fusion.service.store import entry_json
+from fusion.service.store import Store, entry_json
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "diary_ko.flac"
 WORDS = "오늘은 정말 행복한 하루였다. 친구들과 맛있는 저녁을 먹었다."
@@ -41,6 +41,17 @@ def _day(template: DiaryReport, when: datetime, i: int) -> DiaryReport:
         "pitch_hz": round(200.0 * 2 ** (wave / 12), 2), "energy_db": round(-20.0 + wave, 2)})})
     return template.model_copy(update={"recorded_at": when, "voice": voice,
                                        "voice_va": ValenceArousal(valence=round(0.2 * wave, 3), arousal=0.0)})
+
+
+def store_days(store: Store, user_id: int, template: DiaryReport, start: datetime, n: int,
+               voice_stats: str | None = None) -> None:
+    """``n`` done diaries for one user, one a day from ``start`` (with their compact rows, as jobs leave them)."""
+    for i in range(n):
+        when = start + timedelta(days=i)
+        row = store.create(user_id, f"day{i}.flac", None, None, WORDS, when)
+        report = _day(template, when, i)
+        store.finish(row.id, store.claim(row.id), report_json=report.to_json(None), voice_stats=voice_stats,
+                     entry_json=entry_json(row.id, report, when))
 
 
 def main() -> None:
@@ -58,12 +69,7 @@ def main() -> None:
         for n in args.sizes:
             token = store.add_user(f"user{n}")
             user_id = store.user_for_token(token).id
-            for i in range(n):
-                when = start + timedelta(days=i)
-                row = store.create(user_id, f"day{i}.flac", None, None, WORDS, when)
-                report = _day(template, when, i)
-                store.finish(row.id, store.claim(row.id), report_json=report.to_json(None),
-                             entry_json=entry_json(row.id, report, when))
+            store_days(store, user_id, template, start, n)
             users[n] = {"Authorization": f"Bearer {token}"}
         times: dict[str, dict[int, list[float]]] = {"timeline": {n: [] for n in users},
                                                    "timeline.html": {n: [] for n in users}}
