@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -73,6 +74,22 @@ def service(tmp_path):
         yield client, alice, bob, config
 
 
+@contextmanager
+def _alice(config, **app_kwargs):
+    """A running app with one user; yields (client, her token, the app)."""
+    app = create_app(config, **app_kwargs)
+    token = app.state.store.add_user("alice")
+    with TestClient(app) as client:
+        yield client, token, app
+
+
+def _analysed(client, token, transcript: str = WORDS) -> str:
+    """The id of a new analysis of the sample with ``transcript``, once it has finished."""
+    analysis_id = _post(client, token, transcript=transcript).json()["id"]
+    _wait(client, token, analysis_id)
+    return analysis_id
+
+
 def test_healthz_needs_no_token(service):
     client, *_ = service
     assert client.get("/healthz").json() == {"status": "ok"}
@@ -113,8 +130,7 @@ def test_upload_is_queued_then_gives_the_report_and_its_page(service):
 
 def test_another_users_analysis_is_404(service):
     client, alice, bob, _ = service
-    analysis_id = _post(client, alice, transcript=WORDS).json()["id"]
-    _wait(client, alice, analysis_id)
+    analysis_id = _analysed(client, alice)
     for method, suffix in (("GET", ""), ("GET", "/report.html"), ("DELETE", "")):
         assert client.request(method, f"/v1/analyses/{analysis_id}{suffix}", headers=_auth(bob)).status_code == 404
     assert client.get(f"/v1/analyses/{analysis_id}", headers=_auth(alice)).json()["status"] == "done"
@@ -123,9 +139,7 @@ def test_another_users_analysis_is_404(service):
 @pytest.mark.parametrize("limit, chunked", [(100_000, False), (300_000, False), (100_000, True)],
                          ids=["declared-length", "file-over-limit", "chunked-body"])
 def test_upload_over_the_size_limit_is_413(tmp_path, limit, chunked):
-    app = create_app(_config(tmp_path, max_upload_bytes=limit))
-    token = app.state.store.add_user("alice")
-    with TestClient(app) as client:
+    with _alice(_config(tmp_path, max_upload_bytes=limit)) as (client, token, _):
         if chunked:
             body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.flac\"\r\n\r\n"
                     + SAMPLE.read_bytes())
@@ -141,9 +155,7 @@ def test_upload_over_the_size_limit_is_413(tmp_path, limit, chunked):
 
 
 def test_recording_over_the_duration_limit_is_413(tmp_path):
-    app = create_app(_config(tmp_path, max_duration_s=10.0))
-    token = app.state.store.add_user("alice")
-    with TestClient(app) as client:
+    with _alice(_config(tmp_path, max_duration_s=10.0)) as (client, token, _):
         response = _post(client, token, transcript=WORDS)
     assert response.status_code == 413
     assert response.json()["detail"] == "recording too long: 26 s, the limit is 10 s"
@@ -228,8 +240,7 @@ def test_concurrent_uploads_queue_and_keep_their_own_results(service):
 
 def test_delete_removes_recording_report_and_temporary_files(service):
     client, alice, _, config = service
-    analysis_id = _post(client, alice, transcript=WORDS).json()["id"]
-    _wait(client, alice, analysis_id)
+    analysis_id = _analysed(client, alice)
     assert client.delete(f"/v1/analyses/{analysis_id}", headers=_auth(alice)).status_code == 204
     assert client.get(f"/v1/analyses/{analysis_id}", headers=_auth(alice)).status_code == 404
     root = config.server.storage_path()
@@ -340,10 +351,9 @@ def test_queued_jobs_and_stored_bytes_per_user_are_limited(tmp_path, database_ur
         time.sleep(1)
         raise RuntimeError("only the queue matters here")
 
-    app = create_app(_config(tmp_path, database_url=database_url, max_queued_per_user=1,
-                             max_stored_bytes_per_user=int(size * 1.5)), analyze=slow)
-    token = app.state.store.add_user("alice")
-    with TestClient(app) as client:
+    config = _config(tmp_path, database_url=database_url, max_queued_per_user=1,
+                     max_stored_bytes_per_user=int(size * 1.5))
+    with _alice(config, analyze=slow) as (client, token, _):
         first = _post(client, token, transcript=WORDS)
         assert first.status_code == 202
         busy = _post(client, token, transcript=WORDS)
@@ -358,11 +368,8 @@ def test_queued_jobs_and_stored_bytes_per_user_are_limited(tmp_path, database_ur
 def test_a_deleted_transcript_leaves_no_trace_in_the_database_files(tmp_path):
     secret = "아무도 몰라야 하는 비밀 일기 문장"
     config = _config(tmp_path)
-    app = create_app(config)
-    token = app.state.store.add_user("alice")
-    with TestClient(app) as client:
-        analysis_id = _post(client, token, transcript=secret).json()["id"]
-        _wait(client, token, analysis_id)
+    with _alice(config) as (client, token, _):
+        analysis_id = _analysed(client, token, secret)
         assert client.delete(f"/v1/analyses/{analysis_id}", headers=_auth(token)).status_code == 204
         files = sorted(config.server.storage_path().glob("fusion.db*"))
         assert not any(secret.encode() in p.read_bytes() for p in files), "found after DELETE"
@@ -376,11 +383,8 @@ def test_database_uploads_and_storage_folder_are_private(tmp_path):
     root.mkdir(mode=0o755)
     root.chmod(0o755)
     config = _config(tmp_path)
-    app = create_app(config)
-    token = app.state.store.add_user("alice")
-    with TestClient(app) as client:
-        analysis_id = _post(client, token, transcript=WORDS).json()["id"]
-        _wait(client, token, analysis_id)
+    with _alice(config) as (client, token, _):
+        analysis_id = _analysed(client, token)
         for path in (root, root / "uploads", root / "incoming"):
             assert path.stat().st_mode & 0o777 == 0o700, path
         for path in (root / "fusion.db", root / "uploads" / analysis_id, *root.glob("fusion.db-*")):
@@ -388,9 +392,7 @@ def test_database_uploads_and_storage_folder_are_private(tmp_path):
 
 
 def test_a_result_that_cannot_be_stored_fails_the_job_instead_of_leaving_it_running(tmp_path):
-    app = create_app(_config(tmp_path), analyze=lambda *args, **kwargs: "not a report")
-    token = app.state.store.add_user("alice")
-    with TestClient(app) as client:
+    with _alice(_config(tmp_path), analyze=lambda *args, **kwargs: "not a report") as (client, token, _):
         body = _wait(client, token, _post(client, token, transcript=WORDS).json()["id"], timeout=10)
     assert body["status"] == "failed" and body["error"].startswith("internal error")
 
@@ -467,10 +469,8 @@ def test_real_server_process_analyses_a_real_recording(tmp_path, chromium):
 @pytest.mark.parametrize("public_url, base", [("", ""), ("https://diary.example.org/api/", "https://diary.example.org/api")],
                          ids=["relative", "public-url"])
 def test_links_never_come_from_the_host_header(tmp_path, public_url, base):
-    app = create_app(_config(tmp_path, public_url=public_url))
-    token = app.state.store.add_user("alice")
-    evil = {**_auth(token), "Host": "evil.example"}
-    with TestClient(app) as client:
+    with _alice(_config(tmp_path, public_url=public_url)) as (client, token, _):
+        evil = {**_auth(token), "Host": "evil.example"}
         response = client.post("/v1/analyses", files={"file": ("d.flac", SAMPLE.read_bytes())},
                                data={"transcript": WORDS}, headers=evil)
         analysis_id = response.json()["id"]
@@ -484,11 +484,10 @@ def test_links_never_come_from_the_host_header(tmp_path, public_url, base):
 
 def test_by_default_a_recording_goes_once_analysed_and_its_report_stays(tmp_path, database_url):
     size = SAMPLE.stat().st_size
-    app = create_app(_config(tmp_path, database_url=database_url, keep_recordings_days=0,
-                             max_stored_bytes_per_user=int(size * 1.5)))
-    token = app.state.store.add_user("alice")
+    config = _config(tmp_path, database_url=database_url, keep_recordings_days=0,
+                     max_stored_bytes_per_user=int(size * 1.5))
     uploads = tmp_path / "store" / "uploads"
-    with TestClient(app) as client:
+    with _alice(config) as (client, token, _):
         ids = []
         for _ in range(2):  # the second fits the quota: the first recording's bytes are no longer stored
             response = _post(client, token, transcript=WORDS)
@@ -502,10 +501,9 @@ def test_by_default_a_recording_goes_once_analysed_and_its_report_stays(tmp_path
 
 
 def test_a_kept_recording_goes_after_keep_recordings_days(tmp_path, database_url):
-    app = create_app(_config(tmp_path, database_url=database_url, keep_recordings_days=2))
-    token = app.state.store.add_user("alice")
-    uploads, store = tmp_path / "store" / "uploads", app.state.store
-    with TestClient(app) as client:
+    uploads = tmp_path / "store" / "uploads"
+    with _alice(_config(tmp_path, database_url=database_url, keep_recordings_days=2)) as (client, token, app):
+        store = app.state.store
         old, new = (_post(client, token, transcript=WORDS).json()["id"] for _ in range(2))
         for analysis_id in (old, new):
             _wait(client, token, analysis_id)
