@@ -220,3 +220,14 @@ def test_a_transcript_that_is_no_regular_file_or_too_long_is_refused_without_rea
         assert analyzed.returncode == 2, analyzed.stderr
         assert f"{transcript}: {problem}" in " ".join(analyzed.stderr.split())
         assert "Traceback" not in analyzed.stderr
+
+
+def test_the_command_line_loads_a_command_s_stack_only_when_that_command_runs():
+    """``fusion --help`` imports no service, training, evaluation or pipeline module and no model or web stack:
+    each command imports what it runs inside itself, so the rest works without an extra and starts quickly."""
+    heavy = ("fusion.service", "fusion.train", "fusion.eval", "fusion.pipeline", "torch", "faster_whisper", "fastapi",
+             "sqlalchemy", "uvicorn")
+    code = ("import sys\nfrom fusion.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
