@@ -30,7 +30,7 @@ from fusion.config import Config, default_config
 from fusion.pipeline import Pipeline
 from fusion.stt import FasterWhisperEngine
 from fusion.text.model import diary_text_scores, load_text_model
-from fusion.voice import model as audio_branch
+from fusion.voice import model as voice_model
 from fusion.voice import prosody as prosody_stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def reference_one(path: Path, cfg: Config, tmp: Path) -> tuple[dict, float]:
     """The naive script for one file: (its result, seconds inside STT transcribe)."""
     stt = FasterWhisperEngine(cfg.stt)                                     # models reloaded per file
     text_model = load_text_model.__wrapped__(cfg.text, cfg.labels.ko)
-    audio_model = audio_branch.load_audio_model_from(cfg.audio.model, cfg)
+    audio_model = voice_model.load_audio_model_from(cfg.audio.model, cfg)
 
     y1 = load_audio(path).samples                                          # decode 1: for STT, via a copy
     copy = tmp / f"{path.stem}_16k.wav"

@@ -34,7 +34,7 @@ from fusion.report import (
 )
 from fusion.stt import load_engine, transcribe_long
 from fusion.text.model import Words, diary_text_scores, load_text_model, read_words
-from fusion.voice import model as audio_branch
+from fusion.voice import model as voice_model
 from fusion.voice import prosody as prosody_stage
 from fusion.voice.prosody import NeutralBaseline
 
@@ -92,7 +92,7 @@ class Pipeline:
         self.config = config or default_config()
         self.stt = load_engine(self.config.stt)
         self.text_model = load_text_model(self.config.text, self.config.labels.ko)
-        self.audio_model = audio_branch.load_audio_model(self.config)
+        self.audio_model = voice_model.load_audio_model(self.config)
         sentence_stage.kiwi()  # the Korean analyser both the splitter and the text model use
 
     def under(self, config: Config) -> Pipeline:

@@ -12,7 +12,7 @@ from fusion.audio import load_audio
 from fusion.errors import ModelError
 from fusion.levels import voiced_spans
 from fusion.voice import cnn as voice_cnn
-from fusion.voice import model as ab
+from fusion.voice import model as voice_model
 from fusion.voice import whisper as voice_whisper
 from fusion.voice.prosody import resolve_baseline
 
@@ -31,7 +31,7 @@ class FixedScorer:
 
 def test_labels_are_reordered_and_the_neutral_share_kept_apart(config):
     own = ["NEUTRAL", "HAPPY", "SAD", "ANGRY", "FEAR", "SURPRISE", "DISGUST", "CALM-EXTRA"]
-    model = ab.LabelledVoiceModel(FixedScorer([0.5, 0.2, 0.1, 0.1, 0.0, 0.0, 0.0, 0.1]), own, config.labels.en,
+    model = voice_model.LabelledVoiceModel(FixedScorer([0.5, 0.2, 0.1, 0.1, 0.0, 0.0, 0.0, 0.1]), own, config.labels.en,
                                   config.audio.neutral_label, "tiny", "fixed")
     scores = model.predict(np.zeros(16000, np.float32), [(0.0, 0.5), (0.5, 1.0)], [(0.0, 1.0)], None)
     assert scores.spans.shape == (2, 6) and scores.diary_neutral == pytest.approx(0.5)
@@ -40,32 +40,32 @@ def test_labels_are_reordered_and_the_neutral_share_kept_apart(config):
     assert (got["HAPPY"] == pytest.approx(0.5) and got["SAD"] == pytest.approx(0.25)
             and got["ANGRY"] == pytest.approx(0.25))
     with pytest.raises(ModelError, match="DISGUST"):
-        ab.LabelledVoiceModel(FixedScorer([1.0]), ["HAPPY"], config.labels.en, "NEUTRAL", "tiny", "fixed")
+        voice_model.LabelledVoiceModel(FixedScorer([1.0]), ["HAPPY"], config.labels.en, "NEUTRAL", "tiny", "fixed")
 
 
 def test_default_is_the_whisper_encoder_model(config):
-    model = ab.load_audio_model(config)
+    model = voice_model.load_audio_model(config)
     assert model.architecture == voice_whisper.ARCHITECTURE and model.model_id == "embedded:whisper-encoder-lr"
-    assert ab.load_audio_model(config) is model
+    assert voice_model.load_audio_model(config) is model
 
 
 def test_seed_architecture_comes_back_by_config(shared_data, config):
     cfg = config.with_updates(audio={"architecture": "cnn-bilstm-mfcc"})
-    model = ab.load_audio_model(cfg)
+    model = voice_model.load_audio_model(cfg)
     assert model.architecture == voice_cnn.ARCHITECTURE and model.model_id == "embedded:cnn-bilstm-mfcc"
     audio = load_audio(shared_data / CLIP)
     scores = model.predict(audio.samples, [(0.0, 1.0)], voiced_spans(audio), resolve_baseline("male", config))
     assert scores.diary.shape == (6,) and scores.diary.sum() == pytest.approx(1.0, abs=1e-4)
     assert scores.diary_neutral == 0.0 and not scores.span_neutral.any()
     with pytest.raises(ModelError, match="architecture"):
-        ab.load_audio_model_from("embedded:default", config.with_updates(audio={"architecture": "nope"}))
+        voice_model.load_audio_model_from("embedded:default", config.with_updates(audio={"architecture": "nope"}))
 
 
 def test_original_format_pth_loads_weights_only_and_strict(tmp_path, config):
     net = voice_cnn.AudioEmotionNet(6)
     torch.save(net.state_dict(), tmp_path / "pytorch_model.pth")
     (tmp_path / "labels.json").write_text(json.dumps({str(i): lab for i, lab in enumerate(config.labels.en)}))
-    loaded = ab.load_audio_model_from(str(tmp_path), config)
+    loaded = voice_model.load_audio_model_from(str(tmp_path), config)
     assert loaded.architecture == voice_cnn.ARCHITECTURE and loaded.labels == config.labels.en
     x = torch.randn(2, 13, 100)
     with torch.inference_mode():
@@ -76,21 +76,21 @@ def test_wrong_weights_and_unknown_architectures_are_model_errors(tmp_path, conf
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "pytorch_model.pth")
     (tmp_path / "labels.json").write_text(json.dumps(list(config.labels.en)))
     with pytest.raises(ModelError, match="do not match"):
-        ab.load_audio_model_from(str(tmp_path), config)
+        voice_model.load_audio_model_from(str(tmp_path), config)
     (tmp_path / "config.json").write_text(json.dumps({"architecture": "my_module.Net"}))
     with pytest.raises(ModelError, match="unknown architecture 'my_module.Net'"):
-        ab.load_audio_model_from(str(tmp_path), config)
+        voice_model.load_audio_model_from(str(tmp_path), config)
 
 
 def test_shuffled_labels_json_reorders_output_columns(tmp_path, shared_data, config):
     perm = [3, 0, 5, 1, 4, 2]
-    original = ab.load_audio_model(config.with_updates(audio={"architecture": "cnn-bilstm-mfcc"}))
+    original = voice_model.load_audio_model(config.with_updates(audio={"architecture": "cnn-bilstm-mfcc"}))
     state = original.scorer.net.state_dict()
     for key in ("dense2.weight", "dense2.bias"):
         state[key] = state[key][perm]
     torch.save(state, tmp_path / "model.pt")
     (tmp_path / "labels.json").write_text(json.dumps([config.labels.en[i] for i in perm]))
-    shuffled = ab.load_audio_model_from(str(tmp_path / "model.pt"), config)
+    shuffled = voice_model.load_audio_model_from(str(tmp_path / "model.pt"), config)
     audio = load_audio(shared_data / CLIP)
     base = resolve_baseline("male", config)
     a = shuffled.predict(audio.samples, [], voiced_spans(audio), base)
@@ -102,7 +102,7 @@ def _shipped_with(tmp_path, **changes):
     """A copy of the shipped whisper-encoder-lr directory, its config.json changed (None: the key left out)."""
     import shutil
 
-    shipped = ab.EMBEDDED_ROOT / voice_whisper.ARCHITECTURE
+    shipped = voice_model.EMBEDDED_ROOT / voice_whisper.ARCHITECTURE
     copy = tmp_path / "whisper-copy"
     shutil.copytree(shipped, copy)
     settings = json.loads((shipped / "config.json").read_text())
@@ -116,8 +116,8 @@ def test_the_voice_model_is_heard_with_the_window_of_its_own_config_json(tmp_pat
     clip; a model whose config.json says 60 s hears that sentence as the whole clip."""
     audio = load_audio(shared_data / CLIP)
     speech, spans = voiced_spans(audio), [(0.5, 0.7)]
-    shipped = ab.load_audio_model_from("embedded:default", config).predict(audio.samples, spans, speech, None)
-    wide = ab.load_audio_model_from(str(_shipped_with(tmp_path, min_span_s=60.0)), config)
+    shipped = voice_model.load_audio_model_from("embedded:default", config).predict(audio.samples, spans, speech, None)
+    wide = voice_model.load_audio_model_from(str(_shipped_with(tmp_path, min_span_s=60.0)), config)
     heard = wide.predict(audio.samples, spans, speech, None)
     np.testing.assert_allclose(heard.diary, shipped.diary)
     np.testing.assert_allclose(heard.spans[0], heard.diary)
@@ -126,4 +126,4 @@ def test_the_voice_model_is_heard_with_the_window_of_its_own_config_json(tmp_pat
 
 def test_a_voice_model_without_its_window_is_refused_naming_its_config(tmp_path, config):
     with pytest.raises(ModelError, match=r"whisper-copy/config\.json: no min_span_s"):
-        ab.load_audio_model_from(str(_shipped_with(tmp_path, min_span_s=None)), config)
+        voice_model.load_audio_model_from(str(_shipped_with(tmp_path, min_span_s=None)), config)
