@@ -166,7 +166,7 @@ def depressed_score(p_sad, pitch_semitones, pitch_weight: float):
     unmeasured pitch (None or NaN) adds nothing.
 
     Elementwise over arrays. The one formula the rule fires on (``[alerts] depressed_pitch_weight``),
-    ``fusion eval voice`` ranks and ``fusion train alerts`` chooses the weight and thresholds with.
+    ``fusion eval audio`` ranks and ``fusion train alerts`` chooses the weight and thresholds with.
     """
     pitch = np.asarray(pitch_semitones, dtype=np.float64)
     return p_sad + pitch_weight * np.where(np.isfinite(pitch), np.maximum(-pitch, 0.0), 0.0)

@@ -1,7 +1,8 @@
 """Sound levels of a decoded recording: its loudness, the report's level warnings, and where it holds sound.
 
-``voiced_spans`` is the one map of where speech is: STT's clips, the sentence times and the voice
-model all read it, so each stage hears the same stretches of the recording.
+``voiced_spans`` is where the recording holds sound: the voice model hears those stretches, sentence times
+are snapped to them, and speech to text cuts a long recording in their pauses (and its clips there too
+under ``[stt] clips = "voiced"``).
 """
 
 from __future__ import annotations

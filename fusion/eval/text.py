@@ -1,4 +1,4 @@
-"""``fusion eval``: measure the text, voice and speech-to-text models on a labelled CSV.
+"""``fusion eval text`` and ``fusion eval stt``: measure the text and speech-to-text models on a labelled CSV.
 
 ``eval_text`` (columns text,label) and ``eval_stt`` (path,transcript) each return a JSON-ready
 dict; ``summary`` formats one (and ``fusion.eval.voice``'s) for the terminal. The voice model's
