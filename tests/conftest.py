@@ -107,6 +107,22 @@ def ned_clips(shared_data) -> dict:
     return by_label
 
 
+CLIPS = [f"speech/ko_transcribed/{s}/{s}{n:05d}.flac" for s in ("pfa", "pma") for n in (1, 2, 3, 4)]
+
+
+@pytest.fixture
+def clips(shared_data, tmp_path) -> list[Path]:
+    """Real short Korean clips, copied so a test may add bad files beside them."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    out = []
+    for rel in CLIPS:
+        dst = folder / Path(rel).name
+        dst.write_bytes((shared_data / rel).read_bytes())
+        out.append(dst)
+    return out
+
+
 SAMPLES = ROOT / "samples"
 
 
