@@ -20,15 +20,16 @@ from rich.console import Console
 from text_samples import PLAIN_WORDS
 from typer.testing import CliRunner
 
+from fusion.alerts import DRIFT_KIND, DRIFT_WORDS
 from fusion.batch import read_results
 from fusion.batch.results import timeline_entries
 from fusion.cli import app
 from fusion.config import default_config
-from fusion.history import DRIFT_WORDS, describe_trend, timeline, trend_alert, weekly
+from fusion.history import describe_trend, timeline, trend_alert, weekly
 from fusion.history_html import render_timeline
 from fusion.html_report import PLOTLY_URL, plotly_js_path, render_html
 from fusion.render import render
-from fusion.report import DRIFT_KIND, DiaryReport
+from fusion.report import DiaryReport
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = default_config().history

@@ -136,7 +136,7 @@ def test_a_name_is_imported_from_the_module_that_defines_it():
     modules = {".".join(f.relative_to(ROOT).with_suffix("").parts): f for f in (ROOT / "fusion").rglob("*.py")
                if f.name != "__init__.py"}
     found = []
-    for path in [*(ROOT / "fusion").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]:
+    for path in (p for folder in ("fusion", "bench", "evalsets", "tests") for p in (ROOT / folder).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module in modules:
                 own = _top_level_names(modules[node.module])
