@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from service_calls import SAMPLE, WORDS, auth, post
 
 from fusion.config import default_config
 from fusion.service import routes
@@ -24,23 +25,12 @@ from fusion.service.store import Store
 from fusion.service.tables import Analysis
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "samples" / "diary_ko.flac"
 CALM = [ROOT / "samples" / "diary_ko.flac", ROOT / "samples" / "sad_voice_ko.flac"]
-WORDS = "오늘 정말 즐거웠어. 친구를 만났거든."
 
 
 def _config(tmp_path: Path, database_url: str, **server):
     return default_config().with_updates(server={"storage_dir": str(tmp_path / "store"), "database_url": database_url,
                                                  **server})
-
-
-def _auth(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _post(client, token):
-    return client.post("/v1/analyses", files={"file": ("diary.flac", SAMPLE.read_bytes())},
-                       data={"transcript": WORDS}, headers=_auth(token))
 
 
 def _paused(monkeypatch, name: str):
@@ -82,7 +72,7 @@ def test_an_upload_racing_remove_user_is_refused_and_the_next_user_inherits_noth
     alice_id = app.state.store.user_for_token(alice).id
     reached, release = _paused(monkeypatch, "declared_duration")
     with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
-        upload = pool.submit(_post, client, alice)
+        upload = pool.submit(post, client, alice, transcript=WORDS)
         assert reached.wait(30), "the upload reached its duration check"
         assert remove_user(config, "alice") == (0, 0, 0, 0)
         release.set()
@@ -90,7 +80,7 @@ def test_an_upload_racing_remove_user_is_refused_and_the_next_user_inherits_noth
         assert response.status_code == 401, response.text
         carol = app.state.store.add_user("carol")
         assert app.state.store.user_for_token(carol).id != alice_id, "a removed user's id is never given again"
-        export = client.get("/v1/export", headers=_auth(carol))
+        export = client.get("/v1/export", headers=auth(carol))
         assert export.status_code == 200 and export.text == ""
     assert _rows(config) == [] and _left_on_disk(config) == []
 
@@ -102,7 +92,7 @@ def test_a_baseline_racing_remove_user_is_refused_not_an_internal_error(tmp_path
     reached, release = _paused(monkeypatch, "load_audio")
     files = [("files", (path.name, path.read_bytes())) for path in CALM]
     with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
-        made = pool.submit(client.post, "/v1/baseline", files=files, headers=_auth(alice))
+        made = pool.submit(client.post, "/v1/baseline", files=files, headers=auth(alice))
         assert reached.wait(30)
         remove_user(config, "alice")
         release.set()
@@ -129,7 +119,7 @@ def test_parallel_uploads_cannot_pass_the_per_user_limits(tmp_path, database_url
     monkeypatch.setattr(routes, "declared_duration", at_once)
     try:
         with TestClient(app) as client, ThreadPoolExecutor(8) as pool:
-            codes = sorted(r.status_code for r in pool.map(lambda _: _post(client, token), range(8)))
+            codes = sorted(r.status_code for r in pool.map(lambda _: post(client, token, transcript=WORDS), range(8)))
             assert codes == [202] * 2 + [refused] * 6
             assert len(_rows(config)) == 2 and len(list((config.server.storage_path() / "uploads").iterdir())) == 2
     finally:
@@ -170,7 +160,7 @@ def test_a_start_removes_the_uploads_a_killed_server_left_and_keeps_those_in_fli
 
 def _wait_status(client, token, analysis_id, until, timeout=30.0) -> str:
     deadline = time.monotonic() + timeout
-    while (status := client.get(f"/v1/analyses/{analysis_id}", headers=_auth(token)).json()["status"]) not in until:
+    while (status := client.get(f"/v1/analyses/{analysis_id}", headers=auth(token)).json()["status"]) not in until:
         assert time.monotonic() < deadline, f"{analysis_id} still {status}"
         time.sleep(0.05)
     return status
@@ -192,7 +182,7 @@ def test_two_service_processes_on_one_database_run_each_job_once(tmp_path, datab
     token = first.state.store.add_user("alice")
     with TestClient(first) as one:
         ids = [one.post("/v1/analyses", files={"file": ("d.flac", SAMPLE.read_bytes())}, data={"transcript": str(i)},
-                        headers=_auth(token)).json()["id"] for i in range(2)]
+                        headers=auth(token)).json()["id"] for i in range(2)]
         _wait_status(one, token, ids[0], ("running",))
         with TestClient(create_app(config, analyze=counted)) as two:
             release.set()
@@ -241,9 +231,9 @@ def test_an_upload_s_bytes_count_for_the_next_one_as_soon_as_its_row_exists(tmp_
     monkeypatch.setattr(store, "create", create_then_pause)
     try:
         with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
-            first = pool.submit(_post, client, token)
+            first = pool.submit(post, client, token, transcript=WORDS)
             assert reached.wait(30)
-            second = _post(client, token)
+            second = post(client, token, transcript=WORDS)
             release.set()
             assert (first.result(30).status_code, second.status_code) == (202, 507), second.text
     finally:

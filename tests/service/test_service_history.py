@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from service_calls import auth, wait
 from service_config import service_toml
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -39,10 +39,6 @@ SPEAKER = "nea"
 DAYS = [2, 0, 5, 1, 4, 3]
 
 
-def _auth(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _clips(shared_data: Path) -> dict[str, tuple[Path, str]]:
     """``SPEAKER``'s clips: file name → (path, transcript)."""
     root = shared_data / "speech" / "ko_emotional"
@@ -53,18 +49,13 @@ def _clips(shared_data: Path) -> dict[str, tuple[Path, str]]:
 
 def _upload(client, token: str, path: Path, words: str, **form):
     return client.post("/v1/analyses", files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
-                       data={"transcript": words, **form}, headers=_auth(token))
+                       data={"transcript": words, **form}, headers=auth(token))
 
 
-def _wait(client, token: str, analysis_id: str, timeout: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/analyses/{analysis_id}", headers=_auth(token)).json()
-        if body["status"] in ("done", "failed"):
-            assert body["status"] == "done", body["error"]
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"analysis {analysis_id} still {body['status']} after {timeout} s")
+def _done(client, token: str, analysis_id: str) -> dict:
+    body = wait(client, token, analysis_id, timeout=120.0)
+    assert body["status"] == "done", body["error"]
+    return body
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +83,7 @@ def diaries(shared_data, tmp_path_factory, module_database_url):
             path, words = clips[name]
             response = _upload(client, alice, path, words, recorded_at=stamp)
             assert response.status_code == 202, response.text
-            body = _wait(client, alice, response.json()["id"])
+            body = _done(client, alice, response.json()["id"])
             uploads.append((body["id"], day, DiaryReport.model_validate(body["report"])))
         yield type("Diaries", (), dict(client=client, alice=alice, bob=bob, config=config, config_path=config_path,
                                        first=first, uploads=uploads, clips=clips))
@@ -109,7 +100,7 @@ def test_the_sixth_diary_is_measured_against_a_baseline_built_from_the_first_fiv
     assert sixth.voice.baseline == "personal-auto" and sixth.voice.baseline_diaries == 5
     assert sixth.voice.baseline_since == diaries.first + timedelta(days=min(day for _, day, _ in earlier))
     assert sixth.voice.prosody.pitch_semitones is not None
-    info = BaselineInfo.model_validate(diaries.client.get("/v1/baseline", headers=_auth(diaries.alice)).json())
+    info = BaselineInfo.model_validate(diaries.client.get("/v1/baseline", headers=auth(diaries.alice)).json())
     assert (info.kind, info.name, info.diaries, info.since) == ("personal-auto", "personal-auto", 6, diaries.first)
     assert info.version == 2, "a version after the fifth diary, and one after the sixth"
     assert info.pitch_hz and info.energy_db
@@ -117,7 +108,7 @@ def test_the_sixth_diary_is_measured_against_a_baseline_built_from_the_first_fiv
 
 def test_the_timeline_lists_the_callers_diaries_in_date_order(diaries):
     client, alice = diaries.client, diaries.alice
-    response = client.get("/v1/timeline", headers=_auth(alice))
+    response = client.get("/v1/timeline", headers=auth(alice))
     assert response.status_code == 200
     timeline = Timeline.model_validate(response.json())
     by_date = [analysis_id for analysis_id, _, _ in sorted(diaries.uploads, key=lambda u: u[1])]
@@ -127,7 +118,7 @@ def test_the_timeline_lists_the_callers_diaries_in_date_order(diaries):
     reports = {analysis_id: report for analysis_id, _, report in diaries.uploads}
     assert [e.model_copy(update={"url": None}) for e in timeline.entries] == [
         entry(i, reports[i], reports[i].recorded_at) for i in by_date], "each job's compact row, as its report says"
-    page = client.get(timeline.entries[0].url, headers=_auth(alice))
+    page = client.get(timeline.entries[0].url, headers=auth(alice))
     assert page.status_code == 200 and page.text.startswith("<!DOCTYPE html>")
     assert timeline.entries[0].url.endswith(f"/v1/analyses/{by_date[0]}/report.html")
 
@@ -142,15 +133,15 @@ def test_pages_load_one_served_copy_of_plotly_and_stay_small(diaries):
     assert script.status_code == 200 and script.content == plotly_js_path().read_bytes()
     assert script.headers["content-type"].startswith("text/javascript")
     tag = f'<script src="{PLOTLY_URL}"'
-    timeline_page = client.get("/v1/timeline.html", headers=_auth(alice))
-    report_page = client.get(f"/v1/analyses/{diaries.uploads[0][0]}/report.html", headers=_auth(alice))
+    timeline_page = client.get("/v1/timeline.html", headers=auth(alice))
+    report_page = client.get(f"/v1/analyses/{diaries.uploads[0][0]}/report.html", headers=auth(alice))
     for page in (timeline_page, report_page):
         assert page.status_code == 200 and page.text.count(tag) == 1
         assert len(page.content) <= 300_000, f"{page.request.url.path}: {len(page.content)} bytes"
     assert timeline_page.text.count('data-diary="') == 6
     assert all(f"/v1/analyses/{analysis_id}/report.html" in timeline_page.text for analysis_id, _, _ in diaries.uploads)
     assert client.get("/v1/timeline.html").status_code == 401
-    bobs = client.get("/v1/timeline.html", headers=_auth(diaries.bob))
+    bobs = client.get("/v1/timeline.html", headers=auth(diaries.bob))
     assert bobs.status_code == 200 and 'data-diary="' not in bobs.text
     print(f"page sizes: timeline {len(timeline_page.content)} bytes, report {len(report_page.content)} bytes, "
           f"plotly.js {len(script.content)} bytes served once")
@@ -160,16 +151,16 @@ def test_from_and_to_bound_the_timeline(diaries):
     first = diaries.first
     params = {"from": (first + timedelta(days=1)).isoformat(), "to": (first + timedelta(days=3)).isoformat()}
     timeline = Timeline.model_validate(diaries.client.get("/v1/timeline", params=params,
-                                                          headers=_auth(diaries.alice)).json())
+                                                          headers=auth(diaries.alice)).json())
     assert [e.recorded_at for e in timeline.entries] == [first + timedelta(days=d) for d in (1, 2, 3)]
     naive = {"from": (first + timedelta(days=4)).replace(tzinfo=None).isoformat()}
-    assert len(diaries.client.get("/v1/timeline", params=naive, headers=_auth(diaries.alice)).json()["entries"]) == 2
+    assert len(diaries.client.get("/v1/timeline", params=naive, headers=auth(diaries.alice)).json()["entries"]) == 2
     backwards = {"from": params["to"], "to": params["from"]}
-    assert diaries.client.get("/v1/timeline", params=backwards, headers=_auth(diaries.alice)).status_code == 422
+    assert diaries.client.get("/v1/timeline", params=backwards, headers=auth(diaries.alice)).status_code == 422
 
 
 def test_the_export_streams_one_line_per_analysis(diaries):
-    response = diaries.client.get("/v1/export", headers=_auth(diaries.alice))
+    response = diaries.client.get("/v1/export", headers=auth(diaries.alice))
     assert response.status_code == 200 and response.headers["content-type"] == "application/x-ndjson"
     lines = [ExportLine.model_validate_json(line) for line in response.text.splitlines()]
     assert len(lines) == 6 and all(line.status == "done" for line in lines)
@@ -181,13 +172,13 @@ def test_the_export_streams_one_line_per_analysis(diaries):
 
 def test_another_user_sees_none_of_it(diaries):
     client, bob = diaries.client, diaries.bob
-    assert client.get("/v1/timeline", headers=_auth(bob)).json() == {"entries": [], "weeks": [], "trend": None}
-    export = client.get("/v1/export", headers=_auth(bob))
+    assert client.get("/v1/timeline", headers=auth(bob)).json() == {"entries": [], "weeks": [], "trend": None}
+    export = client.get("/v1/export", headers=auth(bob))
     assert export.status_code == 200 and export.text == ""
-    assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(bob)).json()).kind == "reference"
+    assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=auth(bob)).json()).kind == "reference"
     for analysis_id, _, _ in diaries.uploads:
-        assert client.get(f"/v1/analyses/{analysis_id}", headers=_auth(bob)).status_code == 404
-        assert client.get(f"/v1/analyses/{analysis_id}/report.html", headers=_auth(bob)).status_code == 404
+        assert client.get(f"/v1/analyses/{analysis_id}", headers=auth(bob)).status_code == 404
+        assert client.get(f"/v1/analyses/{analysis_id}/report.html", headers=auth(bob)).status_code == 404
     for path in ("/v1/timeline", "/v1/export", "/v1/baseline"):
         assert client.get(path).status_code == 401
 
@@ -195,7 +186,7 @@ def test_another_user_sees_none_of_it(diaries):
 def test_a_hand_made_baseline_comes_first_until_it_is_deleted(diaries):
     client, alice, clips = diaries.client, diaries.alice, diaries.clips
     calm = [("files", (f"{name}.flac", clips[name][0].read_bytes(), "audio/flac")) for name in ("nea00004", "nea00005")]
-    made = client.post("/v1/baseline", files=calm, headers=_auth(alice))
+    made = client.post("/v1/baseline", files=calm, headers=auth(alice))
     assert made.status_code == 201, made.text
     info = BaselineInfo.model_validate(made.json())
     assert (info.kind, info.name, info.version, info.clips, info.diaries) == ("personal", "personal", 3, 2, None)
@@ -203,9 +194,9 @@ def test_a_hand_made_baseline_comes_first_until_it_is_deleted(diaries):
     expected = build_baseline([load_audio(clips[n][0]).samples for n in ("nea00004", "nea00005")],
                               cfg=diaries.config.audio)
     assert (info.pitch_hz, info.energy_db) == (round(expected.pitch_hz, 3), round(expected.energy_db, 3))
-    assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(alice)).json()) == info
-    assert client.delete("/v1/baseline", headers=_auth(alice)).status_code == 204
-    back = BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(alice)).json())
+    assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=auth(alice)).json()) == info
+    assert client.delete("/v1/baseline", headers=auth(alice)).status_code == 204
+    back = BaselineInfo.model_validate(client.get("/v1/baseline", headers=auth(alice)).json())
     assert (back.kind, back.version, back.diaries) == ("personal-auto", 2, 6)
     incoming = diaries.config.server.storage_path() / "incoming"
     assert not any(incoming.iterdir()), "the calm recordings are not kept"
@@ -214,22 +205,22 @@ def test_a_hand_made_baseline_comes_first_until_it_is_deleted(diaries):
 def test_a_baseline_needs_two_real_recordings(diaries):
     client, alice, clips = diaries.client, diaries.alice, diaries.clips
     one = [("files", ("a.flac", clips["nea00004"][0].read_bytes()))]
-    assert client.post("/v1/baseline", files=one, headers=_auth(alice)).status_code == 422
+    assert client.post("/v1/baseline", files=one, headers=auth(alice)).status_code == 422
     not_audio = [*one, ("files", ("b.flac", "일기는 글로".encode()))]
-    refused = client.post("/v1/baseline", files=not_audio, headers=_auth(alice))
+    refused = client.post("/v1/baseline", files=not_audio, headers=auth(alice))
     assert refused.status_code == 415 and "not an audio recording" in refused.json()["detail"]
     many = one * (diaries.config.server.max_baseline_files + 1)
-    assert client.post("/v1/baseline", files=many, headers=_auth(alice)).status_code == 422
-    twice = client.post("/v1/baseline", files=one * 2, headers=_auth(alice))
+    assert client.post("/v1/baseline", files=many, headers=auth(alice)).status_code == 422
+    twice = client.post("/v1/baseline", files=one * 2, headers=auth(alice))
     assert twice.status_code == 422 and "sound exactly alike" in twice.json()["detail"][0]["msg"]
     assert not any((diaries.config.server.storage_path() / "incoming").iterdir()), "no upload left behind"
-    assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=_auth(alice)).json()).kind == "personal-auto"
+    assert BaselineInfo.model_validate(client.get("/v1/baseline", headers=auth(alice)).json()).kind == "personal-auto"
 
 
 def test_remove_user_leaves_nothing_of_them_on_disk_or_in_the_database(diaries):
     client, alice = diaries.client, diaries.alice
     calm = [("files", (f"{n}.flac", diaries.clips[n][0].read_bytes())) for n in ("nea00004", "nea00005")]
-    assert client.post("/v1/baseline", files=calm, headers=_auth(alice)).status_code == 201
+    assert client.post("/v1/baseline", files=calm, headers=auth(alice)).status_code == 201
     root = diaries.config.server.storage_path()
     store = Store(diaries.config.server.database())
     alice_id = store.user_for_token(alice).id
@@ -252,7 +243,7 @@ def test_remove_user_leaves_nothing_of_them_on_disk_or_in_the_database(diaries):
         for table in ("analyses", "baselines"):
             assert s.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
     store.close()
-    assert client.get("/v1/timeline", headers=_auth(alice)).status_code == 401
+    assert client.get("/v1/timeline", headers=auth(alice)).status_code == 401
 
 
 def test_recorded_at_is_refused_when_unreadable_before_1970_or_in_the_future(tmp_path, shared_data):
@@ -270,12 +261,12 @@ def test_recorded_at_is_refused_when_unreadable_before_1970_or_in_the_future(tmp
             assert refused.status_code == 422 and detail.startswith("recorded_at") and problem in detail, stamp
         assert not any((tmp_path / "store" / "uploads").iterdir())
         before = datetime.now(timezone.utc)
-        body = _wait(client, token, _upload(client, token, path, words).json()["id"])
+        body = _done(client, token, _upload(client, token, path, words).json()["id"])
         assert before - timedelta(seconds=1) <= DiaryReport.model_validate(body["report"]).recorded_at <= \
             datetime.now(timezone.utc), "no recorded_at: the upload's time"
         edges = {"from": "0001-01-01T00:00:00+14:00", "to": "9999-12-31T23:59:59-14:00"}
-        assert len(client.get("/v1/timeline", params=edges, headers=_auth(token)).json()["entries"]) == 1
-        assert client.get("/v1/timeline.html", params=edges, headers=_auth(token)).status_code == 200
+        assert len(client.get("/v1/timeline", params=edges, headers=auth(token)).json()["entries"]) == 1
+        assert client.get("/v1/timeline.html", params=edges, headers=auth(token)).status_code == 200
 
 
 def test_a_baseline_request_is_bounded_like_one_upload(tmp_path, shared_data):
@@ -295,15 +286,15 @@ def test_a_baseline_request_is_bounded_like_one_upload(tmp_path, shared_data):
                 yield bytes(65536)
 
         gate = client.post("/v1/baseline", content=body(),
-                           headers={**_auth(token), "Content-Type": "multipart/form-data; boundary=b",
+                           headers={**auth(token), "Content-Type": "multipart/form-data; boundary=b",
                                     "Content-Length": str(200 * 65536)})
         assert gate.status_code == 413 and gate.json()["detail"].startswith("upload too large")
         assert len(pulled) <= 1, f"{len(pulled) * 64} KB read before the size was checked"
         three = [("files", (f"{n}.flac", clips[n][0].read_bytes())) for n in ("nea00001", "nea00002", "nea00003")]
-        refused = client.post("/v1/baseline", files=three, headers=_auth(token))
+        refused = client.post("/v1/baseline", files=three, headers=auth(token))
         assert refused.status_code == 413
         assert refused.json()["detail"] == f"baseline recordings too large: together the limit is {limit / 1e6:.1f} MB"
-        assert client.post("/v1/baseline", files=three[:2], headers=_auth(token)).status_code == 201
+        assert client.post("/v1/baseline", files=three[:2], headers=auth(token)).status_code == 201
     store = tmp_path / "store"
     assert not any((store / "incoming").iterdir()) and not any((store / "uploads").iterdir())
 
@@ -334,7 +325,7 @@ def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path
     user_id = store.user_for_token(token).id
     with TestClient(app) as client:
         recent = _upload(client, token, path, words, recorded_at=(now - timedelta(days=4)).isoformat())
-        template = DiaryReport.model_validate(_wait(client, token, recent.json()["id"])["report"])
+        template = DiaryReport.model_validate(_done(client, token, recent.json()["id"])["report"])
         assert template.trend_alerts == []
         history = [(now - timedelta(days=30 - 2 * i), 4.0 + 0.2 * (i % 3), 6.0 - 0.3 * (i % 2), 0.5)
                    for i in range(6)] + [(now - timedelta(days=2), 0.0, 0.0, 0.0)]
@@ -344,18 +335,18 @@ def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path
             report = _lower(template, when, semitones, db, valence)
             assert store.finish(row.id, claim, report_json=report.to_json(None),
                                 entry_json=entry_json(row.id, report, when))
-        body = _wait(client, token, _upload(client, token, path, words, recorded_at=now.isoformat()).json()["id"])
+        body = _done(client, token, _upload(client, token, path, words, recorded_at=now.isoformat()).json()["id"])
         report = DiaryReport.model_validate(body["report"])
         assert len(report.trend_alerts) == 1
         alert = report.trend_alerts[0]
         assert alert.kind == DRIFT_KIND and (alert.recent_diaries, alert.usual_diaries) == (3, 6)
         assert alert.signals["pitch_semitones"].z < 0 and alert.signals["energy_db"].z < 0
         assert utc(alert.since) == now - timedelta(days=config.history.window_days)
-        timeline = Timeline.model_validate(client.get("/v1/timeline", headers=_auth(token)).json())
+        timeline = Timeline.model_validate(client.get("/v1/timeline", headers=auth(token)).json())
         assert timeline.trend is not None and DRIFT_KIND in timeline.entries[-1].alerts
         assert DRIFT_KIND not in timeline.entries[0].alerts
         # an export is what the app backend keeps: the stored report holds the alert
-        lines = [json.loads(line) for line in client.get("/v1/export", headers=_auth(token)).text.splitlines()]
+        lines = [json.loads(line) for line in client.get("/v1/export", headers=auth(token)).text.splitlines()]
         assert lines[-1]["id"] == body["id"] and lines[-1]["report"]["trend_alerts"][0]["kind"] == DRIFT_KIND
 
 
@@ -402,6 +393,6 @@ def test_a_history_that_cannot_be_read_leaves_the_new_report_without_a_drift_ale
     row = store.create(store.user_for_token(token).id, "old.flac", None, None, None)
     assert store.finish(row.id, store.claim(row.id), report_json='{"not": "a report"}')
     with TestClient(app) as client:
-        body = _wait(client, token, _upload(client, token, path, words).json()["id"])
+        body = _done(client, token, _upload(client, token, path, words).json()["id"])
     assert DiaryReport.model_validate(body["report"]).trend_alerts == []
     assert "the drift alert could not be computed" in caplog.text

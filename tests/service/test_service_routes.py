@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from service_calls import SAMPLE, WORDS, post
 
 from fusion.config import default_config
 from fusion.service import schemas
 from fusion.service.app import create_app
 
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "diary_ko.flac"
-WORDS = "오늘 정말 즐거웠어. 친구를 만났거든."
 MODELS = {name for name, value in vars(schemas).items()
           if isinstance(value, type) and value.__module__ == schemas.__name__}
 
@@ -80,14 +79,9 @@ def static_users(tmp_path):
         yield client
 
 
-def _upload(client, token: str):
-    return client.post("/v1/analyses", files={"file": ("d.flac", SAMPLE.read_bytes())}, data={"transcript": WORDS},
-                       headers={"Authorization": f"Bearer {token}"})
-
-
 def test_a_token_from_the_config_authenticates_as_its_own_user(static_users):
     client = static_users
-    created = _upload(client, "carol-static-token")
+    created = post(client, "carol-static-token", transcript=WORDS)
     assert created.status_code == 202, created.text
     url = created.json()["url"]
     assert client.get(url, headers={"Authorization": "Bearer carol-static-token"}).status_code == 200
@@ -98,7 +92,7 @@ def test_a_token_from_the_config_authenticates_as_its_own_user(static_users):
 @pytest.mark.parametrize("token", ["carol-static-token-", "carol", "", "dave-static-tokens"])
 def test_a_wrong_token_is_401_with_config_tokens(static_users, token):
     client = static_users
-    refused = _upload(client, token)
+    refused = post(client, token, transcript=WORDS)
     assert refused.status_code == 401 and refused.json() == {"detail": "missing or unknown bearer token"}
     assert client.get("/v1/analyses/" + "0" * 32, headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
