@@ -10,7 +10,7 @@ for the whole diary, and each rule of :data:`ALERT_RULES` (one per kind of
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -172,10 +172,16 @@ def depressed_score(p_sad, pitch_semitones, pitch_weight: float):
     return p_sad + pitch_weight * np.where(np.isfinite(pitch), np.maximum(-pitch, 0.0), 0.0)
 
 
+def sad_share(emotions, voice_neutral, labels: Sequence[str]):
+    """P(SAD) of a voice over all its labels, what ``depressed_score`` starts from: SAD among the emotions (which
+    sum to 1) times the share that is not a neutral voice, so a calm voice has little. One voice, or rows of them."""
+    return np.asarray(emotions)[..., list(labels).index("SAD")] * (1.0 - np.asarray(voice_neutral))
+
+
 def _positive_words_depressed_tone(obs: Observation, cfg: Config) -> float | None:
     """Pleasant words in a depressed voice: the depressed-voice score, stricter for one sentence."""
     a = cfg.alerts
-    p_sad = float(obs.voice_en[cfg.labels.en.index("SAD")]) * (1.0 - obs.voice_neutral)
+    p_sad = float(sad_share(obs.voice_en, obs.voice_neutral, cfg.labels.en))
     pitch = obs.prosody.pitch_semitones if obs.prosody is not None else None
     depressed = float(depressed_score(p_sad, pitch, a.depressed_pitch_weight))
     depressed_min = a.depressed_score if obs.sentence is None else a.depressed_score_sentence

@@ -9,7 +9,16 @@ import pytest
 from pydantic import ValidationError
 
 from fusion.alerts import FLAGSHIP, MISMATCH_WORDS, SEVERITIES
-from fusion.combine import ALERT_RULES, Observation, depressed_score, fuse, mismatch_alerts, normalize, valence_arousal
+from fusion.combine import (
+    ALERT_RULES,
+    Observation,
+    depressed_score,
+    fuse,
+    mismatch_alerts,
+    normalize,
+    sad_share,
+    valence_arousal,
+)
 from fusion.config import AlertConfig, default_config_path, load_config
 from fusion.errors import ConfigError
 from fusion.report import Alert, Prosody, ValenceArousal
@@ -131,16 +140,19 @@ def test_without_a_pitch_measurement_the_score_is_the_voice_model_alone(config):
 
 
 def test_the_rule_fires_at_the_score_training_and_evaluation_compute_over_arrays(config):
-    """fusion train alerts and fusion eval voice score whole arrays of clips with depressed_score; each clip's
-    score is the one the rule fires at for the same voice and pitch (NaN: pitch not measured)."""
+    """fusion eval audio scores whole arrays of clips with sad_share and depressed_score (fusion train alerts with
+    depressed_score, from a head whose P(SAD) is over all labels already); each clip's score is the one the rule
+    fires at for the same voice and pitch (NaN: pitch not measured)."""
     p_sad, neutral = np.array([0.9, 0.6, 0.8, 0.7]), np.array([0.0, 0.2, 0.5, 0.1])
     pitch = np.array([0.0, -3.0, np.nan, 2.0])
-    scores = depressed_score(p_sad * (1 - neutral), pitch, config.alerts.depressed_pitch_weight)
+    voices = np.stack([en(config, SAD=p, HAPPY=1 - p) for p in p_sad])
+    shares = sad_share(voices, neutral, config.labels.en)
+    assert np.allclose(shares, p_sad * (1 - neutral)), "a neutral voice's share is no sadness"
+    scores = depressed_score(shares, pitch, config.alerts.depressed_pitch_weight)
     words = ko(config, joy=1.0)
     for i in range(len(p_sad)):
-        voice = en(config, SAD=p_sad[i], HAPPY=1 - p_sad[i])
         prosody = None if np.isnan(pitch[i]) else voice_pitch(pitch[i])
-        (alert,) = mismatch_alerts(Observation(words, voice, prosody, voice_neutral=neutral[i]), [], config)
+        (alert,) = mismatch_alerts(Observation(words, voices[i], prosody, voice_neutral=neutral[i]), [], config)
         assert alert.score == round(float(scores[i]), 4)
 
 

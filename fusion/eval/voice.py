@@ -95,7 +95,7 @@ def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None
     emotional ones. ``lexical`` and ``per_speaker`` repeat the figures for the lexically balanced
     and scripted rows apart, and for each speaker.
     """
-    from fusion.combine import depressed_score
+    from fusion.combine import depressed_score, sad_share
     from fusion.voice.model import load_audio_model_from
 
     cfg = config or default_config()
@@ -123,11 +123,10 @@ def eval_audio(csv_path: str | Path, model: str | None = None, split: str | None
         voice[i] = voice_of(net, paths[i], lambda _samples, b=base[i]: b, cfg)
     y_pred = [net.labels[int(np.argmax(voice[i][0]))] for i in keep]
     result = classification_result("audio", csv_path, split, net.model_id, y_true, y_pred, net.labels, skipped)
-    sad = net.labels.index("SAD")
     is_sad = [lookup.get(rows[i]["label"].strip().lower()) == "SAD" for i in scored]
-    p_sad = [float(voice[i][0][sad]) * (1.0 - voice[i][1]) for i in scored]
+    p_sad = sad_share(np.array([voice[i][0] for i in scored]), np.array([voice[i][1] for i in scored]), net.labels)
     pitch = [stats[i].prosody.for_report(base[i]).pitch_semitones for i in scored]
-    depressed = depressed_score(np.array(p_sad), np.array(pitch, dtype=np.float64), cfg.alerts.depressed_pitch_weight)
+    depressed = depressed_score(p_sad, np.array(pitch, dtype=np.float64), cfg.alerts.depressed_pitch_weight)
     emotional = [rows[i]["label"].strip().lower() in lookup for i in scored]
     result.update({
         "baseline": mode, "baseline_rows": len(used),
@@ -178,13 +177,13 @@ def speak(text: str, dest: Path, voice: str = "ko") -> Path:
 def eval_leakage(sentences_csv: str | Path, model: str | None = None, config: Config | None = None,
                  progress: bool = True) -> dict:
     """Mean P(SAD) of sad sentences minus happy ones, both said by one synthetic voice with fixed prosody."""
+    from fusion.combine import sad_share
     from fusion.voice.model import load_audio_model_from
     from fusion.voice.prosody import resolve_baseline
 
     cfg = config or default_config()
     net = load_audio_model_from(model or cfg.audio.model, cfg)
     sets = read_sentences(Path(sentences_csv))
-    sad = net.labels.index("SAD")
     p_sad: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="fusion-leakage-") as tmp:
         for kind, texts in sets.items():
@@ -192,7 +191,7 @@ def eval_leakage(sentences_csv: str | Path, model: str | None = None, config: Co
             for k, text in enumerate(track(texts, f"leakage: {kind}", progress)):
                 wav = speak(text, Path(tmp) / f"{kind}{k}.wav")
                 probs, neutral = voice_of(net, wav, lambda _: resolve_baseline("male", cfg), cfg)
-                p_sad[kind].append(float(probs[sad]) * (1.0 - neutral))
+                p_sad[kind].append(float(sad_share(probs, neutral, net.labels)))
     shift = float(np.mean(p_sad["sad"]) - np.mean(p_sad["happy"]))
     return {"task": "leakage", "data": str(sentences_csv), "model": net.model_id, "voice": "espeak-ng ko",
             "n": {k: len(v) for k, v in p_sad.items()}, "p_sad": {k: float(np.mean(v)) for k, v in p_sad.items()},
