@@ -213,6 +213,32 @@ def test_train_whisper_head_beats_chance_on_test_speakers_and_eval_only_agrees(t
         np.testing.assert_array_equal(first[key], second[key])
 
 
+def test_train_whisper_head_with_augmentation_measures_each_condition(tmp_path, few_speakers, speech_cache):
+    """--augment gain-25: the clips are encoded quieter too; dev and test figures hold that condition's, and the
+    layers 2+3 candidates are also tried with the quieter copies in training."""
+    out = tmp_path / "voice"
+    _invoke(["train", "audio", "--arch", "whisper-encoder-lr", "--out", str(out), "--data", str(few_speakers),
+             "--cache", str(speech_cache), "--limit-per-class", "1", "--augment", "gain-25", "--quiet"])
+    meta = json.loads((out / "config.json").read_text())
+    names = [c["candidate"] for c in meta["candidates"]]
+    assert sum("augmented gain-25" in n for n in names) == sum("layers 2+3," in n for n in names) / 2 >= 1
+    assert {"ravdess dev uar", "gain-25 ravdess dev uar", "gain-25 ema sad_auc"} <= set(meta["metrics"]["dev"])
+    assert "gain-25 ko_emotional test sad_auc" in meta["metrics"]["test"]
+    plain = next(c for c in meta["candidates"] if c["candidate"].startswith("layers 2+3, C 0.1, Korean weight 10")
+                 and "augmented" not in c["candidate"])
+    augmented = next(c for c in meta["candidates"] if c["candidate"].endswith("weight 10, augmented gain-25")
+                     and "C 0.1," in c["candidate"])
+    assert plain["gain-25 ravdess dev uar"] != augmented["gain-25 ravdess dev uar"] or \
+        plain["gain-25 ema uar"] != augmented["gain-25 ema uar"] or plain["score"] != augmented["score"]
+    # The choice: the best score over both conditions, an augmented head only if no worse on clean dev audio.
+    best_plain = max((c for c in meta["candidates"] if "augmented" not in c["candidate"]), key=lambda c: c["score"])
+    allowed = [c for c in meta["candidates"]
+               if "augmented" not in c["candidate"] or c["clean score"] >= best_plain["clean score"]]
+    chosen = max(allowed, key=lambda c: c["score"])
+    assert meta["recipe"]["augment"] == (["gain-25"] if "augmented" in chosen["candidate"] else [])
+    assert meta["metrics"]["dev"]["score"] == pytest.approx(chosen["score"], abs=1e-4)
+
+
 def test_train_alerts_rule_separates_sad_voices_of_test_speakers(tmp_path, few_speakers, speech_cache):
     """Chosen on train+dev only, the depressed-voice rule tells sad from happy/neutral test clips above chance."""
     json_out = tmp_path / "alerts.json"

@@ -171,6 +171,9 @@ def train_audio(
                                                "and speaker), for quick runs"),
     eval_only: bool = typer.Option(False, "--eval-only",
                                    help="train nothing: figures of the model in --out (default: the shipped one)"),
+    augment: str | None = typer.Option(None, "--augment", help="whisper-encoder-lr: recording conditions "
+                                       "(fusion.degrade, e.g. opus16,pink15) whose copies of the clips join training "
+                                       "candidates and the dev figures"),
     speaker_report: Path | None = typer.Option(None, "--speaker-report", help="cnn-bilstm-mfcc, with --eval-only: "
                                                "per-clip P(SAD) and prosody of the Korean test speakers, printed and "
                                                "written to this JSON file"),
@@ -196,7 +199,7 @@ def train_audio(
 
         target = (out or EMBEDDED_ROOT / arch) if eval_only else model_dir(out, embed, EMBEDDED_ROOT / arch)
         if arch == "whisper-encoder-lr":
-            _train_voice(target, speech, _cache(cache), eval_only, limit_per_class, quiet)
+            _train_voice(target, speech, _cache(cache), eval_only, limit_per_class, quiet, augment)
         else:
             _train_cnn(target, speech, _cache(cache), eval_only, seed, epochs, key_values(settings), limit_per_class,
                        speaker_report, quiet)
@@ -204,13 +207,17 @@ def train_audio(
         typer.echo(f"model written to {target}", err=True)
 
 
-def _train_voice(out: Path, speech: Path, cache: Path, eval_only: bool, limit: int | None, quiet: bool) -> None:
+def _train_voice(out: Path, speech: Path, cache: Path, eval_only: bool, limit: int | None, quiet: bool,
+                 augment: str | None = None) -> None:
+    from fusion.degrade import parse_conditions
     from fusion.train import voice as tv
 
+    conditions = tuple(parse_conditions(augment)) if augment else ()
     if eval_only:
         _figures("test", tv.evaluate_only(out, speech, cache, progress=not quiet, limit=limit)["test"])
         return
-    tv.print_figures(tv.train(out, speech, cache, progress=not quiet, command=_command("audio").strip(), limit=limit))
+    tv.print_figures(tv.train(out, speech, cache, progress=not quiet, command=_command("audio").strip(), limit=limit,
+                              augment=conditions))
 
 
 def _train_cnn(out: Path, speech: Path, cache: Path, eval_only: bool, seed: int, epochs: int | None, settings: dict,

@@ -22,14 +22,16 @@ import json
 import time
 import warnings
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from fusion.audio import load_audio
+from fusion.audio import SAMPLE_RATE, audio_from_array, load_audio
 from fusion.config import Config, default_config
+from fusion.degrade import clip_seed, degrade, needs_babble
 from fusion.errors import ModelError
+from fusion.eval.conditions import babble_clips
 from fusion.eval.metrics import roc_auc, uar
 from fusion.levels import voiced_spans
 from fusion.model_files import EMBEDDED_SHA256
@@ -54,11 +56,13 @@ LABEL_MAP = {"angry": "ANGRY", "sad": "SAD", "disgust": "DISGUST", "happy": "HAP
 
 @dataclass(frozen=True)
 class Candidate:
-    """One setting of the recipe: encoder layers (mean-pooled, concatenated), inverse L2 strength, Korean weight."""
+    """One setting of the recipe: encoder layers (mean-pooled, concatenated), inverse L2 strength, Korean weight,
+    and the recording conditions (``fusion.degrade``) whose copies of the training clips are added to them."""
 
     layers: tuple[int, ...] = (2, 3)
     C: float = 0.1
     korean_weight: float = 10.0
+    augment: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, directory: Path) -> Candidate:
@@ -66,13 +70,14 @@ class Candidate:
         path = Path(directory) / "config.json"
         try:
             recipe = json.loads(path.read_text(encoding="utf-8"))["recipe"]
-            return cls(tuple(recipe["layers"]), recipe["C"], recipe["korean_weight"])
+            return cls(tuple(recipe["layers"]), recipe["C"], recipe["korean_weight"], tuple(recipe.get("augment", ())))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"{path}: not the config of a {ARCHITECTURE} head ({exc})") from exc
 
     @property
     def name(self) -> str:
-        return f"layers {'+'.join(map(str, self.layers))}, C {self.C:g}, Korean weight {self.korean_weight:g}"
+        augment = f", augmented {'+'.join(self.augment)}" if self.augment else ""
+        return f"layers {'+'.join(map(str, self.layers))}, C {self.C:g}, Korean weight {self.korean_weight:g}{augment}"
 
 
 CANDIDATES = (
@@ -90,6 +95,7 @@ class Corpus:
     rows: list[dict]
     labels: np.ndarray     # index into the model's labels
     features: np.ndarray   # (clips, layers, state)
+    degraded: dict[str, np.ndarray] = field(default_factory=dict)   # condition → features of the degraded clips
 
     def mask(self, **where) -> np.ndarray:
         out = np.ones(len(self.rows), bool)
@@ -98,8 +104,9 @@ class Corpus:
             out &= np.array([r[key] in values for r in self.rows])
         return out
 
-    def x(self, layers: tuple[int, ...]) -> np.ndarray:
-        return self.features[:, list(layers)].reshape(len(self.rows), -1)
+    def x(self, layers: tuple[int, ...], condition: str = "clean") -> np.ndarray:
+        features = self.features if condition == "clean" else self.degraded[condition]
+        return features[:, list(layers)].reshape(len(self.rows), -1)
 
 
 def model_labels(cfg: Config) -> list[str]:
@@ -124,49 +131,64 @@ def read_rows(data: Path, limit: int | None = None) -> list[dict]:
     return rows
 
 
-def load_corpus(data: Path, cache: Path, cfg: Config, progress: bool = True, limit: int | None = None) -> Corpus:
-    """Rows and their pooled features (all layers), computed with the product's code once and cached as .npy."""
+def load_corpus(data: Path, cache: Path, cfg: Config, progress: bool = True, limit: int | None = None,
+                conditions: tuple[str, ...] = ()) -> Corpus:
+    """Rows and their pooled features (all layers), computed with the product's code once and cached as .npy;
+    also under each of ``conditions`` (``fusion.degrade``, seed 0 and the clip's path, as ``--degrade``)."""
     rows = read_rows(data, limit)
-    key = hashlib.sha1("\n".join([EMBEDDED_SHA256, str(TRAINED_WINDOW["max_piece_s"]),
-                                  *(r["path"] for r in rows)]).encode()).hexdigest()[:16]
-    path = Path(cache) / f"whisper_layers_{key}.npy"
-    if path.is_file():
-        features = np.load(path)
-    else:
-        encoder = load_encoder(max(ALL_LAYERS))
-        features = np.zeros((len(rows), len(ALL_LAYERS), encoder.conv1.out_channels), np.float32)
-        for i in track(range(len(rows)), "voice: encoder features", progress):
-            audio = load_audio(rows[i]["path"])
-            speech = voiced_spans(audio, cfg.audio_input) or [(0.0, audio.duration)]
-            pooled = pooled_features(audio.samples, [(0.0, audio.duration)], speech, encoder, ALL_LAYERS,
-                                     TRAINED_WINDOW["max_piece_s"])
-            features[i] = pooled[0].reshape(len(ALL_LAYERS), -1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, features)
     labels = model_labels(cfg)
-    return Corpus(rows, np.array([labels.index(r["model_label"]) for r in rows]), features)
+    return Corpus(rows, np.array([labels.index(r["model_label"]) for r in rows]),
+                  clip_features(rows, cache, cfg, "clean", progress),
+                  {c: clip_features(rows, cache, cfg, c, progress) for c in conditions})
+
+
+def clip_features(rows: list[dict], cache: Path, cfg: Config, condition: str, progress: bool = True) -> np.ndarray:
+    """(clips, layers, state): every clip's pooled encoder layers under ``condition``, cached per condition."""
+    parts = [EMBEDDED_SHA256, str(TRAINED_WINDOW["max_piece_s"]), *(r["path"] for r in rows)]
+    suffix = "" if condition == "clean" else "_" + condition.replace("+", "_")
+    key = hashlib.sha1("\n".join(parts + ([condition] if suffix else [])).encode()).hexdigest()[:16]
+    path = Path(cache) / f"whisper_layers_{key}{suffix}.npy"
+    if path.is_file():
+        return np.load(path)
+    babble = babble_clips(cfg) if needs_babble([condition]) else None
+    encoder = load_encoder(max(ALL_LAYERS))
+    features = np.zeros((len(rows), len(ALL_LAYERS), encoder.conv1.out_channels), np.float32)
+    for i in track(range(len(rows)), f"voice: encoder features ({condition})", progress):
+        audio = load_audio(rows[i]["path"])
+        if suffix:
+            audio = audio_from_array(degrade(audio.samples, condition, clip_seed(0, rows[i]["path"]), babble),
+                                     SAMPLE_RATE, audio.source)
+        speech = voiced_spans(audio, cfg.audio_input) or [(0.0, audio.duration)]
+        pooled = pooled_features(audio.samples, [(0.0, audio.duration)], speech, encoder, ALL_LAYERS,
+                                 TRAINED_WINDOW["max_piece_s"])
+        features[i] = pooled[0].reshape(len(ALL_LAYERS), -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, features)
+    return features
 
 
 def fit(corpus: Corpus, train: np.ndarray, cand: Candidate) -> WhisperHead:
     """Standardise, then class-balanced multinomial logistic regression (Korean clips weighted up)."""
     from sklearn.linear_model import LogisticRegression
 
-    x = corpus.x(cand.layers)[train].astype(np.float64)
+    copies = 1 + len(cand.augment)
+    x = np.vstack([corpus.x(cand.layers, c)[train] for c in ("clean", *cand.augment)]).astype(np.float64)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-    weight = np.where(corpus.mask(dataset="ko_emotional")[train], cand.korean_weight, 1.0)
+    weight = np.tile(np.where(corpus.mask(dataset="ko_emotional")[train], cand.korean_weight, 1.0), copies)
     clf = LogisticRegression(C=cand.C, max_iter=3000, class_weight="balanced")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf.fit((x - mean) / scale, corpus.labels[train], sample_weight=weight)
+        clf.fit((x - mean) / scale, np.tile(corpus.labels[train], copies), sample_weight=weight)
     n_labels = corpus.labels.max() + 1
     w, b = np.zeros((n_labels, x.shape[1])), np.full(n_labels, -30.0)  # a class absent from training is never predicted
     w[clf.classes_], b[clf.classes_] = clf.coef_, clf.intercept_
     return WhisperHead(mean, scale, w, b)
 
 
-def scores(corpus: Corpus, head: WhisperHead, cand: Candidate, rows: np.ndarray, sad: int) -> dict:
+def scores(corpus: Corpus, head: WhisperHead, cand: Candidate, rows: np.ndarray, sad: int,
+           condition: str = "clean") -> dict:
     """UAR over the emotions present (argmax among the six emotions) and the SAD-vs-rest AUC of P(SAD)."""
-    p = head.probs(corpus.x(cand.layers)[rows].astype(np.float64))
+    p = head.probs(corpus.x(cand.layers, condition)[rows].astype(np.float64))
     y = corpus.labels[rows]
     emotional = y < p.shape[1] - 1
     truth = y[emotional]
@@ -178,28 +200,45 @@ def scores(corpus: Corpus, head: WhisperHead, cand: Candidate, rows: np.ndarray,
 
 
 def dev_figures(corpus: Corpus, cand: Candidate, sad: int) -> dict:
-    """Speaker-independent, lexically balanced dev: RAVDESS and EmoDB dev speakers, Korean leave-one-speaker-out."""
+    """Speaker-independent, lexically balanced dev: RAVDESS and EmoDB dev speakers, Korean leave-one-speaker-out;
+    on the clean clips and under each of the corpus's degraded conditions (their figures prefixed by its name)."""
     train = corpus.mask(split="train")
     head = fit(corpus, train, cand)
-    out = {f"{ds} dev uar": scores(corpus, head, cand, corpus.mask(dataset=ds, split="dev"), sad)["uar"]
-           for ds in ("ravdess", "emodb")}
-    for speaker in KO_DEV_SPEAKERS:
-        rows = corpus.mask(speaker=speaker)
-        s = scores(corpus, fit(corpus, train & ~rows, cand), cand, rows, sad)
-        out[f"{speaker.split(':')[1]} uar"], out[f"{speaker.split(':')[1]} sad_auc"] = s["uar"], s["sad_auc"]
-    out["score"] = float(np.mean(list(out.values())))
+    loso = {speaker: fit(corpus, train & ~corpus.mask(speaker=speaker), cand) for speaker in KO_DEV_SPEAKERS}
+    out = {}
+    for condition in ("clean", *corpus.degraded):
+        prefix = "" if condition == "clean" else f"{condition} "
+        for ds in ("ravdess", "emodb"):
+            rows = corpus.mask(dataset=ds, split="dev")
+            out[f"{prefix}{ds} dev uar"] = scores(corpus, head, cand, rows, sad, condition)["uar"]
+        for speaker, held_out in loso.items():
+            s = scores(corpus, held_out, cand, corpus.mask(speaker=speaker), sad, condition)
+            name = prefix + speaker.split(":")[1]
+            out[f"{name} uar"], out[f"{name} sad_auc"] = s["uar"], s["sad_auc"]
+    clean = [v for k, v in out.items() if not any(k.startswith(f"{c} ") for c in corpus.degraded)]
+    out["clean score"], out["score"] = float(np.mean(clean)), float(np.mean(list(out.values())))
     return out
+
+
+def choose(table: list[tuple[Candidate, dict]]) -> tuple[Candidate, dict]:
+    """The candidate of the best dev score over every condition; one trained on degraded copies only where its
+    clean dev figures are no worse than the best plain candidate's (a head for phones must not cost clean audio)."""
+    plain = max((t for t in table if not t[0].augment), key=lambda t: t[1]["score"])
+    return max((t for t in table if not t[0].augment or t[1]["clean score"] >= plain[1]["clean score"]),
+               key=lambda t: t[1]["score"])
 
 
 def test_figures(corpus: Corpus, head: WhisperHead, cand: Candidate, sad: int) -> dict:
     """Reported, never chosen on: the test speakers of each dataset (Korean: the plain-to-emotional speaker)."""
     out = {}
-    for ds in DATASETS:
-        rows = corpus.mask(dataset=ds, split="test", subset="lexically balanced" if ds != "ko_emotional"
-                           else "plain-to-emotional")
-        for metric, value in scores(corpus, head, cand, rows, sad).items():
-            if metric != "n" and (ds == "ko_emotional" or metric == "uar"):
-                out[f"{ds} test {metric}"] = value
+    for condition in ("clean", *corpus.degraded):
+        prefix = "" if condition == "clean" else f"{condition} "
+        for ds in DATASETS:
+            rows = corpus.mask(dataset=ds, split="test", subset="lexically balanced" if ds != "ko_emotional"
+                               else "plain-to-emotional")
+            for metric, value in scores(corpus, head, cand, rows, sad, condition).items():
+                if metric != "n" and (ds == "ko_emotional" or metric == "uar"):
+                    out[f"{prefix}{ds} test {metric}"] = value
     return out
 
 
@@ -214,14 +253,20 @@ def out_of_fold(corpus: Corpus, cand: Candidate, rows: np.ndarray, folds: int = 
 
 
 def train(out: Path, data: Path, cache: Path, progress: bool = True, candidates=CANDIDATES, command: str = "",
-          limit: int | None = None) -> dict:
-    """Measure the candidates on dev, refit the best on train+dev, write the model directory; returns the figures."""
+          limit: int | None = None, augment: tuple[str, ...] = ()) -> dict:
+    """Measure the candidates on dev, refit the best on train+dev, write the model directory; returns the figures.
+
+    ``augment``: recording conditions whose degraded copies of every clip are encoded too; the dev figures then
+    hold each condition's as well, and the layers 2+3 candidates are also tried with those copies added to training.
+    """
     cfg = default_config()
     t0 = time.time()
-    corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit)
+    corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit, augment)
+    if augment:
+        candidates = [*candidates, *(replace(c, augment=augment) for c in candidates if c.layers == (2, 3))]
     sad = model_labels(cfg).index("SAD")
     table = [(cand, dev_figures(corpus, cand, sad)) for cand in track(list(candidates), "voice: candidates", progress)]
-    best, dev = max(table, key=lambda t: t[1]["score"])
+    best, dev = choose(table)
     train_dev = corpus.mask(split=("train", "dev"))
     head = fit(corpus, train_dev, best)
     test = test_figures(corpus, head, best, sad)
