@@ -37,7 +37,7 @@ from whisper_engines import vm_hwm_kb
 
 from fusion.audio import SAMPLE_RATE
 from fusion.batch.results import read_results
-from fusion.config import default_config_path
+from fusion.config import default_config, default_config_path
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 def speakers() -> dict[str, list[Path]]:
@@ -175,7 +175,8 @@ def main() -> None:
             (tmp / "long").mkdir()
             rng, clips = random.Random(1), speakers()["ko_transcribed/pfa"]
             sf.write(tmp / "long" / "diary_30min.flac", build_diary(clips, 1800.0, rng), SAMPLE_RATE)
-            previous = variant(tmp, "previous", "\nbatch_size = 8\nclips", "\nbatch_size = 0\nclips")
+            shipped_batch = f"\nbatch_size = {default_config().stt.batch_size}\nclips"
+            previous = variant(tmp, "previous", shipped_batch, "\nbatch_size = 0\nclips")
             previous = variant(tmp, "previous", "\nbeam_size = 3\n", "\nbeam_size = 5\n", previous)
             wall_old, peak_old, _ = fusion_batch(tmp / "long", tmp / "long_previous.jsonl", previous)
             wall, peak_mb, line = fusion_batch(tmp / "long", tmp / "long.jsonl")

@@ -29,6 +29,7 @@ NOISE_PERCENTILE = 10                  # the quietest tenth of the frames: the p
 SPEECH_PERCENTILE = 90                 # the loud frames whose decays are measured
 SPEECH_BAND_HZ = (300.0, 3400.0)       # the telephone band every recording keeps
 SPECTRUM_FRAME = 512                   # Hann frames of 32 ms whose power spectra are averaged
+SPECTRUM_BLOCK = 4096                  # frames a block (2 minutes of audio)
 BAND_FLOOR_DB = 50.0                   # below the speech band's level: no signal any more
 DECAY_FRAMES = 8                       # 80 ms of falling energy make one decay
 STEEPEST_SHARE = 0.5                   # the fastest half of the decays sets the room's time
@@ -84,10 +85,15 @@ def decay_time(power_db: np.ndarray) -> float | None:
 
 def bandwidth_hz(samples: np.ndarray) -> float:
     """The highest frequency within ``BAND_FLOOR_DB`` of the speech band's median level (0 for a clip shorter than
-    one frame)."""
-    frames = np.asarray(samples[:samples.size // SPECTRUM_FRAME * SPECTRUM_FRAME], np.float32)
-    frames = frames.reshape(-1, SPECTRUM_FRAME) * np.hanning(SPECTRUM_FRAME).astype(np.float32)
-    psd = np.mean(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0) if frames.size else np.zeros(1)
+    one frame). The power spectra are summed ``SPECTRUM_BLOCK`` frames at a time, so a long recording's frames and
+    spectra are never all in memory (30 minutes at once: 0.7 GB)."""
+    n = samples.size // SPECTRUM_FRAME
+    window = np.hanning(SPECTRUM_FRAME).astype(np.float32)
+    total = np.zeros(SPECTRUM_FRAME // 2 + 1)
+    for a in range(0, n, SPECTRUM_BLOCK):
+        frames = np.asarray(samples[a * SPECTRUM_FRAME:min(a + SPECTRUM_BLOCK, n) * SPECTRUM_FRAME], np.float32)
+        total += np.sum(np.abs(np.fft.rfft(frames.reshape(-1, SPECTRUM_FRAME) * window, axis=1)) ** 2, axis=0)
+    psd = total / n if n else np.zeros(1)
     freqs = np.fft.rfftfreq(SPECTRUM_FRAME, 1.0 / SAMPLE_RATE)
     level = 10.0 * np.log10(psd + 1e-20)
     ref = np.median(level[(freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])])

@@ -252,6 +252,7 @@ def test_speech_clips_cover_the_voiced_spans_in_whisper_windows():
     assert speech_clips([], 100.0, 0.2) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("clips", ["silero", "voiced"])
 def test_batched_decoding_hears_the_sample_as_one_window_at_a_time_does(config, cache, clips):
     """The 25 s sample through the batched engine (clips from Silero's VAD, or from the voiced spans) and the
@@ -259,7 +260,7 @@ def test_batched_decoding_hears_the_sample_as_one_window_at_a_time_does(config, 
     within 0.1 s (measured at beam 5 on both: median 0.01 s, the farthest word 0.48 s, where a pause ends)."""
     audio = load_audio(ROOT / "samples" / "diary_ko.flac")
     speech = voiced_spans(audio, config.audio_input)
-    batched = load_engine(config.stt.model_copy(update={"batch_size": 8, "clips": clips}))
+    batched = load_engine(config.stt.model_copy(update={"clips": clips}))
     sequential = load_engine(config.stt.model_copy(update={"batch_size": 0, "beam_size": 5}))
     one, other = (transcribe_long(e, audio.samples, speech, config.stt.max_chunk_s) for e in (batched, sequential))
     assert cer(one.text, other.text) < 0.05, (one.text, other.text)

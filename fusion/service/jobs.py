@@ -10,8 +10,8 @@ A finished job's recording is deleted at once, or ``[server] keep_recordings_day
 and every ``EXPIRE_EVERY_S``): the report and the diary's voice statistics are all that later work reads.
 
 A job is measured against the user's baseline of the moment (``fusion.service.baselines``). Once done it keeps
-the diary's compact row (``fusion.service.tables``: its timeline entry and ``VoiceStats``, the prosody taken from
-the report, not measured again) and carries the drift alert when the user's diaries up to its recording time
+the diary's compact row (``fusion.service.tables``: its timeline entry and ``VoiceStats``: the prosody taken from
+the report, nothing measured again) and carries the drift alert when the user's diaries up to its recording time
 raise it, read from their compact rows; then the user's ``personal-auto`` baseline is refreshed.
 """
 
@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from fusion.audio import Audio, load_audio
+from fusion.audio import load_audio
 from fusion.config import Config
 from fusion.errors import FusionError, InputError
 from fusion.history import entry, trend_alert
@@ -37,7 +37,7 @@ from fusion.report import DiaryReport, TrendAlert
 from fusion.service.baselines import current, refresh_auto
 from fusion.service.store import RUNNING, Store, entry_json
 from fusion.service.tables import Analysis
-from fusion.voice.prosody import Prosody, voice_stats
+from fusion.voice.prosody import Prosody, VoiceStats
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Workers:
             report = self.analyze(audio, transcript=row.transcript, baseline=baseline, recorded_at=row.when,
                                   config=config)
             report = report.model_copy(update={"source": row.filename})
-            stats = _stats(audio, report, config)
+            stats = _stats(report)
             if (alert := self._trend(row, report)) is not None:
                 report = report.model_copy(update={"trend_alerts": [alert]})
             report_json, row_json = report.to_json(None), entry_json(row.id, report, row.when)
@@ -194,12 +194,11 @@ def _alive(marks: Path, worker: str | None) -> bool:
     return False
 
 
-def _stats(audio: Audio, report: DiaryReport, config: Config) -> str | None:
-    """The diary's ``VoiceStats`` as JSON, its prosody read back from the report (rounded to 3 decimals there,
-    far below what a baseline's median notices); None for a diary without voiced audio."""
-    if report.voice.top is None:
-        return None
+def _stats(report: DiaryReport) -> str | None:
+    """The diary's ``VoiceStats`` as JSON: its prosody read back from the report (rounded to 3 decimals there, far
+    below what a baseline's median notices), nothing measured again; None for a diary without voiced audio."""
     p = report.voice.prosody
-    measured = None if p is None else Prosody(*(math.nan if v is None else v
-                                                 for v in (p.pitch_hz, p.energy_db, p.speaking_rate)))
-    return json.dumps(voice_stats(audio.samples, config.audio, audio.sample_rate, measured=measured).to_dict())
+    if report.voice.top is None or p is None:
+        return None
+    measured = Prosody(*(math.nan if v is None else v for v in (p.pitch_hz, p.energy_db, p.speaking_rate)))
+    return json.dumps(VoiceStats(None, measured).to_dict())

@@ -172,26 +172,31 @@ class NeutralBaseline:
 
 @dataclass(frozen=True)
 class VoiceStats:
-    """What a baseline needs of one recording: its MFCC mean (the CNN's feature centre) and its prosody."""
+    """What a baseline needs of one recording: its MFCC mean (the CNN's feature centre) and its prosody.
 
-    mfcc_mean: np.ndarray
+    A diary's stats hold no MFCC mean (None): ``auto_baseline`` takes the reference's, so only calm recordings
+    given for a baseline (``voice_stats``) need one, and a diary's prosody is the pipeline's, not measured again.
+    """
+
+    mfcc_mean: np.ndarray | None
     prosody: Prosody
 
     def to_dict(self) -> dict:
-        return {"mfcc_mean": [round(float(x), 5) for x in self.mfcc_mean],
+        mfcc = None if self.mfcc_mean is None else [round(float(x), 5) for x in self.mfcc_mean]
+        return {"mfcc_mean": mfcc,
                 **{k: (None if not math.isfinite(v) else round(v, 4)) for k, v in asdict(self.prosody).items()}}
 
     @classmethod
     def from_dict(cls, data: dict) -> VoiceStats:
-        return cls(np.asarray(data["mfcc_mean"], dtype=np.float32),
+        mfcc = data.get("mfcc_mean")
+        return cls(None if mfcc is None else np.asarray(mfcc, dtype=np.float32),
                    Prosody(*(math.nan if data[k] is None else float(data[k]) for k in ("pitch_hz", "energy_db",
                                                                                          "rate_per_s"))))
 
 
-def voice_stats(samples: np.ndarray, cfg: AudioConfig, sr: int = SAMPLE_RATE,
-                measured: Prosody | None = None) -> VoiceStats:
-    """``VoiceStats`` of a recording (``measured``: its prosody, when already computed)."""
-    return VoiceStats(clip_mean(samples, cfg.n_mfcc, cfg.frames), measured or prosody(samples, sr))
+def voice_stats(samples: np.ndarray, cfg: AudioConfig, sr: int = SAMPLE_RATE) -> VoiceStats:
+    """``VoiceStats`` of a recording given for a baseline: its MFCC mean and prosody."""
+    return VoiceStats(clip_mean(samples, cfg.n_mfcc, cfg.frames), prosody(samples, sr))
 
 
 def _median_prosody(stats: list[VoiceStats]) -> tuple[float | None, float | None, float | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -104,6 +105,18 @@ def test_the_sixth_diary_is_measured_against_a_baseline_built_from_the_first_fiv
     assert (info.kind, info.name, info.diaries, info.since) == ("personal-auto", "personal-auto", 6, diaries.first)
     assert info.version == 2, "a version after the fifth diary, and one after the sixth"
     assert info.pitch_hz and info.energy_db
+
+
+def test_a_diarys_voice_statistics_are_its_reports_prosody_with_no_second_mfcc_pass(diaries):
+    store = diaries.client.app.state.store
+    user = store.user_for_token(diaries.alice)
+    rows = store.stats_of_recent(user.id, 10)
+    stats = {row.id: json.loads(row.voice_stats) for row in rows}
+    assert len(stats) == 6 and all(s["mfcc_mean"] is None for s in stats.values())
+    for analysis_id, _, report in diaries.uploads:
+        assert stats[analysis_id]["pitch_hz"] == report.voice.prosody.pitch_hz
+    info = BaselineInfo.model_validate(diaries.client.get("/v1/baseline", headers=auth(diaries.alice)).json())
+    assert info.pitch_hz == pytest.approx(statistics.median(r.voice.prosody.pitch_hz for _, _, r in diaries.uploads))
 
 
 def test_the_timeline_lists_the_callers_diaries_in_date_order(diaries):
