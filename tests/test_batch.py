@@ -40,6 +40,7 @@ def assert_one_line_each(out: Path, files: list[str]) -> list[dict]:
     return records
 
 
+@pytest.mark.slow
 def test_batch_writes_reports_error_records_and_csv_then_resumes(clips, tmp_path):
     folder = clips[0].parent
     (folder / "notes.wav").write_text("이건 오디오가 아니다\n", encoding="utf-8")
@@ -145,6 +146,7 @@ def test_workers_sharing_a_machine_split_its_cores_without_changing_result_keys(
     assert share_cores(config, None) is config
 
 
+@pytest.mark.slow
 def test_analyze_many_streams_results_in_order_and_batches_text_across_files(clips, config):
     worker = Worker(config.with_updates(batch={"files_per_chunk": 3}))
     calls = []

@@ -202,6 +202,7 @@ def _at_most_4_gb() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
 
 
+@pytest.mark.slow
 def test_a_transcript_that_is_no_regular_file_or_too_long_is_refused_without_reading_it(tmp_path):
     """``--transcript FIFO`` (before: hung), ``--transcript /dev/zero`` (before: one process grew to 19.8 GB; here
     capped at 4 GB of address space) and a text over the bound: one line each, before the analysis."""

@@ -133,6 +133,7 @@ def test_an_older_config_setting_what_is_now_a_fact_loads_and_says_it_is_ignored
         assert load_config(_edited(tmp_path, old, new)) == config
 
 
+@pytest.mark.slow
 def test_the_command_line_says_in_one_line_that_an_old_key_is_ignored(tmp_path):
     old = _edited(tmp_path, "[audio_input]\n", "[audio_input]\nsample_rate = 8000\n")
     run = subprocess.run([sys.executable, "-m", "fusion.cli", "analyze", str(tmp_path / "absent.wav"), "--config",

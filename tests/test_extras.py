@@ -66,6 +66,7 @@ def test_a_recording_is_analysed_with_no_optional_stack_importable():
     assert leaked == "[]"
 
 
+@pytest.mark.slow
 def test_an_html_report_without_its_extra_says_what_to_install_before_analysing(tmp_path):
     out = _run("from fusion.cli import app\n"
                f"app(['analyze', 'samples/diary_ko.flac', '--html', r'{tmp_path / 'r.html'}'])",
@@ -75,6 +76,7 @@ def test_an_html_report_without_its_extra_says_what_to_install_before_analysing(
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.slow
 def test_the_other_extras_name_themselves():
     checks = {
         "eval": "from fusion.eval.text import error_rates\nerror_rates(['가'], ['가'])",

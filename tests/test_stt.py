@@ -128,6 +128,7 @@ def test_faster_whisper_base_transcribes_korean(engine, shared_data, transcripts
         assert all(a.start <= b.start for a, b in zip(words, words[1:]))
 
 
+@pytest.mark.slow
 def test_language_auto_detects_korean(cache, config, shared_data, transcripts):
     """[stt] language = "auto": Whisper's own language detection names a Korean clip Korean and transcribes it."""
     auto = load_engine(config.with_updates(stt={"language": "auto"}).stt)
@@ -160,7 +161,7 @@ def room_tone(shared_data, config) -> np.ndarray:
     return noise
 
 
-@pytest.mark.parametrize("engine_name", ["faster-whisper", "openai-whisper"])
+@pytest.mark.parametrize("engine_name", [pytest.param("faster-whisper", marks=pytest.mark.slow), "openai-whisper"])
 def test_room_tone_gives_no_words_from_either_engine(cache, config, room_tone, engine_name):
     """Decoded without VAD (greedy, to be quick), the noise makes Whisper invent Korean phrases; the no-speech rule
     ([stt] no_speech_threshold and logprob_threshold) and the looping-text rule (compression_ratio_threshold) drop
@@ -173,6 +174,7 @@ def test_room_tone_gives_no_words_from_either_engine(cache, config, room_tone, e
         assert load_engine(rule_off).transcribe(room_tone).words, "the rule, not the noise, keeps the words out"
 
 
+@pytest.mark.slow
 def test_openai_whisper_engine_returns_a_transcript(tmp_path, config, shared_data):
     """A 1-layer, 64-wide Whisper with random weights, built here: its text is garbage by design.
 
@@ -222,6 +224,7 @@ def test_chunk_bounds_cut_in_pauses_and_cover_the_recording():
     assert chunk_bounds(speech, 30.0, 60.0) == [(0.0, 30.0)]
 
 
+@pytest.mark.slow
 def test_a_long_recording_is_transcribed_in_chunks_on_one_clock(engine, shared_data, transcripts):
     """Three clips with pauses, transcribed in chunks shorter than the whole: words land on the recording's clock."""
     clips = [load_audio(shared_data / "speech/ko_transcribed" / clip).samples for clip in CLIPS]
@@ -296,6 +299,7 @@ def test_ctranslate2_reader_resolves_aliases_and_dequantizes_int8(tmp_path):
     assert variables["proj/weight"] is variables["lin/weight"]
 
 
+@pytest.mark.slow
 def test_embedded_model_converted_for_openai_whisper_transcribes_korean(cache, config, shared_data, transcripts):
     """The embedded weights mapped onto openai-whisper give real Korean text: a wrong mapping gives garbage."""
     checkpoint = openai_checkpoint()

@@ -82,6 +82,7 @@ def _mtimes(folder):
     return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_train_text_beats_chance_on_the_test_split_and_reproduces_its_weights(tmp_path, shared_data, config):
     """20 rows per label: held-out macro-F1 well above 1/6, with the model card's --with-embeddings run."""
     out = tmp_path / "text"
@@ -145,6 +146,7 @@ def _cnn_test_uar(figures: dict) -> float:
     return float(np.mean([figures[f"{ds}/gender/uar"] - chance for ds, chance in CNN_CHANCE.items()]))
 
 
+@pytest.mark.slow
 def test_train_cnn_bilstm_beats_chance_on_test_speakers_and_eval_only_agrees(tmp_path, shared_data, config):
     """12 clips per label, split and dataset, no tempo/pitch copies: unseen speakers are recognised above chance."""
     out, cache = tmp_path / "audio", tmp_path / "cache"
@@ -167,6 +169,7 @@ def test_train_cnn_bilstm_beats_chance_on_test_speakers_and_eval_only_agrees(tmp
     assert printed == {key: f"{value:.3f}" for key, value in meta["metrics"]["test"].items()}
 
 
+@pytest.mark.slow
 def test_train_cnn_bilstm_is_reproducible(tmp_path, shared_data, config):
     """The same seed and clips give the same weights, tensor by tensor."""
     args = ["train", "audio", "--arch", "cnn-bilstm-mfcc", "--out", "OUT", "--data", str(shared_data),
@@ -182,6 +185,7 @@ def test_train_cnn_bilstm_is_reproducible(tmp_path, shared_data, config):
         assert torch.equal(first[key], second[key]), key
 
 
+@pytest.mark.slow
 def test_train_whisper_head_beats_chance_on_test_speakers_and_eval_only_agrees(tmp_path, few_speakers, config,
                                                                                 speech_cache):
     """One clip per speaker and label: dev protocol, refit, and test UAR far above chance on unseen speakers."""
@@ -213,6 +217,7 @@ def test_train_whisper_head_beats_chance_on_test_speakers_and_eval_only_agrees(t
         np.testing.assert_array_equal(first[key], second[key])
 
 
+@pytest.mark.slow
 def test_train_whisper_head_with_augmentation_measures_each_condition(tmp_path, few_speakers, speech_cache):
     """--augment gain-25: the clips are encoded quieter too; dev and test figures hold that condition's, and the
     layers 2+3 candidates are also tried with the quieter copies in training."""
@@ -239,6 +244,7 @@ def test_train_whisper_head_with_augmentation_measures_each_condition(tmp_path, 
     assert meta["metrics"]["dev"]["score"] == pytest.approx(chosen["score"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_train_alerts_rule_separates_sad_voices_of_test_speakers(tmp_path, few_speakers, speech_cache):
     """Chosen on train+dev only, the depressed-voice rule tells sad from happy/neutral test clips above chance."""
     json_out = tmp_path / "alerts.json"
@@ -252,6 +258,7 @@ def test_train_alerts_rule_separates_sad_voices_of_test_speakers(tmp_path, few_s
     assert found["test"]["balanced_accuracy"] > 0.65, found["test"]
 
 
+@pytest.mark.slow
 def test_speaker_report_of_the_shipped_cnn_hears_sadness_against_a_personal_baseline(tmp_path, shared_data):
     """The model card's --eval-only --speaker-report: P(SAD) and pitch separate sad Korean test clips."""
     report = tmp_path / "report.json"

@@ -199,6 +199,7 @@ def test_leakage_needs_both_word_sets_and_espeak(tmp_path, monkeypatch):
         eval_leakage(write_sentences(tmp_path / "t.csv", ["좋아."], ["슬퍼."]), progress=False)
 
 
+@pytest.mark.slow
 def test_cli_audio_under_conditions_scores_each_on_its_degraded_clips(audio_csv, tmp_path):
     """``--degrade clean,amr+pink5`` runs the whole evaluation twice; the noisy codec moves the voice's scores
     and the same seed gives the same figures again."""
