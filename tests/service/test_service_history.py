@@ -1,9 +1,8 @@
 """A person's diaries over time in the service: dated uploads, the baseline that builds itself from them, the
 hand-made baseline, the drift alert, the timeline and the export, and a user's removal leaving nothing behind.
 
-Real recordings of one speaker of ../shared/data/speech/ko_emotional, analysed by the real pipeline; their
-transcripts are given, so no speech-to-text runs. The tests of ``alice`` share one service (the module's
-fixture) and run in file order: the last one removes her.
+Real recordings of one ko_emotional speaker through the real pipeline, transcripts given (no speech-to-text).
+The tests of ``alice`` share one service (the module's fixture) and run in file order: the last one removes her.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from service_calls import auth, wait
+from service_calls import auth, post, wait
 from service_config import service_toml
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -47,10 +46,6 @@ def _clips(shared_data: Path) -> dict[str, tuple[Path, str]]:
         return {Path(r["path"]).stem: (root / r["path"], r["transcript"]) for r in csv.DictReader(fh)
                 if r["speaker"] == SPEAKER}
 
-
-def _upload(client, token: str, path: Path, words: str, **form):
-    return client.post("/v1/analyses", files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
-                       data={"transcript": words, **form}, headers=auth(token))
 
 
 def _done(client, token: str, analysis_id: str) -> dict:
@@ -82,7 +77,7 @@ def diaries(shared_data, tmp_path_factory, module_database_url):
             stamp = when.replace(tzinfo=None).isoformat() if i % 2 else when.astimezone(
                 timezone(timedelta(hours=9))).isoformat()
             path, words = clips[name]
-            response = _upload(client, alice, path, words, recorded_at=stamp)
+            response = post(client, alice, path.read_bytes(), path.name, transcript=words, recorded_at=stamp)
             assert response.status_code == 202, response.text
             body = _done(client, alice, response.json()["id"])
             uploads.append((body["id"], day, DiaryReport.model_validate(body["report"])))
@@ -104,19 +99,14 @@ def test_the_sixth_diary_is_measured_against_a_baseline_built_from_the_first_fiv
     info = BaselineInfo.model_validate(diaries.client.get("/v1/baseline", headers=auth(diaries.alice)).json())
     assert (info.kind, info.name, info.diaries, info.since) == ("personal-auto", "personal-auto", 6, diaries.first)
     assert info.version == 2, "a version after the fifth diary, and one after the sixth"
-    assert info.pitch_hz and info.energy_db
-
-
-def test_a_diarys_voice_statistics_are_its_reports_prosody_with_no_second_mfcc_pass(diaries):
+    assert info.pitch_hz == pytest.approx(statistics.median(r.voice.prosody.pitch_hz for _, _, r in diaries.uploads))
+    assert info.energy_db
+    # Each diary's voice statistics are its report's prosody: no second MFCC pass over the upload.
     store = diaries.client.app.state.store
-    user = store.user_for_token(diaries.alice)
-    rows = store.stats_of_recent(user.id, 10)
+    rows = store.stats_of_recent(store.user_for_token(diaries.alice).id, 10)
     stats = {row.id: json.loads(row.voice_stats) for row in rows}
     assert len(stats) == 6 and all(s["mfcc_mean"] is None for s in stats.values())
-    for analysis_id, _, report in diaries.uploads:
-        assert stats[analysis_id]["pitch_hz"] == report.voice.prosody.pitch_hz
-    info = BaselineInfo.model_validate(diaries.client.get("/v1/baseline", headers=auth(diaries.alice)).json())
-    assert info.pitch_hz == pytest.approx(statistics.median(r.voice.prosody.pitch_hz for _, _, r in diaries.uploads))
+    assert all(stats[i]["pitch_hz"] == report.voice.prosody.pitch_hz for i, _, report in diaries.uploads)
 
 
 def test_the_timeline_lists_the_callers_diaries_in_date_order(diaries):
@@ -269,12 +259,12 @@ def test_recorded_at_is_refused_when_unreadable_before_1970_or_in_the_future(tmp
                                ("0001-01-01", "0001-01-01 is before 1970"),
                                ("0001-01-01T00:00:00+14:00", "0001-01-01 is before 1970"),
                                ("9999-12-31T23:59:59-14:00", "9999-12-31 23:59 is more than a day in the future")):
-            refused = _upload(client, token, path, words, recorded_at=stamp)
+            refused = post(client, token, path.read_bytes(), path.name, transcript=words, recorded_at=stamp)
             detail = refused.json()["detail"][0]["msg"]
             assert refused.status_code == 422 and detail.startswith("recorded_at") and problem in detail, stamp
         assert not any((tmp_path / "store" / "uploads").iterdir())
         before = datetime.now(timezone.utc)
-        body = _done(client, token, _upload(client, token, path, words).json()["id"])
+        body = _done(client, token, post(client, token, path.read_bytes(), path.name, transcript=words).json()["id"])
         assert before - timedelta(seconds=1) <= DiaryReport.model_validate(body["report"]).recorded_at <= \
             datetime.now(timezone.utc), "no recorded_at: the upload's time"
         edges = {"from": "0001-01-01T00:00:00+14:00", "to": "9999-12-31T23:59:59-14:00"}
@@ -324,20 +314,19 @@ def _lower(report: DiaryReport, when: datetime, semitones: float, db: float, val
 
 
 def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path, shared_data):
-    """The alert needs at least [history] min_usual earlier diaries and min_recent recent ones, spread over weeks,
-    whose voices clearly differ. Analysing that many real recordings would take minutes, and one speaker's clips
-    do not differ reliably enough, so the earlier diaries are written into the store directly: copies of one real
-    report with a higher, louder, more pleasant voice (weeks ago) and as it is (days ago). The new diary then runs
-    through the real pipeline and the job's wiring."""
+    """The alert needs [history] min_usual earlier diaries and min_recent recent ones, over weeks, whose voices clearly
+    differ: too many real recordings to analyse here, and one speaker's clips differ too little, so the earlier ones
+    are written into the store: copies of one real report with a higher, louder, more pleasant voice (weeks ago) and
+    as it is (days ago). The new diary runs through the real pipeline and the job's wiring."""
     path, words = _clips(shared_data)["nea00201"]
-    config = load_config(service_toml(tmp_path))
+    clip, config = (path.read_bytes(), path.name), load_config(service_toml(tmp_path))
     now = datetime.now(timezone.utc).replace(microsecond=0)
     app = create_app(config)
     store: Store = app.state.store
     token = store.add_user("dana")
     user_id = store.user_for_token(token).id
     with TestClient(app) as client:
-        recent = _upload(client, token, path, words, recorded_at=(now - timedelta(days=4)).isoformat())
+        recent = post(client, token, *clip, transcript=words, recorded_at=(now - timedelta(days=4)).isoformat())
         template = DiaryReport.model_validate(_done(client, token, recent.json()["id"])["report"])
         assert template.trend_alerts == []
         history = [(now - timedelta(days=30 - 2 * i), 4.0 + 0.2 * (i % 3), 6.0 - 0.3 * (i % 2), 0.5)
@@ -348,8 +337,8 @@ def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path
             report = _lower(template, when, semitones, db, valence)
             assert store.finish(row.id, claim, report_json=report.to_json(None),
                                 entry_json=entry_json(row.id, report, when))
-        body = _done(client, token, _upload(client, token, path, words, recorded_at=now.isoformat()).json()["id"])
-        report = DiaryReport.model_validate(body["report"])
+        new = post(client, token, *clip, transcript=words, recorded_at=now.isoformat())
+        report = DiaryReport.model_validate(_done(client, token, new.json()["id"])["report"])
         assert len(report.trend_alerts) == 1
         alert = report.trend_alerts[0]
         assert alert.kind == DRIFT_KIND and (alert.recent_diaries, alert.usual_diaries) == (3, 6)
@@ -360,7 +349,7 @@ def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path
         assert DRIFT_KIND not in timeline.entries[0].alerts
         # an export is what the app backend keeps: the stored report holds the alert
         lines = [json.loads(line) for line in client.get("/v1/export", headers=auth(token)).text.splitlines()]
-        assert lines[-1]["id"] == body["id"] and lines[-1]["report"]["trend_alerts"][0]["kind"] == DRIFT_KIND
+        assert lines[-1]["id"] == new.json()["id"] and lines[-1]["report"]["trend_alerts"][0]["kind"] == DRIFT_KIND
 
 
 def test_the_automatic_baseline_follows_the_set_of_diaries(tmp_path):
@@ -406,6 +395,6 @@ def test_a_history_that_cannot_be_read_leaves_the_new_report_without_a_drift_ale
     row = store.create(store.user_for_token(token).id, "old.flac", None, None, None)
     assert store.finish(row.id, store.claim(row.id), report_json='{"not": "a report"}')
     with TestClient(app) as client:
-        body = _done(client, token, _upload(client, token, path, words).json()["id"])
+        body = _done(client, token, post(client, token, path.read_bytes(), path.name, transcript=words).json()["id"])
     assert DiaryReport.model_validate(body["report"]).trend_alerts == []
     assert "the drift alert could not be computed" in caplog.text
