@@ -177,7 +177,8 @@ class Pipeline:
                baseline: str | NeutralBaseline | None) -> _Voice:
         """Voice emotion and prosody of the whole diary and of each span, against the neutral baseline."""
         cfg = self.config
-        measured = prosody_stage.prosody(audio.samples, audio.sample_rate)
+        frames = prosody_stage.track(audio.samples, audio.sample_rate)
+        measured = frames.measure()
         base = prosody_stage.resolve_baseline(baseline or cfg.audio.baseline, cfg, pitch_hz=measured.pitch_hz)
         scores = self.audio_model.predict(audio.samples, spans, speech, base)
         uniform = np.full(len(cfg.labels.en), 1.0 / len(cfg.labels.en))
@@ -186,7 +187,7 @@ class Pipeline:
             diary=scores.diary if speech else uniform,
             neutral=scores.span_neutral,
             diary_neutral=scores.diary_neutral if speech else 0.0,
-            prosody=[prosody_stage.prosody(audio.samples, audio.sample_rate, span).for_report(base) for span in spans],
+            prosody=[frames.measure(span).for_report(base) for span in spans],
             diary_prosody=measured.for_report(base),
             baseline=base,
             heard=bool(speech),

@@ -103,7 +103,38 @@ def prosody(samples: np.ndarray, sr: int = SAMPLE_RATE, span: Span | None = None
     y = np.asarray(samples, dtype=np.float32)
     if span is not None:
         y = y[int(span[0] * sr):int(span[1] * sr)]
-    f0, rms, zcr = _prosody_frames(y, sr)
+    return _measure(*_prosody_frames(y, sr), sr)
+
+
+@dataclass(frozen=True)
+class ProsodyTrack:
+    """A recording's per-frame F0, RMS and zero-crossing rate (frame i starts at sample i · ``PROSODY_HOP``),
+    analysed once and measured for the whole recording and for any span of it.
+
+    A span's measurement reads the frames that lie inside it: the frames ``prosody`` cuts from
+    the span itself, up to a hop's shift of the frame grid."""
+
+    f0: np.ndarray
+    rms: np.ndarray
+    zcr: np.ndarray
+    sr: int
+
+    def measure(self, span: Span | None = None) -> Prosody:
+        """What ``prosody`` gives for the recording (``span`` None) or for the (start_s, end_s) span."""
+        frames = slice(None)
+        if span is not None:
+            start, end = int(span[0] * self.sr), int(span[1] * self.sr)
+            frames = slice(-(-start // PROSODY_HOP), max((end - PROSODY_FRAME) // PROSODY_HOP + 1, 0))
+        return _measure(self.f0[frames], self.rms[frames], self.zcr[frames], self.sr)
+
+
+def track(samples: np.ndarray, sr: int = SAMPLE_RATE) -> ProsodyTrack:
+    """The prosody frames of a whole recording, to measure it and its spans from one analysis."""
+    return ProsodyTrack(*_prosody_frames(np.asarray(samples, dtype=np.float32), sr), sr)
+
+
+def _measure(f0: np.ndarray, rms: np.ndarray, zcr: np.ndarray, sr: int) -> Prosody:
+    """Median voiced pitch, active level and voiced segments per second of these frames."""
     db = 20.0 * np.log10(rms + 1e-10)
     active = db > max(np.percentile(db, 99) - ACTIVE_DB, ACTIVE_FLOOR_DB) if len(db) else db > 0
     if not active.any():  # silence, or nothing above the floor: no measurement, not an error

@@ -49,6 +49,24 @@ def test_prosody_is_sane_and_sad_is_lower_than_neutral(ned_clips, config):
     assert rel["pitch_semitones"] == pytest.approx(12 * np.log2(rel["pitch_ratio"]))
 
 
+def test_a_track_measures_the_recording_and_its_spans_as_prosody_does(ned_clips):
+    """One analysis of the whole recording: the whole is exactly ``prosody``'s figure, a span on the frame grid
+    too, and a span off it (its frames shifted by less than a hop) within a few percent."""
+    y = np.concatenate(ned_clips["neutral"][:3] + ned_clips["sad"][:2])
+    frames = pr.track(y)
+    assert astuple(frames.measure()) == astuple(pr.prosody(y))
+    hop_s = pr.PROSODY_HOP / 16000
+    on_grid = (40 * hop_s, 40 * hop_s + 2.5)
+    assert astuple(frames.measure(on_grid)) == astuple(pr.prosody(y, span=on_grid))
+    for start in np.arange(0.3, len(y) / 16000 - 1.5, 1.7):
+        span = (float(start), float(start) + 1.5)
+        got, want = frames.measure(span), pr.prosody(y, span=span)
+        assert got.pitch_hz == pytest.approx(want.pitch_hz, rel=0.03, nan_ok=True)
+        assert got.energy_db == pytest.approx(want.energy_db, abs=0.5)
+        assert got.rate_per_s == pytest.approx(want.rate_per_s, rel=0.25, abs=0.7)
+    assert math.isnan(frames.measure((0.0, 0.01)).pitch_hz)          # shorter than a frame: nothing measured
+
+
 @pytest.mark.parametrize("level_db", [-70.0, -80.0, -95.0])
 def test_quiet_audio_measures_nothing_instead_of_crashing(ned_clips, level_db):
     """Speech scaled so its loudest frame sits between -90 and -70 dBFS used to raise IndexError. Below the
