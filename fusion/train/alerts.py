@@ -118,6 +118,18 @@ def per_condition(score: np.ndarray, clips: Clips, threshold: float) -> dict:
     return out
 
 
+def confusion(corpus: Corpus, rows: np.ndarray, probs: dict[str, np.ndarray]) -> dict:
+    """Per condition, the share of angry clips whose strongest emotion is SAD, and of sad clips read ANGRY."""
+    labels = model_labels(default_config())
+    out = {}
+    for c, p in probs.items():
+        top = np.array(labels)[p[:, :-1].argmax(axis=1)]
+        angry, sad = rows & corpus.mask(label="angry"), rows & corpus.mask(label="sad")
+        out[c] = {"angry_as_sad": float((top[angry] == "SAD").mean()),
+                  "sad_as_angry": float((top[sad] == "ANGRY").mean())}
+    return out
+
+
 def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None = None,
               model: Path | None = None, conditions: tuple[str, ...] = CONDITIONS) -> dict:
     """The search over weight and thresholds; returns the chosen values, every weight's best figures and test's.
@@ -131,8 +143,8 @@ def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None 
     corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit, tuple(c for c in conditions if c != "clean"))
     rows = corpus.mask(split=("train", "dev"), label=("sad", *NOT_SAD))
     pool = corpus.mask(split=("train", "dev"))
-    p_sad, pitch, clips = scored(corpus, rows, out_of_fold(corpus, cand, pool, conditions=conditions), cache,
-                                 progress)
+    probs = out_of_fold(corpus, cand, pool, conditions=conditions)
+    p_sad, pitch, clips = scored(corpus, rows, probs, cache, progress)
     table = []
     for w in PITCH_WEIGHTS:
         score = depressed_score(p_sad, pitch, w)
@@ -153,6 +165,7 @@ def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None 
             "depressed_score_sentence": max(sentence, chosen["diary_threshold"]),
             "sentence_recall": float((score[clips.is_sad] >= sentence).mean()),
             "conditions_dev": per_condition(score, clips, chosen["diary_threshold"]),
+            "confusion_dev": confusion(corpus, rows, probs),
             "test": per_condition(t_score, t_clips, chosen["diary_threshold"])}
 
 
@@ -174,6 +187,9 @@ def print_result(result: dict) -> None:
     print("train+dev, out-of-fold, diary threshold, each condition:")
     for condition, r in result["conditions_dev"].items():
         print(_line(condition, r))
+    print("train+dev, out-of-fold, strongest emotion: " + "  ".join(
+        f"{c} angry→SAD {r['angry_as_sad']:.3f} SAD→angry {r['sad_as_angry']:.3f}"
+        for c, r in result["confusion_dev"].items()))
     print("test speakers (reported, not used for any choice), diary threshold:")
     for condition, r in result["test"].items():
         print(_line(condition, r))
