@@ -227,9 +227,10 @@ def dev_figures(corpus: Corpus, cand: Candidate, sad: int) -> dict:
 
 def choose(table: list[tuple[Candidate, dict]]) -> tuple[Candidate, dict]:
     """The candidate of the best dev score over every condition; one trained on degraded copies only where its
-    clean dev figures are no worse than the best plain candidate's (a head for phones must not cost clean audio)."""
-    plain = max((t for t in table if not t[0].augment), key=lambda t: t[1]["score"])
-    return max((t for t in table if not t[0].augment or t[1]["clean score"] >= plain[1]["clean score"]),
+    clean dev figures are no worse than the best plain candidate's (a head for phones must not cost clean audio);
+    with no plain candidate in the table (a given recipe retrained), the best dev score."""
+    plain = max((t[1] for t in table if not t[0].augment), key=lambda d: d["score"], default={"clean score": -np.inf})
+    return max((t for t in table if not t[0].augment or t[1]["clean score"] >= plain["clean score"]),
                key=lambda t: t[1]["score"])
 
 
@@ -272,7 +273,8 @@ def train(out: Path, data: Path, cache: Path, progress: bool = True, candidates=
     t0 = time.time()
     corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit, augment)
     if augment:
-        candidates = [*candidates, *(replace(c, augment=augment) for c in candidates if c.layers == (2, 3))]
+        candidates = [*candidates, *(replace(c, augment=augment) for c in candidates
+                                     if c.layers == (2, 3) and not c.augment)]
     sad = model_labels(cfg).index("SAD")
     table = [(cand, dev_figures(corpus, cand, sad)) for cand in track(list(candidates), "voice: candidates", progress)]
     best, dev = choose(table)
