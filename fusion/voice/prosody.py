@@ -75,7 +75,7 @@ VOICED_ZCR = 0.15  # zero-crossing rate above this is unvoiced (fricatives, nois
 MIN_VOICED_RUN = 3  # frames (48 ms) for a voiced run to count as a segment
 
 
-def _prosody_frames(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def prosody_frames(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-frame F0 (yin), RMS and zero-crossing rate, block by block so long inputs stay bounded."""
     f0s, rmss, zcrs = [], [], []
     step = (PROSODY_BLOCK // PROSODY_HOP) * PROSODY_HOP
@@ -103,7 +103,7 @@ def prosody(samples: np.ndarray, sr: int = SAMPLE_RATE, span: Span | None = None
     y = np.asarray(samples, dtype=np.float32)
     if span is not None:
         y = y[int(span[0] * sr):int(span[1] * sr)]
-    f0, rms, zcr = _prosody_frames(y, sr)
+    f0, rms, zcr = prosody_frames(y, sr)
     db = 20.0 * np.log10(rms + 1e-10)
     active = db > max(np.percentile(db, 99) - ACTIVE_DB, ACTIVE_FLOOR_DB) if len(db) else db > 0
     if not active.any():  # silence, or nothing above the floor: no measurement, not an error
