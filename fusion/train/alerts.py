@@ -140,7 +140,8 @@ def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None 
     """
     cfg = default_config()
     cand = Candidate.read(Path(model) if model is not None else EMBEDDED_ROOT / ARCHITECTURE)
-    corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit, tuple(c for c in conditions if c != "clean"))
+    degraded = tuple(dict.fromkeys(c for c in (*conditions, *cand.augment) if c != "clean"))  # scored, trained on
+    corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit, degraded)
     rows = corpus.mask(split=("train", "dev"), label=("sad", *NOT_SAD))
     pool = corpus.mask(split=("train", "dev"))
     probs = out_of_fold(corpus, cand, pool, conditions=conditions)
