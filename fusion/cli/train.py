@@ -268,11 +268,16 @@ def train_alerts(
     json_out: Path | None = typer.Option(None, "--json", help="also write the search as JSON here"),
     limit_per_class: int | None = typer.Option(None, "--limit-per-class",
                                                help="use only N clips per speaker and label (quick runs)"),
+    model: Path | None = typer.Option(None, "--model", help="the voice model directory whose recipe is scored "
+                                      "(default: the embedded whisper-encoder-lr)"),
+    degrade: str | None = typer.Option(None, "--degrade", help="recording conditions (fusion.degrade) every clip is "
+                                       "scored under (default: clean,pink15,near,opus16)"),
     quiet: bool = _QUIET,
 ) -> None:
     """Choose the words' polarity on the dev diaries and the depressed-voice rule of \\[alerts] on train+dev
-    speakers (out-of-fold voice scores); prints the values."""
+    speakers (out-of-fold voice scores, as recorded and under each --degrade condition); prints the values."""
     from fusion.config import default_config
+    from fusion.degrade import parse_conditions
     from fusion.train import alerts as tal
     from fusion.train import words as tw
 
@@ -280,7 +285,9 @@ def train_alerts(
     with _user_errors():
         if not words_only:
             result["voice"] = tal.calibrate(data_root(data) / "speech", _cache(cache), progress=not quiet,
-                                            limit=limit_per_class)
+                                            limit=limit_per_class, model=model,
+                                            conditions=tuple(parse_conditions(degrade)) if degrade
+                                            else tal.CONDITIONS)
             tal.print_result(result["voice"])
         result["words"] = tw.calibrate(words or tw.DEV_DIARIES, default_config())
         tw.print_result(result["words"])

@@ -4,48 +4,57 @@ The rule (``fusion.combine.depressed_score``, the one formula scored here too): 
 voice, its neutral share taken out, plus ``depressed_pitch_weight`` per semitone of pitch below
 the neutral baseline, at or above ``depressed_score`` for the whole diary and ``depressed_score_sentence`` for one
 sentence. Measured on the train and dev speakers only (lexically balanced clips, and the
-scripted speakers' neutral clips): sad voices against happy, neutral and calm ones, each
+scripted speakers' neutral clips): sad voices against happy, neutral, calm and angry ones, each
 clip scored by a voice head that never heard its speaker (speaker-grouped folds) and its
-pitch taken against the ``auto`` baseline, as a new user's diary is. The weight and the diary
-threshold maximise the balanced accuracy averaged over the datasets; the sentence threshold
-is the lowest that keeps the false alarms on non-sad clips at ``SENTENCE_FALSE_ALARMS``
-(a sentence is short, noisy evidence, and a diary holds many).
+pitch taken against the ``auto`` baseline, as a new user's diary is; every clip as recorded and
+under each recording condition of ``CONDITIONS`` (``fusion.degrade``: a phone's noise, room and codec).
+The weight and the diary threshold maximise the worst-emotion balanced accuracy, (recall on sad
++ the lowest specificity over the other emotions) / 2, averaged over each dataset under each
+condition, so no one emotion (an angry voice) nor one condition (noise) may carry the false
+alarms; the sentence threshold is the lowest that keeps the false alarms on non-sad clips at
+``SENTENCE_FALSE_ALARMS`` (a sentence is short, noisy evidence, and a diary holds many).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fusion.audio import load_audio
 from fusion.combine import depressed_score
 from fusion.config import default_config
-from fusion.eval.metrics import uar
+from fusion.degrade import needs_babble
+from fusion.eval.conditions import babble_clips
 from fusion.progress import track
-from fusion.train.voice import Candidate, Corpus, fit, load_corpus, model_labels, out_of_fold
+from fusion.train.voice import Candidate, Corpus, clip_audio, fit, load_corpus, model_labels, out_of_fold
 from fusion.voice.model import EMBEDDED_ROOT
 from fusion.voice.prosody import prosody, resolve_baseline
 from fusion.voice.whisper import ARCHITECTURE
 
 PITCH_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 SENTENCE_FALSE_ALARMS = 0.02
-NOT_SAD = ("happy", "neutral", "calm")
+NOT_SAD = ("happy", "neutral", "calm", "angry")
+CONDITIONS = ("clean", "pink15", "near", "opus16")
 
 
-def pitch_semitones(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool) -> np.ndarray:
-    """Each clip's median pitch against its ``auto`` baseline, semitones (NaN when unmeasured); cached."""
+def pitch_semitones(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool,
+                    condition: str = "clean") -> np.ndarray:
+    """Each clip's median pitch under ``condition`` against its ``auto`` baseline, semitones (NaN when
+    unmeasured); cached."""
     cfg = default_config()
     idx = np.flatnonzero(rows)
-    key = hashlib.sha1("\n".join(corpus.rows[i]["path"] for i in idx).encode()).hexdigest()[:16]
+    parts = [corpus.rows[i]["path"] for i in idx] + ([condition] if condition != "clean" else [])
+    key = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
     path = Path(cache) / f"pitch_semitones_{key}.npy"
     if path.is_file():
         return np.load(path)
+    babble = babble_clips(cfg) if needs_babble([condition]) else None
     semitones = np.full(len(idx), np.nan)
-    for j in track(range(len(idx)), "alerts: pitch", progress):
-        measured = prosody(load_audio(corpus.rows[idx[j]]["path"]).samples)
+    for j in track(range(len(idx)), f"alerts: pitch ({condition})", progress):
+        measured = prosody(clip_audio(corpus.rows[idx[j]]["path"], condition, babble).samples)
         baseline = resolve_baseline("auto", cfg, pitch_hz=measured.pitch_hz)
         semitones[j] = measured.relative_to(baseline)["pitch_semitones"]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,71 +62,135 @@ def pitch_semitones(corpus: Corpus, rows: np.ndarray, cache: Path, progress: boo
     return semitones
 
 
-def balanced_accuracy(score: np.ndarray, is_sad: np.ndarray, groups: np.ndarray, threshold: float) -> float:
-    """Mean over datasets of (recall on sad + specificity on the others) / 2: the UAR of sad vs not sad."""
+@dataclass(frozen=True)
+class Clips:
+    """The scored clips, one entry per clip and condition: truth label, and the group (dataset, condition)."""
+
+    label: np.ndarray
+    group: np.ndarray
+
+    @property
+    def is_sad(self) -> np.ndarray:
+        return self.label == "sad"
+
+
+def worst_case_accuracy(score: np.ndarray, clips: Clips, threshold: float) -> float:
+    """Mean over (dataset, condition) groups of (recall on sad + the lowest specificity over the other emotions) / 2."""
     fired = score >= threshold
-    return float(np.mean([uar(is_sad[groups == g], fired[groups == g], labels=(False, True))
-                          for g in np.unique(groups)]))
+    out = []
+    for g in np.unique(clips.group):
+        in_g = clips.group == g
+        others = [lab for lab in np.unique(clips.label[in_g]) if lab != "sad"]
+        specificity = min(1.0 - fired[in_g & (clips.label == lab)].mean() for lab in others)
+        out.append((fired[in_g & clips.is_sad].mean() + specificity) / 2)
+    return float(np.mean(out))
 
 
-def rates(score: np.ndarray, is_sad: np.ndarray, groups: np.ndarray, threshold: float) -> dict:
-    return {"balanced_accuracy": balanced_accuracy(score, is_sad, groups, threshold),
-            "recall": float((score[is_sad] >= threshold).mean()),
-            "false_alarms": float((score[~is_sad] >= threshold).mean())}
+def rates(score: np.ndarray, clips: Clips, threshold: float) -> dict:
+    """The objective, recall on sad and the false alarms on each other emotion, at ``threshold``."""
+    fired = score >= threshold
+    return {"worst_case_accuracy": worst_case_accuracy(score, clips, threshold),
+            "recall": float(fired[clips.is_sad].mean()),
+            "false_alarms": {lab: float(fired[clips.label == lab].mean()) for lab in NOT_SAD
+                             if (clips.label == lab).any()}}
 
 
-def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None = None) -> dict:
+def scored(corpus: Corpus, rows: np.ndarray, probs: dict[str, np.ndarray], cache: Path, progress: bool,
+           pitch_weight: float | None = None) -> tuple[np.ndarray, np.ndarray, Clips]:
+    """(P(SAD), pitch in semitones, clips) of ``rows`` under every condition of ``probs``, one after the other."""
+    sad = model_labels(default_config()).index("SAD")
+    idx = np.flatnonzero(rows)
+    label = np.array([corpus.rows[i]["label"] for i in idx])
+    dataset = np.array([corpus.rows[i]["dataset"] for i in idx])
+    conditions = list(probs)
+    return (np.concatenate([probs[c][rows, sad] for c in conditions]),
+            np.concatenate([pitch_semitones(corpus, rows, cache, progress, c) for c in conditions]),
+            Clips(np.tile(label, len(conditions)), np.concatenate([dataset + " " + c for c in conditions])))
+
+
+def per_condition(score: np.ndarray, clips: Clips, threshold: float) -> dict:
+    """``rates`` of each condition apart."""
+    conditions = dict.fromkeys(g.split(" ", 1)[1] for g in clips.group)
+    out = {}
+    for c in conditions:
+        keep = np.char.endswith(clips.group.astype(str), " " + c)
+        out[c] = rates(score[keep], Clips(clips.label[keep], clips.group[keep]), threshold)
+    return out
+
+
+def confusion(corpus: Corpus, rows: np.ndarray, probs: dict[str, np.ndarray]) -> dict:
+    """Per condition, the share of angry clips whose strongest emotion is SAD, and of sad clips read ANGRY."""
+    labels = model_labels(default_config())
+    out = {}
+    for c, p in probs.items():
+        top = np.array(labels)[p[:, :-1].argmax(axis=1)]
+        angry, sad = rows & corpus.mask(label="angry"), rows & corpus.mask(label="sad")
+        out[c] = {"angry_as_sad": float((top[angry] == "SAD").mean()),
+                  "sad_as_angry": float((top[sad] == "ANGRY").mean())}
+    return out
+
+
+def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None = None,
+              model: Path | None = None, conditions: tuple[str, ...] = CONDITIONS) -> dict:
     """The search over weight and thresholds; returns the chosen values, every weight's best figures and test's.
 
-    ``data`` is the folder of the speech datasets; ``limit`` keeps N clips per speaker and label (quick runs).
+    ``data`` is the folder of the speech datasets; ``limit`` keeps N clips per speaker and label (quick runs);
+    ``model`` is the voice head whose recipe is scored (default: the embedded one); ``conditions`` are
+    ``fusion.degrade`` names, "clean" among them or not.
     """
     cfg = default_config()
-    cand = Candidate.read(EMBEDDED_ROOT / ARCHITECTURE)
-    corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit)
+    cand = Candidate.read(Path(model) if model is not None else EMBEDDED_ROOT / ARCHITECTURE)
+    degraded = tuple(dict.fromkeys(c for c in (*conditions, *cand.augment) if c != "clean"))  # scored, trained on
+    corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit, degraded)
     rows = corpus.mask(split=("train", "dev"), label=("sad", *NOT_SAD))
     pool = corpus.mask(split=("train", "dev"))
-    sad = model_labels(cfg).index("SAD")
-    p_sad = out_of_fold(corpus, cand, pool)[rows, sad]
-    pitch = pitch_semitones(corpus, rows, cache, progress)
-    is_sad, groups = _truth(corpus, rows)
+    probs = out_of_fold(corpus, cand, pool, conditions=conditions)
+    p_sad, pitch, clips = scored(corpus, rows, probs, cache, progress)
     table = []
     for w in PITCH_WEIGHTS:
         score = depressed_score(p_sad, pitch, w)
-        best = max(np.unique(np.round(score, 3)), key=lambda t: balanced_accuracy(score, is_sad, groups, t))
-        table.append({"pitch_weight": w, "diary_threshold": float(best), **rates(score, is_sad, groups, best)})
-    chosen = max(table, key=lambda r: r["balanced_accuracy"])
+        best = max(np.unique(np.round(score, 3)), key=lambda t: worst_case_accuracy(score, clips, t))
+        table.append({"pitch_weight": w, "diary_threshold": float(best), **rates(score, clips, best)})
+    chosen = max(table, key=lambda r: r["worst_case_accuracy"])
     score = depressed_score(p_sad, pitch, chosen["pitch_weight"])
-    not_sad = np.sort(score[~is_sad])
+    not_sad = np.sort(score[~clips.is_sad])
     sentence = float(np.round(not_sad[int(math.ceil(len(not_sad) * (1 - SENTENCE_FALSE_ALARMS))) - 1] + 1e-3, 3))
     test = corpus.mask(split="test", label=("sad", *NOT_SAD))
-    test_score = depressed_score(fit(corpus, pool, cand).probs(corpus.x(cand.layers)[test].astype(np.float64))[:, sad],
-                                 pitch_semitones(corpus, test, cache, progress), chosen["pitch_weight"])
-    return {"clips": {"sad": int(is_sad.sum()), "not_sad": int((~is_sad).sum())}, "model": cand.name,
-            "table": table, "depressed_pitch_weight": chosen["pitch_weight"],
+    head = fit(corpus, pool, cand)
+    test_probs = {c: head.probs(corpus.x(cand.layers, c).astype(np.float64)) for c in conditions}
+    t_sad, t_pitch, t_clips = scored(corpus, test, test_probs, cache, progress)
+    t_score = depressed_score(t_sad, t_pitch, chosen["pitch_weight"])
+    return {"clips": {"sad": int(clips.is_sad.sum()), "not_sad": int((~clips.is_sad).sum())}, "model": cand.name,
+            "conditions": list(conditions), "table": table, "depressed_pitch_weight": chosen["pitch_weight"],
             "depressed_score": chosen["diary_threshold"],
             "depressed_score_sentence": max(sentence, chosen["diary_threshold"]),
-            "sentence_recall": float((score[is_sad] >= sentence).mean()),
-            "test": rates(test_score, *_truth(corpus, test), chosen["diary_threshold"])}
+            "sentence_recall": float((score[clips.is_sad] >= sentence).mean()),
+            "conditions_dev": per_condition(score, clips, chosen["diary_threshold"]),
+            "confusion_dev": confusion(corpus, rows, probs),
+            "test": per_condition(t_score, t_clips, chosen["diary_threshold"])}
 
 
-def _truth(corpus: Corpus, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(is sad, dataset) of each selected clip."""
-    idx = np.flatnonzero(rows)
-    return (np.array([corpus.rows[i]["label"] == "sad" for i in idx]),
-            np.array([corpus.rows[i]["dataset"] for i in idx]))
+def _line(name: str, r: dict) -> str:
+    alarms = "  ".join(f"{lab} {v:.3f}" for lab, v in r["false_alarms"].items())
+    return f"{name:>14s}  {r['worst_case_accuracy']:.3f}  recall {r['recall']:.3f}  false alarms {alarms}"
 
 
 def print_result(result: dict) -> None:
-    print(f"train+dev clips: {result['clips']['sad']} sad vs {result['clips']['not_sad']} happy/neutral/calm; "
-          f"voice head {result['model']}, out-of-fold by speaker")
-    print("pitch weight  diary threshold  balanced acc  recall  false alarms")
+    print(f"train+dev clips: {result['clips']['sad']} sad vs {result['clips']['not_sad']} {'/'.join(NOT_SAD)}, "
+          f"each under {', '.join(result['conditions'])}; voice head {result['model']}, out-of-fold by speaker")
+    print("pitch weight, diary threshold: worst-emotion balanced accuracy, recall, false alarms per emotion")
     for r in result["table"]:
-        print(f"{r['pitch_weight']:12.2f}  {r['diary_threshold']:15.3f}  {r['balanced_accuracy']:12.3f}  "
-              f"{r['recall']:6.3f}  {r['false_alarms']:12.3f}")
+        print(_line(f"{r['pitch_weight']:.2f}, {r['diary_threshold']:.3f}", r))
     print(f"[alerts] depressed_pitch_weight = {result['depressed_pitch_weight']:g}, depressed_score = "
           f"{result['depressed_score']:g}, depressed_score_sentence = {result['depressed_score_sentence']:g} "
           f"(sentence: {SENTENCE_FALSE_ALARMS:.0%} false alarms on train+dev clips, "
           f"recall {result['sentence_recall']:.3f})")
-    test = result["test"]
-    print(f"test speakers (reported, not used for any choice), diary threshold: balanced accuracy "
-          f"{test['balanced_accuracy']:.3f}, recall {test['recall']:.3f}, false alarms {test['false_alarms']:.3f}")
+    print("train+dev, out-of-fold, diary threshold, each condition:")
+    for condition, r in result["conditions_dev"].items():
+        print(_line(condition, r))
+    print("train+dev, out-of-fold, strongest emotion: " + "  ".join(
+        f"{c} angry→SAD {r['angry_as_sad']:.3f} SAD→angry {r['sad_as_angry']:.3f}"
+        for c, r in result["confusion_dev"].items()))
+    print("test speakers (reported, not used for any choice), diary threshold:")
+    for condition, r in result["test"].items():
+        print(_line(condition, r))

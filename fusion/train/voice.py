@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.audio import SAMPLE_RATE, audio_from_array, load_audio
+from fusion.audio import SAMPLE_RATE, Audio, audio_from_array, load_audio
 from fusion.config import Config, default_config
 from fusion.degrade import clip_seed, degrade, needs_babble
 from fusion.errors import ModelError
@@ -154,10 +154,7 @@ def clip_features(rows: list[dict], cache: Path, cfg: Config, condition: str, pr
     encoder = load_encoder(max(ALL_LAYERS))
     features = np.zeros((len(rows), len(ALL_LAYERS), encoder.conv1.out_channels), np.float32)
     for i in track(range(len(rows)), f"voice: encoder features ({condition})", progress):
-        audio = load_audio(rows[i]["path"])
-        if suffix:
-            audio = audio_from_array(degrade(audio.samples, condition, clip_seed(0, rows[i]["path"]), babble),
-                                     SAMPLE_RATE, audio.source)
+        audio = clip_audio(rows[i]["path"], condition, babble)
         speech = voiced_spans(audio, cfg.audio_input) or [(0.0, audio.duration)]
         pooled = pooled_features(audio.samples, [(0.0, audio.duration)], speech, encoder, ALL_LAYERS,
                                  TRAINED_WINDOW["max_piece_s"])
@@ -165,6 +162,14 @@ def clip_features(rows: list[dict], cache: Path, cfg: Config, condition: str, pr
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, features)
     return features
+
+
+def clip_audio(path: str, condition: str, babble: list[np.ndarray] | None) -> Audio:
+    """A training clip under ``condition`` (``fusion.degrade``, seed 0 and the clip's path, as ``--degrade``)."""
+    audio = load_audio(path)
+    if condition == "clean":
+        return audio
+    return audio_from_array(degrade(audio.samples, condition, clip_seed(0, path), babble), SAMPLE_RATE, audio.source)
 
 
 def fit(corpus: Corpus, train: np.ndarray, cand: Candidate) -> WhisperHead:
@@ -222,9 +227,10 @@ def dev_figures(corpus: Corpus, cand: Candidate, sad: int) -> dict:
 
 def choose(table: list[tuple[Candidate, dict]]) -> tuple[Candidate, dict]:
     """The candidate of the best dev score over every condition; one trained on degraded copies only where its
-    clean dev figures are no worse than the best plain candidate's (a head for phones must not cost clean audio)."""
-    plain = max((t for t in table if not t[0].augment), key=lambda t: t[1]["score"])
-    return max((t for t in table if not t[0].augment or t[1]["clean score"] >= plain[1]["clean score"]),
+    clean dev figures are no worse than the best plain candidate's (a head for phones must not cost clean audio);
+    with no plain candidate in the table (a given recipe retrained), the best dev score."""
+    plain = max((t[1] for t in table if not t[0].augment), key=lambda d: d["score"], default={"clean score": -np.inf})
+    return max((t for t in table if not t[0].augment or t[1]["clean score"] >= plain["clean score"]),
                key=lambda t: t[1]["score"])
 
 
@@ -242,13 +248,17 @@ def test_figures(corpus: Corpus, head: WhisperHead, cand: Candidate, sad: int) -
     return out
 
 
-def out_of_fold(corpus: Corpus, cand: Candidate, rows: np.ndarray, folds: int = 5) -> np.ndarray:
-    """Probabilities of ``rows`` from heads that never saw the clip's speaker (speaker-grouped folds)."""
+def out_of_fold(corpus: Corpus, cand: Candidate, rows: np.ndarray, folds: int = 5,
+                conditions: tuple[str, ...] = ("clean",)) -> dict[str, np.ndarray]:
+    """Probabilities of ``rows`` under each condition (the corpus's features of it) from heads that never saw the
+    clip's speaker (speaker-grouped folds)."""
     speakers = sorted({corpus.rows[i]["speaker"] for i in np.flatnonzero(rows)})
-    probs = np.zeros((len(corpus.rows), corpus.labels.max() + 1))
+    probs = {c: np.zeros((len(corpus.rows), corpus.labels.max() + 1)) for c in conditions}
     for k in range(folds):
         held = corpus.mask(speaker=tuple(speakers[k::folds])) & rows
-        probs[held] = fit(corpus, rows & ~held, cand).probs(corpus.x(cand.layers)[held].astype(np.float64))
+        head = fit(corpus, rows & ~held, cand)
+        for c in conditions:
+            probs[c][held] = head.probs(corpus.x(cand.layers, c)[held].astype(np.float64))
     return probs
 
 
@@ -263,7 +273,8 @@ def train(out: Path, data: Path, cache: Path, progress: bool = True, candidates=
     t0 = time.time()
     corpus = load_corpus(Path(data), Path(cache), cfg, progress, limit, augment)
     if augment:
-        candidates = [*candidates, *(replace(c, augment=augment) for c in candidates if c.layers == (2, 3))]
+        candidates = [*candidates, *(replace(c, augment=augment) for c in candidates
+                                     if c.layers == (2, 3) and not c.augment)]
     sad = model_labels(cfg).index("SAD")
     table = [(cand, dev_figures(corpus, cand, sad)) for cand in track(list(candidates), "voice: candidates", progress)]
     best, dev = choose(table)

@@ -75,7 +75,7 @@ VOICED_ZCR = 0.15  # zero-crossing rate above this is unvoiced (fricatives, nois
 MIN_VOICED_RUN = 3  # frames (48 ms) for a voiced run to count as a segment
 
 
-def _prosody_frames(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def prosody_frames(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-frame F0 (yin), RMS and zero-crossing rate, block by block so long inputs stay bounded."""
     f0s, rmss, zcrs = [], [], []
     step = (PROSODY_BLOCK // PROSODY_HOP) * PROSODY_HOP
@@ -103,7 +103,7 @@ def prosody(samples: np.ndarray, sr: int = SAMPLE_RATE, span: Span | None = None
     y = np.asarray(samples, dtype=np.float32)
     if span is not None:
         y = y[int(span[0] * sr):int(span[1] * sr)]
-    return _measure(*_prosody_frames(y, sr), sr)
+    return _measure(*prosody_frames(y, sr), sr)
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class ProsodyTrack:
 
 def track(samples: np.ndarray, sr: int = SAMPLE_RATE) -> ProsodyTrack:
     """The prosody frames of a whole recording, to measure it and its spans from one analysis."""
-    return ProsodyTrack(*_prosody_frames(np.asarray(samples, dtype=np.float32), sr), sr)
+    return ProsodyTrack(*prosody_frames(np.asarray(samples, dtype=np.float32), sr), sr)
 
 
 def _measure(f0: np.ndarray, rms: np.ndarray, zcr: np.ndarray, sr: int) -> Prosody:
