@@ -250,9 +250,8 @@ def test_several_alerts_come_most_severe_first_then_by_score(config):
     # valence gap 0.75 - (-0.78)
     assert [a.score for a in alerts] == pytest.approx([0.75 - -0.78, 0.75, 0.78], abs=1e-4)
     assert [(a.diary_level, a.sentences) for a in alerts] == [(False, [0]), (True, []), (False, [1])]
-    # two high alerts: the larger score first (a flagship sentence pitched low enough to score 0.8 + 0.5 = 1.3)
-    drop = 0.5 / config.alerts.depressed_pitch_weight
-    sad_sentence = Observation(ko(config, joy=1.0), en(config, SAD=0.8, HAPPY=0.2), voice_pitch(-drop), sentence=2)
+    # two high alerts: the larger score first (a flagship sentence at -5 semitones scores 0.8 + 0.5 = 1.3)
+    sad_sentence = Observation(ko(config, joy=1.0), en(config, SAD=0.8, HAPPY=0.2), voice_pitch(-5.0), sentence=2)
     calm_diary = Observation(ko(config, joy=1.0), en(config, HAPPY=1.0), voice_pitch(0.0))
     alerts = mismatch_alerts(calm_diary, [sad_sentence, upbeat], config)
     assert [(a.kind, a.severity, a.score) for a in alerts] == [("negative_words_upbeat_tone", "high", 1.53),

@@ -76,7 +76,7 @@ def _edited(tmp_path, old: str, new: str):
 
 def test_fusion_config_selects_the_configuration_file(tmp_path, monkeypatch):
     """$FUSION_CONFIG names the file every entry point reads when none is given."""
-    path = _edited(tmp_path, "depressed_score = 0.359\n", "depressed_score = 0.5\n")
+    path = _edited(tmp_path, "depressed_score = 0.33\n", "depressed_score = 0.5\n")
     monkeypatch.setenv("FUSION_CONFIG", str(path))
     assert default_config_path() == path
     assert load_config().alerts.depressed_score == 0.5

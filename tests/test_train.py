@@ -258,7 +258,6 @@ def test_train_alerts_rule_separates_sad_voices_of_test_speakers(tmp_path, few_s
     assert chosen["words"]["dev"].endswith("dev.jsonl")
     assert set(found["conditions_dev"]) == set(found["test"]) == {"clean", "gain-25"}
     assert "angry" in found["conditions_dev"]["clean"]["false_alarms"]
-    assert set(found["confusion_dev"]) == {"clean", "gain-25"}
     for condition, figures in found["test"].items():
         assert figures["worst_case_accuracy"] > 0.6, (condition, figures)
 
@@ -297,7 +296,7 @@ def test_retraining_the_shipped_recipe_reproduces_the_shipped_head(tmp_path, sha
     shipped_dir = EMBEDDED_ROOT / ARCHITECTURE
     cand = tv.Candidate.read(shipped_dir)
     speech = shared_data / "speech"
-    tv.train(tmp_path / "voice", speech, tmp_path / "cache", progress=False, candidates=[cand], augment=cand.augment)
+    tv.train(tmp_path / "voice", speech, tmp_path / "cache", progress=False, candidates=[cand])
     corpus = tv.load_corpus(speech, tmp_path / "cache", config, progress=False)
     x = corpus.x(cand.layers)[corpus.mask(split="test")].astype(np.float64)
     retrained, shipped = read_head(tmp_path / "voice").probs(x), read_head(shipped_dir).probs(x)
