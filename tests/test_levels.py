@@ -54,3 +54,22 @@ def test_levels_of_a_recording_longer_than_a_block_are_those_of_the_whole(config
     share = np.mean(np.abs(y) >= config.audio_input.clip_level)
     clipped = [w for w in audio_warnings(audio_from_array(y, 16000), config.audio_input) if w.startswith("clipped")]
     assert len(clipped) == 1 and f"{share:.2%}" in clipped[0]
+
+
+def test_levels_leave_librosa_s_compiler_unloaded(shared_data):
+    """Speech to text runs after the levels and before any voice feature: numba's compiler (130 MB) is not loaded
+    for it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from fusion.audio import load_audio; from fusion.levels import audio_warnings, voiced_spans; "
+            "from fusion.quality import frame_power_db; a = load_audio(sys.argv[1]); audio_warnings(a); "
+            "assert voiced_spans(a); frame_power_db(a.samples); print('numba' in sys.modules)")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    child = subprocess.run([sys.executable, "-c", code, str(shared_data / CLIP)], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "False"
