@@ -32,6 +32,9 @@ _MAX_ID3_TAGS = 8
 _MIN_SAMPLE_RATE, _MAX_SAMPLE_RATE = 4000, 768_000
 # Seconds of input resampled at a time: one packet holding hours of audio never becomes one huge buffer.
 _RESAMPLE_SLICE_S = 10.0
+# Decoded frames are joined into blocks of this many samples (65 s at 16 kHz) as they come: thousands of frame-sized
+# buffers, all freed at the end, would leave the heap holding the recording's size once more (30 minutes: 110 MB).
+_BLOCK_SAMPLES = 1 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,8 +267,9 @@ class _Resampler:
     (MP3s of different rates joined with ``cat``, a stream that switches layout)."""
 
     def __init__(self, rate: int):
-        self.rate, self.size = rate, 0
-        self.chunks: list[np.ndarray] = []
+        self.rate, self.size, self.joined = rate, 0, 0
+        self.chunks: list[np.ndarray] = []  # joined blocks
+        self.frames: list[np.ndarray] = []  # frames since the last block
         self.setup: tuple | None = None
         self.resampler: av.AudioResampler | None = None
 
@@ -280,6 +284,7 @@ class _Resampler:
 
     def samples(self) -> np.ndarray:
         self._flush()
+        self._join()
         return np.concatenate(self.chunks).astype(np.float32, copy=False) if self.chunks else np.zeros(0, np.float32)
 
     def _flush(self) -> None:
@@ -289,8 +294,15 @@ class _Resampler:
 
     def _take(self, frames: list[av.AudioFrame]) -> None:
         for out in frames:
-            self.chunks.append(out.to_ndarray().reshape(-1))
-            self.size += self.chunks[-1].size
+            self.frames.append(out.to_ndarray().reshape(-1))
+            self.size += self.frames[-1].size
+        if self.size - self.joined >= _BLOCK_SAMPLES:
+            self._join()
+
+    def _join(self) -> None:
+        if self.frames:
+            self.chunks.append(np.concatenate(self.frames))
+            self.frames, self.joined = [], self.size
 
 
 def _slices(frame: av.AudioFrame) -> Iterator[av.AudioFrame]:

@@ -7,11 +7,14 @@ under ``[stt] clips = "voiced"``).
 
 from __future__ import annotations
 
-import librosa
 import numpy as np
 
 from fusion.audio import Audio
 from fusion.config import AudioInputConfig, default_config
+
+# Samples read at a time where a whole-recording measure needs a temporary (a float64 or absolute copy: 30 minutes
+# at once would add 115-230 MB); 65 s at 16 kHz.
+LEVEL_BLOCK = 1 << 20
 
 
 def audio_warnings(audio: Audio, cfg: AudioInputConfig | None = None) -> list[str]:
@@ -23,7 +26,8 @@ def audio_warnings(audio: Audio, cfg: AudioInputConfig | None = None) -> list[st
     level = rms_dbfs(audio.samples)
     if level < cfg.silence_dbfs:
         warnings.append(f"silence: the recording is nearly silent ({level:.1f} dBFS RMS), no speech to analyse")
-    clipped = float(np.mean(np.abs(audio.samples) >= cfg.clip_level)) if audio.samples.size else 0.0
+    clipped = sum(np.count_nonzero(np.abs(b) >= cfg.clip_level) for b in _blocks(audio.samples))
+    clipped = clipped / audio.samples.size if audio.samples.size else 0.0
     if clipped > cfg.clip_fraction:
         warnings.append(f"clipped audio: {clipped:.2%} of samples at full scale; "
                         "emotion from the voice may be unreliable")
@@ -34,7 +38,7 @@ def rms_dbfs(samples: np.ndarray) -> float:
     """RMS level relative to full scale (1.0 = 0 dBFS); -inf-safe, floored at -200."""
     if samples.size == 0:
         return -200.0
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    rms = float(np.sqrt(sum(np.square(b, dtype=np.float64).sum() for b in _blocks(samples)) / samples.size))
     return max(20.0 * np.log10(rms) if rms > 0 else -200.0, -200.0)
 
 
@@ -75,27 +79,43 @@ def voiced_spans(
 def frame_rms(y: np.ndarray, frame: int = 1024, hop: int = 256, block: int = 4096) -> np.ndarray:
     """``librosa.feature.rms(y=y, frame_length=frame, hop_length=hop, center=True)[0]``, ``block`` frames at a time.
 
-    librosa frames the whole signal at once (a ``frame``-fold copy: 0.5 GB for 30 minutes); this stays bounded.
+    librosa frames the whole signal at once (a ``frame``-fold copy: 0.5 GB for 30 minutes); this stays bounded,
+    pads only the blocks at the ends, never a copy of the whole signal, and leaves librosa unloaded (numba's
+    compiler: 130 MB) until the voice stage, so speech to text runs without it.
     """
-    padded = np.pad(y, frame // 2)
-    n_frames = 1 + (padded.size - frame) // hop
-    out = [librosa.feature.rms(y=padded[f * hop : (min(f + block, n_frames) - 1) * hop + frame],
-                               frame_length=frame, hop_length=hop, center=False)[0]
-           for f in range(0, n_frames, block)]
+    half = frame // 2
+    n_frames = 1 + (y.size + 2 * half - frame) // hop
+    out = []
+    for f in range(0, n_frames, block):
+        piece = _padded(y, f * hop - half, (min(f + block, n_frames) - 1) * hop + frame - half)
+        out.append(np.sqrt(np.mean(np.square(np.lib.stride_tricks.sliding_window_view(piece, frame)[::hop]), axis=-1)))
     return np.concatenate(out)
+
+
+def _padded(y: np.ndarray, a: int, b: int) -> np.ndarray:
+    """``y[a:b]`` with zeros where ``a`` or ``b`` fall outside it."""
+    inside = y[max(a, 0) : min(b, y.size)]
+    if a >= 0 and b <= y.size:
+        return inside
+    return np.pad(inside, (max(-a, 0), max(b - y.size, 0)))
+
+
+def _blocks(y: np.ndarray):
+    """``y`` in views of ``LEVEL_BLOCK`` samples."""
+    return (y[a : a + LEVEL_BLOCK] for a in range(0, y.size, LEVEL_BLOCK))
 
 
 def _nonsilent(rms: np.ndarray, top_db: float, hop: int, n_samples: int) -> np.ndarray:
     """``librosa.effects.split`` from precomputed frame RMS: (start, end) sample intervals
     within ``top_db`` of the peak."""
     power = rms**2
-    loud = librosa.power_to_db(power, ref=np.max(power), top_db=None) > -top_db
+    loud = 10.0 * np.log10(np.maximum(1e-10, power)) - 10.0 * np.log10(np.maximum(1e-10, np.max(power))) > -top_db
     edges = [np.flatnonzero(np.diff(loud.astype(int))) + 1]
     if loud[0]:
         edges.insert(0, np.array([0]))
     if loud[-1]:
         edges.append(np.array([len(loud)]))
-    edges = np.minimum(librosa.frames_to_samples(np.concatenate(edges), hop_length=hop), n_samples)
+    edges = np.minimum(np.concatenate(edges) * hop, n_samples)
     return edges.reshape((-1, 2))
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fusion.audio import Audio, audio_from_array, load_audio
-from fusion.levels import audio_warnings, frame_rms, voiced_spans
+from fusion.levels import LEVEL_BLOCK, audio_warnings, frame_rms, rms_dbfs, voiced_spans
 
 CLIP = "speech/ko_transcribed/pfa/pfa00004.flac"
 
@@ -43,3 +43,33 @@ def test_frame_rms_in_blocks_equals_librosa_s_rms_of_the_whole_signal(reference)
     expected = librosa.feature.rms(y=reference.samples, frame_length=1024, hop_length=256, center=True)[0]
     got = frame_rms(reference.samples, 1024, 256, block=7)
     assert got.shape == expected.shape and np.allclose(got, expected, atol=1e-6)
+
+
+def test_levels_of_a_recording_longer_than_a_block_are_those_of_the_whole(config, reference):
+    """Level and clipping are summed block by block (no float64 copy of a long recording): the same figures."""
+    loud = np.clip(reference.samples * 20, -1, 1)
+    y = np.tile(loud, 2 * LEVEL_BLOCK // loud.size + 1)[: 2 * LEVEL_BLOCK + 12345]
+    whole = 10.0 * np.log10(np.mean(np.square(y, dtype=np.float64)))
+    assert rms_dbfs(y) == pytest.approx(whole, abs=1e-9)
+    share = np.mean(np.abs(y) >= config.audio_input.clip_level)
+    clipped = [w for w in audio_warnings(audio_from_array(y, 16000), config.audio_input) if w.startswith("clipped")]
+    assert len(clipped) == 1 and f"{share:.2%}" in clipped[0]
+
+
+def test_levels_leave_librosa_s_compiler_unloaded(shared_data):
+    """Speech to text runs after the levels and before any voice feature: numba's compiler (130 MB) is not loaded
+    for it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from fusion.audio import load_audio; from fusion.levels import audio_warnings, voiced_spans; "
+            "from fusion.quality import frame_power_db; a = load_audio(sys.argv[1]); audio_warnings(a); "
+            "assert voiced_spans(a); frame_power_db(a.samples); print('numba' in sys.modules)")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    child = subprocess.run([sys.executable, "-c", code, str(shared_data / CLIP)], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "False"

@@ -10,7 +10,14 @@ import pytest
 
 from fusion.audio import audio_from_array, load_audio
 from fusion.levels import voiced_spans
-from fusion.sentences import Sentence, sentences_from_text, sentences_from_transcript, snap_to_speech, split_text
+from fusion.sentences import (
+    Sentence,
+    kiwi,
+    sentences_from_text,
+    sentences_from_transcript,
+    snap_to_speech,
+    split_text,
+)
 from fusion.stt import Segment, Transcript, Word, load_engine
 
 DIARY = (
@@ -167,3 +174,8 @@ def test_kiwi_endings_leave_connectives_and_punctuated_text_alone(kiwi_cfg):
     one = "친구가 만든 김치를 먹어 봤는데 생각보다 맛있어서 놀랐다"
     assert split_text(one, kiwi_cfg) == [one]
     assert split_text(PUNCTUATED, kiwi_cfg) == split_text(PUNCTUATED, kiwi_cfg.model_copy(update={"method": "kiwi"}))
+
+
+def test_the_analyser_reads_a_multi_word_proper_noun_as_its_words():
+    """kiwipiepy's multi-word dictionary (180 MB) stays unloaded: "급성 백혈병" is two nouns, not one name."""
+    assert [(t.form, t.tag) for t in kiwi().tokenize("급성 백혈병")] == [("급성", "NNG"), ("백혈병", "NNG")]

@@ -17,6 +17,7 @@ import numpy as np
 
 from fusion.errors import InputError
 from fusion.files import atomic_writer, cache_dir
+from fusion.sentences import KIWI_OPTIONS
 from fusion.text.model import embed, morphemes
 
 DIALOGUE = "ko_emotion_dialogue.csv"
@@ -80,11 +81,13 @@ def embeddings(texts: Sequence[str], bar=None) -> np.ndarray:
 
 
 def cached_morphemes(texts: Sequence[str]) -> list[str]:
-    """``morphemes(texts)``, cached (one newline-joined string) by content hash and kiwipiepy version."""
+    """``morphemes(texts)``, cached (one newline-joined string) by content hash, kiwipiepy version and options."""
     import kiwipiepy
 
     if len(texts) == 0:
         return []
-    joined = cached(f"kiwipiepy{kiwipiepy.__version__}-morphemes", texts, lambda batch: "\n".join(morphemes(batch)))
+    options = "".join(f"-{k}={v}" for k, v in sorted(KIWI_OPTIONS.items()))
+    joined = cached(f"kiwipiepy{kiwipiepy.__version__}{options}-morphemes", texts,
+                    lambda batch: "\n".join(morphemes(batch)))
     return str(joined).split("\n")
 

@@ -67,7 +67,7 @@ def _finite(x: float | None, digits: int = 3) -> float | None:
 
 
 PROSODY_FRAME, PROSODY_HOP = 1024, 256
-PROSODY_BLOCK = 60 * SAMPLE_RATE  # samples per analysis block
+PROSODY_BLOCK = 20 * SAMPLE_RATE  # samples per analysis block: yin holds ~1.3 MB a second of it (60 s: 75 MB)
 FMIN, FMAX = 60.0, 400.0
 ACTIVE_DB = 30.0   # frames within this many dB of the loud (99th percentile) frames count as speech
 ACTIVE_FLOOR_DB = -70.0  # ... and above this absolute level (dBFS)

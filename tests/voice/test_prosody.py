@@ -94,3 +94,16 @@ def test_a_recording_without_speech_is_refused_by_name(ned_clips, config):
             pr.build_baseline(clips, cfg=config.audio, sources=sources)
     with pytest.raises(pr.BaselineError, match="^recording 2 of 2: holds no voiced speech"):
         pr.baseline_from_stats([pr.voice_stats(c, config.audio) for c in (speech, hiss)], "personal")
+
+
+def test_prosody_frames_block_by_block_are_those_of_the_whole_signal(ned_clips):
+    """yin, RMS and zero-crossing rate of a recording over several blocks: the frames of one pass over all of it."""
+    import librosa
+
+    clips = [c for label in sorted(ned_clips) for c in ned_clips[label]]
+    y = np.concatenate(clips * (3 * pr.PROSODY_BLOCK // sum(c.size for c in clips) + 1))[: 3 * pr.PROSODY_BLOCK + 999]
+    f0, rms, zcr = pr._prosody_frames(y, 16000)
+    kw = dict(frame_length=pr.PROSODY_FRAME, hop_length=pr.PROSODY_HOP, center=False)
+    assert np.array_equal(f0, librosa.yin(y, fmin=pr.FMIN, fmax=pr.FMAX, sr=16000, **kw))
+    assert np.array_equal(rms, librosa.feature.rms(y=y, **kw)[0])
+    assert np.array_equal(zcr, librosa.feature.zero_crossing_rate(y, **kw)[0])
