@@ -102,7 +102,7 @@ def test_prosody_frames_block_by_block_are_those_of_the_whole_signal(ned_clips):
 
     clips = [c for label in sorted(ned_clips) for c in ned_clips[label]]
     y = np.concatenate(clips * (3 * pr.PROSODY_BLOCK // sum(c.size for c in clips) + 1))[: 3 * pr.PROSODY_BLOCK + 999]
-    f0, rms, zcr = pr._prosody_frames(y, 16000)
+    f0, rms, zcr = pr.prosody_frames(y, 16000)
     kw = dict(frame_length=pr.PROSODY_FRAME, hop_length=pr.PROSODY_HOP, center=False)
     assert np.array_equal(f0, librosa.yin(y, fmin=pr.FMIN, fmax=pr.FMAX, sr=16000, **kw))
     assert np.array_equal(rms, librosa.feature.rms(y=y, **kw)[0])
