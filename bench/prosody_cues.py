@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from fusion.config import default_config
-from fusion.degrade import needs_babble, parse_conditions
-from fusion.eval.conditions import babble_clips
+from fusion.degrade import parse_conditions
+from fusion.eval.conditions import babble_for
 from fusion.eval.metrics import roc_auc
 from fusion.progress import track
 from fusion.train.voice import clip_audio, read_rows
@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     conditions = parse_conditions(args.conditions)
     rows = [r for r in read_rows(args.data / "speech") if r["split"] in ("train", "dev") and r["label"] in LABELS]
-    babble = babble_clips(default_config()) if needs_babble(conditions) else None
+    babble = babble_for(conditions, default_config())
     print("AUC of each cue, sad against angry | sad against neutral+calm (sad oriented higher)")
     for condition in conditions:
         measured = [cues(clip_audio(r["path"], condition, babble).samples)

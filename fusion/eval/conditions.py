@@ -32,6 +32,11 @@ def babble_clips(cfg: Config) -> list[np.ndarray]:
     return [load_audio(resolve_path(listing, r["path"])).samples for r in rows]
 
 
+def babble_for(conditions: list[str] | tuple[str, ...], cfg: Config) -> list[np.ndarray] | None:
+    """``babble_clips`` where one of ``conditions`` mixes babble in, else None (nothing loaded)."""
+    return babble_clips(cfg) if needs_babble(conditions) else None
+
+
 def degraded_csv(csv_path: str | Path, rows: list[dict], condition: str, seed: int, babble: list[np.ndarray] | None,
                  folder: Path, progress: bool = True) -> Path:
     """A copy of the CSV's ``rows`` whose recordings (and baseline JSONs' paths) are absolute, the recordings
@@ -63,7 +68,7 @@ def under_conditions(evaluate: Callable[[Path], dict], csv_path: str | Path, con
                      split: str | None, seed: int, cfg: Config, progress: bool = True) -> dict:
     """``evaluate(csv)`` on the CSV's (split) rows under each condition: {"conditions": {name: result}}."""
     rows = read_rows(csv_path, ("path",), split)
-    babble = babble_clips(cfg) if needs_babble(conditions) else None
+    babble = babble_for(conditions, cfg)
     results = {}
     for condition in conditions:
         with tempfile.TemporaryDirectory(prefix="fusion-degrade-") as tmp:

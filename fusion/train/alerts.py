@@ -26,8 +26,7 @@ import numpy as np
 
 from fusion.combine import depressed_score
 from fusion.config import default_config
-from fusion.degrade import needs_babble
-from fusion.eval.conditions import babble_clips
+from fusion.eval.conditions import babble_for
 from fusion.progress import track
 from fusion.train.voice import Candidate, Corpus, clip_audio, fit, load_corpus, model_labels, out_of_fold
 from fusion.voice.model import EMBEDDED_ROOT
@@ -51,7 +50,7 @@ def pitch_semitones(corpus: Corpus, rows: np.ndarray, cache: Path, progress: boo
     path = Path(cache) / f"pitch_semitones_{key}.npy"
     if path.is_file():
         return np.load(path)
-    babble = babble_clips(cfg) if needs_babble([condition]) else None
+    babble = babble_for([condition], cfg)
     semitones = np.full(len(idx), np.nan)
     for j in track(range(len(idx)), f"alerts: pitch ({condition})", progress):
         measured = prosody(clip_audio(corpus.rows[idx[j]]["path"], condition, babble).samples)

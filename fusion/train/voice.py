@@ -29,9 +29,9 @@ import numpy as np
 
 from fusion.audio import SAMPLE_RATE, Audio, audio_from_array, load_audio
 from fusion.config import Config, default_config
-from fusion.degrade import clip_seed, degrade, needs_babble
+from fusion.degrade import clip_seed, degrade
 from fusion.errors import ModelError
-from fusion.eval.conditions import babble_clips
+from fusion.eval.conditions import babble_for
 from fusion.eval.metrics import roc_auc, uar
 from fusion.levels import voiced_spans
 from fusion.model_files import EMBEDDED_SHA256
@@ -150,7 +150,7 @@ def clip_features(rows: list[dict], cache: Path, cfg: Config, condition: str, pr
     path = Path(cache) / f"whisper_layers_{key}{suffix}.npy"
     if path.is_file():
         return np.load(path)
-    babble = babble_clips(cfg) if needs_babble([condition]) else None
+    babble = babble_for([condition], cfg)
     encoder = load_encoder(max(ALL_LAYERS))
     features = np.zeros((len(rows), len(ALL_LAYERS), encoder.conv1.out_channels), np.float32)
     for i in track(range(len(rows)), f"voice: encoder features ({condition})", progress):
