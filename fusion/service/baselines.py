@@ -5,7 +5,8 @@ A job's baseline is, in this order: the ``gender`` its upload named; the user's 
 (``POST /v1/baseline``, kind ``personal``); their latest ``personal-auto`` one; the config's ``[audio] baseline``
 ("auto": male or female by the diary's pitch). ``personal-auto`` is built (``fusion.voice.prosody.auto_baseline``:
 median prosody) from the ``VoiceStats`` of the user's most recently recorded ``[history] max_diaries`` done diaries
-once there are ``min_diaries`` of them, and stored as a new version whenever that set of diaries changes.
+once there are ``min_diaries`` of them, and stored as a new version whenever that set of diaries changes: in the
+transaction that marks a diary done or deletes it, so whoever sees the diary done (or gone) sees its baseline.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import logging
 import math
 from datetime import timezone
+
+from sqlalchemy.orm import Session
 
 from fusion.config import Config
 from fusion.service.schemas import BaselineInfo
@@ -33,31 +36,43 @@ def current(store: Store, user_id: int, config: Config) -> tuple[str | NeutralBa
     return config.audio.baseline, None
 
 
-def refresh_auto(store: Store, user_id: int, config: Config) -> Baseline | None:
+def refresh_auto(store: Store, user_id: int, config: Config, within: Session | None = None) -> Baseline | None:
     """The user's latest ``personal-auto`` baseline, first stored anew when the diaries it should rest on changed;
     None while fewer than ``[history] min_diaries`` diaries hold voice stats."""
-    rows = config.history.auto_diaries(store.stats_of_recent(user_id, config.history.max_diaries))
+    rows = config.history.auto_diaries(store.stats_of_recent(user_id, config.history.max_diaries, within))
     if rows is None:
         return None
     sources = json.dumps(sorted(row.id for row in rows))
-    latest = store.latest_baseline(user_id, PERSONAL_AUTO)
+    latest = store.latest_baseline(user_id, PERSONAL_AUTO, within)
     if latest is not None and latest.sources == sources:
         return latest
     since = rows[0].when
     stats = [VoiceStats.from_dict(json.loads(row.voice_stats)) for row in rows]
     baseline = auto_baseline(stats, config, PERSONAL_AUTO, since=since.isoformat())
-    row = store.add_baseline(user_id, PERSONAL_AUTO, len(rows), baseline.to_json(), since=since, sources=sources)
+    row = store.add_baseline(user_id, PERSONAL_AUTO, len(rows), baseline.to_json(), since=since, sources=sources,
+                             within=within)
     log.info("user %d: personal-auto baseline version %d from %d diaries", user_id, row.version, len(rows))
     return row
 
 
-def forget_diary(store: Store, user_id: int, analysis_id: str, config: Config) -> None:
-    """A diary deleted: the automatic baseline versions built from it go with it, and the remaining diaries
-    (when enough) make a new one."""
-    built = [b.id for b in store.baselines(user_id, PERSONAL_AUTO) if analysis_id in json.loads(b.sources or "[]")]
+def refresh_within(s: Session, store: Store, user_id: int, config: Config) -> None:
+    """``refresh_auto`` inside the caller's transaction ``s``; a refresh that fails is logged and undone alone (what
+    the transaction did before stays: the next diary tries again)."""
+    try:
+        with s.begin_nested():
+            refresh_auto(store, user_id, config, within=s)
+    except Exception:
+        log.exception("user %d: the personal-auto baseline could not be refreshed", user_id)
+
+
+def forget_diary(s: Session, store: Store, user_id: int, analysis_id: str, config: Config) -> None:
+    """A diary being deleted in the transaction ``s``: the automatic baseline versions built from it go with it,
+    and the remaining diaries (when enough) make a new one."""
+    built = [b.id for b in store.baselines(user_id, PERSONAL_AUTO, within=s)
+             if analysis_id in json.loads(b.sources or "[]")]
     if built:
-        store.remove_baselines(user_id, ids=built)
-    refresh_auto(store, user_id, config)
+        store.remove_baselines(user_id, ids=built, within=s)
+    refresh_within(s, store, user_id, config)
 
 
 def describe(spec: str | NeutralBaseline, row: Baseline | None, config: Config) -> BaselineInfo:

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 from fusion.audio import load_audio
@@ -34,7 +35,7 @@ from fusion.config import Config
 from fusion.errors import FusionError, InputError
 from fusion.history import entry, trend_alert
 from fusion.report import DiaryReport, TrendAlert
-from fusion.service.baselines import current, refresh_auto
+from fusion.service.baselines import current, refresh_within
 from fusion.service.store import RUNNING, Store, entry_json
 from fusion.service.tables import Analysis
 from fusion.voice.prosody import Prosody, VoiceStats
@@ -146,14 +147,10 @@ class Workers:
             log.exception("analysis %s failed", row.id)
             return self.store.finish(row.id, claim,
                                      error="internal error while analysing (details are in the server log)")
-        if not self.store.finish(row.id, claim, report_json=report_json, voice_stats=stats, entry_json=row_json):
-            return False
-        if stats is not None:
-            try:
-                refresh_auto(self.store, row.user_id, config)
-            except Exception:  # the diary is done all the same; the next one tries again
-                log.exception("user %d: the personal-auto baseline could not be refreshed", row.user_id)
-        return True
+        refresh = None if stats is None else partial(refresh_within, store=self.store, user_id=row.user_id,
+                                                      config=config)
+        return self.store.finish(row.id, claim, report_json=report_json, voice_stats=stats, entry_json=row_json,
+                                 then=refresh)
 
     def _trend(self, row: Analysis, report: DiaryReport) -> TrendAlert | None:
         """The drift alert over the user's done diaries recorded up to this one (this one last), read from their

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -187,9 +188,9 @@ def report_html(request: Request, row: Analysis = Depends(own)) -> HTMLResponse:
 @router.delete("/v1/analyses/{analysis_id}", status_code=204, response_class=Response, responses=_OWN)
 def remove(request: Request, row: Analysis = Depends(own), store: Store = Depends(_store)) -> Response:
     """Delete an analysis with its recording and report (and the automatic baselines built from it)."""
-    store.delete(row.id)
+    store.delete(row.id, then=partial(baselines.forget_diary, store=store, user_id=row.user_id, analysis_id=row.id,
+                                      config=request.app.state.config))
     (request.app.state.uploads / row.id).unlink(missing_ok=True)
-    baselines.forget_diary(store, row.user_id, row.id, request.app.state.config)
     return Response(status_code=204)
 
 

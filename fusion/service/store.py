@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import create_engine, delete, event, func, inspect, select, text, update
@@ -114,6 +115,15 @@ class Store:
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self, within: Session | None = None) -> Iterator[Session]:
+        """``within`` (whose caller commits it), or a new session in a transaction committed on leaving."""
+        if within is not None:
+            yield within
+            return
+        with self.session() as s, s.begin():
+            yield s
 
     def close(self) -> None:
         """Checkpoint and close every connection (SQLite then folds its WAL back and removes it)."""
@@ -224,23 +234,30 @@ class Store:
         return claim if done.rowcount == 1 else None
 
     def finish(self, analysis_id: str, claim: str, *, report_json: str | None = None, error: str | None = None,
-               voice_stats: str | None = None, entry_json: str | None = None) -> bool:
-        """Store the result of the run holding ``claim``; False when the job was deleted or re-claimed."""
+               voice_stats: str | None = None, entry_json: str | None = None,
+               then: Callable[[Session], None] | None = None) -> bool:
+        """Store the result of the run holding ``claim``, and run ``then`` in the same transaction once it is stored
+        (so whoever sees the result sees what ``then`` wrote); False when the job was deleted or re-claimed."""
         values = ({"status": FAILED, "error": error} if error is not None
                   else {"status": DONE, "report_json": report_json, "voice_stats": voice_stats,
                         "entry_json": entry_json})
         with self.session() as s, s.begin():
             done = s.execute(update(Analysis).where(Analysis.id == analysis_id, Analysis.claim == claim)
-                             .values(claim=None, **values))
-        return done.rowcount == 1
+                             .values(claim=None, **values)).rowcount == 1
+            if done and then is not None:
+                then(s)
+        return done
 
     def fail(self, left: Analysis, error: str) -> bool:
         """Fail an unfinished job still as ``left`` (same status and claim: no other process took it meanwhile)."""
         return self._if_still(left, status=FAILED, error=error, claim=None)
 
-    def delete(self, analysis_id: str) -> None:
+    def delete(self, analysis_id: str, then: Callable[[Session], None] | None = None) -> None:
+        """Delete the analysis, and run ``then`` in the same transaction."""
         with self.session() as s, s.begin():
             s.execute(delete(Analysis).where(Analysis.id == analysis_id))
+            if then is not None:
+                then(s)
         self.compact()
 
     def analysis_ids(self) -> set[str]:
@@ -293,12 +310,12 @@ class Store:
         """(id, recorded_at) of every analysis of the user, in recording order."""
         return [(row.id, row.when) for row in self._in_order(Analysis.user_id == user_id)]
 
-    def stats_of_recent(self, user_id: int, limit: int) -> list[Analysis]:
+    def stats_of_recent(self, user_id: int, limit: int, within: Session | None = None) -> list[Analysis]:
         """The user's ``limit`` most recently recorded done analyses that hold voice stats, oldest first (only
         their id, times and stats are read: not their reports)."""
         if limit <= 0:
             return []
-        with self.session() as s:
+        with self.transaction(within) as s:
             rows = list(s.scalars(select(Analysis).where(Analysis.user_id == user_id, Analysis.status == DONE,
                                                          Analysis.voice_stats.is_not(None))
                                   .options(load_only(Analysis.id, Analysis.recorded_at, Analysis.created,
@@ -313,15 +330,16 @@ class Store:
                                   .options(load_only(Analysis.id, Analysis.recorded_at, Analysis.created, *also))))
         return sorted(rows, key=lambda row: (row.when, row.id))
 
-    def latest_baseline(self, user_id: int, kind: str) -> Baseline | None:
-        with self.session() as s:
+    def latest_baseline(self, user_id: int, kind: str, within: Session | None = None) -> Baseline | None:
+        with self.transaction(within) as s:
             return s.scalar(select(Baseline).where(Baseline.user_id == user_id, Baseline.kind == kind)
                             .order_by(Baseline.version.desc()).limit(1))
 
     def add_baseline(self, user_id: int, kind: str, recordings: int, baseline_json: str, *,
-                     since: datetime | None = None, sources: str | None = None) -> Baseline:
+                     since: datetime | None = None, sources: str | None = None,
+                     within: Session | None = None) -> Baseline:
         """Store the user's next baseline version (one more than any they had, deleted ones included)."""
-        with self.session() as s, s.begin():
+        with self.transaction(within) as s:
             # the update takes the row's write lock first, so two writers never get the same number
             if s.execute(update(User).where(User.id == user_id)
                          .values(baseline_version=User.baseline_version + 1)).rowcount != 1:
@@ -331,26 +349,29 @@ class Store:
                            since=None if since is None else _naive_utc(since), sources=sources,
                            baseline_json=baseline_json)
             s.add(row)
+            s.flush()
         return row
 
-    def baselines(self, user_id: int, kind: str | None = None) -> list[Baseline]:
+    def baselines(self, user_id: int, kind: str | None = None, within: Session | None = None) -> list[Baseline]:
         """The user's baseline versions (of ``kind``), oldest first."""
-        with self.session() as s:
+        with self.transaction(within) as s:
             query = select(Baseline).where(Baseline.user_id == user_id)
             if kind is not None:
                 query = query.where(Baseline.kind == kind)
             return list(s.scalars(query.order_by(Baseline.version)))
 
-    def remove_baselines(self, user_id: int, kind: str | None = None, ids: list[int] | None = None) -> int:
-        """Delete the user's baselines of ``kind`` (or those of ``ids``); returns how many went."""
-        with self.session() as s, s.begin():
+    def remove_baselines(self, user_id: int, kind: str | None = None, ids: list[int] | None = None,
+                         within: Session | None = None) -> int:
+        """Delete the user's baselines of ``kind`` (or those of ``ids``); returns how many went (the caller of
+        ``within`` compacts)."""
+        with self.transaction(within) as s:
             query = delete(Baseline).where(Baseline.user_id == user_id)
             if kind is not None:
                 query = query.where(Baseline.kind == kind)
             if ids is not None:
                 query = query.where(Baseline.id.in_(ids))
             gone = s.execute(query).rowcount
-        if gone:
+        if gone and within is None:
             self.compact()
         return gone
 

@@ -11,6 +11,7 @@ import csv
 import json
 import statistics
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,9 @@ from fusion.config import load_config
 from fusion.dates import utc
 from fusion.history import entry
 from fusion.report import DiaryReport, ValenceArousal
+from fusion.service import baselines
 from fusion.service.app import create_app
-from fusion.service.baselines import forget_diary, refresh_auto
+from fusion.service.baselines import forget_diary, refresh_auto, refresh_within
 from fusion.service.schemas import BaselineInfo, ExportLine, Timeline
 from fusion.service.store import PERSONAL_AUTO, Store, entry_json, hash_token
 from fusion.voice.prosody import NeutralBaseline, Prosody, VoiceStats, build_baseline
@@ -378,11 +380,52 @@ def test_the_automatic_baseline_follows_the_set_of_diaries(tmp_path):
         assert latest.recordings == 4 and utc(latest.since) == first + timedelta(days=1)
         assert NeutralBaseline.from_json(latest.baseline_json).pitch_hz == pytest.approx(203.5)
 
-        store.delete(by_day[5])
-        forget_diary(store, user_id, by_day[5], config)
+        store.delete(by_day[5], then=partial(forget_diary, store=store, user_id=user_id, analysis_id=by_day[5],
+                                             config=config))
         left = store.baselines(user_id, PERSONAL_AUTO)
         assert all(by_day[5] not in json.loads(b.sources) for b in left)
         assert left[-1].version == 4 and json.loads(left[-1].sources) == sorted(by_day[d] for d in (0, 1, 3, 4))
+    finally:
+        store.close()
+
+
+def test_a_diary_reads_done_only_together_with_the_baseline_it_changed(tmp_path, database_url, monkeypatch, caplog):
+    """The refresh runs in the transaction that marks the job done: another connection sees both or neither (a
+    client that reads ``/v1/baseline`` the moment its job is done never sees the previous version). A refresh that
+    fails is undone alone: the diary is done all the same. (The failure is injected: no real input makes the median
+    of stored voice stats raise.)"""
+    config = load_config(service_toml(tmp_path, database_url=f'"{database_url}"')).with_updates(
+        history={"min_diaries": 2, "max_diaries": 4})
+    (tmp_path / "store").mkdir()
+    store = Store(config.server.database())
+    try:
+        user_id = store.user_for_token(store.add_user("gil")).id
+        stats = json.dumps(VoiceStats(np.zeros(13, np.float32), Prosody(180.0, -20.0, 4.0)).to_dict())
+
+        def finish(row, then):
+            return store.finish(row.id, store.claim(row.id), report_json="{}", voice_stats=stats, then=then)
+
+        def seen_outside(row) -> tuple[str, int]:
+            with store.session() as other:
+                return (other.get(type(row), row.id).status,
+                        len(store.baselines(user_id, PERSONAL_AUTO, within=other)))
+
+        first, second = (store.create(user_id, "d.flac", None, None, None) for _ in range(2))
+        assert finish(first, None)
+        inside = []
+
+        def refresh(s):
+            refresh_within(s, store, user_id, config)
+            inside.append(seen_outside(second))
+        assert finish(second, refresh)
+        assert inside == [("running", 0)], "outside the transaction: neither the result nor the baseline yet"
+        assert seen_outside(second) == ("done", 1)
+
+        third = store.create(user_id, "d.flac", None, None, None)
+        monkeypatch.setattr(baselines, "auto_baseline", lambda *a, **k: 1 / 0)
+        assert finish(third, partial(refresh_within, store=store, user_id=user_id, config=config))
+        assert seen_outside(third) == ("done", 1), "the diary stays done; the failed refresh alone is undone"
+        assert "the personal-auto baseline could not be refreshed" in caplog.text
     finally:
         store.close()
 
