@@ -19,7 +19,9 @@ over every ``ko_emotional`` dev and test clip (split column kept), the set ``--d
 ``diaries.csv`` lays everyday diaries (the written test diaries of ``evalsets/diaries/test.jsonl``)
 over the ``ko_joined`` recordings: every positive diary over every joined recording (sad voices
 expect the alert, the others none), and every negative and mixed diary over the sad ones (no alert
-expected: the words are not positive).
+expected: the words are not positive). ``diaries_dev.csv`` is the same over the dev split: the written dev diaries
+over joined recordings of ko_emotional's dev speaker ``nem``, the set rules are checked on before the test sets
+(``nem`` reads emotion-congruent scripts: no plain-to-emotional speaker is in dev).
 
     python evalsets/alerts/make_set.py [--data ../shared/data] [--personal]
 """
@@ -46,6 +48,7 @@ PAUSE_S = 1.0
 CLIPS_PER_JOIN = 5
 JOINS_PER_EMOTION = 3
 SPEAKER = "emg"
+DEV_SPEAKER = "nem"
 RAVDESS_LABELS = ("sad", "happy", "neutral", "calm")
 FIELDS = ["path", "transcript", "expected", "baseline", "group", "speaker", "sources"]
 TRANSCRIPTS = [
@@ -58,10 +61,10 @@ TRANSCRIPTS = [
 ]
 
 
-def read_labels(folder: Path) -> list[dict[str, str]]:
-    """A speech folder's ``labels.csv`` rows, test split only."""
+def read_labels(folder: Path, split: str = "test") -> list[dict[str, str]]:
+    """A speech folder's ``labels.csv`` rows of one split."""
     with (folder / "labels.csv").open(encoding="utf-8", newline="") as fh:
-        return [r for r in csv.DictReader(fh) if r["split"] == "test"]
+        return [r for r in csv.DictReader(fh) if r["split"] == split]
 
 
 def read_clip(path: Path) -> np.ndarray:
@@ -105,13 +108,29 @@ def ko_rows(data: Path, out: Path, rng: np.random.Generator) -> list[dict]:
         raise SystemExit(f"{folder / 'labels.csv'}: no plain-to-emotional test clips of speaker {SPEAKER!r}")
     rows = [row(copy_clip(folder / c["path"], out / "ko_clip" / Path(c["path"]).name), c["label"], "ko_clip",
                 SPEAKER, {"clips": [c["path"]]}) for c in clips]
+    return rows + joined_rows(folder, clips, SPEAKER, out, rng)
+
+
+def joined_rows(folder: Path, clips: list[dict], speaker: str, out: Path, rng: np.random.Generator) -> list[dict]:
+    """``JOINS_PER_EMOTION`` recordings per emotion, each of ``CLIPS_PER_JOIN`` of the speaker's clips in a seeded
+    order."""
+    rows = []
     for label in sorted({c["label"] for c in clips}):
         paths = [c["path"] for c in clips if c["label"] == label]
         for k in range(JOINS_PER_EMOTION):
             chosen = [paths[i] for i in rng.permutation(len(paths))[:CLIPS_PER_JOIN]]
-            dest = join_clips([folder / p for p in chosen], out / "ko_joined" / f"{SPEAKER}_{label}_{k}.flac")
-            rows.append(row(dest, label, "ko_joined", SPEAKER, {"clips": chosen}))
+            dest = join_clips([folder / p for p in chosen], out / "ko_joined" / f"{speaker}_{label}_{k}.flac")
+            rows.append(row(dest, label, "ko_joined", speaker, {"clips": chosen}))
     return rows
+
+
+def dev_joined_rows(data: Path, out: Path) -> list[dict]:
+    """The joined recordings of the dev speaker, for ``diaries_dev.csv``."""
+    folder = data / "speech" / "ko_emotional"
+    clips = sorted((r for r in read_labels(folder, "dev") if r["speaker"] == DEV_SPEAKER), key=lambda r: r["path"])
+    if not clips:
+        raise SystemExit(f"{folder / 'labels.csv'}: no dev clips of speaker {DEV_SPEAKER!r}")
+    return joined_rows(folder, clips, DEV_SPEAKER, out, np.random.default_rng(SEED))
 
 
 def ravdess_rows(data: Path, out: Path) -> list[dict]:
@@ -175,7 +194,7 @@ def voice_rows(data: Path) -> list[dict]:
 
 
 def diary_rows(rows: list[dict], diaries: Path) -> list[dict]:
-    """Everyday test diaries over the joined recordings (see the module doc)."""
+    """The written diaries of ``diaries`` over the joined recordings among ``rows`` (see the module doc)."""
     with diaries.open(encoding="utf-8") as fh:
         written = [d for d in map(json.loads, fh) if d["source"] == "written"]
     joined = [r for r in rows if r["group"].startswith("ko_joined")]
@@ -210,6 +229,8 @@ def main() -> None:
     write_csv(HERE / "calm.csv", calm_rows(args.data))
     write_csv(HERE / "voices.csv", voice_rows(args.data), FIELDS + ["split"])
     write_csv(HERE / "diaries.csv", diary_rows(rows, HERE.parent / "diaries" / "test.jsonl"))
+    dev = dev_joined_rows(args.data, out)
+    write_csv(HERE / "diaries_dev.csv", diary_rows(dev, HERE.parent / "diaries" / "dev.jsonl"))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -113,3 +114,6 @@ def test_the_diary_alert_set_lays_positive_diaries_over_every_voice_and_the_othe
     assert len(others) == 30 and all(r["voice"] == "sad" and r["expected"] == "" for r in others)
     committed = (ROOT / "evalsets/alerts/diaries.csv").read_text(encoding="utf-8").splitlines()
     assert len(committed) == 1 + 22 * 12 + 30 * 3
+    dev = list(csv.DictReader((ROOT / "evalsets/alerts/diaries_dev.csv").open(encoding="utf-8")))
+    assert len(dev) == 14 * 12 + 18 * 3 and {r["speaker"] for r in dev} == {make_set.DEV_SPEAKER}, \
+        "the written dev diaries over the dev speaker's joined recordings only"
