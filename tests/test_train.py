@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from fusion.cli import app
 from fusion.cli.train import data_root
 from fusion.text.model import EMBEDDED_DIR, EmbeddedTextModel, HFTextModel, load_text_model
+from fusion.train.alerts import CALM, GAP_FALSE_ALARMS, GRID, gap_thresholds
 from fusion.train.text import train as train_text
 from fusion.train.text_fit import CANDIDATES as TEXT_CANDIDATES
 from fusion.voice.model import EMBEDDED_ROOT, load_audio_model_from
@@ -261,6 +262,37 @@ def test_train_alerts_rule_separates_sad_voices_of_test_speakers(tmp_path, few_s
     assert set(found["confusion_dev"]) == {"clean", "gain-25"}
     for condition, figures in found["test"].items():
         assert figures["worst_case_accuracy"] > 0.6, (condition, figures)
+    assert "[alerts] agitated_voice_arousal" in result.output
+    gaps = found["gaps"]
+    assert set(gaps["conditions"]) == {"clean", "gain-25"}
+    for figures in gaps["conditions"].values():
+        assert figures["agitated_calm"] <= GAP_FALSE_ALARMS and figures["upbeat_calm"] <= GAP_FALSE_ALARMS
+
+
+def test_the_gap_rules_voice_thresholds_are_the_lowest_that_keep_calm_voices_quiet_in_every_condition():
+    """Calm voices sit higher under one condition than the other: the threshold follows the worse one, and one grid
+    step lower would let more than GAP_FALSE_ALARMS of them through there; the upbeat pair is the one that lets most
+    happy voices through."""
+    rng = np.random.default_rng(0)
+    label = np.array(["calm"] * 200 + ["neutral"] * 100 + ["angry"] * 100 + ["happy"] * 100)
+    clean = np.column_stack([rng.uniform(-0.3, 0.2, 500), rng.uniform(-0.4, 0.3, 500)])
+    clean[label == "angry"] = np.column_stack([rng.uniform(-0.8, -0.3, 100), rng.uniform(0.4, 0.9, 100)])
+    clean[label == "happy"] = np.column_stack([rng.uniform(0.3, 0.9, 100), rng.uniform(0.1, 0.7, 100)])
+    noisy = clean + np.where(np.isin(label, CALM), 0.2, 0.0)[:, None]  # calm voices read livelier under noise
+    found = gap_thresholds({"clean": clean, "noisy": noisy}, label)
+    calm = np.isin(label, CALM)
+    arousal = found["agitated_voice_arousal"]
+    assert (noisy[calm, 1] >= arousal).mean() <= GAP_FALSE_ALARMS < (noisy[calm, 1] >= arousal - 0.01).mean()
+    assert found["conditions"]["clean"]["agitated_calm"] == 0.0, "the clean condition alone would allow lower"
+    valence, up = found["upbeat_voice_valence"], found["upbeat_voice_arousal"]
+    for points in (clean, noisy):
+        assert ((points[calm, 0] >= valence) & (points[calm, 1] >= up)).mean() <= GAP_FALSE_ALARMS
+    recall = np.mean([f["upbeat_recall_happy"] for f in found["conditions"].values()])
+    for a in (0.0, 0.2, 0.4, 0.6):  # no other arousal floor, with its own lowest valence, hears more happy voices
+        v = min(t for t in GRID if all(((p[calm, 0] >= t) & (p[calm, 1] >= a)).mean() <= GAP_FALSE_ALARMS
+                                         for p in (clean, noisy)))
+        assert np.mean([((p[label == "happy", 0] >= v) & (p[label == "happy", 1] >= a)).mean()
+                        for p in (clean, noisy)]) <= recall + 1e-12
 
 
 @pytest.mark.slow

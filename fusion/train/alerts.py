@@ -13,6 +13,12 @@ The weight and the diary threshold maximise the worst-emotion balanced accuracy,
 condition, so no one emotion (an angry voice) nor one condition (noise) may carry the false
 alarms; the sentence threshold is the lowest that keeps the false alarms on non-sad clips at
 ``SENTENCE_FALSE_ALARMS`` (a sentence is short, noisy evidence, and a diary holds many).
+
+The two gap rules read where the voice sits (``fusion.combine.voice_point``, from the same out-of-fold scores):
+``agitated_voice_arousal`` and the upbeat pair (``upbeat_voice_valence``, ``upbeat_voice_arousal``) are the lowest
+that let at most ``GAP_FALSE_ALARMS`` of the neutral and calm voices through under every condition (calm speech
+raises no alert), the upbeat pair the one of those that lets most happy voices through; recall on angry (agitated)
+and happy (upbeat) voices is reported per condition.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.combine import depressed_score
+from fusion.combine import depressed_score, voice_point
 from fusion.config import default_config
 from fusion.eval.conditions import babble_for
 from fusion.progress import track
@@ -37,6 +43,9 @@ PITCH_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 SENTENCE_FALSE_ALARMS = 0.02
 NOT_SAD = ("happy", "neutral", "calm", "angry")
 CONDITIONS = ("clean", "pink15", "near", "opus16")
+GAP_FALSE_ALARMS = 0.02
+CALM = ("neutral", "calm")
+GRID = np.round(np.arange(-1.0, 1.0001, 0.01), 2)  # the voice thresholds the gap rules are chosen from
 
 
 def pitch_semitones(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool,
@@ -129,6 +138,47 @@ def confusion(corpus: Corpus, rows: np.ndarray, probs: dict[str, np.ndarray]) ->
     return out
 
 
+def voice_points(corpus: Corpus, rows: np.ndarray, probs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per condition, (valence, arousal) of each of ``rows``' voices as the pipeline places them, shape (n, 2)."""
+    cfg = default_config()
+    labels = model_labels(cfg)
+    emotions, neutral = [labels.index(lab) for lab in cfg.labels.en], labels.index(cfg.audio.neutral_label)
+    out = {}
+    for c, p in probs.items():
+        p = p[rows]
+        e = p[:, emotions] / p[:, emotions].sum(axis=1, keepdims=True)
+        points = [voice_point(e[i], float(p[i, neutral]), cfg) for i in range(len(p))]
+        out[c] = np.array([(va.valence, va.arousal) for va in points])
+    return out
+
+
+def gap_thresholds(points: dict[str, np.ndarray], label: np.ndarray) -> dict:
+    """The voice thresholds of the two gap rules (see the module's docstring), with recall and calm false alarms
+    per condition."""
+    calm, angry, happy = np.isin(label, CALM), label == "angry", label == "happy"
+    if not calm.any():
+        raise ValueError("no neutral or calm clips to choose the gap rules' voice thresholds on")
+
+    def lowest(passes) -> float:  # the lowest grid value whose calm false alarms stay within bounds everywhere
+        return float(next(t for t in GRID if all(passes(va, t)[calm].mean() <= GAP_FALSE_ALARMS
+                                                 for va in points.values())))
+
+    arousal = lowest(lambda va, t: va[:, 1] >= t)
+    upbeat = []
+    for a in np.round(np.arange(0.0, 0.61, 0.1), 1):
+        v = lowest(lambda va, t, a=a: (va[:, 0] >= t) & (va[:, 1] >= a))
+        fired = {c: (va[:, 0] >= v) & (va[:, 1] >= a) for c, va in points.items()}
+        upbeat.append((float(np.mean([f[happy].mean() for f in fired.values()])), v, float(a)))
+    _, valence, up_arousal = max(upbeat)
+    return {"agitated_voice_arousal": arousal, "upbeat_voice_valence": valence, "upbeat_voice_arousal": up_arousal,
+            "conditions": {c: {"agitated_recall_angry": float((va[angry, 1] >= arousal).mean()),
+                               "agitated_calm": float((va[calm, 1] >= arousal).mean()),
+                               "upbeat_recall_happy": float(((va[happy, 0] >= valence)
+                                                             & (va[happy, 1] >= up_arousal)).mean()),
+                               "upbeat_calm": float(((va[calm, 0] >= valence) & (va[calm, 1] >= up_arousal)).mean())}
+                           for c, va in points.items()}}
+
+
 def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None = None,
               model: Path | None = None, conditions: tuple[str, ...] = CONDITIONS) -> dict:
     """The search over weight and thresholds; returns the chosen values, every weight's best figures and test's.
@@ -154,6 +204,8 @@ def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None 
     score = depressed_score(p_sad, pitch, chosen["pitch_weight"])
     not_sad = np.sort(score[~clips.is_sad])
     sentence = float(np.round(not_sad[int(math.ceil(len(not_sad) * (1 - SENTENCE_FALSE_ALARMS))) - 1] + 1e-3, 3))
+    labels = np.array([corpus.rows[i]["label"] for i in np.flatnonzero(rows)])
+    gaps = gap_thresholds(voice_points(corpus, rows, probs), labels)
     test = corpus.mask(split="test", label=("sad", *NOT_SAD))
     head = fit(corpus, pool, cand)
     test_probs = {c: head.probs(corpus.x(cand.layers, c).astype(np.float64)) for c in conditions}
@@ -166,7 +218,7 @@ def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None 
             "sentence_recall": float((score[clips.is_sad] >= sentence).mean()),
             "conditions_dev": per_condition(score, clips, chosen["diary_threshold"]),
             "confusion_dev": confusion(corpus, rows, probs),
-            "test": per_condition(t_score, t_clips, chosen["diary_threshold"])}
+            "test": per_condition(t_score, t_clips, chosen["diary_threshold"]), "gaps": gaps}
 
 
 def _line(name: str, r: dict) -> str:
@@ -193,3 +245,11 @@ def print_result(result: dict) -> None:
     print("test speakers (reported, not used for any choice), diary threshold:")
     for condition, r in result["test"].items():
         print(_line(condition, r))
+    gaps = result["gaps"]
+    print(f"[alerts] agitated_voice_arousal = {gaps['agitated_voice_arousal']:g}, upbeat_voice_valence = "
+          f"{gaps['upbeat_voice_valence']:g}, upbeat_voice_arousal = {gaps['upbeat_voice_arousal']:g} (at most "
+          f"{GAP_FALSE_ALARMS:.0%} of neutral and calm voices past them under every condition); "
+          "train+dev, out-of-fold:")
+    for condition, r in gaps["conditions"].items():
+        print(f"{condition:>14s}  agitated: angry {r['agitated_recall_angry']:.3f} calm {r['agitated_calm']:.3f}  "
+              f"upbeat: happy {r['upbeat_recall_happy']:.3f} calm {r['upbeat_calm']:.3f}")
