@@ -141,8 +141,8 @@ def flagship_report():
 def mirror_reports(shared_data) -> dict:
     """Real voices under words of the other mood, one report per mirror alert kind (ko_emotional speaker nem,
     dev split, male: never trained on). Measured voice points, far past the rules' thresholds:
-    nem00103 (happy) valence 0.76, arousal 0.49 (upbeat needs 0.3 and 0.2), under sad words;
-    nem00303 (angry) arousal 0.75 (agitated needs 0.55), under plain words."""
+    nem00103 (happy) valence 0.76, arousal 0.49 (upbeat needs 0.15 and 0.4), under sad words;
+    nem00303 (angry) arousal 0.75 (agitated needs 0.61), under plain words."""
     from fusion import analyze
 
     root = shared_data / "speech" / "ko_emotional" / "nem"

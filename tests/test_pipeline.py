@@ -194,7 +194,7 @@ def test_the_mirror_alerts_fire_on_real_voices(mirror_reports, config, kind):
     if kind == "negative_words_upbeat_tone":
         assert report.voice.top == "HAPPY" and report.text.top == "슬픔"
         assert words.valence <= a.negative_words_valence - 0.2  # measured -0.68
-        assert voice.valence >= a.upbeat_voice_valence + 0.25 and voice.arousal >= a.upbeat_voice_arousal + 0.15
+        assert voice.valence >= a.upbeat_voice_valence + 0.25 and voice.arousal >= a.upbeat_voice_arousal + 0.05
         gaps = [e.voice_va.valence - e.words_va.valence for e in alert.evidence]
         assert alert.score == pytest.approx(max(gaps), abs=1e-3) and alert.score > 1.2  # measured 1.58: high
     else:
