@@ -257,7 +257,7 @@ def test_train_alerts_rule_separates_sad_voices_of_test_speakers(tmp_path, few_s
     found = chosen["voice"]
     assert found["depressed_score"] <= found["depressed_score_sentence"]
     assert chosen["words"]["dev"].endswith("dev.jsonl")
-    assert set(found["conditions_dev"]) == set(found["test"]) == {"clean", "gain-25"}
+    assert set(found["conditions_dev"]) == set(found["test"]) == {"clean", "gain-25", "personal"}
     assert "angry" in found["conditions_dev"]["clean"]["false_alarms"]
     assert set(found["confusion_dev"]) == {"clean", "gain-25"}
     for condition, figures in found["test"].items():

@@ -7,7 +7,9 @@ sentence. Measured on the train and dev speakers only (lexically balanced clips,
 scripted speakers' neutral clips): sad voices against happy, neutral, calm and angry ones, each
 clip scored by a voice head that never heard its speaker (speaker-grouped folds) and its
 pitch taken against the ``auto`` baseline, as a new user's diary is; every clip as recorded and
-under each recording condition of ``CONDITIONS`` (``fusion.degrade``: a phone's noise, room and codec).
+under each recording condition of ``CONDITIONS`` (``fusion.degrade``: a phone's noise, room and codec), and as
+recorded with pitch against a personal baseline (the speaker's other neutral and calm clips), as the diary of a
+user with one is (condition ``personal``).
 The weight and the diary threshold maximise the worst-emotion balanced accuracy, (recall on sad
 + the lowest specificity over the other emotions) / 2, averaged over each dataset under each
 condition, so no one emotion (an angry voice) nor one condition (noise) may carry the false
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,26 +51,49 @@ CALM = ("neutral", "calm")
 GRID = np.round(np.arange(-1.0, 1.0001, 0.01), 2)  # the voice thresholds the gap rules are chosen from
 
 
+def per_clip(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool, condition: str, name: str,
+             measure: Callable[[np.ndarray], float]) -> np.ndarray:
+    """``measure(samples)`` of each of ``rows``' clips under ``condition``; cached as ``{name}_<key>.npy``."""
+    idx = np.flatnonzero(rows)
+    parts = [corpus.rows[i]["path"] for i in idx] + ([condition] if condition != "clean" else [])
+    key = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+    path = Path(cache) / f"{name}_{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    babble = babble_for([condition], default_config())
+    values = np.array([measure(clip_audio(corpus.rows[i]["path"], condition, babble).samples)
+                       for i in track(idx, f"alerts: {name} ({condition})", progress)], dtype=np.float64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, values)
+    return values
+
+
 def pitch_semitones(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool,
                     condition: str = "clean") -> np.ndarray:
     """Each clip's median pitch under ``condition`` against its ``auto`` baseline, semitones (NaN when
     unmeasured); cached."""
     cfg = default_config()
+
+    def semitones(samples: np.ndarray) -> float:
+        measured = prosody(samples)
+        return measured.relative_to(resolve_baseline("auto", cfg, pitch_hz=measured.pitch_hz))["pitch_semitones"]
+
+    return per_clip(corpus, rows, cache, progress, condition, "pitch_semitones", semitones)
+
+
+def personal_semitones(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool) -> np.ndarray:
+    """Each clip's median pitch as recorded against a personal baseline: the median pitch of the same speaker's
+    other neutral and calm clips among ``rows`` (as ``fusion baseline`` builds one); NaN where fewer than two."""
+    hz = per_clip(corpus, rows, cache, progress, "clean", "pitch_hz", lambda samples: prosody(samples).pitch_hz)
     idx = np.flatnonzero(rows)
-    parts = [corpus.rows[i]["path"] for i in idx] + ([condition] if condition != "clean" else [])
-    key = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
-    path = Path(cache) / f"pitch_semitones_{key}.npy"
-    if path.is_file():
-        return np.load(path)
-    babble = babble_for([condition], cfg)
-    semitones = np.full(len(idx), np.nan)
-    for j in track(range(len(idx)), f"alerts: pitch ({condition})", progress):
-        measured = prosody(clip_audio(corpus.rows[idx[j]]["path"], condition, babble).samples)
-        baseline = resolve_baseline("auto", cfg, pitch_hz=measured.pitch_hz)
-        semitones[j] = measured.relative_to(baseline)["pitch_semitones"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, semitones)
-    return semitones
+    speaker = np.array([corpus.rows[i]["speaker"] for i in idx])
+    calm = np.isin([corpus.rows[i]["label"] for i in idx], CALM) & np.isfinite(hz)
+    out = np.full(len(idx), np.nan)
+    for j in range(len(idx)):
+        others = hz[calm & (speaker == speaker[j]) & (np.arange(len(idx)) != j)]
+        if len(others) >= 2 and np.isfinite(hz[j]):
+            out[j] = 12.0 * np.log2(hz[j] / np.median(others))
+    return out
 
 
 @dataclass(frozen=True)
@@ -104,16 +130,24 @@ def rates(score: np.ndarray, clips: Clips, threshold: float) -> dict:
 
 
 def scored(corpus: Corpus, rows: np.ndarray, probs: dict[str, np.ndarray], cache: Path, progress: bool,
-           pitch_weight: float | None = None) -> tuple[np.ndarray, np.ndarray, Clips]:
-    """(P(SAD), pitch in semitones, clips) of ``rows`` under every condition of ``probs``, one after the other."""
+           ) -> tuple[np.ndarray, np.ndarray, Clips]:
+    """(P(SAD), pitch in semitones, clips) of ``rows`` under every condition of ``probs`` with pitch against the
+    ``auto`` baseline, one after the other, then (with "clean" among them) as recorded against a personal baseline,
+    as condition ``personal``: the two ways a diary's pitch is read (a new user's, and once they have a baseline)."""
     sad = model_labels(default_config()).index("SAD")
     idx = np.flatnonzero(rows)
     label = np.array([corpus.rows[i]["label"] for i in idx])
     dataset = np.array([corpus.rows[i]["dataset"] for i in idx])
     conditions = list(probs)
-    return (np.concatenate([probs[c][rows, sad] for c in conditions]),
-            np.concatenate([pitch_semitones(corpus, rows, cache, progress, c) for c in conditions]),
-            Clips(np.tile(label, len(conditions)), np.concatenate([dataset + " " + c for c in conditions])))
+    p_sad = [probs[c][rows, sad] for c in conditions]
+    pitch = [pitch_semitones(corpus, rows, cache, progress, c) for c in conditions]
+    group = [dataset + " " + c for c in conditions]
+    if "clean" in probs:
+        p_sad.append(probs["clean"][rows, sad])
+        pitch.append(personal_semitones(corpus, rows, cache, progress))
+        group.append(dataset + " personal")
+    return (np.concatenate(p_sad), np.concatenate(pitch),
+            Clips(np.tile(label, len(group)), np.concatenate(group)))
 
 
 def per_condition(score: np.ndarray, clips: Clips, threshold: float) -> dict:
