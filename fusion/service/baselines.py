@@ -38,19 +38,24 @@ def current(store: Store, user_id: int, config: Config) -> tuple[str | NeutralBa
 
 def refresh_auto(store: Store, user_id: int, config: Config, within: Session | None = None) -> Baseline | None:
     """The user's latest ``personal-auto`` baseline, first stored anew when the diaries it should rest on changed;
-    None while fewer than ``[history] min_diaries`` diaries hold voice stats."""
-    rows = config.history.auto_diaries(store.stats_of_recent(user_id, config.history.max_diaries, within))
-    if rows is None:
-        return None
-    sources = json.dumps(sorted(row.id for row in rows))
-    latest = store.latest_baseline(user_id, PERSONAL_AUTO, within)
-    if latest is not None and latest.sources == sources:
-        return latest
-    since = rows[0].when
-    stats = [VoiceStats.from_dict(json.loads(row.voice_stats)) for row in rows]
-    baseline = auto_baseline(stats, config, PERSONAL_AUTO, since=since.isoformat())
-    row = store.add_baseline(user_id, PERSONAL_AUTO, len(rows), baseline.to_json(), since=since, sources=sources,
-                             within=within)
+    None while fewer than ``[history] min_diaries`` diaries hold voice stats.
+
+    One transaction (``within``'s, or its own) under the user's lock, taken before the diaries are read: two jobs of
+    one user finishing at once refresh one after the other, the second reading the first one's diary."""
+    with store.transaction(within) as s:
+        store.lock_user(user_id, s)
+        rows = config.history.auto_diaries(store.stats_of_recent(user_id, config.history.max_diaries, s))
+        if rows is None:
+            return None
+        sources = json.dumps(sorted(row.id for row in rows))
+        latest = store.latest_baseline(user_id, PERSONAL_AUTO, s)
+        if latest is not None and latest.sources == sources:
+            return latest
+        since = rows[0].when
+        stats = [VoiceStats.from_dict(json.loads(row.voice_stats)) for row in rows]
+        baseline = auto_baseline(stats, config, PERSONAL_AUTO, since=since.isoformat())
+        row = store.add_baseline(user_id, PERSONAL_AUTO, len(rows), baseline.to_json(), since=since, sources=sources,
+                                 within=s)
     log.info("user %d: personal-auto baseline version %d from %d diaries", user_id, row.version, len(rows))
     return row
 

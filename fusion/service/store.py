@@ -242,6 +242,8 @@ class Store:
                   else {"status": DONE, "report_json": report_json, "voice_stats": voice_stats,
                         "entry_json": entry_json})
         with self.session() as s, s.begin():
+            if then is not None and not self._lock_owner(s, analysis_id):
+                return False
             done = s.execute(update(Analysis).where(Analysis.id == analysis_id, Analysis.claim == claim)
                              .values(claim=None, **values)).rowcount == 1
             if done and then is not None:
@@ -255,10 +257,24 @@ class Store:
     def delete(self, analysis_id: str, then: Callable[[Session], None] | None = None) -> None:
         """Delete the analysis, and run ``then`` in the same transaction."""
         with self.session() as s, s.begin():
+            if then is not None and not self._lock_owner(s, analysis_id):
+                return
             s.execute(delete(Analysis).where(Analysis.id == analysis_id))
             if then is not None:
                 then(s)
         self.compact()
+
+    def _lock_owner(self, s: Session, analysis_id: str) -> bool:
+        """Take the write lock of the analysis's user first, as every write on a user's behalf does (so a ``then``
+        that writes for them cannot deadlock with ``remove_user``); False when the analysis or its user is gone."""
+        user_id = s.scalar(select(Analysis.user_id).where(Analysis.id == analysis_id))
+        if user_id is None:
+            return False
+        try:
+            _lock_user(s, user_id)
+        except UserGone:
+            return False
+        return True
 
     def analysis_ids(self) -> set[str]:
         """The id of every analysis of every user."""
@@ -329,6 +345,11 @@ class Store:
             rows = list(s.scalars(select(Analysis).where(*where)
                                   .options(load_only(Analysis.id, Analysis.recorded_at, Analysis.created, *also))))
         return sorted(rows, key=lambda row: (row.when, row.id))
+
+    def lock_user(self, user_id: int, within: Session) -> None:
+        """Take the user's row write lock for the rest of ``within``'s transaction; ``UserGone`` when the row is
+        gone. A transaction that then reads what another one holding the lock wrote sees it committed."""
+        _lock_user(within, user_id)
 
     def latest_baseline(self, user_id: int, kind: str, within: Session | None = None) -> Baseline | None:
         with self.transaction(within) as s:

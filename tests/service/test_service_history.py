@@ -430,6 +430,47 @@ def test_a_diary_reads_done_only_together_with_the_baseline_it_changed(tmp_path,
         store.close()
 
 
+def test_two_diaries_of_one_user_finishing_at_once_both_reach_the_baseline(tmp_path, database_url):
+    """The second job's refresh waits for the first one's transaction (the user's lock, taken before any diary is
+    read) and builds on both diaries: the latest version never misses one of them."""
+    import threading
+
+    config = load_config(service_toml(tmp_path, database_url=f'"{database_url}"')).with_updates(
+        history={"min_diaries": 2, "max_diaries": 4})
+    (tmp_path / "store").mkdir()
+    store = Store(config.server.database())
+    try:
+        user_id = store.user_for_token(store.add_user("hal")).id
+        stats = json.dumps(VoiceStats(np.zeros(13, np.float32), Prosody(180.0, -20.0, 4.0)).to_dict())
+        first, a, b = (store.create(user_id, "d.flac", None, None, None) for _ in range(3))
+        assert store.finish(first.id, store.claim(first.id), report_json="{}", voice_stats=stats)
+        claims = {row.id: store.claim(row.id) for row in (a, b)}
+        refreshed, go_on = threading.Event(), threading.Event()
+
+        def slow_refresh(s):  # a's transaction stays open, its refresh done, while b starts
+            refresh_within(s, store, user_id, config)
+            refreshed.set()
+            go_on.wait(10)
+
+        def finish(row, then):
+            assert store.finish(row.id, claims[row.id], report_json="{}", voice_stats=stats, then=then)
+
+        first_job = threading.Thread(target=finish, args=(a, slow_refresh))
+        first_job.start()
+        assert refreshed.wait(10)
+        second_job = threading.Thread(target=finish, args=(b, partial(refresh_within, store=store, user_id=user_id,
+                                                                       config=config)))
+        second_job.start()
+        second_job.join(0.5)  # b now waits for the user's lock
+        go_on.set()
+        first_job.join(10)
+        second_job.join(10)
+        latest = store.latest_baseline(user_id, PERSONAL_AUTO)
+        assert json.loads(latest.sources) == sorted([first.id, a.id, b.id])
+    finally:
+        store.close()
+
+
 def test_a_history_that_cannot_be_read_leaves_the_new_report_without_a_drift_alert(tmp_path, shared_data, caplog):
     path, words = _clips(shared_data)["nea00001"]
     app = create_app(load_config(service_toml(tmp_path)))
