@@ -266,15 +266,12 @@ class Store:
 
     def _lock_owner(self, s: Session, analysis_id: str) -> bool:
         """Take the write lock of the analysis's user first, as every write on a user's behalf does (so a ``then``
-        that writes for them cannot deadlock with ``remove_user``); False when the analysis or its user is gone."""
-        user_id = s.scalar(select(Analysis.user_id).where(Analysis.id == analysis_id))
-        if user_id is None:
-            return False
-        try:
-            _lock_user(s, user_id)
-        except UserGone:
-            return False
-        return True
+        that writes for them cannot deadlock with ``remove_user``); False when the analysis or its user is gone.
+
+        One write statement, no read before it: a SQLite transaction that read first could not take the write lock
+        once another connection had committed meanwhile (it fails at once, without waiting)."""
+        owner = select(Analysis.user_id).where(Analysis.id == analysis_id).scalar_subquery()
+        return s.execute(update(User).where(User.id == owner).values(id=User.id)).rowcount == 1
 
     def analysis_ids(self) -> set[str]:
         """The id of every analysis of every user."""
