@@ -119,10 +119,14 @@ def degrade(samples: np.ndarray, condition: str, seed: int, babble: list[np.ndar
 
 
 def codec_round_trip(samples: np.ndarray, codec: str, kbps: float | None = None) -> np.ndarray:
-    """``samples`` encoded with ``codec`` through PyAV, then decoded as the product decodes an upload."""
+    """``samples`` encoded with ``codec`` through PyAV, then decoded as the product decodes an upload; a PyAV built
+    without the codec's encoder is a ``ValueError`` naming it."""
     import av
 
     container, encoder, rate, fixed_rate = CODECS[codec]
+    if encoder not in av.codecs_available:
+        raise ValueError(f"recording condition {codec!r} needs the {encoder} encoder, which this PyAV "
+                         f"({av.__version__}) was built without (av 18.1.0 has it)")
     with tempfile.TemporaryDirectory(prefix="fusion-codec-") as tmp:
         path = Path(tmp) / f"clip.{container}"
         with av.open(str(path), "w", format=container) as out:

@@ -8,6 +8,7 @@ import pytest
 from fusion.audio import load_audio
 from fusion.degrade import (
     clip_seed,
+    codec_round_trip,
     degrade,
     direct_to_reverberant,
     measured_snr,
@@ -39,6 +40,16 @@ def test_same_seed_same_samples_other_seed_other_samples(clip, talkers, conditio
 def test_noise_lands_at_the_named_snr(clip, talkers, condition, snr):
     noisy = degrade(clip, condition, 7, talkers)
     assert abs(measured_snr(clip, noisy) - snr) < 1.0
+
+
+def test_a_pyav_without_the_codec_s_encoder_is_a_clear_error(clip, monkeypatch):
+    """Some PyAV wheels carry an FFmpeg without libopencore_amrnb (18.1.1): the condition says what is missing.
+    (The set of codecs is narrowed here: the installed PyAV has the encoder.)"""
+    import av
+
+    monkeypatch.setattr(av, "codecs_available", set(av.codecs_available) - {"libopencore_amrnb"})
+    with pytest.raises(ValueError, match=r"'amr' needs the libopencore_amrnb encoder"):
+        codec_round_trip(clip, "amr")
 
 
 def test_amr_leaves_nothing_above_4_khz_and_comes_back_at_16_khz(clip):
