@@ -389,11 +389,9 @@ def test_the_automatic_baseline_follows_the_set_of_diaries(tmp_path):
         store.close()
 
 
-def test_a_diary_reads_done_only_together_with_the_baseline_it_changed(tmp_path, database_url, monkeypatch, caplog):
-    """The refresh runs in the transaction that marks the job done: another connection sees both or neither (a
-    client that reads ``/v1/baseline`` the moment its job is done never sees the previous version). A refresh that
-    fails is undone alone: the diary is done all the same. (The failure is injected: no real input makes the median
-    of stored voice stats raise.)"""
+@pytest.fixture
+def small_store(tmp_path, database_url):
+    """(store, config with an automatic baseline from 2 diaries, a user's id, one diary's voice stats as stored)."""
     config = load_config(service_toml(tmp_path, database_url=f'"{database_url}"')).with_updates(
         history={"min_diaries": 2, "max_diaries": 4})
     (tmp_path / "store").mkdir()
@@ -401,74 +399,75 @@ def test_a_diary_reads_done_only_together_with_the_baseline_it_changed(tmp_path,
     try:
         user_id = store.user_for_token(store.add_user("gil")).id
         stats = json.dumps(VoiceStats(np.zeros(13, np.float32), Prosody(180.0, -20.0, 4.0)).to_dict())
-
-        def finish(row, then):
-            return store.finish(row.id, store.claim(row.id), report_json="{}", voice_stats=stats, then=then)
-
-        def seen_outside(row) -> tuple[str, int]:
-            with store.session() as other:
-                return (other.get(type(row), row.id).status,
-                        len(store.baselines(user_id, PERSONAL_AUTO, within=other)))
-
-        first, second = (store.create(user_id, "d.flac", None, None, None) for _ in range(2))
-        assert finish(first, None)
-        inside = []
-
-        def refresh(s):
-            refresh_within(s, store, user_id, config)
-            inside.append(seen_outside(second))
-        assert finish(second, refresh)
-        assert inside == [("running", 0)], "outside the transaction: neither the result nor the baseline yet"
-        assert seen_outside(second) == ("done", 1)
-
-        third = store.create(user_id, "d.flac", None, None, None)
-        monkeypatch.setattr(baselines, "auto_baseline", lambda *a, **k: 1 / 0)
-        assert finish(third, partial(refresh_within, store=store, user_id=user_id, config=config))
-        assert seen_outside(third) == ("done", 1), "the diary stays done; the failed refresh alone is undone"
-        assert "the personal-auto baseline could not be refreshed" in caplog.text
+        yield store, config, user_id, stats
     finally:
         store.close()
 
 
-def test_two_diaries_of_one_user_finishing_at_once_both_reach_the_baseline(tmp_path, database_url):
+def test_a_diary_reads_done_only_together_with_the_baseline_it_changed(small_store, monkeypatch, caplog):
+    """The refresh runs in the transaction that marks the job done: another connection sees both or neither (a
+    client that reads ``/v1/baseline`` the moment its job is done never sees the previous version). A refresh that
+    fails is undone alone: the diary is done all the same. (The failure is injected: no real input makes the median
+    of stored voice stats raise.)"""
+    store, config, user_id, stats = small_store
+
+    def finish(row, then):
+        return store.finish(row.id, store.claim(row.id), report_json="{}", voice_stats=stats, then=then)
+
+    def seen_outside(row) -> tuple[str, int]:
+        with store.session() as other:
+            return (other.get(type(row), row.id).status,
+                    len(store.baselines(user_id, PERSONAL_AUTO, within=other)))
+
+    first, second = (store.create(user_id, "d.flac", None, None, None) for _ in range(2))
+    assert finish(first, None)
+    inside = []
+
+    def refresh(s):
+        refresh_within(s, store, user_id, config)
+        inside.append(seen_outside(second))
+    assert finish(second, refresh)
+    assert inside == [("running", 0)], "outside the transaction: neither the result nor the baseline yet"
+    assert seen_outside(second) == ("done", 1)
+
+    third = store.create(user_id, "d.flac", None, None, None)
+    monkeypatch.setattr(baselines, "auto_baseline", lambda *a, **k: 1 / 0)
+    assert finish(third, partial(refresh_within, store=store, user_id=user_id, config=config))
+    assert seen_outside(third) == ("done", 1), "the diary stays done; the failed refresh alone is undone"
+    assert "the personal-auto baseline could not be refreshed" in caplog.text
+
+
+def test_two_diaries_of_one_user_finishing_at_once_both_reach_the_baseline(small_store):
     """The second job's refresh waits for the first one's transaction (the user's lock, taken before any diary is
     read) and builds on both diaries: the latest version never misses one of them."""
     import threading
 
-    config = load_config(service_toml(tmp_path, database_url=f'"{database_url}"')).with_updates(
-        history={"min_diaries": 2, "max_diaries": 4})
-    (tmp_path / "store").mkdir()
-    store = Store(config.server.database())
-    try:
-        user_id = store.user_for_token(store.add_user("hal")).id
-        stats = json.dumps(VoiceStats(np.zeros(13, np.float32), Prosody(180.0, -20.0, 4.0)).to_dict())
-        first, a, b = (store.create(user_id, "d.flac", None, None, None) for _ in range(3))
-        assert store.finish(first.id, store.claim(first.id), report_json="{}", voice_stats=stats)
-        claims = {row.id: store.claim(row.id) for row in (a, b)}
-        refreshed, go_on = threading.Event(), threading.Event()
+    store, config, user_id, stats = small_store
+    first, a, b = (store.create(user_id, "d.flac", None, None, None) for _ in range(3))
+    assert store.finish(first.id, store.claim(first.id), report_json="{}", voice_stats=stats)
+    claims = {row.id: store.claim(row.id) for row in (a, b)}
+    refreshed, go_on = threading.Event(), threading.Event()
 
-        def slow_refresh(s):  # a's transaction stays open, its refresh done, while b starts
-            refresh_within(s, store, user_id, config)
-            refreshed.set()
-            go_on.wait(10)
+    def slow_refresh(s):  # a's transaction stays open, its refresh done, while b starts
+        refresh_within(s, store, user_id, config)
+        refreshed.set()
+        go_on.wait(10)
 
-        def finish(row, then):
-            assert store.finish(row.id, claims[row.id], report_json="{}", voice_stats=stats, then=then)
+    def finish(row, then):
+        assert store.finish(row.id, claims[row.id], report_json="{}", voice_stats=stats, then=then)
 
-        first_job = threading.Thread(target=finish, args=(a, slow_refresh))
-        first_job.start()
-        assert refreshed.wait(10)
-        second_job = threading.Thread(target=finish, args=(b, partial(refresh_within, store=store, user_id=user_id,
-                                                                       config=config)))
-        second_job.start()
-        second_job.join(0.5)  # b now waits for the user's lock
-        go_on.set()
-        first_job.join(10)
-        second_job.join(10)
-        latest = store.latest_baseline(user_id, PERSONAL_AUTO)
-        assert json.loads(latest.sources) == sorted([first.id, a.id, b.id])
-    finally:
-        store.close()
+    first_job = threading.Thread(target=finish, args=(a, slow_refresh))
+    first_job.start()
+    assert refreshed.wait(10)
+    second_job = threading.Thread(target=finish, args=(b, partial(refresh_within, store=store, user_id=user_id,
+                                                                   config=config)))
+    second_job.start()
+    second_job.join(0.5)  # b now waits for the user's lock
+    go_on.set()
+    first_job.join(10)
+    second_job.join(10)
+    latest = store.latest_baseline(user_id, PERSONAL_AUTO)
+    assert json.loads(latest.sources) == sorted([first.id, a.id, b.id])
 
 
 def test_a_history_that_cannot_be_read_leaves_the_new_report_without_a_drift_alert(tmp_path, shared_data, caplog):
