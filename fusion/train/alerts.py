@@ -38,7 +38,7 @@ from fusion.config import default_config
 from fusion.eval.conditions import babble_for
 from fusion.progress import track
 from fusion.train.voice import Candidate, Corpus, clip_audio, fit, load_corpus, model_labels, out_of_fold
-from fusion.voice.model import EMBEDDED_ROOT
+from fusion.voice.model import EMBEDDED_ROOT, split_neutral
 from fusion.voice.prosody import prosody, resolve_baseline
 from fusion.voice.whisper import ARCHITECTURE
 
@@ -176,12 +176,11 @@ def voice_points(corpus: Corpus, rows: np.ndarray, probs: dict[str, np.ndarray])
     """Per condition, (valence, arousal) of each of ``rows``' voices as the pipeline places them, shape (n, 2)."""
     cfg = default_config()
     labels = model_labels(cfg)
-    emotions, neutral = [labels.index(lab) for lab in cfg.labels.en], labels.index(cfg.audio.neutral_label)
+    order, neutral = [labels.index(lab) for lab in cfg.labels.en], labels.index(cfg.audio.neutral_label)
     out = {}
     for c, p in probs.items():
-        p = p[rows]
-        e = p[:, emotions] / p[:, emotions].sum(axis=1, keepdims=True)
-        points = [voice_point(e[i], float(p[i, neutral]), cfg) for i in range(len(p))]
+        e, n = split_neutral(p[rows], order, neutral)
+        points = [voice_point(e[i], float(n[i]), cfg) for i in range(len(e))]
         out[c] = np.array([(va.valence, va.arousal) for va in points])
     return out
 

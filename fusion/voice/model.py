@@ -86,11 +86,16 @@ class LabelledVoiceModel:
         return VoiceScores(spans_e.astype(np.float32), diary_e[0].astype(np.float32), spans_n, float(diary_n[0]))
 
     def _split(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(emotions renormalised over the config labels, neutral probability); other labels are dropped."""
-        neutral = p[:, self._neutral] if self._neutral is not None else np.zeros(len(p))
-        emotions = p[:, self._order]
-        total = emotions.sum(axis=1, keepdims=True)
-        return np.divide(emotions, total, out=np.full_like(emotions, 1.0 / emotions.shape[1]), where=total > 0), neutral
+        return split_neutral(p, self._order, self._neutral)
+
+
+def split_neutral(p: np.ndarray, order: np.ndarray | list[int], neutral: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a model's probabilities ``p`` as (the emotions at columns ``order``, renormalised; the probability
+    at column ``neutral``, 0 without one); other columns are dropped."""
+    neutral_p = p[:, neutral] if neutral is not None else np.zeros(len(p))
+    emotions = p[:, order]
+    total = emotions.sum(axis=1, keepdims=True)
+    return np.divide(emotions, total, out=np.full_like(emotions, 1.0 / emotions.shape[1]), where=total > 0), neutral_p
 
 
 def _load_cnn(directory: Path, settings: dict, cfg: Config) -> Scorer:
