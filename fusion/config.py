@@ -189,6 +189,7 @@ class ServerConfig(_Section):
     max_stored_bytes_per_user: int     # an upload taking a user's stored recordings past this → 507
     keep_recordings_days: float        # a finished analysis's recording is deleted after this many days (0: at once)
     max_baseline_files: int            # POST /v1/baseline: at most this many calm recordings (2 at least)
+    max_baseline_builds: int = Field(ge=1)   # POST /v1/baseline requests decoding at once (one per user)
     tokens: dict[str, str]
 
     @field_validator("tokens")

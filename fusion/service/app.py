@@ -32,6 +32,7 @@ from fusion.config import Config, ServerConfig, default_config
 from fusion.errors import FusionError
 from fusion.html_report import PLOTLY_URL, plotly_js_path
 from fusion.report import DiaryReport
+from fusion.service import baselines
 from fusion.service.jobs import Workers
 from fusion.service.routes import NO_TOKEN, router, too_large
 from fusion.service.store import Store
@@ -116,6 +117,7 @@ def create_app(config: Config | None = None, analyze: Callable[..., DiaryReport]
                   redoc_url=None)
     app.state.store, app.state.workers, app.state.server, app.state.config = store, workers, server, config
     app.state.uploads, app.state.incoming = root / "uploads", root / "incoming"
+    app.state.baseline_builds = baselines.Builds(server.max_baseline_builds)
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)

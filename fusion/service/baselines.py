@@ -14,8 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timezone
 
+from fastapi import HTTPException
 from sqlalchemy.orm import Session
 
 from fusion.config import Config
@@ -34,6 +38,32 @@ def current(store: Store, user_id: int, config: Config) -> tuple[str | NeutralBa
         if (row := store.latest_baseline(user_id, kind)) is not None:
             return NeutralBaseline.from_json(row.baseline_json), row
     return config.audio.baseline, None
+
+
+class Builds:
+    """Hand-made baselines being built in this process (``POST /v1/baseline`` decodes its recordings in the
+    request): at most ``size`` at once (more: 503, try again later), and one per user (429)."""
+
+    def __init__(self, size: int):
+        self._free = threading.BoundedSemaphore(size)
+        self._users: set[int] = set()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, user_id: int) -> Iterator[None]:
+        with self._lock:
+            if user_id in self._users:
+                raise HTTPException(429, "a baseline of yours is being built already; send this one when it is done")
+            if not self._free.acquire(blocking=False):
+                raise HTTPException(503, "the service is building other baselines; try again in a minute",
+                                    headers={"Retry-After": "60"})
+            self._users.add(user_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users.discard(user_id)
+                self._free.release()
 
 
 def refresh_auto(store: Store, user_id: int, config: Config, within: Session | None = None) -> Baseline | None:

@@ -150,7 +150,7 @@ def create(
             part.replace(stored)
 
         try:
-            row = store.create(user.id, (file.filename or "upload")[-200:], gender, language, transcript, when,
+            row = store.create(user.id, _name(file), gender, language, transcript, when,
                                analysis_id=analysis_id, admit=admit)
         except UserGone:
             raise _no_token() from None
@@ -276,22 +276,28 @@ def make_baseline(
                       f"a baseline takes 2 to {server.max_baseline_files} recordings, got {len(files)}")
     message = f"baseline recordings too large: together the limit is {server.max_upload_bytes / 1e6:.1f} MB"
     with ExitStack() as held:
+        held.enter_context(state.baseline_builds.hold(user.id))
         parts = [held.enter_context(_part(state.incoming)) for _ in files]
-        used = 0
-        for file, part in zip(files, parts):
-            _accept(file, part, request, server.max_upload_bytes - used, message)
-            used += part.stat().st_size
-        stats = []  # what build_baseline does, one decoded recording in memory at a time
+        used, seconds = 0, 0.0
         for file, part in zip(files, parts):
             try:
-                audio = load_audio(part, max_duration_s=server.max_duration_s)
+                seconds += _accept(file, part, request, server.max_upload_bytes - used, message,
+                                   server.max_duration_s - seconds)
+            except HTTPException as exc:
+                raise HTTPException(exc.status_code, f"{_name(file)}: {exc.detail}") from exc
+            used += part.stat().st_size
+        stats = []  # what build_baseline does, one decoded recording in memory at a time
+        decoded = 0.0
+        for file, part in zip(files, parts):
+            try:
+                audio = load_audio(part, max_duration_s=server.max_duration_s - decoded)
             except InputError as exc:
-                raise HTTPException(415, f"{(file.filename or 'upload')[-200:]}: not a usable recording: "
-                                         f"{exc.problem}") from exc
+                raise HTTPException(415, f"{_name(file)}: not a usable recording: {exc.problem}") from exc
+            decoded += audio.duration
             stats.append(voice_stats(audio.samples, config.audio, audio.sample_rate))
             del audio
         try:
-            built = baseline_from_stats(stats, PERSONAL, sources=[(f.filename or "upload")[-200:] for f in files])
+            built = baseline_from_stats(stats, PERSONAL, sources=[_name(f) for f in files])
         except BaselineError as exc:
             raise invalid("body", "files", str(exc)) from exc
     try:
@@ -343,17 +349,25 @@ def _part(folder: Path) -> Iterator[Path]:
         os.close(fd)
 
 
-def _accept(file: UploadFile, part: Path, request: Request, limit: int, message: str) -> None:
+def _accept(file: UploadFile, part: Path, request: Request, limit: int, message: str,
+            max_seconds: float | None = None) -> float:
     """Receive ``file`` into ``part`` and check it as a recording: at most ``limit`` bytes (else 413 ``message``),
-    an audio container by its first bytes, declaring no more than ``[server] max_duration_s``."""
-    server = request.app.state.server
+    an audio container by its first bytes, declaring no more than ``max_seconds`` (default ``[server]
+    max_duration_s``); returns the seconds it declares."""
+    max_seconds = request.app.state.server.max_duration_s if max_seconds is None else max_seconds
     _receive(file, part, limit, message)
     try:
         seconds = declared_duration(part)
     except InputError as exc:
         raise HTTPException(415, f"not a usable recording: {exc.problem}") from exc
-    if seconds > server.max_duration_s:
-        raise HTTPException(413, f"recording too long: {seconds:.0f} s, the limit is {server.max_duration_s:.0f} s")
+    if seconds > max_seconds:
+        raise HTTPException(413, f"recording too long: {seconds:.0f} s, the limit is {max_seconds:.0f} s")
+    return seconds
+
+
+def _name(file: UploadFile) -> str:
+    """An upload's file name as an error message may quote it."""
+    return (file.filename or "upload")[-200:]
 
 
 def _receive(file: UploadFile, dest: Path, limit: int, message: str) -> None:

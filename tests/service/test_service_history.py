@@ -213,7 +213,7 @@ def test_a_baseline_needs_two_real_recordings(diaries):
     assert client.post("/v1/baseline", files=one, headers=auth(alice)).status_code == 422
     not_audio = [*one, ("files", ("b.flac", "일기는 글로".encode()))]
     refused = client.post("/v1/baseline", files=not_audio, headers=auth(alice))
-    assert refused.status_code == 415 and "not an audio recording" in refused.json()["detail"]
+    assert refused.status_code == 415 and refused.json()["detail"].startswith("b.flac: not an audio recording")
     many = one * (diaries.config.server.max_baseline_files + 1)
     assert client.post("/v1/baseline", files=many, headers=auth(alice)).status_code == 422
     twice = client.post("/v1/baseline", files=one * 2, headers=auth(alice))
@@ -298,7 +298,8 @@ def test_a_baseline_request_is_bounded_like_one_upload(tmp_path, shared_data):
         three = [("files", (f"{n}.flac", clips[n][0].read_bytes())) for n in ("nea00001", "nea00002", "nea00003")]
         refused = client.post("/v1/baseline", files=three, headers=auth(token))
         assert refused.status_code == 413
-        assert refused.json()["detail"] == f"baseline recordings too large: together the limit is {limit / 1e6:.1f} MB"
+        assert refused.json()["detail"] == ("nea00003.flac: baseline recordings too large: together the limit is "
+                                        f"{limit / 1e6:.1f} MB"), "the one past the limit named"
         assert client.post("/v1/baseline", files=three[:2], headers=auth(token)).status_code == 201
     store = tmp_path / "store"
     assert not any((store / "incoming").iterdir()) and not any((store / "uploads").iterdir())
@@ -352,6 +353,34 @@ def test_a_history_that_drifts_lower_raises_the_alert_in_the_new_report(tmp_path
         # an export is what the app backend keeps: the stored report holds the alert
         lines = [json.loads(line) for line in client.get("/v1/export", headers=auth(token)).text.splitlines()]
         assert lines[-1]["id"] == new.json()["id"] and lines[-1]["report"]["trend_alerts"][0]["kind"] == DRIFT_KIND
+
+
+def test_a_baseline_request_is_as_long_as_one_upload_and_its_decoding_is_bounded(tmp_path, shared_data):
+    """Its recordings together declare at most ``max_duration_s`` (413 naming the one past it); while one of a user's
+    baselines is being built another of theirs is refused (429), and past ``max_baseline_builds`` anyone's is told
+    to come back (503, Retry-After). Before: every request decoded at once, however many and however long."""
+    paths = [_clips(shared_data)[n][0] for n in ("nea00001", "nea00002")]
+    calm = [("files", (p.name, p.read_bytes())) for p in paths]
+    seconds = sum(load_audio(p).duration for p in paths)
+    for folder in ("short", "default"):
+        (tmp_path / folder).mkdir()
+    short = create_app(load_config(service_toml(tmp_path / "short", max_duration_s=str(round(seconds - 0.5, 2)))))
+    token = short.state.store.add_user("carol")
+    with TestClient(short) as client:
+        refused = client.post("/v1/baseline", files=calm, headers=auth(token))
+        assert refused.status_code == 413
+        assert refused.json()["detail"].startswith(f"{paths[1].name}: recording too long")
+    app = create_app(load_config(service_toml(tmp_path / "default")))
+    carol, dave = app.state.store.add_user("carol"), app.state.store.add_user("dave")
+    with TestClient(app) as client:
+        with app.state.baseline_builds.hold(app.state.store.user_for_token(carol).id):
+            mine = client.post("/v1/baseline", files=calm, headers=auth(carol))
+            assert mine.status_code == 429 and "being built already" in mine.json()["detail"]
+            other = client.post("/v1/baseline", files=calm, headers=auth(dave))
+            assert other.status_code == 503 and other.headers["Retry-After"] == "60"
+        assert client.post("/v1/baseline", files=calm, headers=auth(dave)).status_code == 201
+        assert client.post("/v1/baseline", files=calm, headers=auth(carol)).status_code == 201, "the slot was freed"
+    assert not any((tmp_path / "default" / "store" / "incoming").iterdir()), "no upload left behind"
 
 
 def test_the_automatic_baseline_follows_the_set_of_diaries(tmp_path):
