@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fusion import __version__
 from fusion.alerts import MISMATCH_WORDS, TREND_SIGNALS
-from fusion.errors import ConfigError
+from fusion.errors import ConfigError, InputError
+from fusion.files import open_regular
 from fusion.report import SCHEMA_VERSION
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -354,8 +355,10 @@ def load_config(path: str | Path | None = None) -> Config:
     """
     path = Path(path) if path is not None else default_config_path()
     try:
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
             data = tomllib.load(fh)
+    except InputError as exc:
+        raise ConfigError(path, f"cannot read the configuration: {exc.problem}") from exc
     except OSError as exc:
         raise ConfigError(path, f"cannot read the configuration ({exc.strerror or exc})") from exc
     except tomllib.TOMLDecodeError as exc:

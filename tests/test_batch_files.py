@@ -117,6 +117,8 @@ def test_analyze_many_passes_the_date_past_the_decode_ahead(clips):
                                                                "before 1970"),
     ("file,recorded_at\npfa00001.flac,2999-01-01\n", "line 2: recorded_at of pfa00001.flac: 2999-01-01 00:00 is "
                                                      "more than a day in the future"),
+    ("file,recorded_at\npfa00001.flac,2026-11-02\n" + "x" * 300_000 + ",2026-11-03\n",
+     "line 3: not a readable CSV row (field larger than field limit (131072))"),
 ])
 def test_a_bad_dates_csv_is_one_line_naming_it_before_any_work(clips, tmp_path, rows, problem):
     dates = clips[0].parent / "dates.csv"
@@ -188,3 +190,13 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_kept_as_text(tmp_path
     rows = list(csv.DictReader(table.open(encoding="utf-8")))
     assert sorted(r["file"] for r in rows) == sorted("'" + n for n in names)
     assert all(r["message"].startswith("'") and r["status"] == "error" for r in rows)
+
+
+def test_a_dates_csv_that_is_no_regular_file_is_refused_without_waiting_on_it(clips, tmp_path):
+    """``--dates FIFO`` (before: waited forever for a writer)."""
+    os.mkfifo(tmp_path / "dates.csv")
+    done = subprocess.run([sys.executable, "-m", "fusion.cli", "batch", str(clips[0].parent), "--out",
+                           str(tmp_path / "r.jsonl"), "--dates", str(tmp_path / "dates.csv"), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and f"{tmp_path / 'dates.csv'}: not a regular file" in " ".join(done.stderr.split())
+    assert not (tmp_path / "r.jsonl").exists()

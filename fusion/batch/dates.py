@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fusion.dates import parse_time, recording_problem
 from fusion.errors import InputError
+from fusion.files import open_regular
 
 COLUMNS = ("file", "recorded_at")
 
@@ -31,13 +32,18 @@ def read_dates(path: str | Path, inputs: Iterable[str]) -> dict[str, datetime]:
     """``input as the batch names it → recorded_at`` for every row of the dates CSV at ``path``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open_regular(path) as fh:
+            text = fh.read().decode("utf-8-sig")
     except OSError as exc:
         raise InputError(path, f"cannot read the dates CSV ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
         raise InputError(path, f"the dates CSV is not UTF-8 text (byte {exc.start})") from exc
-    rows = csv.DictReader(text.splitlines())
-    missing = [c for c in COLUMNS if c not in (rows.fieldnames or [])]
+    reader = csv.DictReader(text.splitlines())
+    try:
+        rows = [(reader.line_num, row) for row in reader]  # the header is read with the first row
+    except csv.Error as exc:  # a field over csv's size limit, raised before its line is counted
+        raise InputError(path, f"line {reader.line_num + 1}: not a readable CSV row ({exc})") from None
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise InputError(path, f"the dates CSV needs the columns {','.join(COLUMNS)} (missing: {', '.join(missing)})")
     by_file: dict[str, list[str]] = {}
@@ -45,8 +51,7 @@ def read_dates(path: str | Path, inputs: Iterable[str]) -> dict[str, datetime]:
         by_file.setdefault(_same_file(f), []).append(f)
     dates: dict[str, datetime] = {}
     named: dict[str, int] = {}
-    for row in rows:
-        line = rows.line_num
+    for line, row in rows:
         name, when = (row.get("file") or "").strip(), (row.get("recorded_at") or "").strip()
         if not name:
             raise InputError(path, f"line {line}: no file named")
@@ -66,3 +71,4 @@ def read_dates(path: str | Path, inputs: Iterable[str]) -> dict[str, datetime]:
         named[target] = line
         dates.update(dict.fromkeys(by_file[target], moment))
     return dates
+
