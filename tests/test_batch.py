@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from fusion import analyze, analyze_many
 from fusion.batch import Worker, content_key, read_results, run_batch
+from fusion.batch.engine import collect_inputs
 from fusion.batch.process import share_cores
 from fusion.cli import app as cli_app
 from fusion.config import default_config_path
@@ -375,3 +376,15 @@ def test_special_files_among_the_inputs_are_error_records_and_the_batch_ends(tmp
         assert batch.returncode == 1, batch.stderr
     for record in assert_one_line_each(out, [str(folder / "pipe.wav"), "/dev/zero"]):
         assert record["error"]["message"] == f"{record['file']}: not a regular file"
+
+
+def test_a_glob_names_each_file_once_though_a_folder_links_back_up(tmp_path):
+    """``in/**/*.flac`` over a folder holding links to its parent and to itself: the file once, and the expansion
+    ends (before: one line per alias, ``sub/up/sub/a.flac`` and on, or no end at all with two such links)."""
+    sub = tmp_path / "in" / "sub"
+    sub.mkdir(parents=True)
+    (sub / "a.flac").write_bytes(b"")
+    (sub / "up").symlink_to(sub.parent)
+    (sub.parent / "self").symlink_to(sub.parent)
+    assert collect_inputs(f"{tmp_path}/in/**/*.flac") == [str(sub / "a.flac")]
+    assert collect_inputs(str(tmp_path / "in")) == [str(sub / "a.flac")], "as the folder itself gives"

@@ -22,6 +22,7 @@ from fusion.batch.results import ResultsFile, read_results, write_csv
 from fusion.batch.worker import BatchResult, Item, Worker, content_key
 from fusion.config import Config, default_config
 from fusion.dates import file_time, parse_time, recording_problem, utc
+from fusion.errors import InputError
 from fusion.files import check_output
 
 _LIST_SUFFIXES = {".txt", ".lst", ".list"}
@@ -41,9 +42,19 @@ def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | Non
         named = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         return [n if Path(n).is_absolute() else str(path.parent / n) for n in named]
     if glob.has_magic(str(spec)):
-        return sorted(p for p in glob.glob(str(spec), recursive=True)
-                      if Path(p).is_file() or Path(p).suffix.lower() in extensions)
+        return sorted(p for p in _glob(str(spec)) if Path(p).is_file() or Path(p).suffix.lower() in extensions)
     return [str(spec)]
+
+
+def _glob(pattern: str) -> list[str]:
+    """The paths ``pattern`` matches, each once: ``**`` does not enter symlinked folders (as a folder input does
+    not), since one that points back up would name every file again, without end."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    try:
+        return [str(p) for p in Path(*parts[:first]).glob(str(Path(*parts[first:])))]
+    except ValueError as exc:  # "**" inside a name
+        raise InputError(pattern, f"not a usable pattern ({exc})") from None
 
 
 def recorded_at(file: str, dates: Mapping[str, datetime] | None = None) -> datetime | None:
