@@ -21,6 +21,7 @@ import numpy as np
 
 from fusion.config import default_config
 from fusion.errors import InputError
+from fusion.files import DANGLING
 
 SAMPLE_RATE = 16_000  # what Whisper, the voice encoder and the MFCC baselines hear: a fact, not a setting
 # Formats whose header states the exact length, so a shorter decode means a cut file.
@@ -199,6 +200,8 @@ def audio_from_array(samples: np.ndarray, sample_rate: int, source: str = "<arra
 
 
 def _check_file(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise InputError(path, DANGLING)
     if not path.exists():
         raise InputError(path, "file not found")
     if path.is_dir():

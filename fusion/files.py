@@ -29,6 +29,7 @@ from typing import IO
 
 from fusion.errors import InputError
 
+DANGLING = "it is a symlink that leads nowhere (a missing target or a loop)"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -87,6 +88,8 @@ def check_output(path: str | Path | None, kind: str, inputs: Iterable[str | Path
             raise InputError(path, f"cannot write it: cannot create the folder {folder} ({exc.strerror})") from None
     if path.is_dir():
         raise InputError(path, "cannot write it: it is a directory")
+    if path.is_symlink() and not path.exists():
+        raise InputError(path, f"cannot write it: {DANGLING}")
     if not folder.is_dir():
         raise InputError(path, f"cannot write it: the folder {folder} does not exist")
     if not os.access(path if path.exists() else folder, os.W_OK):
@@ -106,8 +109,8 @@ def check_output(path: str | Path | None, kind: str, inputs: Iterable[str | Path
 def _same_file(a: Path, b: str | Path) -> bool:
     try:
         return os.path.samefile(a, b)  # hard links too
-    except OSError:  # one of them does not exist (yet)
-        return a.resolve() == Path(b).resolve()
+    except OSError:  # one of them does not exist (yet), or is a symlink loop
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 @contextmanager

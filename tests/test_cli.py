@@ -232,3 +232,32 @@ def test_the_command_line_loads_a_command_s_stack_only_when_that_command_runs():
             f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_a_symlink_loop_as_recording_or_output_is_one_line_naming_it(tmp_path):
+    """Two links pointing at each other: as the recording, as ``--json`` and among a baseline's recordings, a one-line
+    error (before: a traceback from resolving the loop, or "file not found")."""
+    (tmp_path / "loop1.wav").symlink_to(tmp_path / "loop2.wav")
+    (tmp_path / "loop2.wav").symlink_to(tmp_path / "loop1.wav")
+    loop = str(tmp_path / "loop1.wav")
+    for args, problem in ((["analyze", loop], "it is a symlink that leads nowhere"),
+                          (["analyze", str(SAMPLE), "-q", "--json", loop],
+                           "cannot write it: it is a symlink that leads nowhere"),
+                          (["baseline", str(SAMPLE), loop, "--out", str(tmp_path / "b.json")],
+                           "it is a symlink that leads nowhere")):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (args, result.exception)
+        assert f"{loop}: {problem}" in " ".join(result.output.split()), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop1.wav", "loop2.wav"], "nothing written"
+
+
+def test_a_config_that_is_no_regular_file_is_refused_without_waiting_on_it(tmp_path):
+    """``--config FIFO`` (before: waited forever for a writer)."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.toml")
+    done = subprocess.run([sys.executable, "-m", "fusion.cli", "analyze", str(SAMPLE), "-q", "--config",
+                           str(tmp_path / "pipe.toml")], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{tmp_path / 'pipe.toml'}: cannot read the configuration: not a regular file" in " ".join(
+        done.stderr.split())
