@@ -176,7 +176,7 @@ class ServerConfig(_Section):
     """``fusion serve``: where uploads and the database live, and what an upload may be."""
 
     host: str                          # `fusion serve` listens here (--host, --port override)
-    port: int
+    port: int = Field(ge=0, le=65535)
     database_url: str                  # any SQLAlchemy URL; "" = SQLite file fusion.db in storage_dir
     public_url: str                    # the start of every link the service sends; "" = relative to the API root
     storage_dir: str

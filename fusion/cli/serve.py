@@ -38,7 +38,8 @@ def require_stack() -> None:
 def serve(
     ctx: typer.Context,
     host: str | None = typer.Option(None, "--host", help="address to listen on (default: \\[server] host)"),
-    port: int | None = typer.Option(None, "--port", help="port to listen on (default: \\[server] port)"),
+    port: int | None = typer.Option(None, "--port", min=0, max=65535,
+                                    help="port to listen on (default: \\[server] port)"),
     config: Path | None = typer.Option(None, "--config", help="a TOML file in the shape of configs/default.toml"),
 ) -> None:
     """Run the service (uploads → queued analyses → JSON and HTML reports)."""
@@ -84,8 +85,14 @@ def _issue_token(ctx: typer.Context, config: Path | None, name: str, issue, said
 def add_user(ctx: typer.Context, name: str = typer.Argument(..., help="the user's name (unique)"),
              config: Path | None = _CONFIG) -> None:
     """Create a user and print their bearer token (shown once; only its hash is stored)."""
-    _issue_token(ctx, config, name, lambda store, n: store.add_user(n),
-                 "created; send the token as 'Authorization: Bearer <token>'")
+    static = config_from(config or ctx.obj).server.tokens
+
+    def add(store, n: str) -> str:
+        if n in static:  # its token follows [server.tokens] on every start
+            raise ValueError(f"user {n} is named in [server.tokens] of the configuration: its token is the one there")
+        return store.add_user(n)
+
+    _issue_token(ctx, config, name, add, "created; send the token as 'Authorization: Bearer <token>'")
 
 
 @app.command("rotate-token")

@@ -65,8 +65,10 @@ class Workers:
     def recover(self) -> None:
         """Mark this process alive, then run again the jobs left queued and those running in a process that is gone,
         unless they already failed it too often; the recordings of finished jobs past their keeping time, and those
-        of no analysis, go."""
+        of no analysis, go, and so do the marks of processes that are gone (one that failed to start leaves its own)."""
         self._mark = _hold(self.marks / self.name)
+        for mark in self.marks.iterdir():
+            _alive(self.marks, mark.name)  # removes it unless its process holds it
         self.expire()
         known = self.store.analysis_ids()
         for path in self.uploads.iterdir():  # placed by an upload killed before its row was written

@@ -115,3 +115,26 @@ def test_a_storage_dir_that_is_a_file_is_one_line_for_every_command(tmp_path):
         result = _cli(*args)
         assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
         assert result.stderr.strip().count("\n") == 0 and "storage_dir" in result.stderr, (args, result.stderr)
+
+
+def test_add_user_refuses_a_name_the_config_gives_a_static_token(tmp_path):
+    """Before: created, and its printed token stopped working at the next start, when [server.tokens] took the name."""
+    config = service_toml(tmp_path, tokens='carol = "c-token-from-the-config"\n')
+    result = CliRunner().invoke(cli_app, ["serve", "add-user", "carol", "--config", str(config)])
+    assert result.exit_code == 2 and "user carol is named in [server.tokens]" in " ".join(result.output.split())
+    assert result.stdout.count("\n") <= 2, "no token printed"
+
+
+def test_a_port_out_of_range_is_a_usage_error_and_a_failed_start_s_mark_is_swept(tmp_path):
+    """``--port 99999``: a usage error before anything starts (before: a traceback from bind after startup, which
+    left the process's mark in workers/); a mark a gone process left is removed by the next start."""
+    config = service_toml(tmp_path)
+    result = CliRunner().invoke(cli_app, ["serve", "--port", "99999", "--config", str(config)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    with TestClient(create_app(load_config(config))):
+        pass
+    marks = tmp_path / "store" / "workers"
+    (marks / "gone-process").write_bytes(b"")
+    with TestClient(create_app(load_config(config))) as client:
+        live = [p.name for p in marks.iterdir()]
+        assert "gone-process" not in live and live == [client.app.state.workers.name], "its own mark only"
