@@ -29,7 +29,6 @@ from fusion import combine
 from fusion.audio import load_audio
 from fusion.config import Config, default_config
 from fusion.pipeline import Pipeline
-from fusion.sentences import kiwi
 from fusion.stt import FasterWhisperEngine
 from fusion.text.model import diary_text_scores, load_text_model
 from fusion.voice import model as voice_model
@@ -98,8 +97,6 @@ def main() -> None:
     t0 = time.perf_counter()
     pipeline = Pipeline(cfg)
     load_s = time.perf_counter() - t0
-    kiwi().tokenize("가")  # kiwi builds its analyser on first use: time it apart (it is in ours' non-STT)
-    kiwi_s = time.perf_counter() - t0 - load_s
     reports = [pipeline.analyze(p) for p in inputs]
     ours_total = time.perf_counter() - t0
     ours_stt = sum(r.timings["stt"] for r in reports)
@@ -112,8 +109,7 @@ def main() -> None:
           f"text {cfg.text.model}, audio {cfg.audio.model})")
     print(f"{'':<10} {'STT s':>8} {'non-STT s':>10} {'total s':>8}")
     print(f"{'reference':<10} {ref_stt:>8.2f} {ref_other:>10.2f} {ref_total:>8.2f}")
-    print(f"{'ours':<10} {ours_stt:>8.2f} {ours_other:>10.2f} {ours_total:>8.2f}   (model load {load_s:.2f} s and "
-          f"kiwi's build on first use {kiwi_s:.2f} s, once)")
+    print(f"{'ours':<10} {ours_stt:>8.2f} {ours_other:>10.2f} {ours_total:>8.2f}   (model load {load_s:.2f} s, once)")
     print(f"speed-up: non-STT {ref_other / ours_other:.1f}x, whole job {ref_total / ours_total:.2f}x; "
           f"ours: RTF {ours_total / audio_s:.3f}, STT {ours_stt / ours_total:.0%} of the time")
     print(f"the same recordings again through the loaded pipeline: non-STT {warm_other:.2f} s, "
@@ -122,8 +118,7 @@ def main() -> None:
         "bench": "reference", "recordings": len(inputs), "audio_s": round(audio_s, 2),
         "reference": {"stt_s": round(ref_stt, 3), "non_stt_s": round(ref_other, 3), "total_s": round(ref_total, 3)},
         "ours": {"stt_s": round(ours_stt, 3), "non_stt_s": round(ours_other, 3), "total_s": round(ours_total, 3),
-                 "load_s": round(load_s, 3), "kiwi_build_s": round(kiwi_s, 3),
-                 "loaded_non_stt_s": round(warm_other, 3)},
+                 "load_s": round(load_s, 3), "loaded_non_stt_s": round(warm_other, 3)},
         "speedup_non_stt": round(ref_other / ours_other, 2), "speedup_non_stt_loaded": round(ref_other / warm_other, 2),
         "speedup_total": round(ref_total / ours_total, 3),
         "ours_rtf": round(ours_total / audio_s, 4), "ours_stt_share": round(ours_stt / ours_total, 3),
