@@ -65,7 +65,9 @@ def cache_dir() -> Path:
 # Each kind of file fusion writes, by how it begins: an existing file that begins otherwise is not fusion's to
 # replace (a recording given as --json, notes given as --out).
 _KINDS = {
-    "json": ("JSON", lambda head: head.lstrip()[:1] == b"{"),
+    "json": ("JSON", lambda head: head.lstrip()[:1] == b"{" and not head.startswith(b'{"file":')),
+    "report": ("a fusion report", lambda head: head.lstrip()[:1] == b"{" and b'"schema_version"' in head),
+    "baseline": ("a fusion baseline", lambda head: head.lstrip()[:1] == b"{" and b'"mean"' in head),
     "html": ("an HTML page", lambda head: head.lstrip()[:14].lower() == b"<!doctype html"),
     "csv": ("a CSV file", lambda head: b"\0" not in head and b"," in head.split(b"\n", 1)[0]),
     "results": ("a fusion batch results file", lambda head: head == b"" or head.startswith(b'{"file":')),
@@ -73,12 +75,14 @@ _KINDS = {
 
 
 def check_output(path: str | Path | None, kind: str, inputs: Iterable[str | Path] = (), make_folder: bool = False,
-                 ) -> None:
-    """Refuse, before any work, an output path that cannot be written, that is one of ``inputs``, or that would
-    replace a file of another ``kind`` (json, html, csv, results) or a special file; None and "-" pass.
-    ``make_folder`` creates a missing folder for it."""
+                 outputs: Iterable[str | Path | None] = ()) -> None:
+    """Refuse, before any work, an output path that cannot be written, that is one of ``inputs`` or of the same
+    command's other ``outputs``, or that would replace a file of another ``kind`` (see ``_KINDS``) or a special file;
+    None and "-" pass. ``make_folder`` creates a missing folder for it."""
     if path is None or str(path) == "-":
         return
+    if any(_same_file(Path(path), other) for other in outputs if other is not None and str(other) != "-"):
+        raise InputError(path, "cannot write it: another output of this command goes there too")
     path = Path(path)
     folder = path.parent
     if make_folder:

@@ -185,11 +185,11 @@ def test_an_output_that_is_an_input_or_another_kind_of_file_is_refused_before_an
     a, b = map(str, recordings)
     for args, problem in ((["analyze", a, "--json", a], "it is one of the inputs"),
                           (["analyze", a, "--transcript", str(notes), "--json", str(notes)], "one of the inputs"),
-                          (["analyze", a, "--json", str(notes)], "the file there is not JSON"),
+                          (["analyze", a, "--json", str(notes)], "the file there is not a fusion report"),
                           (["analyze", a, "--html", b], "the file there is not an HTML page"),
                           (["analyze", a, "--json", "/dev/null"], "not a regular file"),
                           (["baseline", a, b, "--out", a], "it is one of the inputs"),
-                          (["baseline", a, b, "--out", str(notes)], "the file there is not JSON")):
+                          (["baseline", a, b, "--out", str(notes)], "the file there is not a fusion baseline")):
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and problem in " ".join(result.output.split()), (args, result.output)
         assert "Traceback" not in result.output
@@ -261,3 +261,44 @@ def test_a_config_that_is_no_regular_file_is_refused_without_waiting_on_it(tmp_p
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"{tmp_path / 'pipe.toml'}: cannot read the configuration: not a regular file" in " ".join(
         done.stderr.split())
+
+
+def test_an_output_of_another_fusion_kind_or_shared_by_two_outputs_is_refused(tmp_path):
+    """A batch results file as ``--json`` or a report as a baseline's ``--out`` (before: replaced, since any file
+    beginning with "{" passed as JSON), and one path for ``--json`` and ``--html`` (before: the HTML replaced the
+    JSON): refused before the analysis, the files as they were."""
+    results, report = tmp_path / "results.jsonl", tmp_path / "report.json"
+    results.write_bytes(b'{"file":"a.flac","key":"k","status":"ok","report":{}}\n')
+    report.write_bytes(b'{\n  "schema_version": "1.3",\n  "source": "a.flac"\n}\n')
+    clips = [str(SAMPLE), str(SAMPLE)]
+    for args, path, problem in (
+            (["analyze", str(SAMPLE), "-q", "--json", str(results)], results, "the file there is not a fusion report"),
+            (["baseline", *clips, "--out", str(report)], report, "the file there is not a fusion baseline"),
+            (["analyze", str(SAMPLE), "-q", "--json", str(tmp_path / "both"), "--html", str(tmp_path / "both")],
+             tmp_path / "both", "another output of this command goes there too")):
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and f"{path}: cannot write it: {problem}" in " ".join(result.output.split())
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_baseline_json_with_impossible_values_is_one_line_before_the_analysis(tmp_path):
+    """``--gender FILE`` whose pitch is negative (before: a math domain error after the whole analysis), absurdly
+    high (before: accepted, -12184 semitones and a flagship alert) or nested past the parser's depth."""
+    cases = {"negative.json": '{"mean": [0.0], "std": [1.0], "pitch_hz": -100}',
+             "huge.json": '{"mean": [0.0], "std": [1.0], "pitch_hz": 1e308}',
+             "deep.json": "[" * 100_000 + "]" * 100_000}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        result = runner.invoke(app, ["analyze", str(SAMPLE), "-q", "--gender", str(tmp_path / name)])
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), name
+        assert f"{tmp_path / name}: not a readable baseline JSON" in " ".join(result.output.split()), result.output
+
+
+def test_an_evaluation_s_data_file_that_is_no_regular_file_is_refused_without_waiting_on_it(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    done = subprocess.run([sys.executable, "-m", "fusion.cli", "eval", "text", str(tmp_path / "pipe.csv"), "-q"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2 and f"{tmp_path / 'pipe.csv'}: not a regular file" in " ".join(done.stderr.split())

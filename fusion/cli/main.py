@@ -59,8 +59,8 @@ def analyze(
     cfg = config_from(config)
     inputs = [p for p in (recording, transcript, Path(gender or "")) if p and p.is_file()]
     try:
-        check_output(json_out, "json", inputs)
-        check_output(html_out, "html", inputs)
+        check_output(json_out, "report", inputs)
+        check_output(html_out, "html", inputs, outputs=[json_out])
         if html_out is not None:
             from fusion.html_report import save_html  # before the analysis: says at once if the extra is missing
         words = _read_transcript(transcript) if transcript else None
@@ -91,7 +91,7 @@ def baseline(
     from fusion.voice.prosody import build_baseline
 
     try:
-        check_output(out, "json", recordings)
+        check_output(out, "baseline", recordings)
         clips = [load_audio(path).samples for path in recordings]
         built = build_baseline(clips, name=name or out.stem, sources=list(map(str, recordings)))
     except FusionError as exc:
@@ -152,7 +152,7 @@ def history(
     cfg = config_from(config)
     try:
         check_output(html_out, "html", [results])
-        check_output(csv_out, "csv", [results])
+        check_output(csv_out, "csv", [results], outputs=[html_out])
         if html_out is not None:
             from fusion.history_html import render_timeline  # says at once if the report extra is missing
         if not results.is_file():

@@ -26,6 +26,7 @@ from pathlib import Path
 from fusion.config import Config, default_config
 from fusion.errors import InputError
 from fusion.eval.metrics import classification_metrics
+from fusion.files import open_regular
 from fusion.report import POLARITIES
 
 PLAIN = "중립"
@@ -43,9 +44,10 @@ def read_diaries(path: str | Path, source: str | None = None) -> list[dict]:
     """The diaries of a JSON Lines file, checked; ``source`` keeps only those of that ``source``."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open_regular(path) as fh:
+            lines = fh.read().decode("utf-8").splitlines()
         diaries = [json.loads(line) for line in lines if line.strip()]
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InputError(path, f"cannot read the diaries ({exc})") from exc
     for k, d in enumerate(diaries, 1):
         if not isinstance(d, dict) or d.get("polarity") not in POLARITIES or not d.get("sentences") \

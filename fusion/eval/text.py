@@ -12,6 +12,7 @@ skipped and counted. ``split`` keeps only the rows of that ``split`` column valu
 from __future__ import annotations
 
 import csv
+import io
 import re
 import time
 import unicodedata
@@ -24,6 +25,7 @@ import numpy as np
 from fusion.config import Config, default_config
 from fusion.errors import InputError, MissingExtra
 from fusion.eval.metrics import classification_metrics
+from fusion.files import open_regular
 from fusion.progress import track
 
 TEXT_BATCH = 256
@@ -35,7 +37,7 @@ def read_rows(csv_path: str | Path, required: Sequence[str], split: str | None =
     """The CSV's rows as dicts (BOM-tolerant), checked for ``required`` columns, filtered by ``split``."""
     csv_path = Path(csv_path)
     try:
-        with csv_path.open(encoding="utf-8-sig", newline="") as fh:
+        with open_regular(csv_path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             columns = reader.fieldnames or []
             rows = list(reader)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -170,6 +171,12 @@ class NeutralBaseline:
             object.__setattr__(self, field, value)
         if self.mean.shape != self.std.shape:
             raise ValueError(f"baseline mean {self.mean.shape} and std {self.std.shape} differ in shape")
+        if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all() and (self.std >= 0).all()):
+            raise ValueError("baseline mean and std must be finite numbers, std not negative")
+        for field, low, high in (("pitch_hz", FMIN, FMAX), ("energy_db", -200.0, 60.0), ("rate_per_s", 0.0, 100.0)):
+            value = getattr(self, field)
+            if value is not None and not (isinstance(value, numbers.Real) and low <= value <= high):
+                raise ValueError(f"baseline {field} must be a number from {low:g} to {high:g}, got {value!r}")
 
     def normalise(self, x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
         return (x - self.mean) / (self.std + eps)
@@ -197,7 +204,7 @@ class NeutralBaseline:
     def load_json(cls, path: str | Path) -> NeutralBaseline:
         try:
             return cls.from_json(Path(path).read_text(), name=Path(path).stem)
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, RecursionError) as exc:
             raise BaselineError(f"{path}: not a readable baseline JSON ({exc})") from exc
 
 
