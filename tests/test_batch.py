@@ -26,6 +26,7 @@ from fusion.batch.process import share_cores
 from fusion.cli import app as cli_app
 from fusion.config import default_config_path
 from fusion.dates import file_time
+from fusion.errors import InputError
 from fusion.report import DiaryReport
 
 
@@ -388,3 +389,8 @@ def test_a_glob_names_each_file_once_though_a_folder_links_back_up(tmp_path):
     (sub.parent / "self").symlink_to(sub.parent)
     assert collect_inputs(f"{tmp_path}/in/**/*.flac") == [str(sub / "a.flac")]
     assert collect_inputs(str(tmp_path / "in")) == [str(sub / "a.flac")], "as the folder itself gives"
+    (sub / "diary[1].flac").write_bytes(b"")
+    assert collect_inputs(str(sub / "diary[1].flac")) == [str(sub / "diary[1].flac")], "a name, not a pattern"
+    for nothing in (f"{tmp_path}/none/*.flac", f"{tmp_path}/in/**"):
+        with pytest.raises(InputError, match="the pattern matches no file"):
+            collect_inputs(nothing)

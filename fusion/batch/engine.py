@@ -41,8 +41,11 @@ def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | Non
         lines = path.read_text(encoding="utf-8").splitlines()
         named = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         return [n if Path(n).is_absolute() else str(path.parent / n) for n in named]
-    if glob.has_magic(str(spec)):
-        return sorted(p for p in _glob(str(spec)) if Path(p).is_file() or Path(p).suffix.lower() in extensions)
+    if glob.has_magic(str(spec)) and not path.exists():  # a file named "diary[1].wav" is that file
+        found = sorted(p for p in _glob(str(spec)) if Path(p).is_file() or Path(p).suffix.lower() in extensions)
+        if not found:
+            raise InputError(spec, "the pattern matches no file")
+        return found
     return [str(spec)]
 
 
