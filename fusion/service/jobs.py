@@ -68,7 +68,8 @@ class Workers:
         of no analysis, go, and so do the marks of processes that are gone (one that failed to start leaves its own)."""
         self._mark = _hold(self.marks / self.name)
         for mark in self.marks.iterdir():
-            _alive(self.marks, mark.name)  # removes it unless its process holds it
+            if mark.is_file() and not mark.is_symlink():  # nothing else there is a mark
+                _alive(self.marks, mark.name)  # removes it unless its process holds it
         self.expire()
         known = self.store.analysis_ids()
         for path in self.uploads.iterdir():  # placed by an upload killed before its row was written

@@ -135,6 +135,7 @@ def test_a_port_out_of_range_is_a_usage_error_and_a_failed_start_s_mark_is_swept
         pass
     marks = tmp_path / "store" / "workers"
     (marks / "gone-process").write_bytes(b"")
+    (marks / "a-folder").mkdir()  # no mark: left alone (before: its start failed on it)
     with TestClient(create_app(load_config(config))) as client:
         live = [p.name for p in marks.iterdir()]
-        assert "gone-process" not in live and live == [client.app.state.workers.name], "its own mark only"
+        assert sorted(live) == sorted(["a-folder", client.app.state.workers.name]), "its own mark, and the folder"
