@@ -28,6 +28,7 @@ from fusion.config import default_config_path
 from fusion.dates import file_time
 from fusion.errors import InputError
 from fusion.report import DiaryReport
+from fusion.voice.prosody import NeutralBaseline
 
 
 def listing(folder: Path) -> list[str]:
@@ -99,6 +100,25 @@ def test_a_model_or_config_update_rescores_and_replaces_the_old_line(clips, tmp_
     assert summary.done == 1 and summary.skipped == 0
     (record,) = assert_one_line_each(out, [str(clips[0])])
     assert record["key"] == content_key(str(clips[0]), updated.fingerprint())
+
+
+def test_another_baseline_or_an_edited_baseline_json_rescores(clips, tmp_path, config):
+    """The baseline asked for is part of a result's key, a baseline JSON by its content (before: a rerun with
+    ``--gender male`` skipped every file and kept reports measured against another baseline)."""
+    out, personal = tmp_path / "r.jsonl", tmp_path / "mine.json"
+    NeutralBaseline.from_config("female", config.audio).save_json(personal)
+
+    def run(baseline):
+        summary = run_batch([clips[0]], out, baseline=baseline, progress=False)
+        (record,) = assert_one_line_each(out, [str(clips[0])])
+        return summary.done, record["report"]["voice"]["baseline"]
+
+    assert run(None)[0] == 1
+    assert run("male") == (1, "male") and run("male") == (0, "male")
+    assert run(str(personal))[0] == 1 and run(str(personal))[0] == 0
+    personal.write_text(personal.read_text(encoding="utf-8").replace('"pitch_hz": 235.6', '"pitch_hz": 200.0'),
+                        encoding="utf-8")
+    assert run(str(personal))[0] == 1, "an edited baseline JSON re-scores"
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from pathlib import Path
 from fusion.batch.dates import read_dates
 from fusion.batch.process import die_with_parent
 from fusion.batch.results import ResultsFile, read_results, write_csv
-from fusion.batch.worker import BatchResult, Item, Worker, content_key
+from fusion.batch.worker import BatchResult, Item, Worker, batch_version, content_key
 from fusion.config import Config, default_config
 from fusion.dates import file_time, parse_time, recording_problem, utc
 from fusion.errors import InputError
@@ -282,7 +282,7 @@ def run_batch(
     check_output(csv_path, "csv", [out, *files, *named], make_folder=True)  # before the work, not after it
     results = ResultsFile(out, fsync=config.batch.fsync)
     try:
-        plan = _plan(files, results, config.fingerprint(), retry_failed, summary, given)
+        plan = _plan(files, results, batch_version(config, baseline), retry_failed, summary, given)
         for record in plan.copies:
             results.append(record)
             _count(summary, record)

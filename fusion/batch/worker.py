@@ -38,6 +38,20 @@ def content_key(file: str, version: str) -> str:
         return f"path:{hashlib.sha256(os.fsencode(os.path.abspath(file))).hexdigest()}:{version}"
 
 
+def batch_version(config: Config, baseline: str | None) -> str:
+    """What a result's key is versioned by: the configuration's fingerprint and, when one is asked for, the baseline
+    (a baseline JSON by its content, so an edited one is noticed), since both change a report."""
+    version = config.fingerprint()
+    if baseline is None:
+        return version
+    if baseline == "auto" or baseline in config.audio.baselines:
+        return f"{version}+{baseline}"
+    try:
+        return f"{version}+{file_sha256(baseline)[:16]}"
+    except (OSError, InputError):  # the batch's start says why it cannot be read
+        return f"{version}+{baseline}"
+
+
 @dataclass(frozen=True)
 class BatchResult:
     """One input's outcome: a report, or the error kind and message (``ok`` tells which)."""
@@ -93,7 +107,6 @@ class Worker:
         self.config = share_cores(config or default_config(), threads)
         tune_malloc(self.config.batch.malloc_arenas, self.config.batch.malloc_mmap_threshold)
         self.pipeline = load_pipeline(self.config)
-        self.version = self.config.fingerprint()
 
     def _decode(self, item: Item):
         from fusion.audio import load_audio
@@ -106,10 +119,10 @@ class Worker:
         """Chunks of ``(index, record)``, in input order within a chunk, as soon as each chunk is finished."""
         from fusion.dates import file_time
 
-        cfg = self.config.batch
+        cfg, version = self.config.batch, batch_version(self.config, baseline)
         heard, done, audio_s = [], [], 0.0
         for (index, file, key, when), future in _prefetch(self._decode, items, cfg.prefetch):
-            key = key or content_key(file, self.version)
+            key = key or content_key(file, version)
             try:
                 audio, decode_s = future.result()
                 h = self.pipeline.hear(audio, recorded_at=when or file_time(file))
