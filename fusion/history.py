@@ -108,9 +108,12 @@ def trend_alert(history: list[TimelineEntry], cfg: HistoryConfig) -> TrendAlert 
     """
     if not history:
         return None
-    since = history[-1].recorded_at - timedelta(days=cfg.window_days)
+    try:
+        since = history[-1].recorded_at - timedelta(days=cfg.window_days)
+    except OverflowError:  # the last diary is dated in the first days of year 1: every diary is recent
+        since = None
     first = len(history)
-    while first > 0 and history[first - 1].recorded_at > since:
+    while first > 0 and (since is None or history[first - 1].recorded_at > since):
         first -= 1
     recent, usual = history[first:], history[max(0, first - cfg.max_usual):first]
     if len(recent) < cfg.min_recent or len(usual) < cfg.min_usual:

@@ -123,3 +123,11 @@ def test_an_offset_past_the_calendar_s_edge_is_an_out_of_range_date_not_an_overf
     moment = parse_time(text)
     assert moment.tzinfo is timezone.utc and recording_problem(moment) == problem
     assert utc(datetime.fromisoformat(text)) == moment
+
+
+def test_diaries_dated_in_the_first_days_of_year_1_are_read_without_an_overflow():
+    """A report may carry any date; a history whose last diary is on 0001-01-01 once overflowed going back a week."""
+    first = datetime(1, 1, 1, tzinfo=timezone.utc)
+    history = [e.model_copy(update={"recorded_at": first + (e.recorded_at - START) / 1000}) for e in usual()]
+    assert trend_alert(history[-1:], CFG) is None
+    assert [e.id for e in timeline(history, CFG)] == [e.id for e in history]
