@@ -414,3 +414,10 @@ def test_a_glob_names_each_file_once_though_a_folder_links_back_up(tmp_path):
     for nothing in (f"{tmp_path}/none/*.flac", f"{tmp_path}/in/**"):
         with pytest.raises(InputError, match="the pattern matches no file"):
             collect_inputs(nothing)
+
+
+def test_a_list_file_may_name_files_whose_names_are_not_utf8(tmp_path):
+    """Names as the file system holds them (before: "'utf-8' codec can't decode byte 0xff", naming no file)."""
+    listed = tmp_path / "list.txt"
+    listed.write_bytes(b"a.flac\n\xff.wav\n")
+    assert collect_inputs(listed) == [str(tmp_path / "a.flac"), str(tmp_path / os.fsdecode(b"\xff.wav"))]

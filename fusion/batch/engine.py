@@ -38,7 +38,7 @@ def collect_inputs(spec: str | Path | Sequence[str | Path], config: Config | Non
         # a folder "x.wav" too: its record says so
         return sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in extensions)
     if path.is_file() and path.suffix.lower() in _LIST_SUFFIXES:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = os.fsdecode(path.read_bytes()).splitlines()  # names as the file system holds them, any bytes
         named = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         return [n if Path(n).is_absolute() else str(path.parent / n) for n in named]
     if glob.has_magic(str(spec)) and not path.exists():  # a file named "diary[1].wav" is that file
