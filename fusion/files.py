@@ -141,7 +141,14 @@ def atomic_writer(dest: str | Path, durable: bool = False) -> Iterator[IO[bytes]
 def atomic_write(dest: str | Path, data: bytes | str, durable: bool = False) -> None:
     """Replace ``dest`` with ``data`` all at once; text goes out as UTF-8, a non-UTF-8 file name in it as its bytes."""
     with atomic_writer(dest, durable) as out:
-        out.write(data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data)
+        out.write(_encoded(data) if isinstance(data, str) else data)
+
+
+def _encoded(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte (a results line's "\ud800"): its escape
+        return text.encode("utf-8", "backslashreplace")
 
 
 def json_text(value: object, indent: int | None = None) -> str:

@@ -29,3 +29,11 @@ def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path):
 def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSION_CACHE_DIR", str(tmp_path))
     assert cache_dir() == tmp_path
+
+
+def test_text_with_a_lone_surrogate_that_stands_for_no_byte_is_written_as_its_escape(tmp_path):
+    """A results line may hold "\\ud800" in a file name; ``fusion history --csv/--html`` once failed to encode it."""
+    atomic_write(tmp_path / "a.csv", "file\na\ud800.wav\n")
+    assert (tmp_path / "a.csv").read_bytes() == b"file\na\\ud800.wav\n"
+    atomic_write(tmp_path / "b.csv", "file\na\udcff.wav\n")
+    assert (tmp_path / "b.csv").read_bytes() == b"file\na\xff.wav\n", "a non-UTF-8 name's own byte, as before"
