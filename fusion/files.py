@@ -81,9 +81,9 @@ def check_output(path: str | Path | None, kind: str, inputs: Iterable[str | Path
     None and "-" pass. ``make_folder`` creates a missing folder for it."""
     if path is None or str(path) == "-":
         return
-    if any(_same_file(Path(path), other) for other in outputs if other is not None and str(other) != "-"):
-        raise InputError(path, "cannot write it: another output of this command goes there too")
     path = Path(path)
+    if any(_same_file(path, other) for other in outputs if other is not None and str(other) != "-"):
+        raise InputError(path, "cannot write it: another output of this command goes there too")
     folder = path.parent
     if make_folder:
         try:

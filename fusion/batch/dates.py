@@ -71,4 +71,3 @@ def read_dates(path: str | Path, inputs: Iterable[str]) -> dict[str, datetime]:
         named[target] = line
         dates.update(dict.fromkeys(by_file[target], moment))
     return dates
-

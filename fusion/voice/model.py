@@ -81,12 +81,10 @@ class LabelledVoiceModel:
                 baseline: NeutralBaseline) -> VoiceScores:
         span_p, diary_p = self.scorer.score(samples, spans, speech, baseline)
         diary_p = np.asarray(diary_p, np.float64)
-        spans_e, spans_n = self._split(np.asarray(span_p, np.float64).reshape(len(spans), len(diary_p)))
-        diary_e, diary_n = self._split(np.asarray(diary_p, np.float64)[None])
+        spans_e, spans_n = split_neutral(np.asarray(span_p, np.float64).reshape(len(spans), len(diary_p)),
+                                         self._order, self._neutral)
+        diary_e, diary_n = split_neutral(np.asarray(diary_p, np.float64)[None], self._order, self._neutral)
         return VoiceScores(spans_e.astype(np.float32), diary_e[0].astype(np.float32), spans_n, float(diary_n[0]))
-
-    def _split(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return split_neutral(p, self._order, self._neutral)
 
 
 def split_neutral(p: np.ndarray, order: np.ndarray | list[int], neutral: int | None) -> tuple[np.ndarray, np.ndarray]:
