@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -56,10 +57,14 @@ def key_values(pairs: list[str]) -> dict:
 
 
 def write_output(path: Path, text: str) -> None:
-    """Write a command's result file whole; a path that cannot be written is a one-line error."""
+    """Write a command's result file whole ("-": standard output); a path that cannot be written is a one-line
+    error."""
     from fusion.errors import InputError
     from fusion.files import atomic_write
 
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return
     try:
         atomic_write(path, text)
     except OSError as exc:

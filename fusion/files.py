@@ -79,7 +79,11 @@ def check_output(path: str | Path | None, kind: str, inputs: Iterable[str | Path
     """Refuse, before any work, an output path that cannot be written, that is one of ``inputs`` or of the same
     command's other ``outputs``, or that would replace a file of another ``kind`` (see ``_KINDS``) or a special file;
     None and "-" pass. ``make_folder`` creates a missing folder for it."""
-    if path is None or str(path) == "-":
+    if path is None:
+        return
+    if str(path) == "-":
+        if any(str(other) == "-" for other in outputs if other is not None):
+            raise InputError(path, "cannot write it: another output of this command goes to standard output too")
         return
     path = Path(path)
     if any(_same_file(path, other) for other in outputs if other is not None and str(other) != "-"):

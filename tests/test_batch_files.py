@@ -137,6 +137,24 @@ def test_a_bad_dates_csv_is_one_line_naming_it_before_any_work(clips, tmp_path, 
 
 
 @pytest.mark.parametrize(("content", "problem"), [
+    ('{"name": "mine", "pitch": 1}', "not a readable baseline JSON"),
+    (None, "is neither one of ['female', 'male'] nor an existing JSON file"),
+], ids=["not-a-baseline", "missing"])
+def test_a_bad_baseline_is_one_line_before_any_work(clips, tmp_path, content, problem):
+    """``batch --gender mine.json`` with a file that is no baseline stops at once (before: every row an error)."""
+    baseline = tmp_path / "mine.json"
+    if content is not None:
+        baseline.write_text(content, encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    t0 = time.perf_counter()
+    result = CliRunner().invoke(cli_app, ["batch", str(clips[0].parent), "--out", str(out), "--gender", str(baseline)])
+    assert result.exit_code == 2
+    line = " ".join(result.output.split())
+    assert line.startswith("error:") and problem in line and len(result.output.strip().splitlines()) <= 2, result.output
+    assert not out.exists() and time.perf_counter() - t0 < 5, "refused before any recording is read"
+
+
+@pytest.mark.parametrize(("content", "problem"), [
     (b"my notes about this week's recordings\nsecond line of my own notes, kept as it is\n",
      "the file there is not a fusion batch results file"),
     (b"fLaC\0\0\0\x22 a recording, cut", "the file there is not a fusion batch results file"),

@@ -4,6 +4,7 @@ in headless Chromium."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from fusion.batch import read_results
 from fusion.batch.results import timeline_entries
 from fusion.cli import app
 from fusion.config import default_config
+from fusion.files import DANGLING
 from fusion.history import describe_trend, timeline, trend_alert, weekly
 from fusion.history_html import render_timeline
 from fusion.html_report import PLOTLY_URL, plotly_js_path, render_html
@@ -108,6 +110,15 @@ def test_history_writes_the_page_and_one_csv_row_per_diary_in_date_order(diaries
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl", "trend.csv", "trend.html"]
 
 
+def test_history_csv_to_standard_output(diaries, tmp_path, monkeypatch):
+    """``--csv -`` writes the rows to standard output (before: a file named "-" in the working folder)."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["history", str(diaries), "--csv", "-"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == len(DIARIES) and list(tmp_path.iterdir()) == []
+
+
 def test_history_without_options_prints_the_weeks(diaries):
     result = runner.invoke(app, ["history", str(diaries)])
     assert result.exit_code == 0, result.output
@@ -152,6 +163,11 @@ def test_history_refuses_bad_paths_and_a_missing_plotly_in_one_line(diaries, tmp
         assert result.exit_code == 2 and problem in result.output and "error:" in result.output, result.output
     result = runner.invoke(app, ["history", str(tmp_path / "none.jsonl")])
     assert result.exit_code == 2 and "none.jsonl: no such results file" in " ".join(result.output.split())
+    (tmp_path / "loop.jsonl").symlink_to(tmp_path / "loop.jsonl")
+    result = runner.invoke(app, ["history", str(tmp_path / "loop.jsonl")])
+    assert result.exit_code == 2 and f"loop.jsonl: {DANGLING}" in " ".join(result.output.split()), result.output
+    result = runner.invoke(app, ["history", str(diaries), "--csv", "-", "--html", "-"])
+    assert result.exit_code == 2 and "another output of this command goes to standard output too" in result.output
     for lines, problem in (('{"file": "x", "sta\n{}\n', "not a fusion batch results file: line 1 is not JSON"),
                            ('{"file": "x", "key": "k", "status": "ok", "report": {"source": "x"}}\n',
                             "record 1 (x): not a DiaryReport (duration_s: Field required)"),

@@ -24,6 +24,7 @@ from fusion.config import Config, default_config
 from fusion.dates import file_time, parse_time, recording_problem, utc
 from fusion.errors import InputError
 from fusion.files import check_output
+from fusion.voice.prosody import resolve_baseline
 
 _LIST_SUFFIXES = {".txt", ".lst", ".list"}
 
@@ -280,6 +281,8 @@ def run_batch(
     summary = BatchSummary(total=len(files))
     named = [p for p in (sources, dates) if isinstance(p, (str, Path))]  # a list file, a dates CSV
     check_output(csv_path, "csv", [out, *files, *named], make_folder=True)  # before the work, not after it
+    if baseline is not None:  # a baseline that cannot be read is refused once, not once per file
+        resolve_baseline(baseline, config)
     results = ResultsFile(out, fsync=config.batch.fsync)
     try:
         plan = _plan(files, results, batch_version(config, baseline), retry_failed, summary, given)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -49,12 +48,9 @@ def _eval_output(run, json_out: Path | None, summarise=None) -> None:
         result = run()
     except (FusionError, ValueError) as exc:
         fail(exc)
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    if str(json_out) == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        if json_out is not None:
-            write_output(json_out, text + "\n")
+    if json_out is not None:
+        write_output(json_out, json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    if str(json_out) != "-":
         typer.echo(summarise(result))
 
 

@@ -9,7 +9,7 @@ import typer
 
 from fusion.console import config_from, err, fail, write_output
 from fusion.errors import FusionError, InputError
-from fusion.files import check_output, open_regular
+from fusion.files import DANGLING, check_output, open_regular
 
 # A transcript file is read up to this size: 100,000 Korean characters, four times what an hour of speech holds.
 MAX_TRANSCRIPT_BYTES = 300_000
@@ -156,7 +156,8 @@ def history(
         if html_out is not None:
             from fusion.history_html import render_timeline  # says at once if the report extra is missing
         if not results.is_file():
-            raise InputError(results, "no such results file")
+            gone = results.is_symlink() and not results.exists()
+            raise InputError(results, DANGLING if gone else "no such results file")
         records = read_results(results)
         if not records and results.stat().st_size:
             raise InputError(results, "not a fusion batch results file: it holds no complete line")
