@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -15,11 +16,18 @@ if TYPE_CHECKING:
     from fusion.config import Config
 
 err = Console(stderr=True)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` for the terminal: control characters (a file name may hold an escape sequence or a line break)
+    shown as their escapes instead of acted on, and rich markup shown as it is written."""
+    return escape(_CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text))
 
 
 def fail(error: Exception | str) -> NoReturn:
     """Print ``error: ...`` on one line and exit with status 2."""
-    err.print("[bold red]error:[/]", escape(str(error)), soft_wrap=True)
+    err.print("[bold red]error:[/]", printable(str(error)), soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -36,7 +44,7 @@ def config_from(path: Path | None) -> Config:
         except FusionError as exc:
             fail(exc)
     for warning in caught:
-        err.print("[yellow]warning:[/]", escape(str(warning.message)), soft_wrap=True)
+        err.print("[yellow]warning:[/]", printable(str(warning.message)), soft_wrap=True)
     return config
 
 

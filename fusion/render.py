@@ -9,6 +9,7 @@ from rich.text import Text
 
 from fusion.alerts import ALERTS_ARE, MISMATCH_WORDS
 from fusion.combine import AGREE
+from fusion.console import printable
 from fusion.history import describe_trend
 from fusion.report import Alert, DiaryReport, TrendAlert
 
@@ -67,7 +68,8 @@ def _baseline(report: DiaryReport) -> str:
 def render(report: DiaryReport, console: Console | None = None) -> None:
     """Print the report: alerts, warnings, diary-level bars, then sentence by sentence."""
     console = console or Console()
-    head = f"{report.source} · {report.duration_s:.1f} s · {report.language} · {len(report.sentences)} sentences"
+    head = (f"{printable(report.source)} · {report.duration_s:.1f} s · {report.language} · "
+            f"{len(report.sentences)} sentences")
     if report.alerts or report.trend_alerts:
         told = [*(_alert(a, report) for a in report.alerts), *(_trend(a) for a in report.trend_alerts),
                 Text(ALERTS_ARE, style="dim")]

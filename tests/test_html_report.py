@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -126,6 +127,16 @@ def test_diary_text_cannot_inject_markup(sample_report):
                                               "source": "<i>a</i>.wav"})
     page = render_html(report)
     assert "<script>alert(1)" not in page and "<b>x</b>" not in page and "<i>a</i>" not in page
+
+
+def test_a_file_name_cannot_drive_the_terminal(sample_report):
+    """A recording named with an escape sequence or rich markup is printed as written (before: the escape reached
+    the terminal as is, and "[red]" was taken as a style and left out)."""
+    report = sample_report.model_copy(update={"source": "e\x1b]0;owned\x07[red]x[/red].wav"})
+    out = io.StringIO()
+    render(report, Console(file=out, force_terminal=True, width=200))
+    assert "\x1b]" not in out.getvalue() and "\x07" not in out.getvalue(), "no escape of the name reaches it"
+    assert "e\\x1b]0;owned\\x07[red]x[/red].wav · " in _terminal(report)
 
 
 def test_cli_writes_the_page(tmp_path):
