@@ -138,7 +138,8 @@ class Observation:
 
     ``words_va`` overrides the point read from ``text_ko`` (a neutral sentence, or a
     diary whose words are the mean of its sentences'). ``voice_neutral`` is the voice
-    model's probability that the voice carries no emotion.
+    model's probability that the voice carries no emotion; ``snr_db`` the recording's estimated
+    speech over background (``fusion.quality``; None: not measured, taken as clean).
     """
 
     text_ko: np.ndarray
@@ -147,6 +148,7 @@ class Observation:
     sentence: int | None = None
     words_va: ValenceArousal | None = None
     voice_neutral: float = 0.0
+    snr_db: float | None = None
 
     def words(self, cfg: Config) -> ValenceArousal:
         return self.words_va or words_point(self.text_ko, False, cfg)
@@ -178,13 +180,24 @@ def sad_share(emotions, voice_neutral, labels: Sequence[str]):
     return np.asarray(emotions)[..., list(labels).index("SAD")] * (1.0 - np.asarray(voice_neutral))
 
 
+def noise_margin(snr_db, cfg: Config):
+    """What a noisy recording adds to the depressed-voice thresholds (noise moves P(SAD) of calm and angry voices
+    up): ``[alerts] depressed_noise_margin`` at ``[quality] min_snr_db`` (below it no voice alert is raised),
+    falling linearly to none at ``depressed_clean_snr_db``; none for an unmeasured SNR. Elementwise over arrays."""
+    a, low = cfg.alerts, cfg.quality.min_snr_db
+    snr = np.asarray(np.nan if snr_db is None else snr_db, dtype=np.float64)
+    ramp = np.clip((a.depressed_clean_snr_db - snr) / (a.depressed_clean_snr_db - low), 0.0, 1.0)
+    return a.depressed_noise_margin * np.where(np.isfinite(snr), ramp, 0.0)
+
+
 def _positive_words_depressed_tone(obs: Observation, cfg: Config) -> float | None:
-    """Pleasant words in a depressed voice: the depressed-voice score, stricter for one sentence."""
+    """Pleasant words in a depressed voice: the depressed-voice score, stricter for one sentence and in noise."""
     a = cfg.alerts
     p_sad = float(sad_share(obs.voice_en, obs.voice_neutral, cfg.labels.en))
     pitch = obs.prosody.pitch_semitones if obs.prosody is not None else None
     depressed = float(depressed_score(p_sad, pitch, a.depressed_pitch_weight))
-    depressed_min = a.depressed_score if obs.sentence is None else a.depressed_score_sentence
+    depressed_min = (a.depressed_score if obs.sentence is None else a.depressed_score_sentence) \
+        + float(noise_margin(obs.snr_db, cfg))
     if obs.words(cfg).valence >= a.positive_words_valence and depressed >= depressed_min:
         return depressed
     return None
@@ -223,7 +236,8 @@ class AlertRule:
 
 ALERT_RULES: dict[str, AlertRule] = {
     FLAGSHIP: AlertRule(_positive_words_depressed_tone, ("positive_words_valence", "depressed_pitch_weight",
-                                                         "depressed_score", "depressed_score_sentence")),
+                                                         "depressed_score", "depressed_score_sentence",
+                                                         "depressed_noise_margin", "depressed_clean_snr_db")),
     UPBEAT: AlertRule(_negative_words_upbeat_tone,
                       ("negative_words_valence", "upbeat_voice_valence", "upbeat_voice_arousal")),
     AGITATED: AlertRule(_calm_words_agitated_tone,

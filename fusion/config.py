@@ -127,6 +127,8 @@ class AlertConfig(_Section):
     depressed_pitch_weight: float
     depressed_score: float
     depressed_score_sentence: float
+    depressed_noise_margin: float      # added to both depressed thresholds at [quality] min_snr_db, none from ...
+    depressed_clean_snr_db: float      # ... this estimated SNR up (fusion.combine.noise_margin)
     negative_words_valence: float
     upbeat_voice_valence: float
     upbeat_voice_arousal: float
@@ -281,6 +283,8 @@ class Config(_Section):
         for name, labels in (("ko", self.labels.ko), ("en", self.labels.en)):
             if set(self.fusion.valence_arousal.get(name, {})) != set(labels):
                 raise ValueError(f"fusion.valence_arousal.{name} must give a point for each of {labels}")
+        if self.alerts.depressed_clean_snr_db <= self.quality.min_snr_db:
+            raise ValueError("alerts.depressed_clean_snr_db must be above quality.min_snr_db")
         return self
 
     def fingerprint(self) -> str:

@@ -200,14 +200,14 @@ class Pipeline:
         percent, mean = diary_text_scores(text.probs)
         words = combine.diary_words(text, cfg)
         fused = combine.fuse(mean if sents else None, voice.diary, cfg)
+        heard = quality_stage.assess(audio.samples, cfg.quality)
         observations = [
             combine.Observation(text.probs[i], voice.probs[i], voice.prosody[i], sentence=i, words_va=words.points[i],
-                                voice_neutral=float(voice.neutral[i]))
+                                voice_neutral=float(voice.neutral[i]), snr_db=heard.snr_db)
             for i in range(len(sents))
         ]
         diary = combine.Observation(mean, voice.diary, voice.diary_prosody, words_va=words.point,
-                                    voice_neutral=voice.diary_neutral)
-        heard = quality_stage.assess(audio.samples, cfg.quality)
+                                    voice_neutral=voice.diary_neutral, snr_db=heard.snr_db)
         alerts, withheld = combine.heard_well(combine.mismatch_alerts(diary, observations, cfg) if sents else [],
                                               heard.problems if voice.heard else ())
         sentence_reports = [

@@ -15,6 +15,7 @@ from fusion.combine import (
     depressed_score,
     fuse,
     mismatch_alerts,
+    noise_margin,
     normalize,
     sad_share,
     valence_arousal,
@@ -181,6 +182,21 @@ def test_a_single_sentence_needs_stronger_evidence_than_the_diary(config):
     drop = (a.depressed_score_sentence - middle) / a.depressed_pitch_weight + 0.5
     strong = Observation(words, voice, voice_pitch(-drop), sentence=0)
     assert mismatch_alerts(neutral_diary, [strong], config)[0].sentences == [0]
+
+
+def test_a_noisier_recording_needs_a_more_depressed_voice(config):
+    """Noise moves P(SAD) of calm voices up: the same voice that raises the flagship in a clean recording does not
+    in one near the quality gate's SNR; the margin falls linearly from the gate to depressed_clean_snr_db."""
+    a, gate = config.alerts, config.quality.min_snr_db
+    assert a.depressed_noise_margin > 0 and a.depressed_clean_snr_db > gate
+    assert noise_margin(None, config) == 0 and noise_margin(a.depressed_clean_snr_db + 10, config) == 0
+    assert noise_margin(gate, config) == pytest.approx(a.depressed_noise_margin)
+    assert noise_margin((gate + a.depressed_clean_snr_db) / 2, config) == pytest.approx(a.depressed_noise_margin / 2)
+    p_sad = a.depressed_score + a.depressed_noise_margin / 2
+    words, voice = ko(config, joy=1.0), en(config, SAD=p_sad, HAPPY=1 - p_sad)
+    fires = {snr: bool(mismatch_alerts(Observation(words, voice, voice_pitch(0.0), snr_db=snr), [], config))
+             for snr in (None, 60.0, a.depressed_clean_snr_db - 1, gate + 1)}
+    assert fires == {None: True, 60.0: True, a.depressed_clean_snr_db - 1: True, gate + 1: False}
 
 
 def test_severity_grows_with_the_depressed_score(config):

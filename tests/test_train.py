@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from fusion.cli import app
 from fusion.cli.train import data_root
+from fusion.config import default_config
 from fusion.text.model import EMBEDDED_DIR, EmbeddedTextModel, HFTextModel, load_text_model
-from fusion.train.alerts import CALM, GAP_FALSE_ALARMS, GRID, gap_thresholds
+from fusion.train.alerts import CALM, GAP_FALSE_ALARMS, GRID, Clips, gap_thresholds, noise_thresholds
 from fusion.train.text import train as train_text
 from fusion.train.text_fit import CANDIDATES as TEXT_CANDIDATES
 from fusion.voice.model import EMBEDDED_ROOT, load_audio_model_from
@@ -262,7 +263,8 @@ def test_train_alerts_rule_separates_sad_voices_of_test_speakers(tmp_path, few_s
     assert set(found["confusion_dev"]) == {"clean", "gain-25"}
     for condition, figures in found["test"].items():
         assert figures["worst_case_accuracy"] > 0.6, (condition, figures)
-    assert "[alerts] agitated_voice_arousal" in result.output
+    assert "[alerts] agitated_voice_arousal" in result.output and "[alerts] depressed_noise_margin" in result.output
+    assert set(found["noise"]["conditions"]) == {"clean", "gain-25", "personal"}
     gaps = found["gaps"]
     assert set(gaps["conditions"]) == {"clean", "gain-25"}
     for figures in gaps["conditions"].values():
@@ -293,6 +295,29 @@ def test_the_gap_rules_voice_thresholds_are_the_lowest_that_keep_calm_voices_qui
                                          for p in (clean, noisy)))
         assert np.mean([((p[label == "happy", 0] >= v) & (p[label == "happy", 1] >= a)).mean()
                         for p in (clean, noisy)]) <= recall + 1e-12
+
+
+def test_the_noise_margin_is_the_least_that_keeps_noisy_false_alarms_at_their_clean_rate():
+    """Calm voices score 0.3 higher in noisy (17 dB) recordings: the chosen margin lifts the threshold there just
+    enough that no emotion's false alarms exceed their rate as recorded, one grid step less would not, and a clean
+    recording's threshold is untouched."""
+    rng = np.random.default_rng(0)
+    label = np.array(["sad"] * 200 + ["calm"] * 200 + ["angry"] * 100)
+    clean = np.where(label == "sad", rng.uniform(0.3, 1.0, 500), rng.uniform(0.0, 0.5, 500))
+    noisy = clean + np.where(label == "sad", 0.1, 0.3)
+    score = np.concatenate([clean, noisy])
+    clips = Clips(np.tile(label, 2), np.array(["ko clean"] * 500 + ["ko noisy"] * 500),
+                  np.array([60.0] * 500 + [17.0] * 500))
+    found = noise_thresholds(score, clips, 0.4)
+    margin, start = found["depressed_noise_margin"], found["depressed_clean_snr_db"]
+    assert found["met"] and margin > 0
+
+    def alarms(voices: np.ndarray, m: float) -> float:  # the worst emotion's false alarms at margin m
+        lift = m * min(max((start - 17.0) / (start - default_config().quality.min_snr_db), 0.0), 1.0)
+        return max(float((voices[label == lab] >= 0.4 + lift).mean()) for lab in ("calm", "angry"))
+
+    assert alarms(noisy, margin) <= alarms(clean, 0.0) < alarms(noisy, margin - 0.05)
+    assert found["conditions"]["clean"]["recall"] == (clean[label == "sad"] >= 0.4).mean(), "clean untouched"
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ clip scored by a voice head that never heard its speaker (speaker-grouped folds)
 pitch taken against the ``auto`` baseline, as a new user's diary is; every clip as recorded and
 under each recording condition of ``CONDITIONS`` (``fusion.degrade``: a phone's noise, room and codec), and as
 recorded with pitch against a personal baseline (the speaker's other neutral and calm clips), as the diary of a
-user with one is (condition ``personal``).
+user with one is (condition ``personal``). For the rule as configured, the noise margin (``noise_thresholds``):
+how much both thresholds rise as a recording's estimated SNR falls.
 The weight and the diary threshold maximise the worst-emotion balanced accuracy, (recall on sad
 + the lowest specificity over the other emotions) / 2, averaged over each dataset under each
 condition, so no one emotion (an angry voice) nor one condition (noise) may carry the false
@@ -37,6 +38,7 @@ from fusion.combine import depressed_score, voice_point
 from fusion.config import default_config
 from fusion.eval.conditions import babble_for
 from fusion.progress import track
+from fusion.quality import assess
 from fusion.train.voice import Candidate, Corpus, clip_audio, fit, load_corpus, model_labels, out_of_fold
 from fusion.voice.model import EMBEDDED_ROOT, split_neutral
 from fusion.voice.prosody import prosody, resolve_baseline
@@ -49,6 +51,8 @@ CONDITIONS = ("clean", "pink15", "near", "opus16")
 GAP_FALSE_ALARMS = 0.02
 CALM = ("neutral", "calm")
 GRID = np.round(np.arange(-1.0, 1.0001, 0.01), 2)  # the voice thresholds the gap rules are chosen from
+NOISE_STARTS = (30.0, 35.0, 40.0, 45.0, 50.0, 60.0)      # depressed_clean_snr_db candidates, dB
+NOISE_MARGINS = np.round(np.arange(0.0, 1.0001, 0.05), 2)  # depressed_noise_margin candidates
 
 
 def per_clip(corpus: Corpus, rows: np.ndarray, cache: Path, progress: bool, condition: str, name: str,
@@ -98,10 +102,12 @@ def personal_semitones(corpus: Corpus, rows: np.ndarray, cache: Path, progress: 
 
 @dataclass(frozen=True)
 class Clips:
-    """The scored clips, one entry per clip and condition: truth label, and the group (dataset, condition)."""
+    """The scored clips, one entry per clip and condition: truth label, the group (dataset, condition), and the
+    recording's estimated SNR (``fusion.quality``)."""
 
     label: np.ndarray
     group: np.ndarray
+    snr_db: np.ndarray
 
     @property
     def is_sad(self) -> np.ndarray:
@@ -141,13 +147,16 @@ def scored(corpus: Corpus, rows: np.ndarray, probs: dict[str, np.ndarray], cache
     conditions = list(probs)
     p_sad = [probs[c][rows, sad] for c in conditions]
     pitch = [pitch_semitones(corpus, rows, cache, progress, c) for c in conditions]
+    snr = [per_clip(corpus, rows, cache, progress, c, "snr_db", lambda s: assess(s, default_config().quality).snr_db)
+           for c in conditions]
     group = [dataset + " " + c for c in conditions]
     if "clean" in probs:
         p_sad.append(probs["clean"][rows, sad])
         pitch.append(personal_semitones(corpus, rows, cache, progress))
+        snr.append(snr[conditions.index("clean")])
         group.append(dataset + " personal")
     return (np.concatenate(p_sad), np.concatenate(pitch),
-            Clips(np.tile(label, len(group)), np.concatenate(group)))
+            Clips(np.tile(label, len(group)), np.concatenate(group), np.concatenate(snr)))
 
 
 def per_condition(score: np.ndarray, clips: Clips, threshold: float) -> dict:
@@ -156,8 +165,46 @@ def per_condition(score: np.ndarray, clips: Clips, threshold: float) -> dict:
     out = {}
     for c in conditions:
         keep = np.char.endswith(clips.group.astype(str), " " + c)
-        out[c] = rates(score[keep], Clips(clips.label[keep], clips.group[keep]), threshold)
+        out[c] = rates(score[keep], Clips(clips.label[keep], clips.group[keep], clips.snr_db[keep]), threshold)
     return out
+
+
+def _condition(clips: Clips) -> np.ndarray:
+    return np.array([g.split(" ", 1)[1] for g in clips.group])
+
+
+def _worst_specificity(fired: np.ndarray, clips: Clips, keep: np.ndarray) -> float:
+    return min(1.0 - fired[keep & (clips.label == lab)].mean() for lab in NOT_SAD
+               if (keep & (clips.label == lab)).any())
+
+
+def noise_thresholds(score: np.ndarray, clips: Clips, threshold: float) -> dict:
+    """``depressed_noise_margin`` and ``depressed_clean_snr_db`` for the diary ``threshold``: for each start, the
+    lowest margin at which no phone condition's worst specificity (over the not-sad emotions) falls below the clips'
+    as recorded; of those, the pair with the most recall on sad voices averaged over the conditions (``met``; where
+    no margin of the grid gets there, the pair whose worst phone condition comes closest). Clips below
+    ``[quality] min_snr_db`` raise nothing (the pipeline stands down there)."""
+    cfg = default_config()
+    condition, heard = _condition(clips), clips.snr_db >= cfg.quality.min_snr_db
+    conditions = list(dict.fromkeys(condition))
+    degraded = [c for c in conditions if c not in ("clean", "personal")]
+    clean = _worst_specificity((score >= threshold) & heard, clips, condition == "clean")
+    found = []  # (met, recall or worst specificity, -margin, start, fired)
+    for start in NOISE_STARTS:
+        ramp = np.clip((start - clips.snr_db) / (start - cfg.quality.min_snr_db), 0.0, 1.0)
+        for margin in NOISE_MARGINS:
+            fired = (score >= threshold + margin * ramp) & heard
+            worst = min((_worst_specificity(fired, clips, condition == c) for c in degraded), default=clean)
+            recall = float(np.mean([fired[(condition == c) & clips.is_sad].mean() for c in conditions]))
+            found.append((worst >= clean, recall if worst >= clean else worst, -float(margin), start, fired))
+            if worst >= clean:
+                break
+    met, _, margin, start, fired = max(found, key=lambda f: f[:4])
+    return {"depressed_noise_margin": -margin, "depressed_clean_snr_db": start, "met": bool(met),
+            "conditions": {c: {"recall": float(fired[(condition == c) & clips.is_sad].mean()),
+                               "false_alarms": {lab: float(fired[(condition == c) & (clips.label == lab)].mean())
+                                                for lab in NOT_SAD if ((condition == c) & (clips.label == lab)).any()}}
+                           for c in conditions}}
 
 
 def confusion(corpus: Corpus, rows: np.ndarray, probs: dict[str, np.ndarray]) -> dict:
@@ -239,6 +286,8 @@ def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None 
     sentence = float(np.round(not_sad[int(math.ceil(len(not_sad) * (1 - SENTENCE_FALSE_ALARMS))) - 1] + 1e-3, 3))
     labels = np.array([corpus.rows[i]["label"] for i in np.flatnonzero(rows)])
     gaps = gap_thresholds(voice_points(corpus, rows, probs), labels)
+    a = cfg.alerts  # the noise margin is chosen for the rule as configured
+    noise = noise_thresholds(depressed_score(p_sad, pitch, a.depressed_pitch_weight), clips, a.depressed_score)
     test = corpus.mask(split="test", label=("sad", *NOT_SAD))
     head = fit(corpus, pool, cand)
     test_probs = {c: head.probs(corpus.x(cand.layers, c).astype(np.float64)) for c in conditions}
@@ -251,7 +300,7 @@ def calibrate(data: Path, cache: Path, progress: bool = True, limit: int | None 
             "sentence_recall": float((score[clips.is_sad] >= sentence).mean()),
             "conditions_dev": per_condition(score, clips, chosen["diary_threshold"]),
             "confusion_dev": confusion(corpus, rows, probs),
-            "test": per_condition(t_score, t_clips, chosen["diary_threshold"]), "gaps": gaps}
+            "test": per_condition(t_score, t_clips, chosen["diary_threshold"]), "gaps": gaps, "noise": noise}
 
 
 def _line(name: str, r: dict) -> str:
@@ -278,6 +327,14 @@ def print_result(result: dict) -> None:
     print("test speakers (reported, not used for any choice), diary threshold:")
     for condition, r in result["test"].items():
         print(_line(condition, r))
+    noise = result["noise"]
+    print(f"[alerts] depressed_noise_margin = {noise['depressed_noise_margin']:g}, depressed_clean_snr_db = "
+          f"{noise['depressed_clean_snr_db']:g} (for the configured weight and diary threshold: no phone condition's "
+          f"worst false alarms above as recorded{'' if noise['met'] else ': not met, the closest'}); train+dev, "
+          "out-of-fold:")
+    for condition, r in noise["conditions"].items():
+        alarms = "  ".join(f"{lab} {v:.3f}" for lab, v in r["false_alarms"].items())
+        print(f"{condition:>14s}  recall {r['recall']:.3f}  false alarms {alarms}")
     gaps = result["gaps"]
     print(f"[alerts] agitated_voice_arousal = {gaps['agitated_voice_arousal']:g}, upbeat_voice_valence = "
           f"{gaps['upbeat_voice_valence']:g}, upbeat_voice_arousal = {gaps['upbeat_voice_arousal']:g} (at most "
