@@ -180,14 +180,19 @@ def sad_share(emotions, voice_neutral, labels: Sequence[str]):
     return np.asarray(emotions)[..., list(labels).index("SAD")] * (1.0 - np.asarray(voice_neutral))
 
 
+def snr_ramp(snr_db, start_db: float, gate_db: float):
+    """0 at ``start_db`` and above, rising linearly to 1 at ``gate_db`` and below; 0 for an unmeasured SNR (None or
+    NaN). Elementwise over arrays."""
+    snr = np.asarray(np.nan if snr_db is None else snr_db, dtype=np.float64)
+    return np.where(np.isfinite(snr), np.clip((start_db - snr) / (start_db - gate_db), 0.0, 1.0), 0.0)
+
+
 def noise_margin(snr_db, cfg: Config):
     """What a noisy recording adds to the depressed-voice thresholds (noise moves P(SAD) of calm and angry voices
     up): ``[alerts] depressed_noise_margin`` at ``[quality] min_snr_db`` (below it no voice alert is raised),
     falling linearly to none at ``depressed_clean_snr_db``; none for an unmeasured SNR. Elementwise over arrays."""
-    a, low = cfg.alerts, cfg.quality.min_snr_db
-    snr = np.asarray(np.nan if snr_db is None else snr_db, dtype=np.float64)
-    ramp = np.clip((a.depressed_clean_snr_db - snr) / (a.depressed_clean_snr_db - low), 0.0, 1.0)
-    return a.depressed_noise_margin * np.where(np.isfinite(snr), ramp, 0.0)
+    a = cfg.alerts
+    return a.depressed_noise_margin * snr_ramp(snr_db, a.depressed_clean_snr_db, cfg.quality.min_snr_db)
 
 
 def _positive_words_depressed_tone(obs: Observation, cfg: Config) -> float | None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.combine import depressed_score, voice_point
+from fusion.combine import depressed_score, snr_ramp, voice_point
 from fusion.config import default_config
 from fusion.eval.conditions import babble_for
 from fusion.progress import track
@@ -147,7 +147,8 @@ def scored(corpus: Corpus, rows: np.ndarray, probs: dict[str, np.ndarray], cache
     conditions = list(probs)
     p_sad = [probs[c][rows, sad] for c in conditions]
     pitch = [pitch_semitones(corpus, rows, cache, progress, c) for c in conditions]
-    snr = [per_clip(corpus, rows, cache, progress, c, "snr_db", lambda s: assess(s, default_config().quality).snr_db)
+    quality = default_config().quality
+    snr = [per_clip(corpus, rows, cache, progress, c, "snr_db", lambda s: assess(s, quality).snr_db)
            for c in conditions]
     group = [dataset + " " + c for c in conditions]
     if "clean" in probs:
@@ -191,7 +192,7 @@ def noise_thresholds(score: np.ndarray, clips: Clips, threshold: float) -> dict:
     clean = _worst_specificity((score >= threshold) & heard, clips, condition == "clean")
     found = []  # (met, recall or worst specificity, -margin, start, fired)
     for start in NOISE_STARTS:
-        ramp = np.clip((start - clips.snr_db) / (start - cfg.quality.min_snr_db), 0.0, 1.0)
+        ramp = snr_ramp(clips.snr_db, start, cfg.quality.min_snr_db)
         for margin in NOISE_MARGINS:
             fired = (score >= threshold + margin * ramp) & heard
             worst = min((_worst_specificity(fired, clips, condition == c) for c in degraded), default=clean)
